@@ -1,0 +1,58 @@
+"""Connections to the case ledger and its schema migrations."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy.engine import make_url
+
+from concord.settings import Settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # WAL lets readers (the service) work while an import writes; a killed writer's
+    # uncommitted pages are discarded on the next open.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(settings: Settings, *, migrate: bool = True) -> Engine:
+    """An engine on the configured ledger, its schema brought up to date unless told not to."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        settings.ensure_home()
+        if url.database:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # SQLite has no decimal type: SQLAlchemy stores Numeric(18, 2) as REAL and reads it
+        # back rounded to the scale, which is exact below 10**13 CNY (the importer's bound).
+        warnings.filterwarnings("ignore", category=exc.SAWarning, message=".*Decimal objects.*")
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    if migrate:
+        upgrade(engine)
+    return engine
+
+
+def alembic_config(engine: Engine) -> Config:
+    """Alembic configuration pointing at the packaged migrations and this engine."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply the ledger's migrations up to ``revision``."""
+    command.upgrade(alembic_config(engine), revision)

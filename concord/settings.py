@@ -1,0 +1,98 @@
+"""One settings object for the whole product, read from ``CONCORD_*`` environment variables.
+
+All state lives under ``CONCORD_HOME`` (default ``./var``): the SQLite ledger, the pseudonym
+key, the feature store's files, MLflow's runs. Nothing is read or created at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in _TRUE
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where Concord keeps its state and which servers it talks to.
+
+    Attributes:
+        home: directory for all state (``CONCORD_HOME``).
+        database_url: SQLAlchemy URL of the case ledger (``CONCORD_DATABASE_URL``); default a
+            SQLite file under ``home``. PostgreSQL URLs name their driver:
+            ``postgresql+psycopg://user@host:5432/db``.
+        redis_url: Redis for the production online store (``CONCORD_REDIS_URL``), or None.
+        mlflow_tracking_uri: MLflow backend store (``CONCORD_MLFLOW_TRACKING_URI``); default a
+            SQLite file under ``home``.
+        require_services: when true (``CONCORD_REQUIRE_SERVICES=1``) tests that need PostgreSQL
+            or Redis fail instead of skipping.
+        progress_threshold: row count above which imports show a progress bar.
+    """
+
+    home: Path
+    database_url: str
+    redis_url: str | None = None
+    mlflow_tracking_uri: str | None = None
+    require_services: bool = False
+    progress_threshold: int = 5000
+    _pseudonym_key: bytes | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Build settings from ``CONCORD_*`` variables (``os.environ`` unless given)."""
+        env = os.environ if environ is None else environ
+        home = Path(env.get("CONCORD_HOME") or "./var").expanduser().absolute()
+        database_url = env.get("CONCORD_DATABASE_URL") or f"sqlite:///{home / 'concord.db'}"
+        raw_key = env.get("CONCORD_PSEUDONYM_KEY")
+        return cls(
+            home=home,
+            database_url=database_url,
+            redis_url=env.get("CONCORD_REDIS_URL") or None,
+            mlflow_tracking_uri=env.get("CONCORD_MLFLOW_TRACKING_URI") or None,
+            require_services=_flag(env.get("CONCORD_REQUIRE_SERVICES")),
+            progress_threshold=int(env.get("CONCORD_PROGRESS_THRESHOLD") or 5000),
+            _pseudonym_key=raw_key.encode("utf-8") if raw_key else None,
+        )
+
+    @property
+    def key_file(self) -> Path:
+        """File that keeps the generated pseudonym key when none is configured."""
+        return self.home / "pseudonym.key"
+
+    def ensure_home(self) -> Path:
+        """Create the state directory if needed and return it."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+    def pseudonym_key(self) -> bytes:
+        """The secret for keyed pseudonyms.
+
+        ``CONCORD_PSEUDONYM_KEY`` when set; otherwise a random key generated once and kept in
+        ``home/pseudonym.key`` with permissions 0600, so that pseudonyms stay stable.
+        """
+        if self._pseudonym_key is not None:
+            return self._pseudonym_key
+        path = self.key_file
+        if not path.exists():
+            self.ensure_home()
+            key = secrets.token_hex(32)
+            # O_EXCL: two processes starting at once must not each write their own key.
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(key)
+        return path.read_text().strip().encode("utf-8")
+
+
+def get_settings() -> Settings:
+    """Settings for the current process environment."""
+    return Settings.from_env()

@@ -1,0 +1,317 @@
+"""Vectorised parsers for the value conventions of the contract tables (CONTRACTS.md).
+
+Every parser takes a column as a pandas Series of trimmed strings (missing values as NA) and
+returns a :class:`Parsed`: the canonical values and, per row, the reason the value was refused
+(NA where it was fine or missing). Missing values are the caller's business (required or
+default). Reasons never repeat the value of personal identifiers.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+SHANGHAI = "Asia/Shanghai"
+MAX_AMOUNT_DIGITS = 13  # integer digits of an amount in CNY; SQLite keeps 15 significant digits
+
+# Full-width forms, ideographic space and the yuan sign variants people type in Excel.
+_NEEDS_NFKC = "[\u3000\uFF01-\uFF5E\uFFE0-\uFFEE]"
+
+
+@dataclass
+class Parsed:
+    """Parsed column: canonical ``values`` and per-row ``errors`` (NA where none)."""
+
+    values: pd.Series
+    errors: pd.Series
+
+
+def _no_errors(index: pd.Index) -> pd.Series:
+    return pd.Series(pd.NA, index=index, dtype="object")
+
+
+def _with_errors(errors: pd.Series, mask: pd.Series, reason: str | pd.Series) -> pd.Series:
+    """Set ``reason`` where ``mask`` holds and no earlier reason exists."""
+    target = mask.fillna(False).astype(bool) & errors.isna()
+    if isinstance(reason, pd.Series):
+        errors.loc[target] = reason.loc[target]
+    else:
+        errors.loc[target] = reason
+    return errors
+
+
+def normalise_text(column: pd.Series) -> pd.Series:
+    """Trim, fold full-width characters (NFKC) and turn empty cells into NA.
+
+    Only cells that contain full-width forms pay for the Unicode normalisation.
+    """
+    text = column.astype("string[pyarrow]").str.strip()
+    wide = text.str.contains(_NEEDS_NFKC, regex=True).fillna(False).astype(bool)
+    if wide.any():
+        text = text.copy()
+        text.loc[wide] = [unicodedata.normalize("NFKC", value).strip() for value in text[wide]]
+    return text.mask(text == "")
+
+
+def parse_amount(column: pd.Series) -> Parsed:
+    """CNY amounts: ``12345.6``, ``12,345.60``, ``¥12,345.60``, full-width digits.
+
+    Values are canonical decimal strings with two places (``"12345.60"``), never floats.
+    """
+    errors = _no_errors(column.index)
+    text = column.astype("string[pyarrow]")
+    cleaned = text.str.replace(r"^(?:¥|￥|CNY|RMB)\s*|\s*(?:元|CNY|RMB)$|[,\s]", "", regex=True)
+    parts = cleaned.str.extract(r"^(?P<sign>[-+]?)(?P<int>\d*)(?:\.(?P<frac>\d*))?$")
+    present = cleaned.notna()
+    bad = present & (parts["int"].isna() | ((parts["int"].fillna("") + parts["frac"].fillna("")) == ""))
+    errors = _with_errors(errors, bad, "is not an amount (expected e.g. 12345.60)")
+    errors = _with_errors(errors, present & (parts["sign"] == "-"), "must not be negative")
+    frac = parts["frac"].fillna("").str.rstrip("0")
+    errors = _with_errors(errors, present & (frac.str.len() > 2), "has more than 2 decimal places")
+    integer = parts["int"].fillna("").str.lstrip("0")
+    errors = _with_errors(
+        errors, present & (integer.str.len() > MAX_AMOUNT_DIGITS), "is too large for an amount"
+    )
+    good = present & errors.isna()
+    values = pd.Series(pd.NA, index=column.index, dtype="object")
+    integer_part = integer.where(integer != "", "0")
+    canonical = integer_part + "." + frac.str.pad(2, side="right", fillchar="0")
+    values.loc[good] = canonical.loc[good].astype(object)
+    return Parsed(values, errors)
+
+
+_DATE = (
+    r"^(?P<y>\d{4})(?:[-/.年](?P<m>\d{1,2})[-/.月](?P<d>\d{1,2})日?|(?P<m8>\d{2})(?P<d8>\d{2}))"
+    r"(?:[ T](?P<H>\d{1,2})(?:[:时](?P<M>\d{1,2}))?(?:[:分](?P<S>\d{1,2})(?:\.(?P<f>\d+))?秒?)?)?"
+    r"\s*(?P<tz>Z|[+-]\d{2}:?\d{2})?$"
+)
+_SERIAL = r"^(?P<serial>\d{1,5}(?:\.\d+)?)$"
+_EXCEL_EPOCH = pd.Timestamp("1899-12-30")
+
+
+def _parse_datetime_parts(column: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+    """Naive datetimes from the accepted spellings; returns (values, has_time, tz_offset, bad)."""
+    text = column.astype("string[pyarrow]")
+    parts = text.str.extract(_DATE)
+    serial = text.str.extract(_SERIAL)["serial"]
+    month = parts["m"].fillna(parts["m8"])
+    day = parts["d"].fillna(parts["d8"])
+    frame = pd.DataFrame(
+        {
+            "year": pd.to_numeric(parts["y"], errors="coerce"),
+            "month": pd.to_numeric(month, errors="coerce"),
+            "day": pd.to_numeric(day, errors="coerce"),
+            "hour": pd.to_numeric(parts["H"], errors="coerce").fillna(0),
+            "minute": pd.to_numeric(parts["M"], errors="coerce").fillna(0),
+            "second": pd.to_numeric(parts["S"], errors="coerce").fillna(0),
+        }
+    )
+    matched = frame["year"].notna()
+    values = pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns]")
+    if matched.any():
+        values.loc[matched] = pd.to_datetime(frame.loc[matched], errors="coerce")
+    serial_days = pd.to_numeric(serial, errors="coerce")
+    is_serial = serial_days.notna() & ~matched & (serial_days >= 1)
+    if is_serial.any():
+        # Excel's day 60 is the fictitious 1900-02-29; serials after it count from 1899-12-30.
+        values.loc[is_serial] = _EXCEL_EPOCH + pd.to_timedelta(serial_days[is_serial], unit="D")
+        values.loc[is_serial] = values.loc[is_serial].dt.round("s")
+    present = text.notna()
+    bad = present & values.isna()
+    out_of_range = present & values.notna() & ((values.dt.year < 1900) | (values.dt.year > 2100))
+    has_time = parts["H"].notna() | (is_serial & (serial_days % 1 != 0))
+    return values, has_time, parts["tz"], bad | out_of_range
+
+
+def parse_date(column: pd.Series) -> Parsed:
+    """Calendar dates: ``2024-03-05``, ``2024/3/5``, ``2024年3月5日``, ``20240305``, Excel serials.
+
+    Values are ``datetime64[ns]`` at midnight (NaT where missing or refused). A time of day
+    other than midnight is refused: a date column holds dates.
+    """
+    values, _has_time, tz, bad = _parse_datetime_parts(column)
+    errors = _no_errors(column.index)
+    errors = _with_errors(errors, bad, "is not a date (expected e.g. 2024-03-05)")
+    with_time = values.notna() & (values != values.dt.normalize())
+    errors = _with_errors(errors, with_time | tz.notna(), "is a timestamp, not a date")
+    values = values.where(errors.isna())
+    return Parsed(values, errors)
+
+
+def parse_timestamp(column: pd.Series, naive_zone: str = SHANGHAI) -> Parsed:
+    """Timestamps, stored in UTC: naive input is Asia/Shanghai; ``Z``/``+08:00`` honoured.
+
+    Values are tz-aware ``datetime64[ns, UTC]``.
+    """
+    values, _has_time, tz, bad = _parse_datetime_parts(column)
+    errors = _no_errors(column.index)
+    errors = _with_errors(errors, bad, "is not a timestamp (expected e.g. 2024-03-05 14:30:00)")
+    result = pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns, UTC]")
+    naive = values.notna() & tz.isna() & errors.isna()
+    if naive.any():
+        local = values[naive].dt.tz_localize(naive_zone, ambiguous="NaT", nonexistent="NaT")
+        result.loc[naive] = local.dt.tz_convert("UTC")
+    aware = values.notna() & tz.notna() & errors.isna()
+    if aware.any():
+        offset = tz[aware].str.replace(":", "", regex=False)
+        sign = np.where(offset.str.startswith("-"), -1, 1)
+        hours = pd.to_numeric(offset.str.slice(1, 3), errors="coerce").fillna(0)
+        minutes = pd.to_numeric(offset.str.slice(3, 5), errors="coerce").fillna(0)
+        shift = pd.to_timedelta(sign * (hours * 60 + minutes), unit="min")
+        shift = shift.where(tz[aware] != "Z", pd.Timedelta(0))
+        result.loc[aware] = (values[aware] - shift.values).dt.tz_localize("UTC")
+    errors = _with_errors(errors, values.notna() & result.isna(), "does not exist in local time")
+    return Parsed(result, errors)
+
+
+_ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
+_ID_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
+
+
+def id_checksum_ok(numbers: list[str] | np.ndarray) -> np.ndarray:
+    """ISO 7064 MOD 11-2 check of 18-character resident ID numbers (already well-formed)."""
+    if len(numbers) == 0:
+        return np.zeros(0, dtype=bool)
+    raw = np.frombuffer("".join(numbers).encode("ascii"), dtype=np.uint8).reshape(-1, 18)
+    digits = raw[:, :17].astype(np.int64) - ord("0")
+    expected = _ID_CHECK[(digits * _ID_WEIGHTS).sum(axis=1) % 11]
+    return raw[:, 17] == expected
+
+
+def parse_id_number(column: pd.Series) -> Parsed:
+    """18-character resident ID numbers; a trailing ``x`` is upper-cased; checksum verified."""
+    errors = _no_errors(column.index)
+    text = column.astype("string[pyarrow]").str.replace(r"\s", "", regex=True).str.upper()
+    present = text.notna()
+    shaped = text.str.fullmatch(r"\d{17}[\dX]").fillna(False).astype(bool)
+    errors = _with_errors(errors, present & ~shaped, "is not an 18-character resident ID number")
+    checksum = pd.Series(False, index=column.index)
+    if shaped.any():
+        checksum.loc[shaped] = id_checksum_ok(text[shaped].tolist())
+    errors = _with_errors(errors, shaped & ~checksum, "fails the ID number checksum")
+    return Parsed(text.where(errors.isna() & present).astype(object), errors)
+
+
+def parse_phone(column: pd.Series) -> Parsed:
+    """Mainland mobiles: 11 digits starting 1[3-9]; ``+86``, spaces and dashes tolerated."""
+    errors = _no_errors(column.index)
+    text = column.astype("string[pyarrow]").str.replace(r"[\s\-()]", "", regex=True)
+    text = text.str.replace(r"^(?:\+86|0086|86)(1\d{10})$", r"\1", regex=True)
+    present = text.notna()
+    ok = text.str.fullmatch(r"1[3-9]\d{9}").fillna(False).astype(bool)
+    errors = _with_errors(errors, present & ~ok, "is not an 11-digit mainland mobile number")
+    return Parsed(text.where(ok).astype(object), errors)
+
+
+def parse_enum(column: pd.Series, choices: Mapping[str, str]) -> Parsed:
+    """Map spellings (English or Chinese, any case) to canonical enum values."""
+    errors = _no_errors(column.index)
+    lookup = {key.lower(): value for key, value in choices.items()}
+    lowered = column.astype("string[pyarrow]").str.lower()
+    values = lowered.map(lookup, na_action="ignore").astype(object)
+    expected = ", ".join(sorted(set(choices.values())))
+    bad = column.notna() & values.isna()
+    errors = _with_errors(errors, bad, "'" + column.astype(str) + f"' is not one of: {expected}")
+    return Parsed(values.where(values.notna(), pd.NA), errors)
+
+
+_TRUE = {"true", "1", "1.0", "yes", "y", "t", "是", "有", "真"}
+_FALSE = {"false", "0", "0.0", "no", "n", "f", "否", "无", "没有", "假"}
+
+
+def parse_bool(column: pd.Series) -> Parsed:
+    """Booleans: true/false, 1/0, yes/no, 是/否, 有/无."""
+    choices = {**dict.fromkeys(_TRUE, "true"), **dict.fromkeys(_FALSE, "false")}
+    parsed = parse_enum(column, choices)
+    errors = _no_errors(column.index)
+    errors = _with_errors(errors, parsed.errors.notna(), "is not a yes/no value (true/false, 是/否)")
+    values = parsed.values.map({"true": True, "false": False}, na_action="ignore")
+    return Parsed(values.astype(object), errors)
+
+
+def parse_int(column: pd.Series, minimum: int = 0) -> Parsed:
+    """Whole numbers (``3`` or Excel's ``3.0``) no smaller than ``minimum``."""
+    errors = _no_errors(column.index)
+    text = column.astype("string[pyarrow]").str.replace(r"[,\s]", "", regex=True)
+    number = pd.to_numeric(text.str.replace(r"\.0+$", "", regex=True), errors="coerce")
+    present = column.notna()
+    whole = text.str.fullmatch(r"[-+]?\d+(?:\.0+)?").fillna(False).astype(bool)
+    errors = _with_errors(errors, present & ~whole, "is not a whole number")
+    errors = _with_errors(errors, present & (number < minimum), f"must be at least {minimum}")
+    values = number.where(errors.isna() & present).astype("Int64")
+    return Parsed(values, errors)
+
+
+def parse_float(column: pd.Series, low: float, high: float, *, low_open: bool = False) -> Parsed:
+    """Numbers in ``[low, high]`` (``(low, high]`` when ``low_open``)."""
+    errors = _no_errors(column.index)
+    number = pd.to_numeric(column.astype("string[pyarrow]"), errors="coerce").astype("float64")
+    present = column.notna()
+    errors = _with_errors(errors, present & number.isna(), "is not a number")
+    below = number <= low if low_open else number < low
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+    errors = _with_errors(errors, present & (below | (number > high)), f"must be in {interval}")
+    return Parsed(number.where(errors.isna()), errors)
+
+
+def parse_rate(column: pd.Series) -> Parsed:
+    """Annual rates as a fraction in [0, 1]: ``0.18`` or ``18%``; canonical decimal strings."""
+    errors = _no_errors(column.index)
+    text = column.astype("string[pyarrow]").str.replace(r"\s", "", regex=True)
+    percent = text.str.endswith("%").fillna(False).astype(bool)
+    digits = text.str.rstrip("%").str.fullmatch(r"\d+(?:\.\d+)?|\.\d+").fillna(False).astype(bool)
+    present = column.notna()
+    errors = _with_errors(errors, present & ~digits, "is not a rate (expected 0.18 or 18%)")
+    number = pd.to_numeric(text.str.rstrip("%").where(digits), errors="coerce")
+    fraction = number.where(~percent, number / 100)
+    errors = _with_errors(
+        errors, present & digits & (fraction > 1), "must be in [0, 1] (or a percentage like 18%)"
+    )
+    values = pd.Series(pd.NA, index=column.index, dtype="object")
+    good = present & errors.isna()
+    if good.any():
+        from decimal import Decimal
+
+        def canonical(raw: str, is_percent: bool) -> str:
+            value = Decimal(raw.rstrip("%"))
+            if is_percent:
+                value = value / 100
+            return format(value.quantize(Decimal("0.000001")), "f")
+
+        values.loc[good] = [
+            canonical(raw, pct) for raw, pct in zip(text[good], percent[good], strict=True)
+        ]
+    return Parsed(values, errors)
+
+
+def parse_list(column: pd.Series, choices: Mapping[str, str] | None = None) -> Parsed:
+    """Lists such as ``mandarin;minnan``; separators ``; ， 、 |`` accepted; canonical ``a;b``."""
+    errors = _no_errors(column.index)
+    values = pd.Series(pd.NA, index=column.index, dtype="object")
+    lookup = {k.lower(): v for k, v in choices.items()} if choices else None
+    expected = ", ".join(sorted(set(choices.values()))) if choices else ""
+    for index, raw in column.dropna().items():
+        items = [item.strip() for item in pd.Series([raw]).str.split(r"[;,|、，；]").iloc[0]]
+        items = [item for item in items if item]
+        if lookup is not None:
+            unknown = [item for item in items if item.lower() not in lookup]
+            if unknown:
+                errors.loc[index] = f"'{unknown[0]}' is not one of: {expected}"
+                continue
+            items = [lookup[item.lower()] for item in items]
+        else:
+            items = [item.lower() for item in items]
+        values.loc[index] = ";".join(dict.fromkeys(items))
+    return Parsed(values, errors)
+
+
+def parse_string(column: pd.Series, max_length: int = 255) -> Parsed:
+    """Free text up to ``max_length`` characters."""
+    errors = _no_errors(column.index)
+    too_long = column.astype("string[pyarrow]").str.len() > max_length
+    errors = _with_errors(errors, too_long, f"is longer than {max_length} characters")
+    return Parsed(column.astype(object).where(errors.isna() & column.notna(), pd.NA), errors)
