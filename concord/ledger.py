@@ -106,8 +106,7 @@ class Debtor(Base):
     """A natural person (or company) known only by keyed pseudonym and masked ID."""
 
     __tablename__ = "debtors"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    debtor_key: Mapped[str] = mapped_column(String(HASH), unique=True)
+    debtor_key: Mapped[str] = mapped_column(String(HASH), primary_key=True)
     id_masked: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -120,7 +119,7 @@ class Case(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id"))
     case_id: Mapped[str] = mapped_column(String(64))
-    debtor_id: Mapped[int | None] = mapped_column(ForeignKey("debtors.id"), index=True)
+    debtor_key: Mapped[str | None] = mapped_column(ForeignKey("debtors.debtor_key"), index=True)
     product: Mapped[str] = mapped_column(String(32))
     debtor_type: Mapped[str] = mapped_column(String(16))
     debtor_name: Mapped[str] = mapped_column(String(255))
@@ -137,8 +136,8 @@ class Case(Base):
     last_payment_date: Mapped[dt.date | None] = mapped_column(Date)
     court: Mapped[str | None] = mapped_column(String(255))
     in_scope: Mapped[bool] = mapped_column(Boolean)
-    flags: Mapped[str] = mapped_column(String(255), default="")
-    stage: Mapped[str] = mapped_column(String(32), default="new")
+    flags: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    stage: Mapped[str] = mapped_column(String(32), default="new", server_default="new")
     row_hash: Mapped[str] = mapped_column(String(HASH))
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id"))
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
@@ -149,9 +148,9 @@ class ContactCheck(Base):
     """A phone-status check or lost-contact repair result (contract ``contact_checks``)."""
 
     __tablename__ = "contact_checks"
-    __table_args__ = (UniqueConstraint("debtor_id", "checked_at"),)
+    __table_args__ = (UniqueConstraint("debtor_key", "checked_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    debtor_id: Mapped[int] = mapped_column(ForeignKey("debtors.id"))
+    debtor_key: Mapped[str] = mapped_column(ForeignKey("debtors.debtor_key"))
     checked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     phone_status: Mapped[str] = mapped_column(String(16))
     repaired_numbers: Mapped[int] = mapped_column(Integer, default=0)
@@ -165,9 +164,9 @@ class CapacitySnapshot(Base):
     """Repayment-capacity snapshot from a data provider (contract ``capacity``)."""
 
     __tablename__ = "capacity_snapshots"
-    __table_args__ = (UniqueConstraint("debtor_id", "as_of"),)
+    __table_args__ = (UniqueConstraint("debtor_key", "as_of"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    debtor_id: Mapped[int] = mapped_column(ForeignKey("debtors.id"))
+    debtor_key: Mapped[str] = mapped_column(ForeignKey("debtors.debtor_key"))
     as_of: Mapped[dt.date] = mapped_column(Date)
     monthly_income: Mapped[Decimal | None] = mapped_column(Money)
     income_stability: Mapped[float | None] = mapped_column(Float)
@@ -186,9 +185,9 @@ class LitigationRecord(Base):
     """Court data on a debtor at a date (contract ``litigation``)."""
 
     __tablename__ = "litigation_records"
-    __table_args__ = (UniqueConstraint("debtor_id", "as_of"),)
+    __table_args__ = (UniqueConstraint("debtor_key", "as_of"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    debtor_id: Mapped[int] = mapped_column(ForeignKey("debtors.id"))
+    debtor_key: Mapped[str] = mapped_column(ForeignKey("debtors.debtor_key"))
     as_of: Mapped[dt.date] = mapped_column(Date)
     defendant_cases: Mapped[int] = mapped_column(Integer)
     enforcement_cases: Mapped[int] = mapped_column(Integer)
@@ -229,9 +228,9 @@ class Mediator(Base):
     mediator_id: Mapped[str] = mapped_column(String(64), unique=True)
     organisation: Mapped[str] = mapped_column(String(255))
     capacity: Mapped[int] = mapped_column(Integer)
-    languages: Mapped[str] = mapped_column(Text, default="")
-    products: Mapped[str] = mapped_column(Text, default="")
-    provinces: Mapped[str] = mapped_column(Text, default="")
+    languages: Mapped[str] = mapped_column(Text, default="", server_default="")
+    products: Mapped[str] = mapped_column(Text, default="", server_default="")
+    provinces: Mapped[str] = mapped_column(Text, default="", server_default="")
     row_hash: Mapped[str] = mapped_column(String(HASH))
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id"))
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

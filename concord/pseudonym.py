@@ -1,35 +1,37 @@
 """Keyed pseudonyms and masked display forms for personal identifiers.
 
 Raw ID numbers and phone numbers never leave the import step: features, logs, MLflow and
-explanations see only the keyed pseudonym (HMAC-SHA256 under the deployment's secret), and
-people see only the masked form.
+explanations see only the keyed pseudonym, and people see only the masked form.
+
+The pseudonym is keyed BLAKE2b (a MAC by design, RFC 7693) under a 32-byte key derived from
+the deployment's secret: without the secret nobody can recompute a pseudonym from an ID
+number, and the same number always maps to the same pseudonym within a deployment.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Iterable
 
 PSEUDONYM_LENGTH = 32  # hex characters (128 bits): collisions are negligible at any scale
 
 
-def pseudonym(key: bytes, kind: str, value: str) -> str:
+def _mac_key(secret: bytes, kind: str) -> bytes:
+    # One key per kind of identifier, so an ID number and a phone never share a pseudonym.
+    return hashlib.sha256(b"concord-pseudonym:" + kind.encode() + b":" + secret).digest()
+
+
+def pseudonym(secret: bytes, kind: str, value: str) -> str:
     """Keyed pseudonym of one identifier; ``kind`` ("id", "phone") separates namespaces."""
-    digest = hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
-    return digest[:PSEUDONYM_LENGTH]
+    return pseudonyms(secret, kind, [value])[0]
 
 
-def pseudonyms(key: bytes, kind: str, values: Iterable[str]) -> list[str]:
-    """Pseudonyms of many identifiers (same order); each distinct value is hashed once."""
-    cache: dict[str, str] = {}
-    out = []
-    for value in values:
-        hashed = cache.get(value)
-        if hashed is None:
-            hashed = cache[value] = pseudonym(key, kind, value)
-        out.append(hashed)
-    return out
+def pseudonyms(secret: bytes, kind: str, values: Iterable[str]) -> list[str]:
+    """Pseudonyms of many identifiers (same order)."""
+    key = _mac_key(secret, kind)
+    size = PSEUDONYM_LENGTH // 2
+    blake = hashlib.blake2b
+    return [blake(value.encode(), key=key, digest_size=size).hexdigest() for value in values]
 
 
 def mask_id_number(value: str) -> str:

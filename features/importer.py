@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import queue
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,13 +21,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, Table as SqlTable, insert, select, update
-from sqlalchemy.sql import bindparam
 
 from concord import ledger
 from concord.pseudonym import mask_id_number, mask_phone, pseudonyms
 from concord.settings import Settings
 from features import parsing
-from features.contracts import TABLES, Column, Table, creditor_kind, SCOPE_PRINCIPAL_LIMIT
+from features.contracts import SCOPE_PRINCIPAL_LIMIT, TABLES, Column, Table, creditor_kind
 from features.reader import ContractError, RawTable, read_table
 
 Progress = Callable[[str, int, int], None]
@@ -112,9 +112,12 @@ class Validated:
     values: pd.DataFrame
     error_column: pd.Series
     error_reason: pd.Series
+    blank: np.ndarray | None = None  # rows with no value in any contract column
 
     def reject(self, mask: pd.Series | np.ndarray, column: str, reason: str | pd.Series) -> None:
         """Record ``reason`` for rows in ``mask`` that have no fault yet."""
+        if isinstance(mask, pd.Series):
+            mask = mask.reindex(self.values.index, fill_value=False).fillna(False).astype(bool)
         target = pd.Series(np.asarray(mask, dtype=bool), index=self.values.index) & self.error_column.isna()
         self.error_column.loc[target] = column
         if isinstance(reason, pd.Series):
@@ -132,20 +135,26 @@ def validate(table: Table, raw: RawTable) -> Validated:
     index = raw.frame.index
     values = pd.DataFrame(index=index)
     result = Validated(values, pd.Series(pd.NA, index=index, dtype=object), pd.Series(pd.NA, index=index, dtype=object))
+    present = np.zeros(len(index), dtype=bool)
     for column in table.columns:
         text = parsing.normalise_text(raw.frame[column.name])
+        present |= text.notna().to_numpy()
         if column.default is not None:
             text = text.fillna(column.default)
         parsed = _parse_column(column, text)
         values[column.name] = parsed.values
         label = table.label(column.name)
-        if column.personal or column.kind in ("enum", "list"):
-            reason = label + " " + parsed.errors
-        else:
-            reason = label + " " + parsed.errors + ": '" + text.astype(str) + "'"
-        result.reject(parsed.errors.notna(), column.name, reason)
+        faulty = parsed.errors.notna()
+        if faulty.any():
+            reason = label + " " + parsed.errors[faulty]
+            if not (column.personal or column.kind in ("enum", "list")):
+                reason = reason + ": '" + text[faulty].astype(str) + "'"
+            result.reject(faulty, column.name, reason.reindex(index))
         if column.required and column.name != "id_number":
-            result.reject(text.isna(), column.name, f"{label} is required")
+            missing = text.isna()
+            if missing.any():
+                result.reject(missing, column.name, f"{label} is required")
+    result.blank = ~present
     return result
 
 
@@ -172,49 +181,196 @@ def _company_ids(raw: RawTable, result: Validated) -> None:
     result.error_reason.loc[cleared] = pd.NA
 
 
-def _reject_duplicates(table: Table, result: Validated, rows: np.ndarray) -> None:
-    ok = result.ok
+def _reject_duplicates(table: Table, result: Validated, rows: np.ndarray, seen: dict[str, int]) -> None:
+    """Reject a second row with a key already used in this file (``seen``: key -> first row)."""
+    ok = result.ok.to_numpy()
     keys = result.values.loc[ok, list(table.key)]
-    duplicated = keys.duplicated(keep="first")
-    if not duplicated.any():
+    if keys.empty:
         return
-    first_row = {}
-    for index, key in zip(keys.index, map(tuple, keys.itertuples(index=False)), strict=True):
-        first_row.setdefault(key, rows[index])
+    text = keys.iloc[:, 0].astype(str)
+    for name in keys.columns[1:]:
+        text = text + "\x1f" + keys[name].astype(str)
     reasons = pd.Series(pd.NA, index=result.values.index, dtype=object)
-    for index in keys.index[duplicated.to_numpy()]:
-        key = tuple(keys.loc[index])
-        reasons.loc[index] = f"duplicate key ({', '.join(table.key)}): row {first_row[key]} has the same"
-    mask = reasons.notna()
-    result.reject(mask, table.key[-1], reasons)
+    names = ", ".join(table.key)
+    for index, key, row in zip(keys.index, text.tolist(), rows[ok].tolist(), strict=True):
+        first = seen.setdefault(key, row)
+        if first != row:
+            reasons.loc[index] = f"duplicate key ({names}): row {first} has the same"
+    result.reject(reasons.notna(), table.key[-1], reasons)
 
 
-# --------------------------------------------------------------------------- storage
+# --------------------------------------------------------------------------- preparing rows
 
 
-def _row_hash(frame: pd.DataFrame) -> list[str]:
-    """A stable digest of each row's stored content (canonical text, unit separator)."""
-    text = frame.astype(str).replace({"<NA>": "", "NaT": "", "nan": "", "None": ""})
-    joined = text.iloc[:, 0].str.cat([text[c] for c in text.columns[1:]], sep="\x1f")
-    return [hashlib.blake2b(value.encode(), digest_size=16).hexdigest() for value in joined]
+def _row_hash(frame: pd.DataFrame) -> np.ndarray:
+    """A stable 64-bit digest of each row's parsed content, as 16 hex characters."""
+    digest = pd.util.hash_pandas_object(frame, index=False, categorize=False).to_numpy()
+    return np.char.mod("%016x", digest).astype(object)
 
 
-def _py(series: pd.Series, kind: str) -> list[Any]:
-    """Column values as the Python objects SQLAlchemy binds (Decimal, date, datetime, ...)."""
-    if kind == "amount" or kind == "rate":
-        return [None if v is pd.NA or v is None else Decimal(v) for v in series.tolist()]
+def _db_values(series: pd.Series, kind: str) -> list[Any]:
+    """Column values as a DB driver takes them, for SQLite and PostgreSQL alike.
+
+    Dates and timestamps become ISO text (SQLAlchemy's own SQLite storage format; PostgreSQL
+    parses it), amounts stay canonical decimal text, missing values become None.
+    """
     if kind == "date":
-        return [None if pd.isna(v) else v.date() for v in series.tolist()]
+        array = series.to_numpy(dtype="datetime64[D]")
+        text = np.datetime_as_string(array, unit="D").astype(object)
+        text[np.isnat(array)] = None
+        return text.tolist()
     if kind == "timestamp":
-        naive = series.dt.tz_convert("UTC").dt.tz_localize(None)
-        return [None if pd.isna(v) else v.to_pydatetime() for v in naive.tolist()]
+        array = series.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+        text = np.char.replace(np.datetime_as_string(array, unit="us"), "T", " ").astype(object)
+        text[np.isnat(array)] = None
+        return text.tolist()
     if kind == "int":
         return [None if pd.isna(v) else int(v) for v in series.tolist()]
     if kind == "float":
         return [None if pd.isna(v) else float(v) for v in series.tolist()]
     if kind == "bool":
-        return [None if v is pd.NA or v is None else bool(v) for v in series.tolist()]
-    return [None if v is pd.NA or v is None or (isinstance(v, float) and np.isnan(v)) else v for v in series.tolist()]
+        return [None if v is None or v is pd.NA else bool(v) for v in series.tolist()]
+    values = series.to_numpy(dtype=object)
+    values[pd.isna(values)] = None
+    return values.tolist()
+
+
+@dataclass
+class Prepared:
+    """One chunk, parsed and checked, ready for the ledger (no database needed to make it).
+
+    ``columns`` hold driver-ready values of the accepted rows. ``resolve`` names the column
+    the writer still has to look up in the ledger: ``creditor`` (creditor name -> id) or
+    ``case`` (creditor and case_id -> case pk, rejecting unknown cases).
+    """
+
+    sql: SqlTable
+    columns: dict[str, list[Any]]
+    key: list[str]
+    hashes: np.ndarray
+    flags: list[str]
+    rows: np.ndarray  # spreadsheet rows of the accepted rows
+    debtors: dict[str, str]  # pseudonym -> masked ID to record
+    rejections: list[Rejection]
+    rejected_frame: pd.DataFrame | None
+    rows_read: int
+    last_row: int
+    resolve: str | None = None
+    creditors: list[str] = field(default_factory=list)
+    case_ids: list[str] = field(default_factory=list)
+    accepted_raw: pd.DataFrame | None = None  # raw text of accepted rows, for late rejections
+
+
+def _rejected_frame(raw: RawTable, mask: np.ndarray, source: dict[str, str], columns: Sequence[str],
+                    reasons: Sequence[str], rows: np.ndarray) -> pd.DataFrame:
+    frame = raw.frame.loc[mask, list(source)].rename(columns=source)
+    frame["reject_row"] = rows
+    frame["reject_column"] = list(columns)
+    frame["reject_reason"] = list(reasons)
+    return frame
+
+
+def prepare(table: Table, raw: RawTable, secret: bytes, seen: dict[str, int], today: dt.date,
+            source: dict[str, str], keep_rejected: bool) -> Prepared:
+    """Validate a chunk and shape its accepted rows for the ledger (pseudonyms included)."""
+    result = validate(table, raw)
+    if result.blank is not None and result.blank.any():
+        keep = ~result.blank
+        raw = RawTable(raw.frame.loc[keep].reset_index(drop=True), raw.rows[keep], raw.last_row)
+        result = Validated(result.values.loc[keep].reset_index(drop=True),
+                           result.error_column.loc[keep].reset_index(drop=True),
+                           result.error_reason.loc[keep].reset_index(drop=True))
+    if table.name == "cases":
+        _company_ids(raw, result)
+        _check_cases(table, result, today)
+    _reject_duplicates(table, result, raw.rows, seen)
+    ok = result.ok.to_numpy()
+    values = result.values.loc[ok]
+    kinds = {c.name: c.kind for c in table.columns}
+    flags = pd.Series("", index=values.index, dtype=object)
+    debtors: dict[str, str] = {}
+
+    def debtor_keys(ids: pd.Series) -> pd.Series:
+        present = ids.notna()
+        numbers = ids[present].astype(str).tolist()
+        keys = pseudonyms(secret, "id", numbers)
+        debtors.update(zip(keys, (mask_id_number(n) for n in numbers), strict=True))
+        out = pd.Series(pd.NA, index=ids.index, dtype=object)
+        out.loc[present] = keys
+        return out
+
+    resolve = None
+    unhashed: tuple[str, ...] = ()
+    if table.name == "cases":
+        principal = values["principal"].astype(float)
+        scope = (values["product"] == "credit_card") | (
+            (values["debtor_type"] == "person") & (principal < SCOPE_PRINCIPAL_LIMIT))
+        flags = flags.where(scope, "out_of_scope")
+        phones = values["phone"]
+        has_phone = phones.notna()
+        phone_key = pd.Series(pd.NA, index=values.index, dtype=object)
+        phone_key.loc[has_phone] = pseudonyms(secret, "phone", phones[has_phone].tolist())
+        db = pd.DataFrame({
+            "case_id": values["case_id"],
+            "debtor_key": debtor_keys(values["id_number"]),
+            "product": values["product"],
+            "debtor_type": values["debtor_type"],
+            "debtor_name": values["debtor_name"],
+            "phone_key": phone_key,
+            "phone_masked": phones.map(mask_phone, na_action="ignore"),
+            **{c: values[c] for c in ("province", "principal", "interest", "penalty", "fees", "annual_rate",
+                                     "loan_date", "overdue_since", "last_payment_date", "court")},
+            "in_scope": scope,
+            "flags": flags,
+        })
+        hash_frame = db.assign(creditor=values["creditor"])
+        db["updated_at"] = pd.Timestamp.now(tz="UTC")
+        kinds.update(in_scope="bool", updated_at="timestamp")
+        sql, key, resolve = ledger.Case.__table__, ["creditor_id", "case_id"], "creditor"
+    elif table.name in ("contact_checks", "capacity", "litigation"):
+        sql = {"contact_checks": ledger.ContactCheck, "capacity": ledger.CapacitySnapshot,
+               "litigation": ledger.LitigationRecord}[table.name].__table__
+        db = values.drop(columns=["id_number"])
+        db.insert(0, "debtor_key", debtor_keys(values["id_number"]))
+        hash_frame = db
+        key = ["debtor_key", "checked_at" if table.name == "contact_checks" else "as_of"]
+    elif table.name == "events":
+        db = values.drop(columns=["case_id", "creditor"])
+        hash_frame = values
+        sql, key, resolve = ledger.Event.__table__, ["case_pk", "at", "action", "actor"], "case"
+    elif table.name == "mediators":
+        db = values.copy()
+        db[["languages", "products", "provinces"]] = db[["languages", "products", "provinces"]].fillna("")
+        hash_frame = db
+        sql, key = ledger.Mediator.__table__, ["mediator_id"]
+    else:
+        raise ValueError(f"unknown table {table.name}")
+
+    rejected = ~ok
+    rows = raw.rows[rejected]
+    columns_at_fault = result.error_column[rejected].astype(str).tolist()
+    reasons = result.error_reason[rejected].astype(str).tolist()
+    return Prepared(
+        sql=sql,
+        columns={name: _db_values(db[name], kinds.get(name, "string")) for name in db.columns},
+        key=key,
+        hashes=_row_hash(hash_frame),
+        flags=flags.tolist(),
+        rows=raw.rows[ok],
+        debtors=debtors,
+        rejections=[Rejection(int(r), c, m) for r, c, m in zip(rows, columns_at_fault, reasons, strict=True)],
+        rejected_frame=(_rejected_frame(raw, rejected, source, columns_at_fault, reasons, rows)
+                        if keep_rejected and rejected.any() else None),
+        rows_read=len(raw.frame),
+        last_row=raw.last_row,
+        resolve=resolve,
+        creditors=values["creditor"].tolist() if resolve else [],
+        case_ids=values["case_id"].tolist() if resolve == "case" else [],
+        accepted_raw=raw.frame.loc[ok, list(source)].rename(columns=source) if resolve == "case" and keep_rejected else None,
+    )
+
+
+# --------------------------------------------------------------------------- storing rows
 
 
 def _chunks(items: Sequence[Any], size: int = 5000) -> Iterable[Sequence[Any]]:
@@ -222,201 +378,197 @@ def _chunks(items: Sequence[Any], size: int = 5000) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def _marks(conn: Connection, count: int) -> str:
+    mark = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
+    return ", ".join([mark] * count)
+
+
+def bulk_insert(conn: Connection, table: str, columns: list[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert many rows of driver-ready values inside the connection's transaction.
+
+    PostgreSQL gets COPY; SQLite a prepared ``executemany``. Both bypass SQLAlchemy's
+    per-value processing, which dominates at a million rows.
+    """
+    if not rows:
+        return
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({_marks(conn, len(columns))})", list(rows))
+
+
+def bulk_update(conn: Connection, sql: SqlTable, columns: list[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Update rows by ``id``; each tuple holds the values of ``columns`` and then the id."""
+    if not rows:
+        return
+    mark = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
+    if conn.dialect.name == "postgresql":
+        # Typed placeholders: text values must land in numeric, date and timestamp columns.
+        types = {c.name: c.type.compile(dialect=conn.dialect) for c in sql.columns}
+        sets = ", ".join(f"{c} = CAST({mark} AS {types[c]})" for c in columns)
+    else:
+        sets = ", ".join(f"{c} = {mark}" for c in columns)
+    conn.exec_driver_sql(f"UPDATE {sql.name} SET {sets} WHERE id = {mark}", list(rows))
+
+
 def _ensure_creditors(conn: Connection, names: Iterable[str]) -> dict[str, int]:
     creditors = ledger.Creditor.__table__
     wanted = sorted(set(names))
-    known = {n: i for n, i in conn.execute(select(creditors.c.name, creditors.c.id).where(creditors.c.name.in_(wanted)))}
+    query = select(creditors.c.name, creditors.c.id)
+    known = dict(conn.execute(query.where(creditors.c.name.in_(wanted))).tuples().all())
     missing = [n for n in wanted if n not in known]
     if missing:
         now = ledger.utcnow()
         conn.execute(insert(creditors), [{"name": n, "kind": creditor_kind(n), "created_at": now} for n in missing])
-        known.update(dict(conn.execute(select(creditors.c.name, creditors.c.id).where(creditors.c.name.in_(missing))).tuples().all()))
+        known.update(dict(conn.execute(query.where(creditors.c.name.in_(missing))).tuples().all()))
     return known
 
 
-def _ensure_debtors(conn: Connection, keys: list[str], masked: list[str]) -> dict[str, int]:
-    debtors = ledger.Debtor.__table__
-    wanted = dict(zip(keys, masked, strict=True))
-    known: dict[str, int] = {}
-    for chunk in _chunks(list(wanted)):
-        known.update(dict(conn.execute(select(debtors.c.debtor_key, debtors.c.id).where(debtors.c.debtor_key.in_(chunk))).tuples().all()))
-    missing = [k for k in wanted if k not in known]
-    now = ledger.utcnow()
-    for chunk in _chunks(missing, CHUNK):
-        conn.execute(insert(debtors), [{"debtor_key": k, "id_masked": wanted[k], "created_at": now} for k in chunk])
-    if missing:
-        for chunk in _chunks(missing):
-            known.update(dict(conn.execute(select(debtors.c.debtor_key, debtors.c.id).where(debtors.c.debtor_key.in_(chunk))).tuples().all()))
-    return known
+def _ensure_debtors(conn: Connection, debtors: dict[str, str]) -> None:
+    """Record debtors by pseudonym; those already known are left as they are."""
+    if not debtors:
+        return
+    now = _db_values(pd.Series([pd.Timestamp.now(tz="UTC")]), "timestamp")[0]
+    statement = (f"INSERT INTO debtors (debtor_key, id_masked, created_at) VALUES ({_marks(conn, 3)}) "
+                 "ON CONFLICT (debtor_key) DO NOTHING")
+    for chunk in _chunks([(k, m, now) for k, m in debtors.items()], 100_000):
+        conn.exec_driver_sql(statement, list(chunk))
 
 
-def _existing(conn: Connection, sql: SqlTable, keys: list[str], scope_column: str, scope: Iterable[Any]) -> pd.DataFrame:
-    """Stored (key columns, id, row_hash) of rows whose ``scope_column`` is in ``scope``."""
-    columns = [sql.c[k] for k in keys] + [sql.c.id, sql.c.row_hash]
-    parts = []
-    for chunk in _chunks(sorted(set(scope))):
-        rows = conn.execute(select(*columns).where(sql.c[scope_column].in_(chunk))).all()
-        if rows:
-            parts.append(pd.DataFrame(rows, columns=[*keys, "id", "row_hash"]))
-    if not parts:
-        return pd.DataFrame(columns=[*keys, "id", "row_hash"])
-    return pd.concat(parts, ignore_index=True)
+def _existing(conn: Connection, sql: SqlTable, keys: list[str], probe: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """Stored (key columns, id, row_hash) of the rows whose key is among ``probe``.
+
+    The probe keys go to a temporary table and the database joins: no giant IN lists, and it
+    scales with the file, not with the ledger.
+    """
+    empty = pd.DataFrame(columns=[*keys, "id", "row_hash"])
+    if not probe or conn.execute(select(sql.c.id).limit(1)).first() is None:
+        return empty
+    names = ", ".join(keys)
+    conn.exec_driver_sql("DROP TABLE IF EXISTS concord_probe")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE concord_probe AS SELECT {names} FROM {sql.name} WHERE 1 = 0")
+    bulk_insert(conn, "concord_probe", keys, probe)
+    on = " AND ".join(f"t.{k} = p.{k}" for k in keys)
+    rows = conn.exec_driver_sql(
+        f"SELECT {', '.join('t.' + k for k in keys)}, t.id, t.row_hash FROM {sql.name} t JOIN concord_probe p ON {on}"
+    ).all()
+    conn.exec_driver_sql("DROP TABLE concord_probe")
+    if not rows:
+        return empty
+    return pd.DataFrame(rows, columns=[*keys, "id", "row_hash"])
 
 
 @dataclass
-class Plan:
-    """Rows ready to store: DB column values per accepted row, the DB key and a scope."""
+class _Context:
+    """Lookups kept across the chunks of one import."""
 
-    sql: SqlTable
-    db: pd.DataFrame  # DB column name -> python values
-    kinds: dict[str, str]
-    key: list[str]
-    scope_column: str
+    creditors: dict[str, int] = field(default_factory=dict)
+    cases: dict[str, dict[str, int]] = field(default_factory=dict)  # creditor -> case_id -> pk
 
 
-def _store(
-    conn: Connection, plan: Plan, hashes: list[str], batch_id: int, now: dt.datetime, progress: Progress | None
-) -> tuple[int, int, int]:
-    """Insert new rows, update changed ones (by ``hashes``); returns (inserted, updated, unchanged)."""
-    db = plan.db
-    existing = _existing(conn, plan.sql, plan.key, plan.scope_column, db[plan.scope_column].dropna().tolist())
-    probe = db[plan.key].copy()
-    for name in plan.key:
-        kind = plan.kinds.get(name)
-        if kind == "timestamp":
-            existing[name] = pd.to_datetime(existing[name], utc=True)
-            probe[name] = pd.to_datetime(probe[name], utc=True)
-        elif kind == "date":
-            existing[name] = pd.to_datetime(existing[name])
-            probe[name] = pd.to_datetime(probe[name])
-        else:
-            existing[name] = existing[name].astype(object)
-            probe[name] = probe[name].astype(object)
-    probe["_position"] = np.arange(len(probe))
-    merged = probe.merge(existing, on=plan.key, how="left")
-    merged = merged.sort_values("_position")
-    stored_id = merged["id"].to_numpy()
-    stored_hash = merged["row_hash"].to_numpy()
-    new = pd.isna(stored_id)
-    same = ~new & (stored_hash == np.array(hashes, dtype=object))
+def _case_keys(conn: Connection, context: _Context, names: Iterable[str]) -> None:
+    cases, creditors = ledger.Case.__table__, ledger.Creditor.__table__
+    missing = sorted(set(names) - set(context.cases))
+    for name in missing:
+        context.cases[name] = {}
+    for chunk in _chunks(missing, 500):
+        query = (
+            select(creditors.c.name, cases.c.case_id, cases.c.id)
+            .join(creditors, creditors.c.id == cases.c.creditor_id)
+            .where(creditors.c.name.in_(chunk))
+        )
+        for name, case_id, pk in conn.execute(query):
+            context.cases[name][case_id] = pk
+
+
+@dataclass
+class Stored:
+    inserted: int
+    updated: int
+    unchanged: int
+    flags: list[str]
+    rejections: list[Rejection]
+    rejected_frame: pd.DataFrame | None
+
+
+def store(conn: Connection, table: Table, prepared: Prepared, context: _Context, batch_id: int, stamp: str) -> Stored:
+    """Write one prepared chunk: resolve ledger ids, insert new rows, update changed ones."""
+    columns = dict(prepared.columns)
+    keep = np.ones(len(prepared.hashes), dtype=bool)
+    late: list[Rejection] = []
+    late_frame = None
+    if prepared.resolve == "creditor":
+        missing = set(prepared.creditors) - set(context.creditors)
+        if missing:
+            context.creditors.update(_ensure_creditors(conn, missing))
+        columns = {"creditor_id": [context.creditors[n] for n in prepared.creditors], **columns}
+    elif prepared.resolve == "case":
+        _case_keys(conn, context, prepared.creditors)
+        pks = [context.cases[n].get(c) for n, c in zip(prepared.creditors, prepared.case_ids, strict=True)]
+        columns = {"case_pk": pks, **columns}
+        keep = np.array([pk is not None for pk in pks], dtype=bool)
+        if not keep.all():
+            reason = f"{table.label('case_id')} is not a case of that creditor in the ledger (import the case pool first)"
+            late = [Rejection(int(r), "case_id", reason) for r in prepared.rows[~keep]]
+            if prepared.accepted_raw is not None:
+                late_frame = prepared.accepted_raw.loc[~keep].copy()
+                late_frame["reject_row"] = prepared.rows[~keep]
+                late_frame["reject_column"] = "case_id"
+                late_frame["reject_reason"] = reason
+    _ensure_debtors(conn, prepared.debtors)
+
+    hashes = prepared.hashes[keep]
+    positions = np.flatnonzero(keep)
+    columns = {n: [v[i] for i in positions] if not keep.all() else v for n, v in columns.items()}
+    probe = list(zip(*(columns[k] for k in prepared.key), strict=True))
+    existing = _existing(conn, prepared.sql, prepared.key, probe)
+    count = len(hashes)
+    if existing.empty:
+        stored_id = np.full(count, np.nan)
+        stored_hash = np.full(count, None, dtype=object)
+    else:
+        # Keys compare as the text the driver stored: SQLite returns that text, PostgreSQL
+        # typed values, which _db_values turns into the same text.
+        kinds = {c.name: c.type.python_type.__name__ for c in prepared.sql.columns if c.name in prepared.key}
+        for name in prepared.key:
+            if kinds[name] == "datetime":
+                existing[name] = _db_values(pd.to_datetime(existing[name], utc=True), "timestamp")
+            elif kinds[name] == "date":
+                existing[name] = _db_values(pd.to_datetime(existing[name]), "date")
+        lookup = pd.DataFrame({k: pd.Series(columns[k], dtype=existing[k].dtype) for k in prepared.key})
+        merged = lookup.merge(existing, on=prepared.key, how="left")
+        stored_id = merged["id"].to_numpy(dtype=float)
+        stored_hash = merged["row_hash"].to_numpy(dtype=object)
+    new = np.isnan(stored_id)
+    same = ~new & (stored_hash == hashes)
     changed = ~new & ~same
 
-    columns = {name: _py(db[name], plan.kinds.get(name, "string")) for name in db.columns}
-    columns["row_hash"] = hashes
-    names = list(columns)
-    total = int(new.sum() + changed.sum())
-    done = 0
-    positions = np.flatnonzero(new)
-    for chunk in _chunks(positions, CHUNK):
-        rows = [{**{n: columns[n][i] for n in names}, "batch_id": batch_id, "received_at": now} for i in chunk]
-        conn.execute(insert(plan.sql), rows)
-        done += len(chunk)
-        if progress:
-            progress("storing", done, total)
-    positions = np.flatnonzero(changed)
-    if len(positions):
-        statement = (
-            update(plan.sql)
-            .where(plan.sql.c.id == bindparam("_id"))
-            .values({n: bindparam(n) for n in [*names, "batch_id", "received_at"]})
-        )
-        for chunk in _chunks(positions, CHUNK):
-            rows = [
-                {**{n: columns[n][i] for n in names}, "_id": int(stored_id[i]), "batch_id": batch_id, "received_at": now}
-                for i in chunk
-            ]
-            conn.execute(statement, rows)
-            done += len(chunk)
-            if progress:
-                progress("storing", done, total)
-    return int(new.sum()), int(changed.sum()), int(same.sum())
+    names = [*columns, "row_hash", "batch_id", "received_at"]
+    columns["row_hash"] = hashes.tolist()
+    columns["batch_id"] = [batch_id] * count
+    columns["received_at"] = [stamp] * count
+    rows = list(zip(*(columns[n] for n in names), strict=True))
+    bulk_insert(conn, prepared.sql.name, names, [rows[i] for i in np.flatnonzero(new)])
+    bulk_update(conn, prepared.sql, names, [(*rows[i], int(stored_id[i])) for i in np.flatnonzero(changed)])
+    flags = [f for f, k in zip(prepared.flags, keep, strict=True) if k]
+    return Stored(int(new.sum()), int(changed.sum()), int(same.sum()), flags, late, late_frame)
 
 
-def _debtor_columns(conn: Connection, key: bytes, ids: pd.Series) -> pd.Series:
-    """Debtor ids (creating debtors) for resident ID numbers; NA where no number."""
-    present = ids.notna()
-    numbers = ids[present].astype(str).tolist()
-    keys = pseudonyms(key, "id", numbers)
-    known = _ensure_debtors(conn, keys, [mask_id_number(n) for n in numbers])
-    out = pd.Series(pd.NA, index=ids.index, dtype=object)
-    out.loc[present] = [known[k] for k in keys]
-    return out
-
-
-def _plan(table: Table, conn: Connection, values: pd.DataFrame, key: bytes, result: Validated, rows: np.ndarray) -> tuple[Plan, pd.Series]:
-    """Table-specific mapping of parsed contract values to ledger columns; returns flags too."""
-    flags = pd.Series("", index=values.index, dtype=object)
-    kinds = {c.name: c.kind for c in table.columns}
-    if table.name == "cases":
-        creditor_ids = _ensure_creditors(conn, values["creditor"])
-        principal = values["principal"].astype(float)
-        scope = (values["product"] == "credit_card") | ((values["debtor_type"] == "person") & (principal < SCOPE_PRINCIPAL_LIMIT))
-        flags = flags.where(scope, "out_of_scope")
-        phones = values["phone"]
-        has_phone = phones.notna()
-        phone_key = pd.Series(pd.NA, index=values.index, dtype=object)
-        phone_key.loc[has_phone] = pseudonyms(key, "phone", phones[has_phone].tolist())
-        db = pd.DataFrame(
-            {
-                "creditor_id": values["creditor"].map(creditor_ids),
-                "case_id": values["case_id"],
-                "debtor_id": _debtor_columns(conn, key, values["id_number"]),
-                "product": values["product"],
-                "debtor_type": values["debtor_type"],
-                "debtor_name": values["debtor_name"],
-                "phone_key": phone_key,
-                "phone_masked": phones.map(mask_phone, na_action="ignore"),
-                **{c: values[c] for c in ("province", "principal", "interest", "penalty", "fees", "annual_rate",
-                                         "loan_date", "overdue_since", "last_payment_date", "court")},
-                "in_scope": scope,
-                "flags": flags,
-            }
-        )
-        db["updated_at"] = ledger.utcnow()
-        # ``updated_at`` must not make an unchanged row look changed; it is set, not hashed.
-        plan = Plan(ledger.Case.__table__, db, {**kinds, "in_scope": "bool", "creditor_id": "int", "debtor_id": "int"},
-                    ["creditor_id", "case_id"], "creditor_id")
-        return plan, flags
-    if table.name in ("contact_checks", "capacity", "litigation"):
-        sql = {"contact_checks": ledger.ContactCheck, "capacity": ledger.CapacitySnapshot,
-               "litigation": ledger.LitigationRecord}[table.name].__table__
-        db = values.drop(columns=["id_number"]).copy()
-        db.insert(0, "debtor_id", _debtor_columns(conn, key, values["id_number"]))
-        when = "checked_at" if table.name == "contact_checks" else "as_of"
-        return Plan(sql, db, {**kinds, "debtor_id": "int"}, ["debtor_id", when], "debtor_id"), flags
-    if table.name == "events":
-        cases = ledger.Case.__table__
-        creditors = ledger.Creditor.__table__
-        names = sorted(values["creditor"].dropna().unique())
-        lookup: dict[tuple[str, str], int] = {}
-        for chunk in _chunks(names, 500):
-            query = (
-                select(creditors.c.name, cases.c.case_id, cases.c.id)
-                .join(creditors, creditors.c.id == cases.c.creditor_id)
-                .where(creditors.c.name.in_(chunk))
-            )
-            lookup.update({(n, c): i for n, c, i in conn.execute(query)})
-        case_pk = pd.Series([lookup.get((n, c)) for n, c in zip(values["creditor"], values["case_id"], strict=True)],
-                            index=values.index, dtype=object)
-        unknown = case_pk.isna()
-        if unknown.any():
-            result.reject(unknown.to_numpy(), "case_id",
-                          f"{table.label('case_id')} is not a case of that creditor in the ledger (import the case pool first)")
-        db = values.drop(columns=["case_id", "creditor"]).copy()
-        db.insert(0, "case_pk", case_pk)
-        return Plan(ledger.Event.__table__, db, {**kinds, "case_pk": "int"}, ["case_pk", "at", "action", "actor"], "case_pk"), flags
-    if table.name == "mediators":
-        db = values.copy()
-        db[["languages", "products", "provinces"]] = db[["languages", "products", "provinces"]].fillna("")
-        return Plan(ledger.Mediator.__table__, db, kinds, ["mediator_id"], "mediator_id"), flags
-    raise ValueError(f"unknown table {table.name}")
-
-
-def _stored_hash_columns(plan: Plan) -> pd.DataFrame:
-    return plan.db.drop(columns=[c for c in ("updated_at",) if c in plan.db.columns])
+def _tune_for_bulk(conn: Connection) -> None:
+    """A larger page cache for SQLite while it writes a big batch (index pages stay hot)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA cache_size=-262144")  # KiB: 256 MiB
+        conn.exec_driver_sql("PRAGMA temp_store=MEMORY")
 
 
 # --------------------------------------------------------------------------- entry point
+
+_DONE = object()
+_ABORT = object()
 
 
 def import_file(
@@ -428,10 +580,14 @@ def import_file(
     sheet: str | None = None,
     progress: Progress | None = None,
     today: dt.date | None = None,
-) -> tuple[ImportReport, RawTable, Validated]:
+    rejected_rows: list[pd.DataFrame] | None = None,
+) -> ImportReport:
     """Import one contract file into the ledger in a single transaction.
 
-    Returns the report plus the raw and validated rows (for the rejected-rows file).
+    Chunks are parsed in this thread while a writer thread stores the previous one, so
+    parsing and the database work overlap. Rejected rows (the file's own text plus
+    ``reject_row``, ``reject_column`` and ``reject_reason``) are appended to
+    ``rejected_rows`` when given.
 
     Raises:
         ContractError: the table is unknown or the file cannot be read as a whole; nothing
@@ -442,58 +598,90 @@ def import_file(
     if table is None:
         raise ContractError(f"Unknown table '{table_name}'; the tables are: {', '.join(TABLES)}.")
     path = Path(path)
-    if progress:
-        progress("reading", 0, 1)
-    raw = read_table(path, table, sheet=sheet)
-    if progress:
-        progress("validating", 0, len(raw.frame))
+    opened = read_table(path, table, sheet=sheet)
     today = today or dt.datetime.now(ZoneInfo(SHANGHAI)).date()
-    result = validate(table, raw)
-    if table.name == "cases":
-        _company_ids(raw, result)
-        _check_cases(table, result, today)
-    _reject_duplicates(table, result, raw.rows)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    key = settings.pseudonym_key()
-    report = ImportReport(table=table.name, source=path.name, sheet=raw.sheet, batch_id=None,
-                          rows_read=len(raw.frame), ignored_columns=raw.ignored_columns, encoding=raw.encoding)
-    batches = ledger.ImportBatch.__table__
-    with engine.begin() as conn:
-        batch_id = conn.execute(
-            insert(batches).values(table_name=table.name, source_name=path.name[:255], source_sha256=digest,
-                                   sheet=raw.sheet, started_at=started, rows_read=len(raw.frame))
-        ).inserted_primary_key[0]
-        report.batch_id = int(batch_id)
-        ok_values = result.values.loc[result.ok]
-        plan, flags = _plan(table, conn, ok_values, key, result, raw.rows)
-        # _plan may reject more rows (unknown cases); keep only rows still accepted.
-        keep = result.ok.loc[ok_values.index].to_numpy()
-        plan.db = plan.db.loc[keep]
-        flags = flags.loc[keep]
-        hashes = _row_hash(_stored_hash_columns(plan))
-        inserted, updated, unchanged = _store(conn, plan, hashes, report.batch_id, started, progress)
-        report.inserted, report.updated, report.unchanged = inserted, updated, unchanged
-        report.imported = inserted + updated
-        flagged = flags[flags != ""]
-        report.flagged = int(len(flagged))
-        report.flags = {str(k): int(v) for k, v in flagged.value_counts().items()}
-        rejected = result.error_column.notna()
-        report.rejected = int(rejected.sum())
-        report.rejections = [
-            Rejection(int(raw.rows[i]), str(result.error_column.iloc[i]), str(result.error_reason.iloc[i]))
-            for i in np.flatnonzero(rejected.to_numpy())
-        ]
-        report.seconds = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3)
-        conn.execute(
-            update(batches).where(batches.c.id == report.batch_id).values(
-                finished_at=dt.datetime.now(dt.UTC), imported=report.imported, unchanged=report.unchanged,
-                rejected=report.rejected, flagged=report.flagged)
-        )
-    assert report.imported + report.unchanged + report.rejected == report.rows_read
-    return report, raw, result
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    secret = settings.pseudonym_key()
+    report = ImportReport(table=table.name, source=path.name, sheet=opened.sheet, batch_id=None,
+                          ignored_columns=opened.ignored_columns, encoding=opened.encoding)
+    stamp = _db_values(pd.Series([pd.Timestamp(started)]), "timestamp")[0]
+    work: queue.Queue[Any] = queue.Queue(maxsize=2)
+    failure: list[BaseException] = []
+    flag_counts: dict[str, int] = {}
+
+    def account(prepared: Prepared, stored: Stored) -> None:
+        report.rows_read += prepared.rows_read
+        report.inserted += stored.inserted
+        report.updated += stored.updated
+        report.unchanged += stored.unchanged
+        report.rejections.extend(prepared.rejections)
+        report.rejections.extend(stored.rejections)
+        for flag in stored.flags:
+            if flag:
+                flag_counts[flag] = flag_counts.get(flag, 0) + 1
+        if rejected_rows is not None:
+            rejected_rows.extend(f for f in (prepared.rejected_frame, stored.rejected_frame) if f is not None)
+        if progress:
+            progress("importing", prepared.last_row - 1, opened.total_rows)
+
+    def writer() -> None:
+        batches = ledger.ImportBatch.__table__
+        context = _Context()
+        try:
+            with engine.begin() as conn:
+                _tune_for_bulk(conn)
+                report.batch_id = int(conn.execute(insert(batches).values(
+                    table_name=table.name, source_name=path.name[:255], source_sha256=digest.hexdigest(),
+                    sheet=opened.sheet, started_at=started, rows_read=0)).inserted_primary_key[0])
+                while (item := work.get()) is not _DONE:
+                    if item is _ABORT:
+                        raise _Aborted
+                    account(item, store(conn, table, item, context, report.batch_id, stamp))
+                report.imported = report.inserted + report.updated
+                report.rejections.sort(key=lambda r: r.row)
+                report.rejected = len(report.rejections)
+                report.flags = flag_counts
+                report.flagged = sum(flag_counts.values())
+                conn.execute(update(batches).where(batches.c.id == report.batch_id).values(
+                    finished_at=dt.datetime.now(dt.UTC), rows_read=report.rows_read, imported=report.imported,
+                    unchanged=report.unchanged, rejected=report.rejected, flagged=report.flagged))
+        except _Aborted:
+            pass
+        except BaseException as error:  # handed to the main thread, which re-raises it
+            failure.append(error)
+            while work.get() not in (_DONE, _ABORT):  # drain so the reader never blocks
+                pass
+
+    thread = threading.Thread(target=writer, name="concord-import-writer")
+    thread.start()
+    seen: dict[str, int] = {}
+    try:
+        for raw in opened.chunks():
+            if failure:
+                break
+            work.put(prepare(table, raw, secret, seen, today, opened.source_columns, rejected_rows is not None))
+    except BaseException:
+        work.put(_ABORT)
+        thread.join()
+        raise
+    work.put(_DONE)
+    thread.join()
+    if failure:
+        raise failure[0]
+    report.seconds = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3)
+    if report.imported + report.unchanged + report.rejected != report.rows_read:
+        raise AssertionError(f"import accounting broke: {report}")  # a bug, never a user error
+    return report
 
 
-def write_outputs(report: ImportReport, raw: RawTable, result: Validated, report_path: Path) -> Path | None:
+class _Aborted(Exception):
+    """The reading side failed; the writer rolls back."""
+
+
+def write_outputs(report: ImportReport, rejected_rows: list[pd.DataFrame], report_path: Path) -> Path | None:
     """Write the JSON report and, if any row was rejected, the rejected rows as CSV.
 
     The CSV keeps the file's own headers and values, plus ``reject_row``, ``reject_column``
@@ -502,14 +690,9 @@ def write_outputs(report: ImportReport, raw: RawTable, result: Validated, report
     """
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(json.dumps(report.as_json(), ensure_ascii=False, indent=2), encoding="utf-8")
-    rejected = result.error_column.notna().to_numpy()
-    if not rejected.any():
+    if not rejected_rows:
         return None
-    frame = raw.frame.loc[rejected].rename(columns=raw.source_columns)
-    frame = frame[[c for c in frame.columns if c in raw.source_columns.values()]]
-    frame["reject_row"] = raw.rows[rejected]
-    frame["reject_column"] = result.error_column.loc[rejected].to_numpy()
-    frame["reject_reason"] = result.error_reason.loc[rejected].to_numpy()
     csv_path = report_path.with_name(report_path.stem + ".rejected.csv")
+    frame = pd.concat(rejected_rows, ignore_index=True).sort_values("reject_row", kind="stable")
     frame.to_csv(csv_path, index=False, encoding="utf-8-sig")
     return csv_path

@@ -6,14 +6,19 @@ names what is wrong; nothing downstream runs.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import math
 import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from features.contracts import Table
 
@@ -24,17 +29,47 @@ class ContractError(Exception):
 
 @dataclass
 class RawTable:
-    """A file's rows as text, columns renamed to the contract's English names.
+    """A chunk of a file's rows as text, columns renamed to the contract's English names.
 
     ``rows`` holds the row number a spreadsheet shows for each row (header = row 1).
     """
 
     frame: pd.DataFrame
     rows: np.ndarray
+    last_row: int = 1  # the last spreadsheet row this chunk covers, blank or not
+
+
+@dataclass
+class TableFile:
+    """An opened contract file: its column mapping and a stream of row chunks."""
+
+    path: Path
+    table: Table
     source_columns: dict[str, str]  # contract name -> header as written in the file
-    ignored_columns: list[str] = field(default_factory=list)
-    sheet: str | None = None
-    encoding: str | None = None
+    ignored_columns: list[str]
+    sheet: str | None
+    encoding: str | None
+    total_rows: int  # data rows in the file, blank ones included (for progress)
+    _positions: dict[int, str] = field(repr=False)
+    _bodies: Callable[[], Iterator[pd.DataFrame]] = field(repr=False)
+
+    def chunks(self) -> Iterator[RawTable]:
+        """Non-blank rows in chunks, contract columns only, with spreadsheet row numbers."""
+        first_row = 2
+        for body in self._bodies():
+            rows = np.arange(first_row, first_row + len(body))
+            first_row += len(body)
+            # Rows of nothing but spaces pass here; the importer drops them as blank too.
+            filled = (body.fillna("").to_numpy(dtype=object) != "").any(axis=1)
+            columns = {}
+            for column in self.table.columns:
+                position = next((p for p, n in self._positions.items() if n == column.name), None)
+                if position is None or position >= body.shape[1]:
+                    columns[column.name] = pd.Series(pd.NA, index=body.index, dtype=object)
+                else:
+                    columns[column.name] = body.iloc[:, position]
+            frame = pd.DataFrame(columns).loc[filled].reset_index(drop=True)
+            yield RawTable(frame=frame, rows=rows[filled], last_row=first_row - 1)
 
 
 def column_letter(position: int) -> str:
@@ -86,30 +121,57 @@ def _sniff(path: Path) -> str:
     return "csv"
 
 
-def _read_csv(path: Path) -> tuple[list[str], pd.DataFrame, str]:
-    for encoding in ("utf-8-sig", "gb18030"):
+def _csv_encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM) per the contract; GB18030 from older Excel exports."""
+    for encoding in ("utf-8", "gb18030"):
+        decoder = codecs.getincrementaldecoder(encoding)()
         try:
-            grid = pd.read_csv(
-                path, header=None, dtype=str, keep_default_na=False, na_filter=False,
-                skip_blank_lines=False, encoding=encoding, engine="c",
-            )
+            with path.open("rb") as handle:
+                while block := handle.read(1 << 20):
+                    decoder.decode(block)
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             continue
-        except pd.errors.EmptyDataError as error:
-            raise ContractError(f"{path.name} is empty.") from error
+        return "utf-8-sig" if encoding == "utf-8" else encoding
+    raise ContractError(f"{path.name} is not text in UTF-8 or GB18030: it is not a CSV file.")
+
+
+def _count_lines(path: Path) -> int:
+    lines = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            lines += block.count(b"\n")
+    return lines
+
+
+def _read_csv(path: Path, chunk_rows: int) -> tuple[list[str], Callable[[], Iterator[pd.DataFrame]], str]:
+    encoding = _csv_encoding(path)
+    options = dict(header=None, dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=False,
+                   encoding=encoding, engine="c")
+    try:
+        head = pd.read_csv(path, nrows=1, **options)
+    except pd.errors.EmptyDataError as error:
+        raise ContractError(f"{path.name} is empty.") from error
+    except pd.errors.ParserError as error:
+        raise ContractError(f"{path.name} is not a readable CSV file: {error}".rstrip(".") + ".") from error
+    header = [str(cell) for cell in head.iloc[0].tolist()]
+
+    def bodies() -> Iterator[pd.DataFrame]:
+        try:
+            reader = pd.read_csv(path, skiprows=1, chunksize=chunk_rows, names=range(len(header)), **options)
+            for chunk in reader:
+                yield chunk.reset_index(drop=True)
+        except pd.errors.EmptyDataError:
+            return
         except pd.errors.ParserError as error:
             raise ContractError(f"{path.name} is not a readable CSV file: {error}".rstrip(".") + ".") from error
-        break
-    else:
-        raise ContractError(f"{path.name} is not text in UTF-8 or GB18030: it is not a CSV file.")
-    if grid.empty:
-        raise ContractError(f"{path.name} is empty.")
-    header = [str(cell) for cell in grid.iloc[0].tolist()]
-    body = grid.iloc[1:].reset_index(drop=True)
-    return header, body, encoding
+
+    return header, bodies, encoding
 
 
-def _read_excel(path: Path, sheet: str | None) -> tuple[list[str], pd.DataFrame, str]:
+def _read_excel(
+    path: Path, sheet: str | None, chunk_rows: int
+) -> tuple[list[str], Callable[[], Iterator[pd.DataFrame]], str, int]:
     from python_calamine import CalamineWorkbook
 
     try:
@@ -127,29 +189,39 @@ def _read_excel(path: Path, sheet: str | None) -> tuple[list[str], pd.DataFrame,
     if not grid:
         raise ContractError(f"Sheet '{sheet}' of {path.name} is empty.")
     width = max(len(row) for row in grid)
-    text = [[_cell_text(cell) for cell in row] + [""] * (width - len(row)) for row in grid]
-    return text[0], pd.DataFrame(text[1:], columns=range(width), dtype=object), sheet
+    header = [_cell_text(cell) for cell in grid[0]] + [""] * (width - len(grid[0]))
+
+    def bodies() -> Iterator[pd.DataFrame]:
+        for start in range(1, len(grid), chunk_rows):
+            text = [[_cell_text(cell) for cell in row] + [""] * (width - len(row)) for row in grid[start : start + chunk_rows]]
+            yield pd.DataFrame(text, columns=range(width), dtype=object)
+
+    return header, bodies, sheet, len(grid) - 1
 
 
-def _read_parquet(path: Path) -> tuple[list[str], pd.DataFrame]:
+def _read_parquet(path: Path, chunk_rows: int) -> tuple[list[str], Callable[[], Iterator[pd.DataFrame]], int]:
     try:
-        frame = pd.read_parquet(path)
+        parquet = pq.ParquetFile(path)
     except Exception as error:  # pyarrow raises several types for damaged files
         raise ContractError(f"{path.name} is not a readable parquet file ({error}).") from error
-    header = [str(name) for name in frame.columns]
-    body = pd.DataFrame(
-        {i: [_cell_text(v) for v in frame[c].tolist()] for i, c in enumerate(frame.columns)},
-        dtype=object,
-    )
-    return header, body
+    header = [str(name) for name in parquet.schema_arrow.names]
+
+    def bodies() -> Iterator[pd.DataFrame]:
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
+            frame = batch.to_pandas()
+            yield pd.DataFrame(
+                {i: [_cell_text(v) for v in frame[c].tolist()] for i, c in enumerate(frame.columns)}, dtype=object
+            )
+
+    return header, bodies, parquet.metadata.num_rows
 
 
 def _header_key(cell: str) -> str:
     return unicodedata.normalize("NFKC", cell).strip().lower()
 
 
-def read_table(path: Path, table: Table, sheet: str | None = None) -> RawTable:
-    """Read ``path`` as contract ``table``: map headers, drop blank rows, keep row numbers.
+def read_table(path: Path, table: Table, sheet: str | None = None, chunk_rows: int = 100_000) -> TableFile:
+    """Open ``path`` as contract ``table``: check and map its header; rows stream by chunk.
 
     Raises:
         ContractError: the file is missing, unreadable, lacks a required column, repeats a
@@ -162,22 +234,23 @@ def read_table(path: Path, table: Table, sheet: str | None = None) -> RawTable:
     kind = _sniff(path)
     encoding = None
     if kind in ("xlsx", "xls"):
-        header, body, sheet = _read_excel(path, sheet)
+        header, bodies, sheet, total_rows = _read_excel(path, sheet, chunk_rows)
     elif sheet is not None:
         raise ContractError(f"{path.name} is not a spreadsheet workbook, so it has no sheet '{sheet}'.")
     elif kind == "parquet":
-        header, body = _read_parquet(path)
+        header, bodies, total_rows = _read_parquet(path, chunk_rows)
     else:
         with path.open("rb") as handle:
             if b"\x00" in handle.read(65536):
                 raise ContractError(f"{path.name} is not a spreadsheet (CSV, xlsx or parquet).")
-        header, body, encoding = _read_csv(path)
+        header, bodies, encoding = _read_csv(path, chunk_rows)
+        total_rows = _count_lines(path) - 1
 
     lookup: dict[str, str] = {}
     for column in table.columns:
         lookup[column.name.lower()] = column.name
         lookup[_header_key(column.alias)] = column.name
-    mapped: dict[int, str] = {}
+    positions: dict[int, str] = {}
     seen: dict[str, int] = {}
     source: dict[str, str] = {}
     ignored: list[str] = []
@@ -193,28 +266,11 @@ def read_table(path: Path, table: Table, sheet: str | None = None) -> RawTable:
                 f"Column {table.label(name)} appears twice in {path.name} (columns {first} and {second})."
             )
         seen[name] = position
-        mapped[position] = name
+        positions[position] = name
         source[name] = cell.strip()
     missing = [c for c in table.columns if c.required and c.name not in seen]
     if missing:
         names = ", ".join(table.label(c.name) for c in missing)
         plural = "columns" if len(missing) > 1 else "column"
         raise ContractError(f"{path.name} lacks the required {plural} {names} of the {table.name} table.")
-
-    frame = pd.DataFrame(
-        {name: body.iloc[:, position] if position < body.shape[1] else "" for position, name in mapped.items()}
-    )
-    for column in table.columns:
-        if column.name not in frame:
-            frame[column.name] = ""
-    frame = frame[[c.name for c in table.columns]]
-    rows = np.arange(2, len(body) + 2)
-    filled = (body.astype(str).apply(lambda col: col.str.strip()) != "").any(axis=1).to_numpy()
-    return RawTable(
-        frame=frame.loc[filled].reset_index(drop=True),
-        rows=rows[filled],
-        source_columns=source,
-        ignored_columns=ignored,
-        sheet=sheet,
-        encoding=encoding,
-    )
+    return TableFile(path, table, source, ignored, sheet, encoding, total_rows, positions, bodies)

@@ -23,7 +23,7 @@ errors = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -57,7 +57,7 @@ def import_command(
     settings = get_settings()
     engine = make_engine(settings)
     size_hint = file.stat().st_size if file.exists() else 0
-    show = size_hint > settings.progress_threshold * 60  # about 60 bytes a row
+    show = size_hint > settings.progress_threshold * 100  # roughly 100 bytes a row
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=errors, disable=not show, transient=True) as bar:
         tasks: dict[str, int] = {}
@@ -67,14 +67,15 @@ def import_command(
                 tasks[stage] = bar.add_task(stage, total=max(total, 1))
             bar.update(tasks[stage], completed=done, total=max(total, 1))
 
+        rejected: list = []
         try:
-            result, raw, validated = import_file(table, file, settings, engine, sheet=sheet, progress=progress)
+            result = import_file(table, file, settings, engine, sheet=sheet, progress=progress, rejected_rows=rejected)
         except ContractError as error:
             _fail(f"{error} Nothing was imported.")
             return
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     report_path = report or settings.home / "imports" / f"{stamp}-{result.batch_id}-{table}.json"
-    rejected_csv = write_outputs(result, raw, validated, report_path)
+    rejected_csv = write_outputs(result, rejected, report_path)
 
     console.print(
         f"import {table} from {file.name} (batch {result.batch_id}): "

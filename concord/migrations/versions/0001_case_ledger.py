@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 11:03:45.966078
+Create Date: 2026-11-21
 """
 
 from alembic import op
@@ -26,12 +26,10 @@ def upgrade() -> None:
     sa.UniqueConstraint('name', name=op.f('uq_creditors_name'))
     )
     op.create_table('debtors',
-    sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('debtor_key', sa.String(length=32), nullable=False),
     sa.Column('id_masked', sa.String(length=32), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_debtors')),
-    sa.UniqueConstraint('debtor_key', name=op.f('uq_debtors_debtor_key'))
+    sa.PrimaryKeyConstraint('debtor_key', name=op.f('pk_debtors'))
     )
     op.create_table('import_batches',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -50,7 +48,7 @@ def upgrade() -> None:
     )
     op.create_table('capacity_snapshots',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('debtor_id', sa.Integer(), nullable=False),
+    sa.Column('debtor_key', sa.String(length=32), nullable=False),
     sa.Column('as_of', sa.Date(), nullable=False),
     sa.Column('monthly_income', sa.Numeric(precision=18, scale=2), nullable=True),
     sa.Column('income_stability', sa.Float(), nullable=True),
@@ -64,15 +62,15 @@ def upgrade() -> None:
     sa.Column('batch_id', sa.Integer(), nullable=False),
     sa.Column('received_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_capacity_snapshots_batch_id_import_batches')),
-    sa.ForeignKeyConstraint(['debtor_id'], ['debtors.id'], name=op.f('fk_capacity_snapshots_debtor_id_debtors')),
+    sa.ForeignKeyConstraint(['debtor_key'], ['debtors.debtor_key'], name=op.f('fk_capacity_snapshots_debtor_key_debtors')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_capacity_snapshots')),
-    sa.UniqueConstraint('debtor_id', 'as_of', name=op.f('uq_capacity_snapshots_debtor_id'))
+    sa.UniqueConstraint('debtor_key', 'as_of', name=op.f('uq_capacity_snapshots_debtor_key'))
     )
     op.create_table('cases',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('creditor_id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.String(length=64), nullable=False),
-    sa.Column('debtor_id', sa.Integer(), nullable=True),
+    sa.Column('debtor_key', sa.String(length=32), nullable=True),
     sa.Column('product', sa.String(length=32), nullable=False),
     sa.Column('debtor_type', sa.String(length=16), nullable=False),
     sa.Column('debtor_name', sa.String(length=255), nullable=False),
@@ -89,24 +87,24 @@ def upgrade() -> None:
     sa.Column('last_payment_date', sa.Date(), nullable=True),
     sa.Column('court', sa.String(length=255), nullable=True),
     sa.Column('in_scope', sa.Boolean(), nullable=False),
-    sa.Column('flags', sa.String(length=255), nullable=False),
-    sa.Column('stage', sa.String(length=32), nullable=False),
+    sa.Column('flags', sa.String(length=255), server_default='', nullable=False),
+    sa.Column('stage', sa.String(length=32), server_default='new', nullable=False),
     sa.Column('row_hash', sa.String(length=32), nullable=False),
     sa.Column('batch_id', sa.Integer(), nullable=False),
     sa.Column('received_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_cases_batch_id_import_batches')),
     sa.ForeignKeyConstraint(['creditor_id'], ['creditors.id'], name=op.f('fk_cases_creditor_id_creditors')),
-    sa.ForeignKeyConstraint(['debtor_id'], ['debtors.id'], name=op.f('fk_cases_debtor_id_debtors')),
+    sa.ForeignKeyConstraint(['debtor_key'], ['debtors.debtor_key'], name=op.f('fk_cases_debtor_key_debtors')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_cases')),
     sa.UniqueConstraint('creditor_id', 'case_id', name=op.f('uq_cases_creditor_id'))
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_cases_debtor_id'), ['debtor_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_cases_debtor_key'), ['debtor_key'], unique=False)
 
     op.create_table('contact_checks',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('debtor_id', sa.Integer(), nullable=False),
+    sa.Column('debtor_key', sa.String(length=32), nullable=False),
     sa.Column('checked_at', sa.DateTime(), nullable=False),
     sa.Column('phone_status', sa.String(length=16), nullable=False),
     sa.Column('repaired_numbers', sa.Integer(), nullable=False),
@@ -115,13 +113,13 @@ def upgrade() -> None:
     sa.Column('batch_id', sa.Integer(), nullable=False),
     sa.Column('received_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_contact_checks_batch_id_import_batches')),
-    sa.ForeignKeyConstraint(['debtor_id'], ['debtors.id'], name=op.f('fk_contact_checks_debtor_id_debtors')),
+    sa.ForeignKeyConstraint(['debtor_key'], ['debtors.debtor_key'], name=op.f('fk_contact_checks_debtor_key_debtors')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contact_checks')),
-    sa.UniqueConstraint('debtor_id', 'checked_at', name=op.f('uq_contact_checks_debtor_id'))
+    sa.UniqueConstraint('debtor_key', 'checked_at', name=op.f('uq_contact_checks_debtor_key'))
     )
     op.create_table('litigation_records',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('debtor_id', sa.Integer(), nullable=False),
+    sa.Column('debtor_key', sa.String(length=32), nullable=False),
     sa.Column('as_of', sa.Date(), nullable=False),
     sa.Column('defendant_cases', sa.Integer(), nullable=False),
     sa.Column('enforcement_cases', sa.Integer(), nullable=False),
@@ -132,18 +130,18 @@ def upgrade() -> None:
     sa.Column('batch_id', sa.Integer(), nullable=False),
     sa.Column('received_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_litigation_records_batch_id_import_batches')),
-    sa.ForeignKeyConstraint(['debtor_id'], ['debtors.id'], name=op.f('fk_litigation_records_debtor_id_debtors')),
+    sa.ForeignKeyConstraint(['debtor_key'], ['debtors.debtor_key'], name=op.f('fk_litigation_records_debtor_key_debtors')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_litigation_records')),
-    sa.UniqueConstraint('debtor_id', 'as_of', name=op.f('uq_litigation_records_debtor_id'))
+    sa.UniqueConstraint('debtor_key', 'as_of', name=op.f('uq_litigation_records_debtor_key'))
     )
     op.create_table('mediators',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('mediator_id', sa.String(length=64), nullable=False),
     sa.Column('organisation', sa.String(length=255), nullable=False),
     sa.Column('capacity', sa.Integer(), nullable=False),
-    sa.Column('languages', sa.Text(), nullable=False),
-    sa.Column('products', sa.Text(), nullable=False),
-    sa.Column('provinces', sa.Text(), nullable=False),
+    sa.Column('languages', sa.Text(), server_default='', nullable=False),
+    sa.Column('products', sa.Text(), server_default='', nullable=False),
+    sa.Column('provinces', sa.Text(), server_default='', nullable=False),
     sa.Column('row_hash', sa.String(length=32), nullable=False),
     sa.Column('batch_id', sa.Integer(), nullable=False),
     sa.Column('received_at', sa.DateTime(), nullable=False),
@@ -184,7 +182,7 @@ def downgrade() -> None:
     op.drop_table('litigation_records')
     op.drop_table('contact_checks')
     with op.batch_alter_table('cases', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_cases_debtor_id'))
+        batch_op.drop_index(batch_op.f('ix_cases_debtor_key'))
 
     op.drop_table('cases')
     op.drop_table('capacity_snapshots')
