@@ -9,7 +9,9 @@ PostgreSQL. Conventions:
 - Debtors are known only by the keyed pseudonym of their ID number plus a masked display
   form. The debtor's name is kept on the case (the court list needs it) and nowhere else.
 - Every source row carries ``row_hash`` (its normalised content) so that re-importing an
-  unchanged row is a no-op, and ``batch_id``/``received_at`` (when Concord learnt it).
+  unchanged row is a no-op, ``batch_id``, and ``received_at``: when Concord learnt it. A
+  historical backfill stores NULL there, meaning "known when it happened"; features then
+  treat the row as available at its own time (see ``features/build.py``).
 """
 
 from __future__ import annotations
@@ -140,7 +142,7 @@ class Case(Base):
     stage: Mapped[str] = mapped_column(String(32), default="new", server_default="new")
     row_hash: Mapped[str] = mapped_column(String(HASH))
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id"))
-    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
@@ -157,7 +159,7 @@ class ContactCheck(Base):
     repair_source: Mapped[str | None] = mapped_column(String(64))
     row_hash: Mapped[str] = mapped_column(String(HASH))
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id"))
-    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class CapacitySnapshot(Base):
@@ -178,7 +180,7 @@ class CapacitySnapshot(Base):
     monthly_spend: Mapped[Decimal | None] = mapped_column(Money)
     row_hash: Mapped[str] = mapped_column(String(HASH))
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id"))
-    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class LitigationRecord(Base):
@@ -196,7 +198,7 @@ class LitigationRecord(Base):
     consumption_restricted: Mapped[bool] = mapped_column(Boolean)
     row_hash: Mapped[str] = mapped_column(String(HASH))
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id"))
-    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class Event(Base):
@@ -217,7 +219,7 @@ class Event(Base):
     propensity: Mapped[float | None] = mapped_column(Float)
     row_hash: Mapped[str] = mapped_column(String(HASH))
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id"))
-    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class Mediator(Base):
@@ -233,4 +235,4 @@ class Mediator(Base):
     provinces: Mapped[str] = mapped_column(Text, default="", server_default="")
     row_hash: Mapped[str] = mapped_column(String(HASH))
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id"))
-    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

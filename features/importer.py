@@ -495,7 +495,7 @@ class Stored:
     rejected_frame: pd.DataFrame | None
 
 
-def store(conn: Connection, table: Table, prepared: Prepared, context: _Context, batch_id: int, stamp: str) -> Stored:
+def store(conn: Connection, table: Table, prepared: Prepared, context: _Context, batch_id: int, stamp: str | None) -> Stored:
     """Write one prepared chunk: resolve ledger ids, insert new rows, update changed ones."""
     columns = dict(prepared.columns)
     keep = np.ones(len(prepared.hashes), dtype=bool)
@@ -581,8 +581,12 @@ def import_file(
     progress: Progress | None = None,
     today: dt.date | None = None,
     rejected_rows: list[pd.DataFrame] | None = None,
+    received_at: dt.datetime | None | str = "now",
 ) -> ImportReport:
     """Import one contract file into the ledger in a single transaction.
+
+    ``received_at`` is when Concord learnt these rows: now by default, a given time when a
+    feed is replayed, or None for a historical backfill (rows known when they happened).
 
     Chunks are parsed in this thread while a writer thread stores the previous one, so
     parsing and the database work overlap. Rejected rows (the file's own text plus
@@ -607,7 +611,9 @@ def import_file(
     secret = settings.pseudonym_key()
     report = ImportReport(table=table.name, source=path.name, sheet=opened.sheet, batch_id=None,
                           ignored_columns=opened.ignored_columns, encoding=opened.encoding)
-    stamp = _db_values(pd.Series([pd.Timestamp(started)]), "timestamp")[0]
+    if received_at == "now":
+        received_at = started
+    stamp = None if received_at is None else _db_values(pd.Series([pd.Timestamp(received_at)]), "timestamp")[0]
     work: queue.Queue[Any] = queue.Queue(maxsize=2)
     failure: list[BaseException] = []
     flag_counts: dict[str, int] = {}
