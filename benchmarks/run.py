@@ -1,8 +1,14 @@
-"""`make bench`: run every benchmark, print the figures and keep them in benchmarks/out/."""
+"""`make bench`: run every benchmark, print the figures and keep them in benchmarks/out/.
+
+`python benchmarks/run.py --only import,taiwan` runs a subset.
+"""
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
+import os
 import platform
 import sys
 import time
@@ -11,32 +17,47 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_import  # noqa: E402
+# name -> module in benchmarks/ with a run() -> dict of results
+BENCHMARKS = {"import": "bench_import", "taiwan": "bench_taiwan", "features": "bench_features"}
 
+# result key -> (figure, comparison, bound)
 TARGETS = {
-    "import_csv_1000000": ("rows_per_s", ">=", 50_000),
-    "import_xlsx_100000": ("rows_per_s", ">=", 10_000),
+    "import_csv_1000000": [("rows_per_s", ">=", 50_000), ("peak_rss_mib", "<", 2048)],
+    "import_xlsx_100000": [("rows_per_s", ">=", 10_000), ("peak_rss_mib", "<", 2048)],
+    "taiwan": [("roc_auc_mean", ">=", 0.78)],
 }
 
 
+def _verdicts(name: str, figures: dict) -> str:
+    out = []
+    for key, op, bound in TARGETS.get(name, []):
+        value = figures.get(key)
+        ok = value is not None and (value >= bound if op == ">=" else value < bound)
+        out.append(f"{key} {op} {bound:,}: {'met' if ok else 'NOT met'}")
+    return f"  [{'; '.join(out)}]" if out else ""
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated: " + ", ".join(BENCHMARKS))
+    args = parser.parse_args()
     results: dict[str, dict] = {}
     started = time.time()
-    results.update(bench_import.run())
+    for name in args.only.split(","):
+        try:
+            module = importlib.import_module(f"benchmarks.{BENCHMARKS[name.strip()]}")
+        except ModuleNotFoundError as error:
+            print(f"{name}: skipped ({error})")
+            continue
+        outcome = module.run()
+        results.update(outcome if all(isinstance(v, dict) for v in outcome.values()) else {name: outcome})
     out = ROOT / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    record = {"machine": platform.platform(), "cpus": __import__("os").cpu_count(), "seconds": round(time.time() - started),
+    record = {"machine": platform.platform(), "cpus": os.cpu_count(), "seconds": round(time.time() - started),
               "results": results}
     (out / "results.json").write_text(json.dumps(record, indent=2))
     for name, figures in results.items():
-        line = ", ".join(f"{k}={v}" for k, v in figures.items())
-        target = TARGETS.get(name)
-        verdict = ""
-        if target:
-            key, _op, bound = target
-            verdict = f"  [target {key} >= {bound:,}: {'met' if figures[key] >= bound else 'NOT met'}]"
-        print(f"{name}: {line}{verdict}")
-    print(f"peak memory target 2 GiB: {'met' if all(f.get('peak_rss_mib', 0) < 2048 for f in results.values()) else 'NOT met'}")
+        print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()) + _verdicts(name, figures))
 
 
 if __name__ == "__main__":
