@@ -236,3 +236,20 @@ class Mediator(Base):
     row_hash: Mapped[str] = mapped_column(String(HASH))
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id"))
     received_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class ModelAliasChange(Base):
+    """Which registered model version held an alias (``champion``, ``challenger``) from when.
+
+    MLflow keeps only the current alias; this is its history, for audits and rollback.
+    """
+
+    __tablename__ = "model_alias_changes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128), index=True)
+    alias: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str | None] = mapped_column(String(32))  # None: alias removed
+    previous_version: Mapped[str | None] = mapped_column(String(32))
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[str] = mapped_column(Text, default="")  # JSON: the figures that decided it

@@ -1,0 +1,103 @@
+"""Labels, in one place, and the decision times they are measured from.
+
+- **reachability**: within 14 days after a decision time, an attempt reached the debtor
+  (outcome reached, refused, promise_to_pay, agreement, paid or partial_paid).
+- **settlement**: within 90 days after a decision time, an agreement or a payment
+  (agreement, paid, partial_paid).
+
+Decision times are sampled from case histories: uniformly over the part of a case's life in
+which it was open (from its first event until it settled or closed) and whose label window
+had fully passed by the data cut-off ``as_of`` (no censored labels).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from concord import ledger
+from features.contracts import REACHED_OUTCOMES, SETTLED_OUTCOMES
+
+
+@dataclass(frozen=True)
+class Label:
+    """A label: its name, its window after the decision time and the outcomes that count."""
+
+    name: str
+    horizon: pd.Timedelta
+    outcomes: tuple[str, ...]
+
+
+REACHABILITY = Label("reachability", pd.Timedelta(days=14), REACHED_OUTCOMES)
+SETTLEMENT = Label("settlement", pd.Timedelta(days=90), SETTLED_OUTCOMES)
+LABELS = {label.name: label for label in (REACHABILITY, SETTLEMENT)}
+CLOSING_OUTCOMES = ("closed", "certificate_issued")
+
+
+def load_history(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cases (pk, creditor, case id, debtor pseudonym, creditor type) and their events (UTC)."""
+    cases, creditors, events = ledger.Case.__table__, ledger.Creditor.__table__, ledger.Event.__table__
+    with engine.connect() as connection:
+        case_frame = pd.DataFrame(connection.execute(
+            select(cases.c.id.label("case_pk"), creditors.c.name.label("creditor"), cases.c.case_id,
+                   cases.c.debtor_key, creditors.c.kind.label("creditor_type"))
+            .join(creditors, creditors.c.id == cases.c.creditor_id)).all(),
+            columns=["case_pk", "creditor", "case_id", "debtor_key", "creditor_type"])
+        event_frame = pd.DataFrame(connection.execute(
+            select(events.c.case_pk, events.c.at, events.c.action, events.c.outcome)).all(),
+            columns=["case_pk", "at", "action", "outcome"])
+    event_frame["at"] = pd.to_datetime(event_frame["at"], utc=True)
+    return case_frame, event_frame.sort_values(["case_pk", "at"], kind="stable").reset_index(drop=True)
+
+
+def _first(events: pd.DataFrame, outcomes: tuple[str, ...]) -> pd.Series:
+    hits = events[events["outcome"].isin(outcomes)]
+    return hits.groupby("case_pk")["at"].min()
+
+
+def decision_times(cases: pd.DataFrame, events: pd.DataFrame, label: Label, as_of: dt.datetime,
+                   per_case: float = 3.0, seed: int = 0) -> pd.DataFrame:
+    """Sample decision times: about ``per_case`` per case while it was open and uncensored.
+
+    Returns the entity rows Feast joins on (``case_pk``, ``debtor_key``, ``event_timestamp``,
+    ``decision_ts``) plus ``creditor``, ``case_id`` and ``creditor_type``.
+    """
+    as_of_ts = pd.Timestamp(as_of).tz_convert("UTC") if pd.Timestamp(as_of).tzinfo else pd.Timestamp(as_of, tz="UTC")
+    start = events.groupby("case_pk")["at"].min()
+    ended = pd.concat([_first(events, SETTLED_OUTCOMES), _first(events, CLOSING_OUTCOMES)], axis=1).min(axis=1)
+    life = pd.DataFrame({"start": start}).join(ended.rename("end"))
+    life["end"] = life["end"].fillna(as_of_ts).clip(upper=as_of_ts - label.horizon)
+    life = life[life["end"] > life["start"]]
+    rng = np.random.default_rng(seed)
+    days = (life["end"] - life["start"]).dt.total_seconds() / 86_400
+    # More samples for longer lives, about per_case on average, at least one.
+    counts = np.maximum(1, rng.poisson(per_case * days / max(days.mean(), 1e-9)))
+    repeated = life.loc[life.index.repeat(counts)]
+    offsets = rng.random(len(repeated)) * (repeated["end"] - repeated["start"]).dt.total_seconds().to_numpy()
+    points = pd.DataFrame({
+        "case_pk": repeated.index.to_numpy(),
+        "event_timestamp": (repeated["start"] + pd.to_timedelta(offsets, unit="s")).dt.floor("s").to_numpy(),
+    })
+    points = points.merge(cases, on="case_pk", how="inner")
+    points["event_timestamp"] = pd.to_datetime(points["event_timestamp"], utc=True)
+    points["decision_ts"] = points["event_timestamp"]
+    return points.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+
+
+def attach_labels(points: pd.DataFrame, events: pd.DataFrame, label: Label) -> pd.Series:
+    """1 where an outcome of ``label`` happened in (decision time, decision time + horizon]."""
+    hits = events.loc[events["outcome"].isin(label.outcomes), ["case_pk", "at"]].sort_values(["case_pk", "at"])
+    if hits.empty:
+        return pd.Series(0, index=points.index, name=label.name)
+    # Encode (case, time) as one sortable number so one searchsorted serves every case.
+    scale = 10**12
+    keys = hits["case_pk"].to_numpy(dtype=np.int64) * scale + hits["at"].astype("int64").to_numpy() // 10**9
+    t = points["event_timestamp"].astype("int64").to_numpy() // 10**9
+    base = points["case_pk"].to_numpy(dtype=np.int64) * scale
+    after = np.searchsorted(keys, base + t, side="right")
+    until = np.searchsorted(keys, base + t + int(label.horizon.total_seconds()), side="right")
+    return pd.Series((until > after).astype(int), index=points.index, name=label.name)
