@@ -17,6 +17,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The case ledger's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+models_app = typer.Typer(help="Champion/challenger governance of the registered models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 console = Console()
 errors = Console(stderr=True)
@@ -182,6 +184,143 @@ def demo_command(
         _import_one(name, folder / f"{name}.csv", None, settings.home / "imports" / f"demo-{name}.json", quiet=True,
                     received_at=None)
     console.print(f"demo ledger: {settings.database_url}", soft_wrap=True, highlight=False)
+
+
+def _timestamp(text: str | None, option: str) -> dt.datetime | None:
+    """A CLI timestamp (naive = Asia/Shanghai) as aware UTC, or None."""
+    if text is None:
+        return None
+    import pandas as pd
+
+    from features.parsing import parse_timestamp
+
+    parsed = parse_timestamp(pd.Series([text], dtype="string[pyarrow]"))
+    if parsed.errors.notna().any():
+        _fail(f"{option} {parsed.errors.iloc[0]}: '{text}'.")
+    return parsed.values.iloc[0].to_pydatetime()
+
+
+MODEL_NAMES = ("reachability", "settlement")
+
+
+def _models(model: str) -> tuple[str, ...]:
+    if model == "all":
+        return MODEL_NAMES
+    if model not in MODEL_NAMES:
+        _fail(f"--model must be reachability, settlement or all, not '{model}'.")
+    return (model,)
+
+
+@app.command("train")
+def train_command(
+    model: Annotated[str, typer.Option(help="reachability, settlement or all")] = "all",
+    as_of: Annotated[str | None, typer.Option(help="data cut-off (default: now); naive = Asia/Shanghai")] = None,
+    promote_first: Annotated[bool, typer.Option(help="make the new model champion when there is none yet")] = True,
+) -> None:
+    """Train models on point-in-time features, log to MLflow, register as challenger."""
+    from concord.db import make_engine
+    from concord.settings import get_settings
+    from training import registry
+    from training.pipeline import train
+
+    settings = get_settings()
+    engine = make_engine(settings)
+    cut = _timestamp(as_of, "--as-of")
+    for name in _models(model):
+        with console.status(f"{name}: starting") as status:
+            result, version = train(settings, engine, name, cut, step=lambda text: status.update(text))
+        overall = result.metrics[result.metrics["group"] == "all"].set_index("estimator")
+        console.print(
+            f"{name}: version {version} (challenger); holdout ROC-AUC {overall.loc['model', 'roc_auc']:.4f} "
+            f"(baseline {overall.loc['baseline', 'roc_auc']:.4f}), Brier {overall.loc['model', 'brier']:.4f}, "
+            f"ECE {overall.loc['model', 'ece']:.4f}, top-decile lift {overall.loc['model', 'top_decile_lift']:.2f}",
+            soft_wrap=True, highlight=False)
+        client = registry.configure(settings)
+        if promote_first and registry.version_by_alias(client, name, registry.CHAMPION) is None:
+            decision = registry.promote(settings, engine, name)
+            console.print(f"{name}: {decision.reason}", soft_wrap=True)
+    engine.dispose()
+
+
+def _print_decision(model: str, decision: object) -> None:
+    figures = getattr(decision, "figures", {})
+    for side in ("champion", "challenger"):
+        if side in figures:
+            f = figures[side]
+            console.print(f"  {side}: ROC-AUC {f['roc_auc']:.4f}, Brier {f['brier']:.4f}, ECE {f['ece']:.4f}, "
+                          f"rows {f['rows']:,}", highlight=False)
+    console.print(f"{model}: {getattr(decision, 'reason')}", soft_wrap=True, highlight=False)
+
+
+@models_app.command("promote")
+def promote_command(model: Annotated[str, typer.Option(help="reachability, settlement or all")] = "all") -> None:
+    """Make the challenger champion if it beats the champion on the same holdout; else refuse."""
+    from concord.db import make_engine
+    from concord.settings import get_settings
+    from training import registry
+
+    settings = get_settings()
+    engine = make_engine(settings)
+    refused = False
+    for name in _models(model):
+        decision = registry.promote(settings, engine, name)
+        _print_decision(name, decision)
+        refused |= not decision.promoted
+    if refused:
+        raise typer.Exit(1)
+
+
+@models_app.command("rollback")
+def rollback_command(model: Annotated[str, typer.Option(help="reachability or settlement")]) -> None:
+    """Give the champion alias back to the previous champion."""
+    from concord.db import make_engine
+    from concord.settings import get_settings
+    from training import registry
+
+    settings = get_settings()
+    decision = registry.rollback(settings, make_engine(settings), _models(model)[0])
+    _print_decision(model, decision)
+    if not decision.promoted:
+        raise typer.Exit(1)
+
+
+@models_app.command("history")
+def history_command(model: Annotated[str, typer.Option(help="reachability, settlement or all")] = "all") -> None:
+    """Which version held which alias when (MLflow keeps only the current alias)."""
+    from concord.db import make_engine
+    from concord.settings import get_settings
+    from training import registry
+
+    engine = make_engine(get_settings())
+    for name in _models(model):
+        frame = registry.history(engine, name)
+        console.print(f"{registry.registered_name(name)}:")
+        if frame.empty:
+            console.print("  no alias changes yet")
+        for row in frame.itertuples(index=False):
+            console.print(f"  {row.changed_at:%Y-%m-%d %H:%M:%S} UTC  {row.alias:<10} -> "
+                          f"{row.version or '(removed)'}  (was {row.previous_version or '-'}): {row.reason}",
+                          highlight=False, soft_wrap=True)
+
+
+@app.command("score")
+def score_command(
+    as_of: Annotated[str, typer.Option(help="score the cases open at this time (naive = Asia/Shanghai)")],
+    out: Annotated[Path, typer.Option(help="CSV file to write")],
+) -> None:
+    """Every case open at a time with p_reach and p_settle from the champions, and their versions."""
+    from concord.db import make_engine
+    from concord.settings import get_settings
+    from training.scoring import score
+
+    settings = get_settings()
+    try:
+        frame = score(settings, make_engine(settings), _timestamp(as_of, "--as-of"))
+    except LookupError as error:
+        _fail(str(error))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False, encoding="utf-8-sig")
+    console.print(f"scored {len(frame):,} open cases into {out}", soft_wrap=True)
 
 
 def main() -> None:

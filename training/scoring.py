@@ -1,0 +1,66 @@
+"""Batch scoring with the champions: every case open at a time, its reach and settle odds.
+
+Explanations for one case come from the model's ``pred_contrib`` (SHAP values in log-odds).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from concord import ledger
+from concord.settings import Settings
+from models.specs import SPECS
+from training import labels as label_defs
+from training import registry
+from training.pipeline import ENTITY_COLUMNS
+
+
+def open_cases(engine: Engine, as_of: dt.datetime) -> pd.DataFrame:
+    """Cases known at ``as_of`` and not yet settled or closed then: the scoring entity rows."""
+    as_of_ts = pd.Timestamp(as_of)
+    as_of_ts = as_of_ts.tz_convert("UTC") if as_of_ts.tzinfo else as_of_ts.tz_localize("UTC")
+    cases, events = label_defs.load_history(engine)
+    table = ledger.Case.__table__
+    with engine.connect() as connection:
+        received = pd.DataFrame(connection.execute(select(table.c.id, table.c.received_at)).all(),
+                                columns=["case_pk", "received_at"])
+    received["received_at"] = pd.to_datetime(received["received_at"], utc=True)
+    past = events[events["at"] <= as_of_ts]
+    started = past.groupby("case_pk")["at"].min().rename("first_event")
+    finished = past[past["outcome"].isin(label_defs.SETTLED_OUTCOMES + label_defs.CLOSING_OUTCOMES)]["case_pk"].unique()
+    frame = cases.merge(received, on="case_pk").merge(started, on="case_pk", how="left")
+    known = frame["first_event"].notna() | (frame["received_at"].notna() & (frame["received_at"] <= as_of_ts))
+    frame = frame[known & ~frame["case_pk"].isin(finished)].copy()
+    frame["event_timestamp"] = as_of_ts
+    frame["decision_ts"] = as_of_ts
+    return frame.reset_index(drop=True)
+
+
+def champion(settings: Settings, model: str) -> tuple[Any, str]:
+    """The champion estimator of a model and its version."""
+    client = registry.configure(settings)
+    version = registry.version_by_alias(client, model, registry.CHAMPION)
+    if version is None:
+        raise LookupError(f"{registry.registered_name(model)} has no champion yet; run `concord train` first")
+    return registry.load_version(model, str(version.version)), str(version.version)
+
+
+def score(settings: Settings, engine: Engine, as_of: dt.datetime) -> pd.DataFrame:
+    """``case_id, creditor, p_reach, p_settle`` and the model versions, for every open case."""
+    from features.store import historical_features
+
+    cases = open_cases(engine, as_of)
+    out = cases[["case_pk", "case_id", "creditor", "creditor_type"]].copy()
+    for model, column in (("reachability", "p_reach"), ("settlement", "p_settle")):
+        estimator, version = champion(settings, model)
+        features = historical_features(settings, cases[list(ENTITY_COLUMNS)], SPECS[model].feature_service)
+        features = cases[["case_pk"]].merge(features, on="case_pk", how="left")
+        names = list(estimator.feature_names_in_)
+        out[column] = estimator.predict_proba(features[names].astype(float))[:, 1] if len(features) else np.array([])
+        out[f"{model}_version"] = version
+    return out.drop(columns=["case_pk"])
