@@ -296,7 +296,7 @@ def parse_rate(column: pd.Series) -> Parsed:
     digits = text.str.rstrip("%").str.fullmatch(r"\d+(?:\.\d+)?|\.\d+").fillna(False).astype(bool)
     present = column.notna()
     errors = _with_errors(errors, present & ~digits, "is not a rate (expected 0.18 or 18%)")
-    number = pd.to_numeric(text.str.rstrip("%").where(digits), errors="coerce")
+    number = pd.to_numeric(text.str.rstrip("%").where(digits), errors="coerce").astype("float64")
     fraction = number.where(~percent, number / 100)
     errors = _with_errors(
         errors, present & digits & (fraction > 1), "must be in [0, 1] (or a percentage like 18%)"

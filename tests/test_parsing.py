@@ -154,3 +154,10 @@ def test_enums_accept_chinese_aliases_and_refuse_others() -> None:
     parsed = parsing.parse_enum(column("信用卡", "Credit_Card", "消费贷", "mortgage"), PRODUCTS)
     assert parsed.values.tolist()[:3] == ["credit_card", "credit_card", "consumer_loan"]
     assert "mortgage" in parsed.errors.iloc[3]
+
+
+def test_a_column_of_whole_percentages_parses() -> None:
+    # Found by a foreign file: every rate written "18%" made the column integer-typed.
+    parsed = parsing.parse_rate(column("18%", "24%", "36%"))
+    assert parsed.errors.isna().all()
+    assert parsed.values.tolist() == ["0.180000", "0.240000", "0.360000"]
