@@ -1226,8 +1226,9 @@ def simulate_world(
     _release_memory()
     n = len(cases)
     persons = np.flatnonzero(~pop.company_primary)
-    capacity = _capacity(persons, pop, end_day, rng)
-    litigation = _litigation(persons, pop, end_day, rng)
+    # A debtor with two cases gets snapshots through both; a provider reports one per day.
+    capacity = _one_per_key(_capacity(persons, pop, end_day, rng), ["id_number", "as_of"])
+    litigation = _one_per_key(_litigation(persons, pop, end_day, rng), ["id_number", "as_of"])
 
     traits = _case_traits(pop, np.arange(n))
     _release_memory()
@@ -1270,7 +1271,7 @@ def simulate_world(
     p_reach, p_settle = _oracle(pop, point_case, point_state, point_k, days_left, point_second, calibration)
     del days_left
     _release_memory()
-    contact_checks = _contact_checks(repairs, pop, rng)
+    contact_checks = _one_per_key(_contact_checks(repairs, pop, rng), ["id_number", "checked_at"])
     del repairs
     _release_memory()
 
@@ -1436,6 +1437,12 @@ def _contact_checks(
             "repair_source": pd.Categorical.from_codes(src, categories=list(REPAIR_SOURCES)),
         }
     )
+
+
+def _one_per_key(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """The first row of each contract key (the importer rejects a repeated key as a duplicate)."""
+    repeated = frame.duplicated(key, keep="first").to_numpy()
+    return frame.loc[~repeated].reset_index(drop=True) if repeated.any() else frame
 
 
 def _capacity(persons: np.ndarray, pop: _Population, end_day: int, rng: np.random.Generator) -> pd.DataFrame:

@@ -320,3 +320,13 @@ def test_oracle_probabilities_match_realised_outcomes(calibrated: dict[int, Worl
             high = p > 0.5
             assert abs(p[high].mean() - label[high].mean()) < 0.03
             assert roc_auc_score(label, p) > 0.8
+
+
+def test_contract_keys_are_unique_so_every_row_imports() -> None:
+    # Found by `make run`: a debtor with two cases got two capacity snapshots on one day.
+    from features.contracts import TABLES
+
+    world = simulate_world(3000, seed=1)
+    for name in ("cases", "contact_checks", "capacity", "litigation", "events", "mediators"):
+        frame = getattr(world, name)
+        assert not frame.duplicated(list(TABLES[name].key)).any(), name
