@@ -43,12 +43,15 @@ def writing(settings: Settings) -> bool:
     if url.get_backend_name() == "sqlite":
         wal = Path(url.database + "-wal")
         return wal.exists() and wal.stat().st_size > 2_000_000
+    # Another backend holding a write transaction id has written rows it has not committed.
     engine = create_engine(url)
     with engine.connect() as connection:
         active = connection.scalar(text(
             "select count(*) from pg_stat_activity where datname = current_database() "
-            "and state = 'active' and query ilike 'INSERT INTO cases%'"))
+            "and pid <> pg_backend_pid() and backend_xid is not null"))
     engine.dispose()
+    if active:
+        time.sleep(1.0)  # let it write some cases, not only the batch row
     return bool(active)
 
 

@@ -77,3 +77,17 @@ def test_ece_of_a_perfect_forecast_is_small() -> None:
     rng = np.random.default_rng(0)
     p = rng.random(200_000)
     assert expected_calibration_error((rng.random(200_000) < p).astype(int), p) < 0.01
+
+
+def test_labels_do_not_depend_on_timestamp_resolution() -> None:
+    # Found by the oracle benchmark: microsecond timestamps made every label 0.
+    from training.labels import REACHABILITY, attach_labels
+
+    events = pd.DataFrame({"case_pk": [1, 1], "at": pd.to_datetime(["2025-01-03", "2025-03-01"], utc=True),
+                           "outcome": ["reached", "reached"]})
+    for unit in ("ns", "us", "s"):
+        points = pd.DataFrame({"case_pk": [1, 1, 1],
+                               "decision_ts": pd.to_datetime(["2025-01-01", "2025-01-20", "2025-03-01"], utc=True).as_unit(unit)})
+        # The outcome at the decision time itself counts; one 14 days later does not.
+        labels = attach_labels(points, events.assign(at=events["at"].dt.as_unit(unit)), REACHABILITY).tolist()
+        assert labels == [1, 0, 1]

@@ -8,6 +8,10 @@
 Decision times are sampled from case histories: uniformly over the part of a case's life in
 which it was open (from its first event until it settled or closed) and whose label window
 had fully passed by the data cut-off ``as_of`` (no censored labels).
+
+A decision at time ``t`` sees features known strictly before ``t`` (the Feast entity row's
+``event_timestamp`` is ``t`` minus one second) and its label counts outcomes in ``[t, t +
+horizon)``: the outcome of the action taken at ``t`` is what the decision is about.
 """
 
 from __future__ import annotations
@@ -83,21 +87,33 @@ def decision_times(cases: pd.DataFrame, events: pd.DataFrame, label: Label, as_o
         "event_timestamp": (repeated["start"] + pd.to_timedelta(offsets, unit="s")).dt.floor("s").to_numpy(),
     })
     points = points.merge(cases, on="case_pk", how="inner")
-    points["event_timestamp"] = pd.to_datetime(points["event_timestamp"], utc=True)
-    points["decision_ts"] = points["event_timestamp"]
-    return points.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+    points["decision_ts"] = pd.to_datetime(points.pop("event_timestamp"), utc=True)
+    return with_feature_cut(points).sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+
+
+def with_feature_cut(points: pd.DataFrame) -> pd.DataFrame:
+    """Add ``event_timestamp`` = ``decision_ts`` - 1 s: features known strictly before the decision."""
+    points = points.copy()
+    points["decision_ts"] = pd.to_datetime(points["decision_ts"], utc=True)
+    points["event_timestamp"] = points["decision_ts"] - pd.Timedelta(seconds=1)
+    return points
+
+
+def epoch_seconds(values: pd.Series) -> np.ndarray:
+    """UTC timestamps as whole seconds since 1970, whatever their resolution (ns, us, s)."""
+    return pd.to_datetime(values, utc=True).dt.as_unit("s").astype("int64").to_numpy()
 
 
 def attach_labels(points: pd.DataFrame, events: pd.DataFrame, label: Label) -> pd.Series:
-    """1 where an outcome of ``label`` happened in (decision time, decision time + horizon]."""
+    """1 where an outcome of ``label`` happened in [decision_ts, decision_ts + horizon)."""
     hits = events.loc[events["outcome"].isin(label.outcomes), ["case_pk", "at"]].sort_values(["case_pk", "at"])
     if hits.empty:
         return pd.Series(0, index=points.index, name=label.name)
     # Encode (case, time) as one sortable number so one searchsorted serves every case.
     scale = 10**12
-    keys = hits["case_pk"].to_numpy(dtype=np.int64) * scale + hits["at"].astype("int64").to_numpy() // 10**9
-    t = points["event_timestamp"].astype("int64").to_numpy() // 10**9
+    keys = hits["case_pk"].to_numpy(dtype=np.int64) * scale + epoch_seconds(hits["at"])
+    t = epoch_seconds(points["decision_ts"])
     base = points["case_pk"].to_numpy(dtype=np.int64) * scale
-    after = np.searchsorted(keys, base + t, side="right")
-    until = np.searchsorted(keys, base + t + int(label.horizon.total_seconds()), side="right")
+    after = np.searchsorted(keys, base + t, side="left")
+    until = np.searchsorted(keys, base + t + int(label.horizon.total_seconds()), side="left")
     return pd.Series((until > after).astype(int), index=points.index, name=label.name)

@@ -250,8 +250,9 @@ def training_frame(settings: Settings, engine: Engine, spec: ModelSpec, as_of: d
     points["label"] = label_defs.attach_labels(points, events, label)
     features = historical_features(settings, points[list(ENTITY_COLUMNS)], spec.feature_service)
     keys = ["case_pk", "event_timestamp"]
-    return points.merge(features.drop(columns=[c for c in ("debtor_key", "decision_ts") if c in features]),
-                        on=keys, how="left")
+    # The ledger's columns win over same-named features (creditor_type is both).
+    duplicates = [c for c in features.columns if c in points.columns and c not in keys]
+    return points.merge(features.drop(columns=duplicates), on=keys, how="left")
 
 
 def train(settings: Settings, engine: Engine, model: str, as_of: dt.datetime | None = None,

@@ -36,9 +36,8 @@ def open_cases(engine: Engine, as_of: dt.datetime) -> pd.DataFrame:
     frame = cases.merge(received, on="case_pk").merge(started, on="case_pk", how="left")
     known = frame["first_event"].notna() | (frame["received_at"].notna() & (frame["received_at"] <= as_of_ts))
     frame = frame[known & ~frame["case_pk"].isin(finished)].copy()
-    frame["event_timestamp"] = as_of_ts
     frame["decision_ts"] = as_of_ts
-    return frame.reset_index(drop=True)
+    return label_defs.with_feature_cut(frame).reset_index(drop=True)
 
 
 def champion(settings: Settings, model: str) -> tuple[Any, str]:
@@ -59,7 +58,7 @@ def score(settings: Settings, engine: Engine, as_of: dt.datetime) -> pd.DataFram
     for model, column in (("reachability", "p_reach"), ("settlement", "p_settle")):
         estimator, version = champion(settings, model)
         features = historical_features(settings, cases[list(ENTITY_COLUMNS)], SPECS[model].feature_service)
-        features = cases[["case_pk"]].merge(features, on="case_pk", how="left")
+        features = cases[["case_pk"]].merge(features.drop_duplicates("case_pk"), on="case_pk", how="left")
         names = list(estimator.feature_names_in_)
         out[column] = estimator.predict_proba(features[names].astype(float))[:, 1] if len(features) else np.array([])
         out[f"{model}_version"] = version
