@@ -18,13 +18,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # name -> module in benchmarks/ with a run() -> dict of results
-BENCHMARKS = {"import": "bench_import", "taiwan": "bench_taiwan", "features": "bench_features"}
+BENCHMARKS = {"import": "bench_import", "taiwan": "bench_taiwan", "features": "bench_features", "models": "bench_models"}
 
 # result key -> (figure, comparison, bound)
 TARGETS = {
     "import_csv_1000000": [("rows_per_s", ">=", 50_000), ("peak_rss_mib", "<", 2048)],
     "import_xlsx_100000": [("rows_per_s", ">=", 10_000), ("peak_rss_mib", "<", 2048)],
     "taiwan": [("roc_auc_mean", ">=", 0.78)],
+    "oracle_reachability": [("roc_auc", ">=", 0.80), ("share_of_oracle", ">=", 0.9), ("ece", "<=", 0.02)],
+    "oracle_settlement": [("roc_auc", ">=", 0.80), ("share_of_oracle", ">=", 0.9), ("ece", "<=", 0.02)],
+    "train_1000000": [("seconds", "<", 300)],
 }
 
 
@@ -32,7 +35,7 @@ def _verdicts(name: str, figures: dict) -> str:
     out = []
     for key, op, bound in TARGETS.get(name, []):
         value = figures.get(key)
-        ok = value is not None and (value >= bound if op == ">=" else value < bound)
+        ok = value is not None and {">=": value >= bound, "<": value < bound, "<=": value <= bound}[op]
         out.append(f"{key} {op} {bound:,}: {'met' if ok else 'NOT met'}")
     return f"  [{'; '.join(out)}]" if out else ""
 

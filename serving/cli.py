@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from serving.cli_features import features_app, profile_command
+
 app = typer.Typer(
     help="Concord: who should work each debt case, and what to do next.",
     no_args_is_help=True,
@@ -19,6 +21,8 @@ db_app = typer.Typer(help="The case ledger's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 models_app = typer.Typer(help="Champion/challenger governance of the registered models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(features_app, name="features")
+app.command("profile")(profile_command)
 
 console = Console()
 errors = Console(stderr=True)
@@ -127,6 +131,7 @@ def import_command(
     _import_one(table, file, sheet, report, received_at=when)
 
 
+DEMO_END = dt.date(2026, 6, 30)  # the demo world's last day
 IMPORT_ORDER = ("mediators", "cases", "contact_checks", "capacity", "litigation", "events")
 
 
@@ -179,11 +184,26 @@ def demo_command(
     folder = settings.ensure_home() / "demo" / f"world-{cases}-{seed}"
     if not all((folder / f"{name}.csv").exists() for name in IMPORT_ORDER):
         console.print(f"simulating a demo world of {cases:,} cases (seed {seed}) into {folder}", soft_wrap=True)
-        write_world(simulate_world(cases, seed), folder, "csv")
+        write_world(simulate_world(cases, seed, end=DEMO_END), folder, "csv")
     for name in IMPORT_ORDER:
         _import_one(name, folder / f"{name}.csv", None, settings.home / "imports" / f"demo-{name}.json", quiet=True,
                     received_at=None)
     console.print(f"demo ledger: {settings.database_url}", soft_wrap=True, highlight=False)
+
+    from concord.db import make_engine
+    from features.build import build_offline_tables
+    from features.store import apply, materialize
+
+    with console.status("building features"):
+        build_offline_tables(settings)
+        apply(settings)
+        materialize(settings)
+    console.print(f"features built, applied and materialised under {settings.home / 'features'}", soft_wrap=True)
+    engine = make_engine(settings)
+    # Train with what was known when the demo world ends.
+    end = dt.datetime(DEMO_END.year, DEMO_END.month, DEMO_END.day, tzinfo=dt.UTC)
+    _train_models(settings, engine, MODEL_NAMES, end, promote_first=True)
+    engine.dispose()
 
 
 def _timestamp(text: str | None, option: str) -> dt.datetime | None:
@@ -220,13 +240,19 @@ def train_command(
     """Train models on point-in-time features, log to MLflow, register as challenger."""
     from concord.db import make_engine
     from concord.settings import get_settings
-    from training import registry
-    from training.pipeline import train
 
     settings = get_settings()
     engine = make_engine(settings)
-    cut = _timestamp(as_of, "--as-of")
-    for name in _models(model):
+    _train_models(settings, engine, _models(model), _timestamp(as_of, "--as-of"), promote_first)
+    engine.dispose()
+
+
+def _train_models(settings: object, engine: object, names: tuple[str, ...], cut: dt.datetime | None,
+                  promote_first: bool) -> None:
+    from training import registry
+    from training.pipeline import train
+
+    for name in names:
         with console.status(f"{name}: starting") as status:
             result, version = train(settings, engine, name, cut, step=lambda text: status.update(text))
         overall = result.metrics[result.metrics["group"] == "all"].set_index("estimator")
@@ -239,7 +265,6 @@ def train_command(
         if promote_first and registry.version_by_alias(client, name, registry.CHAMPION) is None:
             decision = registry.promote(settings, engine, name)
             console.print(f"{name}: {decision.reason}", soft_wrap=True)
-    engine.dispose()
 
 
 def _print_decision(model: str, decision: object) -> None:

@@ -1,0 +1,248 @@
+"""Feature-store figures: the pipeline from a synthetic world to the online store, and online
+retrieval latency of the serving FeatureService.
+
+Pipeline for N cases (default 1,000,000): simulate -> import (six tables, as a backfill) ->
+build the offline tables -> apply + materialise into SQLite (and into Redis when one answers).
+Each stage runs in its own process and reports its wall time and its own peak resident memory
+(VmHWM from /proc/self/status; ru_maxrss would be inherited across exec).
+
+Online: ``reachability_v1`` for 1 case and for 100 cases, p50 and p99 over a few hundred calls,
+with a long-lived FeatureStore (as the service holds one), on the pipeline's SQLite store and on
+Redis.
+
+    python benchmarks/bench_features.py --cases 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TABLES = ("mediators", "cases", "contact_checks", "capacity", "litigation", "events")
+DEFAULT_REDIS_URL = os.environ.get("CONCORD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def peak_rss_mib() -> int:
+    """This process's peak resident memory in MiB (VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def _settings(home: Path, redis_url: str | None = None):  # noqa: ANN202 - imported lazily in children
+    os.environ["CONCORD_HOME"] = str(home)
+    os.environ.setdefault("CONCORD_PSEUDONYM_KEY", "benchmark")
+    if redis_url:
+        os.environ["CONCORD_REDIS_URL"] = redis_url
+    else:
+        os.environ.pop("CONCORD_REDIS_URL", None)
+    os.environ.pop("CONCORD_DATABASE_URL", None)
+    from concord.settings import get_settings
+
+    return get_settings()
+
+
+# --------------------------------------------------------------------------- stages (children)
+
+
+def stage_simulate(cases: int, seed: int, world: Path) -> dict:
+    """Simulate a world of ``cases`` cases into ``world`` as parquet."""
+    from features.simulate import simulate_world, write_world
+
+    started = time.perf_counter()
+    paths = write_world(simulate_world(cases, seed), world, "parquet")
+    return {"cases": cases, "seconds": round(time.perf_counter() - started, 1), "files": len(paths)}
+
+
+def stage_import(home: Path, world: Path) -> dict:
+    """Import the six contract tables as a historical backfill."""
+    settings = _settings(home)
+    from concord.db import make_engine
+    from features.importer import import_file
+
+    engine = make_engine(settings)
+    figures: dict[str, object] = {}
+    started = time.perf_counter()
+    rows = 0
+    for table in TABLES:
+        t0 = time.perf_counter()
+        report = import_file(table, world / f"{table}.parquet", settings, engine, received_at=None)
+        figures[f"{table}_s"] = round(time.perf_counter() - t0, 1)
+        rows += report.rows_read
+    figures.update(rows=rows, seconds=round(time.perf_counter() - started, 1))
+    return figures
+
+
+def stage_build(home: Path) -> dict:
+    """Build the offline feature tables."""
+    settings = _settings(home)
+    from features.build import build_offline_tables, offline_dir
+
+    started = time.perf_counter()
+    build_offline_tables(settings)
+    seconds = time.perf_counter() - started
+    manifest = json.loads((offline_dir(settings) / "manifest.json").read_text())
+    return {"seconds": round(seconds, 1), "rows": sum(manifest["rows"].values()),
+            "case_state_rows": manifest["rows"]["case_state"],
+            **{f"{name}_s": value for name, value in manifest["table_seconds"].items()}}
+
+
+def stage_materialize(home: Path, redis_url: str | None, project: str) -> dict:
+    """Apply the definitions and materialise everything into the online store."""
+    settings = _settings(home, redis_url)
+    import warnings
+
+    from features.store import apply, feature_store, materialize
+
+    warnings.simplefilter("ignore")
+    store = feature_store(settings, project)
+    started = time.perf_counter()
+    apply(settings, project, store=store)
+    done = materialize(settings, project=project, store=store)
+    return {"seconds": round(time.perf_counter() - started, 1),
+            "entities": sum(run.entities for run in done.values()),
+            **{f"{view}_s": run.seconds for view, run in done.items()}}
+
+
+def stage_online(home: Path, redis_url: str | None, project: str, calls: int) -> dict:
+    """p50/p99 latency of ``reachability_v1`` for 1 and for 100 cases."""
+    settings = _settings(home, redis_url)
+    import warnings
+
+    import numpy as np
+
+    from features.repo import REACHABILITY_V1
+    from features.store import case_entities, feature_store, online_features
+
+    warnings.simplefilter("ignore")
+    store = feature_store(settings, project)
+    entities = case_entities(settings)
+    rng = np.random.default_rng(7)
+    figures: dict[str, object] = {}
+    for size in (1, 100):
+        samples = []
+        for call in range(calls + 20):  # the first 20 warm the caches
+            picked = entities.iloc[rng.integers(0, len(entities), size)].to_dict("records")
+            started = time.perf_counter()
+            result = online_features(settings, picked, REACHABILITY_V1, project, store=store)
+            elapsed = time.perf_counter() - started
+            if call >= 20:
+                samples.append(elapsed * 1000)
+        assert len(result["attempts_total"]) == size
+        figures[f"p50_ms_{size}"] = round(float(np.percentile(samples, 50)), 2)
+        figures[f"p99_ms_{size}"] = round(float(np.percentile(samples, 99)), 2)
+    figures["calls"] = calls
+    return figures
+
+
+def stage_teardown(home: Path, redis_url: str | None, project: str) -> dict:
+    """Remove a benchmark project's keys from Redis."""
+    settings = _settings(home, redis_url)
+    import warnings
+
+    from features.store import feature_store
+
+    warnings.simplefilter("ignore")
+    feature_store(settings, project).teardown()
+    return {}
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _child(*args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _redis_available(url: str) -> bool:
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def run(cases: int = 1_000_000, seed: int = 1, calls: int = 300, redis_url: str | None = DEFAULT_REDIS_URL,
+        scratch: Path | None = None) -> dict:
+    """Run the pipeline for ``cases`` cases and the online latency benchmark; return the figures.
+
+    Redis stages run when ``redis_url`` answers; its keys are removed afterwards.
+    """
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(dir=scratch) as folder:
+        root = Path(folder)
+        world, home = root / "world", root / "home"
+        prefix = f"features_{cases}"
+        results[f"{prefix}_simulate"] = _child("simulate", str(cases), str(seed), str(world))
+        results[f"{prefix}_import"] = _child("import", str(home), str(world))
+        results[f"{prefix}_build"] = _child("build", str(home))
+        results[f"{prefix}_materialize_sqlite"] = _child("materialize", str(home), "", "concord")
+        online = _child("online", str(home), "", "concord", str(calls))
+        results["features_online_sqlite_1"] = {"p50_ms": online["p50_ms_1"], "p99_ms": online["p99_ms_1"],
+                                               "calls": calls, "peak_rss_mib": online["peak_rss_mib"]}
+        results["features_online_sqlite_100"] = {"p50_ms": online["p50_ms_100"], "p99_ms": online["p99_ms_100"],
+                                                 "calls": calls}
+        if redis_url and _redis_available(redis_url):
+            project = f"concord_bench_{uuid.uuid4().hex[:8]}"
+            try:
+                results[f"{prefix}_materialize_redis"] = _child("materialize", str(home), redis_url, project)
+                online = _child("online", str(home), redis_url, project, str(calls))
+                results["features_online_redis_1"] = {"p50_ms": online["p50_ms_1"], "p99_ms": online["p99_ms_1"],
+                                                      "calls": calls}
+                results["features_online_redis_100"] = {"p50_ms": online["p50_ms_100"],
+                                                        "p99_ms": online["p99_ms_100"], "calls": calls}
+            finally:
+                _child("teardown", str(home), redis_url, project)
+    return results
+
+
+def _main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--cases", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--no-redis", action="store_true")
+    parser.add_argument("--scratch", type=Path, default=None, help="folder for the temporary world and home")
+    args = parser.parse_args()
+    if args.child:
+        stage, *rest = args.child
+        redis = (rest[1] or None) if stage in ("materialize", "online", "teardown") else None
+        figures = {
+            "simulate": lambda: stage_simulate(int(rest[0]), int(rest[1]), Path(rest[2])),
+            "import": lambda: stage_import(Path(rest[0]), Path(rest[1])),
+            "build": lambda: stage_build(Path(rest[0])),
+            "materialize": lambda: stage_materialize(Path(rest[0]), redis, rest[2]),
+            "online": lambda: stage_online(Path(rest[0]), redis, rest[2], int(rest[3])),
+            "teardown": lambda: stage_teardown(Path(rest[0]), redis, rest[2]),
+        }[stage]()
+        figures["peak_rss_mib"] = peak_rss_mib()
+        print(json.dumps(figures))
+        return
+    started = time.time()
+    results = run(args.cases, args.seed, args.calls, None if args.no_redis else DEFAULT_REDIS_URL, args.scratch)
+    for name, figures in results.items():
+        print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
+    print(f"total {time.time() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    _main()

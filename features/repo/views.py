@@ -1,0 +1,120 @@
+"""Feast feature views, one per concern, and the on-demand view of request-time ages.
+
+The stored views mirror the offline tables of ``features/build.py`` column for column (the
+column lists there are the single source of the schemas). ``features/FEATURES.md`` documents
+every feature.
+
+TTL is zero (no expiry): a debtor's latest capacity snapshot stays its latest however old;
+how old it is is itself a feature (``capacity_as_of_ts``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from datetime import timedelta
+from types import FunctionType
+from typing import Any, cast
+
+import pyarrow as pa
+from feast import Entity, FeatureView, Field, FileSource, OnDemandFeatureView, RequestSource
+from feast.types import FeastType, Float64, Int32, Int64, String
+
+from concord.settings import Settings
+from features import build
+from features.repo.entities import all_entities
+from features.repo.sources import decision_request, offline_sources
+
+_ARROW_TO_FEAST: dict[pa.DataType, FeastType] = {pa.int32(): Int32, pa.int64(): Int64, pa.float64(): Float64,
+                                                 pa.string(): String}
+
+# view name -> (entity name, column list, description)
+_STORED = {
+    "contact_repair": ("debtor", build.contact_repair_columns,
+                       "Phone-status checks and lost-contact repairs of the debtor, cumulative."),
+    "repayment_capacity": ("debtor", build.repayment_capacity_columns,
+                           "The debtor's latest known repayment-capacity snapshot."),
+    "litigation": ("debtor", build.litigation_columns, "The debtor's latest known court-data snapshot."),
+    "case_state": ("case", build.case_state_columns,
+                   "Amounts, creditor, product, stage and contact history (by channel, 1/7/30 days) of the case."),
+    "mediator_performance": ("mediator", build.mediator_performance_columns,
+                             "Cases worked, reached and settled by the mediator, cumulative and last 30 days."),
+}
+
+AGE_INPUTS = ("overdue_since_ts", "last_reached_ts", "last_attempt_ts")
+AGE_FEATURES = ("days_past_due", "days_since_last_reached", "days_since_last_attempt")
+
+
+def stored_view(name: str, source: FileSource, entities: dict[str, Entity]) -> FeatureView:
+    """One stored feature view over its offline table."""
+    entity, columns, description = _STORED[name]
+    return FeatureView(
+        name=name,
+        entities=[entities[entity]],
+        ttl=timedelta(0),
+        schema=[Field(name=column, dtype=_ARROW_TO_FEAST[kind]) for column, kind in columns()],
+        source=source,
+        online=True,
+        description=description,
+    )
+
+
+def case_ages(inputs: dict[str, list[Any]]) -> dict[str, list[float | None]]:
+    """Ages in days at the request's ``decision_ts``: days past due, since the debtor was last
+    reached, since the last contact attempt (None when there was none).
+
+    Feast's python mode: columns as lists in, lists out; the same function serves training
+    (``get_historical_features``) and serving (``get_online_features``). Feast stores this
+    source and re-executes it, so it imports what it needs itself.
+    """
+    import datetime as _dt
+    import math as _math
+
+    def seconds(value: Any) -> float | None:
+        """Epoch seconds of a timestamp, an epoch number, or None."""
+        if value is None:
+            return None
+        if isinstance(value, _dt.datetime):
+            return (value if value.tzinfo else value.replace(tzinfo=_dt.UTC)).timestamp()
+        number = float(value)
+        return None if _math.isnan(number) else number
+
+    now = [seconds(v) for v in inputs["decision_ts"]]
+    out: dict[str, list[float | None]] = {}
+    for name, source in (("days_past_due", "overdue_since_ts"), ("days_since_last_reached", "last_reached_ts"),
+                         ("days_since_last_attempt", "last_attempt_ts")):
+        then = (seconds(v) for v in inputs[source])
+        out[name] = [None if t is None or s is None else (t - s) / 86400.0 for t, s in zip(now, then, strict=True)]
+    return out
+
+
+def case_ages_view(case_state: FeatureView, request: RequestSource) -> OnDemandFeatureView:
+    """On-demand view computing :func:`case_ages` from ``case_state`` and the request, in
+    training (``get_historical_features``) and serving (``get_online_features``) alike.
+
+    Python mode rather than pandas: an online read of one case costs about 2.5 ms of transform
+    instead of about 9 ms (pandas mode converts the whole response to a DataFrame), for about
+    15 % more time in offline retrieval.
+    """
+    return OnDemandFeatureView(
+        name="case_ages",
+        entities=[],
+        sources=[case_state[list(AGE_INPUTS)], request],
+        schema=[Field(name=name, dtype=Float64) for name in AGE_FEATURES],
+        udf=cast(FunctionType, case_ages),
+        udf_string=inspect.getsource(case_ages),
+        mode="python",
+        description="Days past due, since last reached and since last attempt, at decision_ts (days).",
+    )
+
+
+def feature_views(settings: Settings) -> dict[str, FeatureView | OnDemandFeatureView]:
+    """All feature views by name: the five stored ones and ``case_ages``."""
+    entities = all_entities()
+    sources = offline_sources(settings)
+    views: dict[str, FeatureView | OnDemandFeatureView] = {
+        name: stored_view(name, sources[name], entities) for name in _STORED
+    }
+    case_state = views["case_state"]
+    assert isinstance(case_state, FeatureView)
+    views["case_ages"] = case_ages_view(case_state, decision_request())
+    return views
