@@ -248,6 +248,8 @@ def training_frame(settings: Settings, engine: Engine, spec: ModelSpec, as_of: d
     cases, events = label_defs.load_history(engine)
     points = label_defs.decision_times(cases, events, label, as_of, per_case=per_case, seed=seed)
     points["label"] = label_defs.attach_labels(points, events, label)
+    # Feast merges entity rows sharing keys and timestamp; one decision per case and instant.
+    points = points.drop_duplicates(["case_pk", "event_timestamp"]).reset_index(drop=True)
     features = historical_features(settings, points[list(ENTITY_COLUMNS)], spec.feature_service)
     keys = ["case_pk", "event_timestamp"]
     # The ledger's columns win over same-named features (creditor_type is both).
