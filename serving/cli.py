@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from serving.cli_features import features_app, profile_command
+# One console pair and one way to fail for every subcommand, shared with `concord features`.
+from serving.cli_features import _fail, console, errors, features_app, profile_command
 
 app = typer.Typer(
     help="Concord: who should work each debt case, and what to do next.",
@@ -23,14 +23,6 @@ models_app = typer.Typer(help="Champion/challenger governance of the registered 
 app.add_typer(models_app, name="models")
 app.add_typer(features_app, name="features")
 app.command("profile")(profile_command)
-
-console = Console()
-errors = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 @db_app.command("upgrade")
