@@ -44,10 +44,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
-from feast import FeatureService, FeatureStore, FileSource, RepoConfig
+from feast import FeatureService, FeatureStore, FeatureView, FileSource, RepoConfig
 
 from concord.settings import Settings
 from features.build import TIMESTAMP_FIELD, offline_dir
+from features.online_write import OnlineWriter
 from features.repo import DECISION_TS, definitions
 
 DEFAULT_PROJECT = "concord"
@@ -92,16 +93,21 @@ def redis_connection_string(url: str) -> str:
     return ",".join(parts)
 
 
-def store_config(settings: Settings, project: str = DEFAULT_PROJECT) -> dict[str, Any]:
+def store_config(settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bool = False) -> dict[str, Any]:
     """The feature store configuration as plain data (what ``feature_store.yaml`` holds).
 
     Project ``concord`` by default (tests sharing one Redis pass their own); file registry and
     file (Dask) offline store under ``CONCORD_HOME/features``; online store SQLite, or Redis
-    when ``settings.redis_url`` is set.
+    when ``settings.redis_url`` is set. ``bulk``: the configuration :func:`materialize` writes
+    with, where Redis is Feast's store with a bulk writer (same keys and values; no per-entity
+    timestamp read, as every row it writes is newer than what is stored: see
+    ``features/online_write.py``).
     """
     home = features_dir(settings)
     if settings.redis_url:
         online: dict[str, Any] = {"type": "redis", "connection_string": redis_connection_string(settings.redis_url)}
+        if bulk:
+            online["type"] = "features.online_write.BulkRedisOnlineStore"
     else:
         online = {"type": "sqlite", "path": str(home / "online.db")}
     return {
@@ -115,9 +121,9 @@ def store_config(settings: Settings, project: str = DEFAULT_PROJECT) -> dict[str
     }
 
 
-def repo_config(settings: Settings, project: str = DEFAULT_PROJECT) -> RepoConfig:
+def repo_config(settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bool = False) -> RepoConfig:
     """Feast RepoConfig of :func:`store_config`."""
-    return RepoConfig(repo_path=repo_dir(settings), **store_config(settings, project))
+    return RepoConfig(repo_path=repo_dir(settings), **store_config(settings, project, bulk=bulk))
 
 
 def write_feature_store_yaml(settings: Settings, project: str = DEFAULT_PROJECT) -> Path:
@@ -203,7 +209,7 @@ def _last_per_entity(table: pa.Table, entity: str) -> pa.Table:
 
 
 def materialize(settings: Settings, end: dt.datetime | None = None, project: str = DEFAULT_PROJECT, *,
-                store: FeatureStore | None = None) -> dict[str, Materialized]:
+                store: FeatureStore | None = None, workers: int | None = None) -> dict[str, Materialized]:
     """Load the online store incrementally: for each stored view, the latest row per entity
     among those stamped after its last materialised end (or 2000-01-01) up to ``end``
     (default now); then record the interval in the registry, as ``feast materialize`` does.
@@ -213,7 +219,9 @@ def materialize(settings: Settings, end: dt.datetime | None = None, project: str
 
     Only each entity's latest row is read and written (streamed with pyarrow): Feast's own
     file-store materialisation loads every row of the interval through Dask, which at 200,000
-    cases took 338 s and 15 GB for ``case_state`` alone (see FEATURES.md).
+    cases took 338 s and 15 GB for ``case_state`` alone (see FEATURES.md). The rows are written
+    by ``features/online_write.py``, in ``workers`` processes (default: one per CPU) for large
+    views on Redis.
 
     Raises:
         FileNotFoundError: the offline tables were never built.
@@ -223,23 +231,29 @@ def materialize(settings: Settings, end: dt.datetime | None = None, project: str
     if as_of is None:
         raise FileNotFoundError("The offline feature tables were never built; run `concord features build` first.")
     end_utc = min(_utc(end), _utc(as_of))
+    bulk = FeatureStore(repo_path=str(repo_dir(settings)), config=repo_config(settings, store.project, bulk=True))
     done: dict[str, Materialized] = {}
-    for view in store.list_feature_views():
-        start = _utc(view.most_recent_end_time) if view.most_recent_end_time else EARLIEST
-        if start >= end_utc:
-            continue
-        source = view.batch_source
-        if not isinstance(source, FileSource):  # not one of ours: leave it to `feast materialize`
-            continue
-        started = time.perf_counter()
-        latest = latest_rows(Path(source.path), view.join_keys[0], start, end_utc)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            for batch in latest.to_batches(max_chunksize=ONLINE_WRITE_BATCH):
-                store.write_to_online_store(view.name, df=batch.to_pandas())
-        store.registry.apply_materialization(view, store.project, start, end_utc, commit=True)
-        done[view.name] = Materialized(start, end_utc, latest.num_rows, round(time.perf_counter() - started, 2))
+    with OnlineWriter(bulk, features_dir(settings) / "materializing", workers) as writer:
+        for view in store.list_feature_views():
+            if (run := _materialize_view(store, writer, view, end_utc)) is not None:
+                done[view.name] = run
     return done
+
+
+def _materialize_view(store: FeatureStore, writer: OnlineWriter, view: FeatureView,
+                      end_utc: dt.datetime) -> Materialized | None:
+    start = _utc(view.most_recent_end_time) if view.most_recent_end_time else EARLIEST
+    if start >= end_utc:
+        return None
+    source = view.batch_source
+    if not isinstance(source, FileSource):  # not one of ours: leave it to `feast materialize`
+        return None
+    started = time.perf_counter()
+    latest = latest_rows(Path(source.path), view.join_keys[0], start, end_utc)
+    if latest.num_rows:
+        writer.write(view, latest)
+    store.registry.apply_materialization(view, store.project, start, end_utc, commit=True)
+    return Materialized(start, end_utc, latest.num_rows, round(time.perf_counter() - started, 2))
 
 
 _SERVICES: weakref.WeakKeyDictionary[FeatureStore, dict[str, tuple[object, FeatureService]]] = (
