@@ -35,16 +35,17 @@ case-sorted event times), written row group by row group; see ``benchmarks/bench
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import multiprocessing
 import os
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -83,7 +84,6 @@ _LITIGATION_ACTIONS = ("payment_order", "file_lawsuit", "enforcement")
 _LITIGATION_OUTCOMES = ("order_issued", "filed", "judged")
 _AGREEMENT_ACTIONS = ("notarized_agreement", "judicial_confirmation")
 
-T = TypeVar("T")
 TABLE_NAMES = ("contact_repair", "repayment_capacity", "litigation", "case_state", "mediator_performance")
 
 
@@ -326,13 +326,6 @@ class _Writer:
             self.writer.close()
         os.replace(self.tmp, self.path)
         return self.path
-
-
-def _write_whole(path: Path, table: pa.Table, schema: pa.Schema, entity: str) -> Path:
-    writer = _Writer(path, schema)
-    if table.num_rows:
-        writer.write(with_origin_rows(table, entity, schema))
-    return writer.close()
 
 
 # --------------------------------------------------------------------------- schemas
@@ -777,58 +770,6 @@ FROM events WHERE case_pk >= :lo AND case_pk < :hi
 """
 
 
-def _case_chunks(engine: Engine, chunk: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-    """(cases, their events) for consecutive ranges of ``chunk`` case ids."""
-    with engine.connect() as conn:
-        low, high = conn.execute(text("SELECT MIN(id), MAX(id) FROM cases")).one()
-        if low is None:
-            return
-        for lo in range(int(low), int(high) + 1, chunk):
-            cases = _read(conn, _CASES_SQL, {"lo": lo, "hi": lo + chunk})
-            if not cases.empty:
-                yield cases, _read(conn, _EVENTS_SQL, {"lo": lo, "hi": lo + chunk})
-
-
-def _prefetched(items: Iterator[T]) -> Iterator[T]:
-    """Iterate ``items`` one step ahead in a thread: the next chunk is read from the database
-    while numpy works on this one (numpy's sorts and searches release the GIL)."""
-    slot: queue.Queue[object] = queue.Queue(maxsize=1)
-    done, stop = object(), threading.Event()
-    failure: list[BaseException] = []
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        slot.put(item, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-        except BaseException as error:  # re-raised in the consuming thread
-            failure.append(error)
-        finally:
-            while not stop.is_set():
-                try:
-                    slot.put(done, timeout=0.5)
-                    break
-                except queue.Full:
-                    continue
-
-    thread = threading.Thread(target=produce, name="concord-feature-reader", daemon=True)
-    thread.start()
-    try:
-        while (item := slot.get()) is not done:
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        thread.join()
-    if failure:
-        raise failure[0]
-
-
 _CHECKS_SQL = "SELECT debtor_key, checked_at, phone_status, repaired_numbers, received_at FROM contact_checks"
 _CAPACITY_SQL = """
 SELECT debtor_key, as_of, CAST(monthly_income AS FLOAT) AS monthly_income, income_stability, employment,
@@ -852,30 +793,115 @@ _WHOLE_TABLES: tuple[tuple[str, str, Callable[[pd.DataFrame, float], pa.Table], 
 )
 
 
-def _build_case_state(settings: Settings, engine: Engine, as_of_s: float, chunk_cases: int) -> Path:
-    schema = SCHEMAS["case_state"]()
-    writer = _Writer(offline_path(settings, "case_state"), schema)
-    try:
-        for cases, events in _prefetched(_case_chunks(engine, chunk_cases)):
-            table = build_case_state(cases, events, as_of_s)
-            del cases, events
-            if table.num_rows:
-                writer.write(with_origin_rows(table, "case_pk", schema))
-            del table
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close()
+def latest_path(settings: Settings, table: str) -> Path:
+    """Parquet file of each entity's last row of one offline table (what the online store holds
+    after materialising up to the build's ``as_of``): ``<table>.latest.parquet``."""
+    return offline_dir(settings) / f"{table}.latest.parquet"
+
+
+def last_per_entity(table: pa.Table, entity: str) -> pa.Table:
+    """Each entity's row with the latest ``event_timestamp`` (ties: the later row)."""
+    if table.num_rows <= 1:
+        return table
+    table = table.sort_by([(entity, "ascending"), (TIMESTAMP_FIELD, "ascending")])
+    keys = table[entity]
+    changes = pc.not_equal(keys.slice(1), keys.slice(0, table.num_rows - 1)).to_numpy(zero_copy_only=False)
+    return table.filter(np.append(changes, True))
+
+
+def _case_state_part(engine: Engine, lo: int, hi: int, as_of_s: float) -> pa.Table | None:
+    """``case_state`` rows of the cases with ids in [lo, hi), or None if there are none."""
+    with engine.connect() as conn:
+        cases = _read(conn, _CASES_SQL, {"lo": lo, "hi": hi})
+        if cases.empty:
+            return None
+        events = _read(conn, _EVENTS_SQL, {"lo": lo, "hi": hi})
+    table = build_case_state(cases, events, as_of_s)
+    return table if table.num_rows else None
+
+
+def _whole_table(engine: Engine, name: str, as_of_s: float) -> pa.Table:
+    """One debtor- or mediator-level table, built from its whole source at once."""
+    sql, builder = next((sql, builder) for table, sql, builder, _ in _WHOLE_TABLES if table == name)
+    with engine.connect() as conn:
+        source = _read(conn, sql)
+    return builder(source, as_of_s)
+
+
+_JOBS: dict[str, Callable[..., pa.Table | None]] = {"case_state": _case_state_part, "whole": _whole_table}
+_ENGINES: dict[str, Engine] = {}
+
+
+def _in_worker(settings: Settings, job: str, *args: object) -> pa.Table | None:
+    """Run a build job in a worker process, on an engine kept for the process's lifetime."""
+    from concord.db import make_engine
+
+    engine = _ENGINES.get(settings.database_url)
+    if engine is None:
+        engine = _ENGINES[settings.database_url] = make_engine(settings, migrate=False)
+    return _JOBS[job](engine, *args)
+
+
+class _Inline:
+    """Runs jobs at submission, in this process (small ledgers, or one CPU)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def submit(self, _: Callable[..., object], settings: Settings, job: str, *args: object) -> Future[pa.Table | None]:
+        future: Future[pa.Table | None] = Future()
+        try:
+            future.set_result(_JOBS[job](self.engine, *args))
+        except BaseException as error:  # noqa: BLE001 - re-raised by result()
+            future.set_exception(error)
+        return future
+
+    def shutdown(self, **_: object) -> None:
+        """Nothing to stop."""
+
+
+class _TableOutput:
+    """An offline table and its ``.latest`` companion, each written atomically."""
+
+    def __init__(self, settings: Settings, name: str, entity: str) -> None:
+        schema = SCHEMAS[name]()
+        self.name, self.entity, self.schema = name, entity, schema
+        self.all = _Writer(offline_path(settings, name), schema)
+        self.latest = _Writer(latest_path(settings, name), schema)
+
+    def write(self, table: pa.Table | None, *, entity_sorted: bool = False) -> None:
+        """Add rows of whole entities (no entity's rows are split across two calls)."""
+        if table is None or not table.num_rows:
+            return
+        table = table.select(self.schema.names).cast(self.schema)
+        if entity_sorted:  # sorted by (entity, time) already: the last of each run
+            keys = table[self.entity].to_numpy()
+            last = table.filter(_last_of_runs(keys))
+        else:
+            last = last_per_entity(table, self.entity)
+        self.all.write(with_origin_rows(table, self.entity, self.schema))
+        self.latest.write(last)
+
+    def close(self) -> tuple[Path, Path]:
+        return self.all.close(), self.latest.close()
+
+    def abort(self) -> None:
+        self.all.abort()
+        self.latest.abort()
 
 
 def build_offline_tables(settings: Settings, as_of: dt.datetime | None = None, *, engine: Engine | None = None,
-                         chunk_cases: int = CHUNK_CASES) -> dict[str, Path]:
+                         chunk_cases: int = CHUNK_CASES, workers: int | None = None) -> dict[str, Path]:
     """Write the five offline feature tables from the ledger, known at ``as_of`` (default now).
 
     Returns the parquet path of each table by name (``contact_repair``, ``repayment_capacity``,
-    ``litigation``, ``case_state``, ``mediator_performance``) and writes ``manifest.json``
-    (the ``as_of``, row counts, seconds) beside them. Each file is replaced atomically.
+    ``litigation``, ``case_state``, ``mediator_performance``) and writes, beside each, its
+    ``.latest`` companion (each entity's last row, which materialisation reads) and
+    ``manifest.json`` (the ``as_of``, row counts, seconds). Each file is replaced atomically.
+
     ``chunk_cases`` bounds memory: cases (and their events) are processed that many at a time.
+    With more than one chunk, the chunks and the four other tables are built by ``workers``
+    processes (default: one per CPU), each reading the ledger itself; this process writes.
     """
     from concord.db import make_engine
 
@@ -883,34 +909,58 @@ def build_offline_tables(settings: Settings, as_of: dt.datetime | None = None, *
     as_of_s = float(int(_utc(as_of).timestamp()))
     own_engine = engine is None
     engine = engine or make_engine(settings)
-    paths: dict[str, Path] = {}
+    with engine.connect() as conn:
+        low, high = conn.execute(text("SELECT MIN(id), MAX(id) FROM cases")).one()
+    ranges = [] if low is None else [(lo, lo + chunk_cases) for lo in range(int(low), int(high) + 1, chunk_cases)]
+    jobs: list[tuple[str, tuple[object, ...]]] = [("whole", (name, as_of_s)) for name, *_ in _WHOLE_TABLES]
+    jobs += [("case_state", (lo, hi, as_of_s)) for lo, hi in ranges]
+    workers = workers or os.cpu_count() or 1
+    url = engine.url.render_as_string(hide_password=False)
+    parallel = workers > 1 and len(ranges) > 1 and ":memory:" not in url
+    pool: ProcessPoolExecutor | _Inline = (
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if parallel else _Inline(engine))
+    worker_settings = dataclasses.replace(settings, database_url=url)
+    outputs = {name: _TableOutput(settings, name, entity) for name, _, _, entity in _WHOLE_TABLES}
+    outputs["case_state"] = _TableOutput(settings, "case_state", "case_pk")
     seconds: dict[str, float] = {}
-
-    def whole(name: str, sql: str, builder: Callable[[pd.DataFrame, float], pa.Table], entity: str) -> None:
-        t0 = time.perf_counter()
-        with engine.connect() as conn:
-            source = _read(conn, sql)
-        paths[name] = _write_whole(offline_path(settings, name), builder(source, as_of_s), SCHEMAS[name](), entity)
-        seconds[name] = round(time.perf_counter() - t0, 2)
-
+    paths: dict[str, Path] = {}
     try:
-        for spec in _WHOLE_TABLES[:3]:
-            whole(*spec)
+        pending: deque[tuple[str, tuple[object, ...], Future[pa.Table | None]]] = deque()
         t0 = time.perf_counter()
-        paths["case_state"] = _build_case_state(settings, engine, as_of_s, chunk_cases)
+
+        def consume() -> None:  # results in submission order: the case_state file stays sorted
+            kind, job_args, future = pending.popleft()
+            name = str(job_args[0]) if kind == "whole" else "case_state"
+            outputs[name].write(future.result(), entity_sorted=kind == "case_state")
+            if kind == "whole":
+                paths[name] = outputs.pop(name).close()[0]
+                seconds[name] = round(time.perf_counter() - t0, 2)
+
+        for job, args in jobs:
+            pending.append((job, args, pool.submit(_in_worker, worker_settings, job, *args)))
+            while len(pending) > workers:  # at most one result waiting per worker: bounded memory
+                consume()
+        while pending:
+            consume()
+        paths["case_state"] = outputs.pop("case_state").close()[0]
         seconds["case_state"] = round(time.perf_counter() - t0, 2)
-        whole(*_WHOLE_TABLES[3])
+    except BaseException:
+        for output in outputs.values():
+            output.abort()
+        raise
     finally:
+        pool.shutdown(cancel_futures=True)
         if own_engine:
             engine.dispose()
     manifest = {
         "as_of": dt.datetime.fromtimestamp(as_of_s, dt.UTC).isoformat(),
         "built_at": dt.datetime.now(dt.UTC).isoformat(),
         "seconds": round(time.perf_counter() - started, 2),
+        "workers": workers if parallel else 1,
         "table_seconds": seconds,
         "rows": {name: pq.ParquetFile(path).metadata.num_rows for name, path in paths.items()},
     }
     tmp = offline_dir(settings) / "manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2))
     os.replace(tmp, offline_dir(settings) / "manifest.json")
-    return paths
+    return {name: paths[name] for name in TABLE_NAMES}

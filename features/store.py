@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -47,7 +46,7 @@ import yaml
 from feast import FeatureService, FeatureStore, FeatureView, FileSource, RepoConfig
 
 from concord.settings import Settings
-from features.build import TIMESTAMP_FIELD, offline_dir
+from features.build import TIMESTAMP_FIELD, last_per_entity, latest_path, offline_dir
 from features.online_write import OnlineWriter
 from features.repo import DECISION_TS, definitions
 
@@ -195,17 +194,8 @@ def latest_rows(path: Path, entity: str, start: dt.datetime, end: dt.datetime,
         stamps = table[TIMESTAMP_FIELD]
         table = table.filter(pc.and_(pc.greater(stamps, low), pc.less_equal(stamps, high)))
         if table.num_rows:
-            best = _last_per_entity(table if best is None else pa.concat_tables([best, table]), entity)
+            best = last_per_entity(table if best is None else pa.concat_tables([best, table]), entity)
     return best if best is not None else file.schema_arrow.empty_table()
-
-
-def _last_per_entity(table: pa.Table, entity: str) -> pa.Table:
-    table = table.sort_by([(entity, "ascending"), (TIMESTAMP_FIELD, "ascending")])
-    keys = table[entity]
-    if table.num_rows <= 1:
-        return table
-    changes = pc.not_equal(keys.slice(1), keys.slice(0, table.num_rows - 1)).to_numpy(zero_copy_only=False)
-    return table.filter(np.append(changes, True))
 
 
 def materialize(settings: Settings, end: dt.datetime | None = None, project: str = DEFAULT_PROJECT, *,
@@ -217,7 +207,8 @@ def materialize(settings: Settings, end: dt.datetime | None = None, project: str
     ``end`` is capped at the offline tables' ``as_of``: rows known later are not in them yet,
     and materialising past it would make the next incremental run skip them.
 
-    Only each entity's latest row is read and written (streamed with pyarrow): Feast's own
+    Only each entity's latest row is read and written: from the build's ``.latest`` table when
+    ``end`` reaches the build's ``as_of``, else streamed from the whole table. Feast's own
     file-store materialisation loads every row of the interval through Dask, which at 200,000
     cases took 338 s and 15 GB for ``case_state`` alone (see FEATURES.md). The rows are written
     by ``features/online_write.py``, in ``workers`` processes (default: one per CPU) for large
@@ -235,13 +226,15 @@ def materialize(settings: Settings, end: dt.datetime | None = None, project: str
     done: dict[str, Materialized] = {}
     with OnlineWriter(bulk, features_dir(settings) / "materializing", workers) as writer:
         for view in store.list_feature_views():
-            if (run := _materialize_view(store, writer, view, end_utc)) is not None:
+            # Up to the build's as_of, each entity's last row is in the build's .latest table.
+            companion = latest_path(settings, view.name) if end_utc == _utc(as_of) else None
+            if (run := _materialize_view(store, writer, view, end_utc, companion)) is not None:
                 done[view.name] = run
     return done
 
 
-def _materialize_view(store: FeatureStore, writer: OnlineWriter, view: FeatureView,
-                      end_utc: dt.datetime) -> Materialized | None:
+def _materialize_view(store: FeatureStore, writer: OnlineWriter, view: FeatureView, end_utc: dt.datetime,
+                      companion: Path | None) -> Materialized | None:
     start = _utc(view.most_recent_end_time) if view.most_recent_end_time else EARLIEST
     if start >= end_utc:
         return None
@@ -249,7 +242,11 @@ def _materialize_view(store: FeatureStore, writer: OnlineWriter, view: FeatureVi
     if not isinstance(source, FileSource):  # not one of ours: leave it to `feast materialize`
         return None
     started = time.perf_counter()
-    latest = latest_rows(Path(source.path), view.join_keys[0], start, end_utc)
+    if companion is not None and companion.exists():
+        latest = pq.read_table(companion)
+        latest = latest.filter(pc.greater(latest[TIMESTAMP_FIELD], pa.scalar(start, type=_TS)))
+    else:
+        latest = latest_rows(Path(source.path), view.join_keys[0], start, end_utc)
     if latest.num_rows:
         writer.write(view, latest)
     store.registry.apply_materialization(view, store.project, start, end_utc, commit=True)

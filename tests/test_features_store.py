@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import json
 import math
 import uuid
 from pathlib import Path
@@ -22,7 +23,7 @@ from rich.console import Console
 from concord.db import make_engine
 from concord.pseudonym import mask_id_number, mask_phone
 from concord.settings import Settings
-from features.build import TABLE_NAMES, build_offline_tables, offline_path
+from features.build import TABLE_NAMES, build_offline_tables, latest_path, offline_path
 from features.importer import import_file
 from features.profile import debtor_profile, render
 from features.repo import REACHABILITY_V1, SETTLEMENT_V1
@@ -137,6 +138,28 @@ def test_materialize_is_incremental(tmp_path: Path) -> None:
     online = online_features(settings, [{"case_pk": a1, "debtor_key": ""}], REACHABILITY_V1)
     assert online["attempts_total"] == [5]
     assert online["voice_attempts_7d"] == [1]  # 04-09 02:00 is within 7 days of the 04-15 build
+
+
+def test_parallel_build_writes_the_same_tables(tmp_path: Path) -> None:
+    """Chunks built by worker processes give the same tables, and the ``.latest`` companions
+    hold each entity's last row."""
+    settings = _settings(tmp_path / "home")
+    import_timeline(settings, tmp_path / "timeline")
+    build_offline_tables(settings, AS_OF, workers=1)
+    inline = {name: pq.read_table(offline_path(settings, name)) for name in TABLE_NAMES}
+    build_offline_tables(settings, AS_OF, chunk_cases=1, workers=2)  # one case per chunk
+    assert json.loads((offline_path(settings, "x").parent / "manifest.json").read_text())["workers"] == 2
+    for name in TABLE_NAMES:
+        entity = "mediator_id" if name == "mediator_performance" else "case_pk" if name == "case_state" else (
+            "debtor_key")
+        table = pq.read_table(offline_path(settings, name))
+        order = [(entity, "ascending"), ("event_timestamp", "ascending")]
+        assert table.sort_by(order).equals(inline[name].sort_by(order)), name
+        latest = pq.read_table(latest_path(settings, name)).to_pandas()
+        expected = table.to_pandas().sort_values([entity, "event_timestamp"]).groupby(entity).tail(1)
+        pd.testing.assert_frame_equal(latest.sort_values(entity).reset_index(drop=True),
+                                      expected.sort_values(entity).reset_index(drop=True),
+                                      check_dtype=False)  # origin rows made the whole table's ints nullable
 
 
 @pytest.mark.services
