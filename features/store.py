@@ -98,8 +98,8 @@ def store_config(settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bo
     Project ``concord`` by default (tests sharing one Redis pass their own); file registry and
     file (Dask) offline store under ``CONCORD_HOME/features``; online store SQLite, or Redis
     when ``settings.redis_url`` is set. ``bulk``: the configuration :func:`materialize` writes
-    with, where Redis is Feast's store with a bulk writer (same keys and values; no per-entity
-    timestamp read, as every row it writes is newer than what is stored: see
+    with: Feast's SQLite or Redis store with a bulk writer (same keys and values; on Redis no
+    per-entity timestamp read, as every row it writes is newer than what is stored: see
     ``features/online_write.py``).
     """
     home = features_dir(settings)
@@ -108,7 +108,8 @@ def store_config(settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bo
         if bulk:
             online["type"] = "features.online_write.BulkRedisOnlineStore"
     else:
-        online = {"type": "sqlite", "path": str(home / "online.db")}
+        online = {"type": "features.online_write.BulkSqliteOnlineStore" if bulk else "sqlite",
+                  "path": str(home / "online.db")}
     return {
         "project": project,
         "provider": "local",

@@ -127,6 +127,29 @@ def test_bulk_redis_store_writes_what_feast_writes(settings: Settings, redis_url
         client.close()
 
 
+def test_bulk_sqlite_store_writes_what_feast_writes(settings: Settings, tmp_path: Path) -> None:
+    import sqlite3
+
+    stores = {project: feature_store(settings, project) for project in ("feastwrites", "bulkwrites")}
+    for project, store in stores.items():
+        apply(settings, project, store=store)
+    bulk = FeatureStore(repo_path=str(stores["bulkwrites"].repo_path), config=repo_config(settings, "bulkwrites",
+                                                                                          bulk=True))
+    assert type(bulk._get_provider().online_store).__name__ == "BulkSqliteOnlineStore"  # noqa: SLF001
+    writer = OnlineWriter(bulk, tmp_path / "scratch", workers=2)
+    for view_name in VIEWS:
+        table = _random_table(view_name, 200, seed=11)
+        stores["feastwrites"].write_to_online_store(view_name, df=table.to_pandas())
+        assert not writer.parallel(10**7)  # SQLite: one writer
+        assert writer.write(bulk.get_feature_view(view_name), table) == 200
+    with sqlite3.connect(settings.home / "features" / "online.db") as conn:
+        for view_name in VIEWS:
+            rows = {project: conn.execute(f"SELECT entity_key, feature_name, value, value_text, event_ts, created_ts "
+                                          f"FROM {project}_{view_name} ORDER BY 1, 2").fetchall()
+                    for project in stores}
+            assert rows["bulkwrites"] == rows["feastwrites"] and len(rows["feastwrites"]) > 200, view_name
+
+
 def test_materialize_writes_each_entity_once_at_its_latest_row(settings: Settings) -> None:
     """The SQLite path (one writer) through the same conversion: the stored value is the last."""
     store = feature_store(settings)
@@ -134,7 +157,6 @@ def test_materialize_writes_each_entity_once_at_its_latest_row(settings: Setting
     view = store.get_feature_view("litigation")
     table = _random_table("litigation", 50, seed=3)
     writer = OnlineWriter(store, settings.home / "scratch")
-    assert not writer.parallel(10**7)  # SQLite: one writer
     writer.write(view, table)
     stamp = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
     newer = table.set_column(1, "event_timestamp", pa.array([stamp] * 50, table.schema.field(1).type))
