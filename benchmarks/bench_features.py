@@ -1,16 +1,18 @@
 """Feature-store figures: the pipeline from a synthetic world to the online store, and online
 retrieval latency of the serving FeatureService.
 
-Pipeline for N cases (default 1,000,000): simulate -> import (six tables, as a backfill) ->
-build the offline tables -> apply + materialise into SQLite (and into Redis when one answers).
-Each stage runs in its own process and reports its wall time and its own peak resident memory
-(VmHWM from /proc/self/status; ru_maxrss would be inherited across exec).
+Pipeline for N cases: simulate -> import (six tables, as a backfill) -> build the offline
+tables -> apply + materialise into an online store. Each stage runs in its own process; its
+wall time and the peak resident memory of its process tree (the stage and its worker
+processes, sampled every 0.2 s with psutil) are reported, and ``total`` sums the stages.
+
+``make bench`` runs it twice: 1,000,000 cases into Redis (the production profile; target
+under 10 minutes and 8 GiB) and 200,000 cases into the embedded SQLite store.
 
 Online: ``reachability_v1`` for 1 case and for 100 cases, p50 and p99 over a few hundred calls,
-with a long-lived FeatureStore (as the service holds one), on the pipeline's SQLite store and on
-Redis.
+with a long-lived FeatureStore (as the service holds one), on each pipeline's store.
 
-    python benchmarks/bench_features.py --cases 200000
+    python benchmarks/bench_features.py --cases 200000 --store sqlite
 """
 
 from __future__ import annotations
@@ -163,8 +165,26 @@ def stage_teardown(home: Path, redis_url: str | None, project: str) -> dict:
 
 
 def _child(*args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """Run one stage in its own process; add its wall time and its process tree's peak RSS."""
+    import psutil
+
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, __file__, "--child", *args], stdout=subprocess.PIPE, text=True)
+    tree, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            rss = sum(p.memory_info().rss for p in [tree, *tree.children(recursive=True)])
+        except psutil.Error:  # a worker ended between listing and reading
+            rss = 0
+        peak = max(peak, rss)
+        time.sleep(0.2)
+    out = proc.stdout.read() if proc.stdout else ""
+    if proc.returncode:
+        raise RuntimeError(f"stage {args[0]} failed with exit code {proc.returncode}")
+    figures = json.loads(out.strip().splitlines()[-1])
+    figures["wall_s"] = round(time.perf_counter() - started, 1)
+    figures["tree_peak_rss_mib"] = max(round(peak / 2**20), figures.get("peak_rss_mib", 0))
+    return figures
 
 
 def _redis_available(url: str) -> bool:
@@ -180,38 +200,46 @@ def _redis_available(url: str) -> bool:
         return False
 
 
-def run(cases: int = 1_000_000, seed: int = 1, calls: int = 300, redis_url: str | None = DEFAULT_REDIS_URL,
-        scratch: Path | None = None) -> dict:
-    """Run the pipeline for ``cases`` cases and the online latency benchmark; return the figures.
-
-    Redis stages run when ``redis_url`` answers; its keys are removed afterwards.
-    """
+def run(cases: int = 1_000_000, seed: int = 1, calls: int = 300, store: str = "redis",
+        redis_url: str | None = DEFAULT_REDIS_URL, scratch: Path | None = None) -> dict:
+    """The pipeline for ``cases`` cases into ``store`` (``redis`` or ``sqlite``), then the online
+    latency benchmark on it; returns the figures. Redis keys are removed afterwards."""
     results: dict[str, dict] = {}
+    if store == "redis" and not (redis_url and _redis_available(redis_url)):
+        return {f"features_{cases}": {"skipped": f"no Redis at {redis_url}"}}
+    redis = redis_url if store == "redis" else ""
+    project = f"concord_bench_{uuid.uuid4().hex[:8]}" if store == "redis" else "concord"
     with tempfile.TemporaryDirectory(dir=scratch) as folder:
         root = Path(folder)
         world, home = root / "world", root / "home"
         prefix = f"features_{cases}"
-        results[f"{prefix}_simulate"] = _child("simulate", str(cases), str(seed), str(world))
-        results[f"{prefix}_import"] = _child("import", str(home), str(world))
-        results[f"{prefix}_build"] = _child("build", str(home))
-        results[f"{prefix}_materialize_sqlite"] = _child("materialize", str(home), "", "concord")
-        online = _child("online", str(home), "", "concord", str(calls))
-        results["features_online_sqlite_1"] = {"p50_ms": online["p50_ms_1"], "p99_ms": online["p99_ms_1"],
-                                               "calls": calls, "peak_rss_mib": online["peak_rss_mib"]}
-        results["features_online_sqlite_100"] = {"p50_ms": online["p50_ms_100"], "p99_ms": online["p99_ms_100"],
-                                                 "calls": calls}
-        if redis_url and _redis_available(redis_url):
-            project = f"concord_bench_{uuid.uuid4().hex[:8]}"
-            try:
-                results[f"{prefix}_materialize_redis"] = _child("materialize", str(home), redis_url, project)
-                online = _child("online", str(home), redis_url, project, str(calls))
-                results["features_online_redis_1"] = {"p50_ms": online["p50_ms_1"], "p99_ms": online["p99_ms_1"],
-                                                      "calls": calls}
-                results["features_online_redis_100"] = {"p50_ms": online["p50_ms_100"],
-                                                        "p99_ms": online["p99_ms_100"], "calls": calls}
-            finally:
-                _child("teardown", str(home), redis_url, project)
+        try:
+            stages = {
+                "simulate": _child("simulate", str(cases), str(seed), str(world)),
+                "import": _child("import", str(home), str(world)),
+                "build": _child("build", str(home)),
+                f"materialize_{store}": _child("materialize", str(home), redis, project),
+            }
+            for name, figures in stages.items():
+                results[f"{prefix}_{name}"] = figures
+            results[f"{prefix}_total_{store}"] = {
+                "seconds": round(sum(figures["wall_s"] for figures in stages.values()), 1),
+                "peak_rss_mib": max(figures["tree_peak_rss_mib"] for figures in stages.values()),
+                **{f"{name}_s": figures["wall_s"] for name, figures in stages.items()},
+            }
+            online = _child("online", str(home), redis, project, str(calls))
+            for size in (1, 100):
+                results[f"features_online_{store}_{size}_of_{cases}"] = {
+                    "p50_ms": online[f"p50_ms_{size}"], "p99_ms": online[f"p99_ms_{size}"], "calls": calls}
+        finally:
+            if store == "redis":
+                _child("teardown", str(home), redis, project)
     return results
+
+
+def run_all() -> dict:
+    """What ``make bench`` runs: 1,000,000 cases into Redis, 200,000 into SQLite."""
+    return {**run(1_000_000, store="redis"), **run(200_000, store="sqlite")}
 
 
 def _main() -> None:
@@ -220,7 +248,7 @@ def _main() -> None:
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--no-redis", action="store_true")
+    parser.add_argument("--store", choices=("redis", "sqlite"), default="redis")
     parser.add_argument("--scratch", type=Path, default=None, help="folder for the temporary world and home")
     args = parser.parse_args()
     if args.child:
@@ -238,7 +266,7 @@ def _main() -> None:
         print(json.dumps(figures))
         return
     started = time.time()
-    results = run(args.cases, args.seed, args.calls, None if args.no_redis else DEFAULT_REDIS_URL, args.scratch)
+    results = run(args.cases, args.seed, args.calls, args.store, DEFAULT_REDIS_URL, args.scratch)
     for name, figures in results.items():
         print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
     print(f"total {time.time() - started:.0f} s")

@@ -69,7 +69,8 @@ def run(csv_rows: int = 1_000_000, xlsx_rows: int = 100_000) -> dict:
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
         scratch_path = Path(scratch)
-        for label, rows, writer, suffix in (("csv", csv_rows, write_csv, ".csv"), ("xlsx", xlsx_rows, write_xlsx, ".xlsx")):
+        pools = (("csv", csv_rows, write_csv, ".csv"), ("xlsx", xlsx_rows, write_xlsx, ".xlsx"))
+        for label, rows, writer, suffix in pools:
             path = writer(case_pool(rows, seed=1), scratch_path / f"pool{suffix}")
             reference = _child("reference", path, scratch_path)
             measured = _child("import", path, scratch_path / f"home-{label}")

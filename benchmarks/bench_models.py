@@ -68,8 +68,8 @@ def oracle_comparison(n_cases: int = 50_000, seed: int = 7) -> dict:
             points = truth[(truth["decision_ts"] >= result.cut) & (truth["decision_ts"] + label.horizon <= as_of)]
             points = points.reset_index(drop=True)
             points["label"] = label_defs.attach_labels(points, events, label)
-            features = historical_features(settings, points[["case_pk", "debtor_key", "event_timestamp", "decision_ts"]],
-                                           SPECS[name].feature_service)
+            entity_rows = points[["case_pk", "debtor_key", "event_timestamp", "decision_ts"]]
+            features = historical_features(settings, entity_rows, SPECS[name].feature_service)
             frame = points[["case_pk", "event_timestamp", "label", oracle_column, "creditor_type"]].merge(
                 features.drop(columns=[c for c in ("debtor_key", "decision_ts", "creditor_type") if c in features]),
                 on=["case_pk", "event_timestamp"], how="left")
@@ -87,7 +87,8 @@ def oracle_comparison(n_cases: int = 50_000, seed: int = 7) -> dict:
             for kind in ("bank", "consumer_finance"):
                 mask = (frame["creditor_type"] == kind).to_numpy()
                 figures[f"roc_auc_{kind}"] = round(scores(frame["label"][mask], p_model[mask])["roc_auc"], 4)
-                figures[f"oracle_roc_auc_{kind}"] = round(scores(frame["label"][mask], frame[oracle_column][mask])["roc_auc"], 4)
+                oracle = scores(frame["label"][mask], frame[oracle_column][mask])["roc_auc"]
+                figures[f"oracle_roc_auc_{kind}"] = round(oracle, 4)
             out[name] = figures
         engine.dispose()
     return out
