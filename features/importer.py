@@ -7,12 +7,21 @@ a crash or a kill part-way leaves the ledger as it was.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import ctypes
 import datetime as dt
+import functools
 import hashlib
+import itertools
 import json
+import multiprocessing
+import os
 import queue
+import signal
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,14 +29,15 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Table as SqlTable, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Table as SqlTable
 
 from concord import ledger
 from concord.pseudonym import mask_id_number, mask_phone, pseudonyms
 from concord.settings import Settings
 from features import parsing
 from features.contracts import SCOPE_PRINCIPAL_LIMIT, TABLES, Column, Table, creditor_kind
-from features.reader import ContractError, RawTable, read_table
+from features.reader import ContractError, FilePart, RawTable, TableFile, read_table
 
 Progress = Callable[[str, int, int], None]
 """Progress callback: (stage, done, total)."""
@@ -181,22 +191,27 @@ def _company_ids(raw: RawTable, result: Validated) -> None:
     result.error_reason.loc[cleared] = pd.NA
 
 
-def _reject_duplicates(table: Table, result: Validated, rows: np.ndarray, seen: dict[str, int]) -> None:
-    """Reject a second row with a key already used in this file (``seen``: key -> first row)."""
-    ok = result.ok.to_numpy()
-    keys = result.values.loc[ok, list(table.key)]
-    if keys.empty:
-        return
+def _key_text(table: Table, values: pd.DataFrame) -> list[str]:
+    """Each row's key as one string (parsed values), to find a key used twice in a file."""
+    keys = values[list(table.key)]
     text = keys.iloc[:, 0].astype(str)
     for name in keys.columns[1:]:
         text = text + "\x1f" + keys[name].astype(str)
-    reasons = pd.Series(pd.NA, index=result.values.index, dtype=object)
+    return text.tolist()
+
+
+def _duplicates(table: Table, keys: list[str], rows: np.ndarray, seen: dict[str, int]) -> dict[int, str]:
+    """Positions of rows whose key an earlier row of the file used (``seen``: key -> first row).
+
+    Only rows without another fault take part, so a duplicate is the last check of a row.
+    """
     names = ", ".join(table.key)
-    for index, key, row in zip(keys.index, text.tolist(), rows[ok].tolist(), strict=True):
+    found = {}
+    for position, (key, row) in enumerate(zip(keys, rows.tolist(), strict=True)):
         first = seen.setdefault(key, row)
         if first != row:
-            reasons.loc[index] = f"duplicate key ({names}): row {first} has the same"
-    result.reject(reasons.notna(), table.key[-1], reasons)
+            found[position] = f"duplicate key ({names}): row {first} has the same"
+    return found
 
 
 # --------------------------------------------------------------------------- preparing rows
@@ -244,13 +259,14 @@ class Prepared:
     ``case`` (creditor and case_id -> case pk, rejecting unknown cases).
     """
 
-    sql: SqlTable
+    sql: str  # ledger table name
     columns: dict[str, list[Any]]
     key: list[str]
     hashes: np.ndarray
     flags: list[str]
     rows: np.ndarray  # spreadsheet rows of the accepted rows
-    debtors: dict[str, str]  # pseudonym -> masked ID to record
+    keys: list[str]  # key text of the accepted rows (see _key_text)
+    debtor_masks: list[str | None]  # masked ID of each accepted row's debtor_key, to record
     rejections: list[Rejection]
     rejected_frame: pd.DataFrame | None
     rows_read: int
@@ -258,7 +274,6 @@ class Prepared:
     resolve: str | None = None
     creditors: list[str] = field(default_factory=list)
     case_ids: list[str] = field(default_factory=list)
-    accepted_raw: pd.DataFrame | None = None  # raw text of accepted rows, for late rejections
 
 
 def _rejected_frame(raw: RawTable, mask: np.ndarray, source: dict[str, str], columns: Sequence[str],
@@ -270,9 +285,13 @@ def _rejected_frame(raw: RawTable, mask: np.ndarray, source: dict[str, str], col
     return frame
 
 
-def prepare(table: Table, raw: RawTable, secret: bytes, seen: dict[str, int], today: dt.date,
-            source: dict[str, str], keep_rejected: bool) -> Prepared:
-    """Validate a chunk and shape its accepted rows for the ledger (pseudonyms included)."""
+def prepare(table: Table, raw: RawTable, secret: bytes, today: dt.date, source: dict[str, str],
+            keep_rejected: bool) -> Prepared:
+    """Validate a chunk and shape its accepted rows for the ledger (pseudonyms included).
+
+    Needs neither the database nor the other chunks: a key repeated from another chunk is
+    found when the chunk is stored (see :func:`_duplicates`).
+    """
     result = validate(table, raw)
     if result.blank is not None and result.blank.any():
         keep = ~result.blank
@@ -283,18 +302,17 @@ def prepare(table: Table, raw: RawTable, secret: bytes, seen: dict[str, int], to
     if table.name == "cases":
         _company_ids(raw, result)
         _check_cases(table, result, today)
-    _reject_duplicates(table, result, raw.rows, seen)
     ok = result.ok.to_numpy()
     values = result.values.loc[ok]
     kinds = {c.name: c.kind for c in table.columns}
     flags = pd.Series("", index=values.index, dtype=object)
-    debtors: dict[str, str] = {}
+    masks = pd.Series(None, index=values.index, dtype=object)
 
     def debtor_keys(ids: pd.Series) -> pd.Series:
         present = ids.notna()
         numbers = ids[present].astype(str).tolist()
         keys = pseudonyms(secret, "id", numbers)
-        debtors.update(zip(keys, (mask_id_number(n) for n in numbers), strict=True))
+        masks.loc[present] = [mask_id_number(n) for n in numbers]
         out = pd.Series(pd.NA, index=ids.index, dtype=object)
         out.loc[present] = keys
         return out
@@ -326,10 +344,10 @@ def prepare(table: Table, raw: RawTable, secret: bytes, seen: dict[str, int], to
         hash_frame = db.assign(creditor=values["creditor"])
         db["updated_at"] = pd.Timestamp.now(tz="UTC")
         kinds.update(in_scope="bool", updated_at="timestamp")
-        sql, key, resolve = ledger.Case.__table__, ["creditor_id", "case_id"], "creditor"
+        sql, key, resolve = ledger.Case.__tablename__, ["creditor_id", "case_id"], "creditor"
     elif table.name in ("contact_checks", "capacity", "litigation"):
         sql = {"contact_checks": ledger.ContactCheck, "capacity": ledger.CapacitySnapshot,
-               "litigation": ledger.LitigationRecord}[table.name].__table__
+               "litigation": ledger.LitigationRecord}[table.name].__tablename__
         db = values.drop(columns=["id_number"])
         db.insert(0, "debtor_key", debtor_keys(values["id_number"]))
         hash_frame = db
@@ -337,12 +355,12 @@ def prepare(table: Table, raw: RawTable, secret: bytes, seen: dict[str, int], to
     elif table.name == "events":
         db = values.drop(columns=["case_id", "creditor"])
         hash_frame = values
-        sql, key, resolve = ledger.Event.__table__, ["case_pk", "at", "action", "actor"], "case"
+        sql, key, resolve = ledger.Event.__tablename__, ["case_pk", "at", "action", "actor"], "case"
     elif table.name == "mediators":
         db = values.copy()
         db[["languages", "products", "provinces"]] = db[["languages", "products", "provinces"]].fillna("")
         hash_frame = db
-        sql, key = ledger.Mediator.__table__, ["mediator_id"]
+        sql, key = ledger.Mediator.__tablename__, ["mediator_id"]
     else:
         raise ValueError(f"unknown table {table.name}")
 
@@ -357,7 +375,8 @@ def prepare(table: Table, raw: RawTable, secret: bytes, seen: dict[str, int], to
         hashes=_row_hash(hash_frame),
         flags=flags.tolist(),
         rows=raw.rows[ok],
-        debtors=debtors,
+        keys=_key_text(table, values),
+        debtor_masks=masks.tolist(),
         rejections=[Rejection(int(r), c, m) for r, c, m in zip(rows, columns_at_fault, reasons, strict=True)],
         rejected_frame=(_rejected_frame(raw, rejected, source, columns_at_fault, reasons, rows)
                         if keep_rejected and rejected.any() else None),
@@ -366,7 +385,6 @@ def prepare(table: Table, raw: RawTable, secret: bytes, seen: dict[str, int], to
         resolve=resolve,
         creditors=values["creditor"].tolist() if resolve else [],
         case_ids=values["case_id"].tolist() if resolve == "case" else [],
-        accepted_raw=raw.frame.loc[ok, list(source)].rename(columns=source) if resolve == "case" and keep_rejected else None,
     )
 
 
@@ -446,7 +464,7 @@ def _existing(conn: Connection, sql: SqlTable, keys: list[str], probe: list[tupl
     scales with the file, not with the ledger.
     """
     empty = pd.DataFrame(columns=[*keys, "id", "row_hash"])
-    if not probe or conn.execute(select(sql.c.id).limit(1)).first() is None:
+    if not probe:
         return empty
     names = ", ".join(keys)
     conn.exec_driver_sql("DROP TABLE IF EXISTS concord_probe")
@@ -468,6 +486,10 @@ class _Context:
 
     creditors: dict[str, int] = field(default_factory=dict)
     cases: dict[str, dict[str, int]] = field(default_factory=dict)  # creditor -> case_id -> pk
+    seen: dict[str, int] = field(default_factory=dict)  # key text -> first row with it
+    # Whether the table held rows when the import began. If not, no row of this file can
+    # match a stored one: the file's keys are distinct, so the probe is skipped.
+    had_rows: bool | None = None
 
 
 def _case_keys(conn: Connection, context: _Context, names: Iterable[str]) -> None:
@@ -495,12 +517,31 @@ class Stored:
     rejected_frame: pd.DataFrame | None
 
 
-def store(conn: Connection, table: Table, prepared: Prepared, context: _Context, batch_id: int, stamp: str | None) -> Stored:
-    """Write one prepared chunk: resolve ledger ids, insert new rows, update changed ones."""
+def _late_frame(raw: RawTable, source: dict[str, str], rejections: list[Rejection]) -> pd.DataFrame:
+    """The file's own text of rows rejected while storing, with the reject columns."""
+    by_row = {r.row: r for r in rejections}
+    mask = np.isin(raw.rows, list(by_row))
+    rows = raw.rows[mask]
+    return _rejected_frame(raw, mask, source, [by_row[r].column for r in rows.tolist()],
+                           [by_row[r].reason for r in rows.tolist()], rows)
+
+
+def store(conn: Connection, table: Table, prepared: Prepared, context: _Context, batch_id: int, stamp: str | None,
+          reread: Callable[[], RawTable] | None = None, source: dict[str, str] | None = None) -> Stored:
+    """Write one prepared chunk: resolve ledger ids, insert new rows, update changed ones.
+
+    Rows can still be rejected here: a key an earlier chunk used, or (events) a case the
+    ledger does not hold. ``reread`` gives the chunk's raw rows again for the rejected-rows
+    file (with ``source``, the headers as written).
+    """
+    sql = ledger.Base.metadata.tables[prepared.sql]
     columns = dict(prepared.columns)
     keep = np.ones(len(prepared.hashes), dtype=bool)
     late: list[Rejection] = []
-    late_frame = None
+    duplicates = _duplicates(table, prepared.keys, prepared.rows, context.seen)
+    if duplicates:
+        keep[list(duplicates)] = False
+        late.extend(Rejection(int(prepared.rows[i]), table.key[-1], reason) for i, reason in duplicates.items())
     if prepared.resolve == "creditor":
         missing = set(prepared.creditors) - set(context.creditors)
         if missing:
@@ -510,30 +551,38 @@ def store(conn: Connection, table: Table, prepared: Prepared, context: _Context,
         _case_keys(conn, context, prepared.creditors)
         pks = [context.cases[n].get(c) for n, c in zip(prepared.creditors, prepared.case_ids, strict=True)]
         columns = {"case_pk": pks, **columns}
-        keep = np.array([pk is not None for pk in pks], dtype=bool)
-        if not keep.all():
-            reason = f"{table.label('case_id')} is not a case of that creditor in the ledger (import the case pool first)"
-            late = [Rejection(int(r), "case_id", reason) for r in prepared.rows[~keep]]
-            if prepared.accepted_raw is not None:
-                late_frame = prepared.accepted_raw.loc[~keep].copy()
-                late_frame["reject_row"] = prepared.rows[~keep]
-                late_frame["reject_column"] = "case_id"
-                late_frame["reject_reason"] = reason
-    _ensure_debtors(conn, prepared.debtors)
+        unknown = keep & np.array([pk is None for pk in pks], dtype=bool)
+        if unknown.any():
+            keep &= ~unknown
+            reason = (f"{table.label('case_id')} is not a case of that creditor in the ledger "
+                      "(import the case pool first)")
+            late.extend(Rejection(int(r), "case_id", reason) for r in prepared.rows[unknown])
+    late_frame = _late_frame(reread(), source or {}, late) if late and reread is not None else None
 
-    hashes = prepared.hashes[keep]
+    every = bool(keep.all())
     positions = np.flatnonzero(keep)
-    columns = {n: [v[i] for i in positions] if not keep.all() else v for n, v in columns.items()}
-    probe = list(zip(*(columns[k] for k in prepared.key), strict=True))
-    existing = _existing(conn, prepared.sql, prepared.key, probe)
+    if not every:
+        columns = {n: [v[i] for i in positions] for n, v in columns.items()}
+    hashes = prepared.hashes if every else prepared.hashes[keep]
+    masks = prepared.debtor_masks if every else [prepared.debtor_masks[i] for i in positions]
+    if "debtor_key" in columns:
+        _ensure_debtors(conn, {k: m for k, m in zip(columns["debtor_key"], masks, strict=True) if k is not None})
+
+    if context.had_rows is None:
+        context.had_rows = conn.execute(select(sql.c.id).limit(1)).first() is not None
     count = len(hashes)
+    if context.had_rows:
+        probe = list(zip(*(columns[k] for k in prepared.key), strict=True))
+        existing = _existing(conn, sql, prepared.key, probe)
+    else:
+        existing = pd.DataFrame()
     if existing.empty:
         stored_id = np.full(count, np.nan)
         stored_hash = np.full(count, None, dtype=object)
     else:
         # Keys compare as the text the driver stored: SQLite returns that text, PostgreSQL
         # typed values, which _db_values turns into the same text.
-        kinds = {c.name: c.type.python_type.__name__ for c in prepared.sql.columns if c.name in prepared.key}
+        kinds = {c.name: c.type.python_type.__name__ for c in sql.columns if c.name in prepared.key}
         for name in prepared.key:
             if kinds[name] == "datetime":
                 existing[name] = _db_values(pd.to_datetime(existing[name], utc=True), "timestamp")
@@ -552,9 +601,9 @@ def store(conn: Connection, table: Table, prepared: Prepared, context: _Context,
     columns["batch_id"] = [batch_id] * count
     columns["received_at"] = [stamp] * count
     rows = list(zip(*(columns[n] for n in names), strict=True))
-    bulk_insert(conn, prepared.sql.name, names, [rows[i] for i in np.flatnonzero(new)])
-    bulk_update(conn, prepared.sql, names, [(*rows[i], int(stored_id[i])) for i in np.flatnonzero(changed)])
-    flags = [f for f, k in zip(prepared.flags, keep, strict=True) if k]
+    bulk_insert(conn, sql.name, names, rows if new.all() else [rows[i] for i in np.flatnonzero(new)])
+    bulk_update(conn, sql, names, [(*rows[i], int(stored_id[i])) for i in np.flatnonzero(changed)])
+    flags = prepared.flags if every else [prepared.flags[i] for i in positions]
     return Stored(int(new.sum()), int(changed.sum()), int(same.sum()), flags, late, late_frame)
 
 
@@ -588,8 +637,9 @@ def import_file(
     ``received_at`` is when Concord learnt these rows: now by default, a given time when a
     feed is replayed, or None for a historical backfill (rows known when they happened).
 
-    Chunks are parsed in this thread while a writer thread stores the previous one, so
-    parsing and the database work overlap. Rejected rows (the file's own text plus
+    Chunks are read and parsed here (in worker processes when the file has several) while a
+    writer thread stores the previous ones, so parsing and the database work overlap.
+    Rejected rows (the file's own text plus
     ``reject_row``, ``reject_column`` and ``reject_reason``) are appended to
     ``rejected_rows`` when given.
 
@@ -645,7 +695,9 @@ def import_file(
                 while (item := work.get()) is not _DONE:
                     if item is _ABORT:
                         raise _Aborted
-                    account(item, store(conn, table, item, context, report.batch_id, stamp))
+                    part, prepared = item
+                    account(prepared, store(conn, table, prepared, context, report.batch_id, stamp,
+                                            part.read if keep_rejected else None, opened.source_columns))
                 report.imported = report.inserted + report.updated
                 report.rejections.sort(key=lambda r: r.row)
                 report.rejected = len(report.rejections)
@@ -661,18 +713,27 @@ def import_file(
             while work.get() not in (_DONE, _ABORT):  # drain so the reader never blocks
                 pass
 
+    keep_rejected = rejected_rows is not None
+    task = functools.partial(_prepare_part, table, secret=secret, today=today, source=opened.source_columns,
+                             keep_rejected=keep_rejected)
     thread = threading.Thread(target=writer, name="concord-import-writer")
-    thread.start()
-    seen: dict[str, int] = {}
+    pool = _worker_pool(opened)
     try:
-        for raw in opened.chunks():
+        prepared_parts = _prepared_in_order(opened.parts(), task, pool)
+        first = next(prepared_parts, None)  # the workers start before the writer thread does
+        thread.start()
+        for item in itertools.chain([first] if first is not None else [], prepared_parts):
             if failure:
                 break
-            work.put(prepare(table, raw, secret, seen, today, opened.source_columns, rejected_rows is not None))
+            work.put(item)
     except BaseException:
-        work.put(_ABORT)
-        thread.join()
+        if thread.is_alive():
+            work.put(_ABORT)
+            thread.join()
         raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
     work.put(_DONE)
     thread.join()
     if failure:
@@ -685,6 +746,51 @@ def import_file(
 
 class _Aborted(Exception):
     """The reading side failed; the writer rolls back."""
+
+
+PARALLEL_PARTS = 2  # a file of at least this many chunks is parsed in worker processes
+
+
+def _prepare_part(table: Table, part: FilePart, *, secret: bytes, today: dt.date, source: dict[str, str],
+                  keep_rejected: bool) -> tuple[FilePart, Prepared]:
+    """Read and prepare one part of a file (in a worker process or here)."""
+    return part, prepare(table, part.read(), secret, today, source, keep_rejected)
+
+
+def _start_worker() -> None:
+    """Worker initialiser: die with the importing process, even when it is killed outright,
+    and yield the CPU to it (its writer is the one part of an import that cannot be split)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    with contextlib.suppress(OSError):
+        os.nice(5)
+
+
+def _worker_pool(opened: TableFile) -> ProcessPoolExecutor | None:
+    """Worker processes for a file of several chunks, when the machine has cores to spare."""
+    cores = os.cpu_count() or 1
+    count = opened.part_count
+    if cores < 2 or count is None or count < PARALLEL_PARTS:
+        return None
+    # fork: the workers inherit the loaded modules instead of importing them again.
+    context = multiprocessing.get_context("fork")
+    return ProcessPoolExecutor(max_workers=min(cores, count), mp_context=context, initializer=_start_worker)
+
+
+def _prepared_in_order(parts: Iterable[FilePart], task: Callable[[FilePart], tuple[FilePart, Prepared]],
+                       pool: ProcessPoolExecutor | None) -> Iterator[tuple[FilePart, Prepared]]:
+    """Prepared parts in file order; with a pool, a few are prepared ahead (bounded memory)."""
+    if pool is None:
+        yield from map(task, parts)
+        return
+    ahead: collections.deque[Future[tuple[FilePart, Prepared]]] = collections.deque()
+    limit = 2 * (os.cpu_count() or 1)
+    for part in parts:
+        ahead.append(pool.submit(task, part))
+        if len(ahead) >= limit:
+            yield ahead.popleft().result()
+    while ahead:
+        yield ahead.popleft().result()
 
 
 def write_outputs(report: ImportReport, rejected_rows: list[pd.DataFrame], report_path: Path) -> Path | None:

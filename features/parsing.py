@@ -125,6 +125,30 @@ def _parse_datetime_parts(column: pd.Series) -> tuple[pd.Series, pd.Series, pd.S
     if iso_time.notna().sum() == text.notna().sum():
         none = pd.Series(pd.NA, index=column.index, dtype=object)
         return iso_time.astype("datetime64[ns]"), text.notna(), none, pd.Series(False, index=column.index)
+    iso_date = iso.notna()
+    timed = iso_time.notna() & ~iso_date
+    iso_any = iso_date | timed
+    if not iso_any.any():
+        return _datetime_parts_by_pattern(text)
+    # Mixed spellings: the ISO cells as parsed above, only the others through the patterns.
+    rest = ~iso_any
+    some_values, some_time, some_tz, some_bad = _datetime_parts_by_pattern(text[rest])
+    values = iso.astype("datetime64[ns]").where(iso_date, iso_time.astype("datetime64[ns]"))
+    values.loc[rest] = some_values
+    has_time = timed.copy()
+    has_time.loc[rest] = some_time.astype(bool)
+    tz = pd.Series(pd.NA, index=column.index, dtype=object)
+    tz.loc[rest] = some_tz.astype(object)
+    bad = pd.Series(False, index=column.index)
+    bad.loc[rest] = some_bad.astype(bool)
+    # The patterns refuse years outside 1900-2100; in a mixed column, so for the ISO cells.
+    bad |= iso_any & ((values.dt.year < 1900) | (values.dt.year > 2100))
+    return values, has_time, tz, bad
+
+
+def _datetime_parts_by_pattern(text: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+    """Naive datetimes from any accepted spelling (regular expressions; slower than ISO)."""
+    column = text
     parts = extract(text, _DATE)
     serial = extract(text, _SERIAL)["serial"]
     month = parts["m"].fillna(parts["m8"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import io
 import math
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -52,24 +53,81 @@ class TableFile:
     total_rows: int  # data rows in the file, blank ones included (for progress)
     _positions: dict[int, str] = field(repr=False)
     _bodies: Callable[[], Iterator[pd.DataFrame]] = field(repr=False)
+    _csv_ranges: list[CsvRange] | None = field(default=None, repr=False)
 
     def chunks(self) -> Iterator[RawTable]:
         """Non-blank rows in chunks, contract columns only, with spreadsheet row numbers."""
+        for part in self.parts():
+            yield part.read()
+
+    def parts(self) -> Iterator[FilePart]:
+        """The chunks as parts that any process can read on its own (see :class:`FilePart`).
+
+        A CSV file whose records can be told apart without parsing (see ``_csv_ranges``) is
+        cut into byte ranges that are parsed where they are read; otherwise the rows are
+        parsed here and the part carries them.
+        """
+        if self._csv_ranges is not None:
+            for byte_range in self._csv_ranges:
+                yield FilePart(self.table, self._positions, csv=byte_range)
+            return
         first_row = 2
         for body in self._bodies():
-            rows = np.arange(first_row, first_row + len(body))
+            yield FilePart(self.table, self._positions, body=body, first_row=first_row)
             first_row += len(body)
-            # Rows of nothing but spaces pass here; the importer drops them as blank too.
-            filled = (body.fillna("").to_numpy(dtype=object) != "").any(axis=1)
-            columns = {}
-            for column in self.table.columns:
-                position = next((p for p, n in self._positions.items() if n == column.name), None)
-                if position is None or position >= body.shape[1]:
-                    columns[column.name] = pd.Series(pd.NA, index=body.index, dtype=object)
-                else:
-                    columns[column.name] = body.iloc[:, position]
-            frame = pd.DataFrame(columns).loc[filled].reset_index(drop=True)
-            yield RawTable(frame=frame, rows=rows[filled], last_row=first_row - 1)
+
+    @property
+    def part_count(self) -> int | None:
+        """How many parts :meth:`parts` yields, when known without reading the rows."""
+        return None if self._csv_ranges is None else len(self._csv_ranges)
+
+
+@dataclass(frozen=True)
+class CsvRange:
+    """Whole records of a CSV file: bytes ``start`` to ``stop``, the first being ``first_row``."""
+
+    path: Path
+    encoding: str
+    width: int  # columns of the header
+    start: int
+    stop: int
+    first_row: int
+    records: int | None  # records in the range; None for the last range (to the end of file)
+    chunk_rows: int  # records in every range but the last
+
+
+@dataclass
+class FilePart:
+    """One chunk of a file, cheap to send to another process and to read again.
+
+    Either a CSV byte range, parsed on :meth:`read`, or rows already parsed (``body``).
+    """
+
+    table: Table
+    positions: dict[int, str]  # column position in the file -> contract name
+    csv: CsvRange | None = None
+    body: pd.DataFrame | None = None
+    first_row: int = 2
+
+    def read(self) -> RawTable:
+        """Non-blank rows of this part, contract columns only, with spreadsheet row numbers."""
+        if self.csv is not None:
+            body, first_row = _read_csv_range(self.csv), self.csv.first_row
+        else:
+            assert self.body is not None
+            body, first_row = self.body, self.first_row
+        rows = np.arange(first_row, first_row + len(body))
+        # Rows of nothing but spaces pass here; the importer drops them as blank too.
+        filled = (body.fillna("").to_numpy(dtype=object) != "").any(axis=1)
+        columns = {}
+        for column in self.table.columns:
+            position = next((p for p, n in self.positions.items() if n == column.name), None)
+            if position is None or position >= body.shape[1]:
+                columns[column.name] = pd.Series(pd.NA, index=body.index, dtype=object)
+            else:
+                columns[column.name] = body.iloc[:, position]
+        frame = pd.DataFrame(columns).loc[filled].reset_index(drop=True)
+        return RawTable(frame=frame, rows=rows[filled], last_row=first_row + len(body) - 1)
 
 
 def column_letter(position: int) -> str:
@@ -144,16 +202,22 @@ def _count_lines(path: Path) -> int:
     return lines
 
 
+_CSV_OPTIONS = dict(header=None, dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=False, engine="c")
+
+
+def _unreadable(path: Path, error: Exception) -> ContractError:
+    return ContractError(f"{path.name} is not a readable CSV file: {error}".rstrip(".") + ".")
+
+
 def _read_csv(path: Path, chunk_rows: int) -> tuple[list[str], Callable[[], Iterator[pd.DataFrame]], str]:
     encoding = _csv_encoding(path)
-    options = dict(header=None, dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=False,
-                   encoding=encoding, engine="c")
+    options = dict(_CSV_OPTIONS, encoding=encoding)
     try:
         head = pd.read_csv(path, nrows=1, **options)
     except pd.errors.EmptyDataError as error:
         raise ContractError(f"{path.name} is empty.") from error
     except pd.errors.ParserError as error:
-        raise ContractError(f"{path.name} is not a readable CSV file: {error}".rstrip(".") + ".") from error
+        raise _unreadable(path, error) from error
     header = [str(cell) for cell in head.iloc[0].tolist()]
 
     def bodies() -> Iterator[pd.DataFrame]:
@@ -164,9 +228,119 @@ def _read_csv(path: Path, chunk_rows: int) -> tuple[list[str], Callable[[], Iter
         except pd.errors.EmptyDataError:
             return
         except pd.errors.ParserError as error:
-            raise ContractError(f"{path.name} is not a readable CSV file: {error}".rstrip(".") + ".") from error
+            raise _unreadable(path, error) from error
 
     return header, bodies, encoding
+
+
+_QUOTE, _NEWLINE, _RETURN, _COMMA = 34, 10, 13, 44
+
+
+def _record_ends(path: Path) -> np.ndarray | None:
+    """Byte offsets just past each record's line break, or None if that needs a real parse.
+
+    A line break ends a record unless it is inside quotes. Counting quotes tells which is
+    which as long as every quoted field is quoted the standard way (RFC 4180: the quote opens
+    the field and the closing quote ends it); pandas reads any other use of a quote as a
+    literal character, so such files, and files with old Mac line breaks (CR alone), return
+    None and are read in one pass instead.
+    """
+    ends: list[np.ndarray] = []
+    quotes_before = 0
+    offset = 0
+    previous = _NEWLINE  # the byte before the block: a record starts at the top of the file
+    with path.open("rb") as handle:
+        head = handle.read(3)
+        if head == codecs.BOM_UTF8:
+            offset = 3
+        handle.seek(offset)
+        block = handle.read(1 << 24)
+        while block:
+            following = handle.read(1 << 24)
+            data = np.frombuffer(block, dtype=np.uint8)
+            after = following[0] if following else None
+            returns = np.flatnonzero(data == _RETURN)
+            if returns.size:
+                nexts = np.append(data[1:], np.uint8(after if after is not None else 0))[returns]
+                if (nexts != _NEWLINE).any():
+                    return None
+            quotes = np.flatnonzero(data == _QUOTE)
+            if quotes.size:
+                opening = (np.arange(quotes.size) + quotes_before) % 2 == 0
+                before = np.where(quotes > 0, data[np.maximum(quotes - 1, 0)], previous)
+                if not np.isin(before[opening], (_COMMA, _NEWLINE, _QUOTE)).all():
+                    return None
+                nexts = np.append(data[1:], np.uint8(after if after is not None else _NEWLINE))[quotes]
+                if not np.isin(nexts[~opening], (_COMMA, _NEWLINE, _RETURN, _QUOTE)).all():
+                    return None
+            newlines = np.flatnonzero(data == _NEWLINE)
+            outside = (np.searchsorted(quotes, newlines) + quotes_before) % 2 == 0
+            ends.append(newlines[outside] + offset + 1)
+            quotes_before += quotes.size
+            previous = int(data[-1])
+            offset += len(block)
+            block = following
+    return np.concatenate(ends) if ends else np.zeros(0, dtype=np.int64)
+
+
+def _csv_ranges(path: Path, encoding: str, width: int, chunk_rows: int) -> list[CsvRange] | None:
+    """The file's data records cut into ranges of ``chunk_rows``, or None (see ``_record_ends``)."""
+    ends = _record_ends(path)
+    if ends is None or ends.size == 0:
+        return None
+    try:
+        first = pd.read_csv(path, skiprows=1, nrows=1, names=range(width), encoding=encoding, **_CSV_OPTIONS)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    if not isinstance(first.index, pd.RangeIndex):
+        return None  # a first record with extra fields changes how pandas reads the whole file
+    size = path.stat().st_size
+    ranges = []
+    start, first_row, position = int(ends[0]), 2, 0  # ends[0] closes the header
+    while start < size:
+        position += chunk_rows
+        last = position >= ends.size - 1 or int(ends[position]) >= size
+        stop = size if last else int(ends[position])
+        ranges.append(CsvRange(path, encoding, width, start, stop, first_row, None if last else chunk_rows,
+                               chunk_rows))
+        if last:
+            break
+        start, first_row = stop, first_row + chunk_rows
+    return ranges
+
+
+def _read_csv_range(part: CsvRange) -> pd.DataFrame:
+    """The records of one byte range as text, exactly as a full read of the file gives them."""
+    with part.path.open("rb") as handle:
+        handle.seek(part.start)
+        data = handle.read(part.stop - part.start)
+    try:
+        body = pd.read_csv(io.BytesIO(data), names=range(part.width), encoding=part.encoding, **_CSV_OPTIONS)
+    except pd.errors.EmptyDataError:
+        body = pd.DataFrame(columns=range(part.width), dtype=object)
+    except pd.errors.ParserError:
+        return _read_csv_in_one_pass(part)
+    if not isinstance(body.index, pd.RangeIndex):
+        # A record with more fields than the header: pandas treats it differently at the top
+        # of a read and inside one, so only the read of the whole file tells what it gives.
+        return _read_csv_in_one_pass(part)
+    if part.records is not None and len(body) != part.records:
+        raise AssertionError(f"{part.path.name}: {len(body)} records in a range of {part.records}")  # a bug
+    return body
+
+
+def _read_csv_in_one_pass(part: CsvRange) -> pd.DataFrame:
+    """The range's chunk of a sequential read of the whole file (slow; for odd files only)."""
+    wanted = (part.first_row - 2) // part.chunk_rows
+    try:
+        reader = pd.read_csv(part.path, skiprows=1, chunksize=part.chunk_rows, names=range(part.width),
+                             encoding=part.encoding, **_CSV_OPTIONS)
+        for index, chunk in enumerate(reader):
+            if index == wanted:
+                return chunk.reset_index(drop=True)
+    except pd.errors.ParserError as error:
+        raise _unreadable(part.path, error) from error
+    raise AssertionError(f"{part.path.name}: no chunk {wanted}")  # a bug
 
 
 def _read_excel(
@@ -233,6 +407,7 @@ def read_table(path: Path, table: Table, sheet: str | None = None, chunk_rows: i
         raise ContractError(f"{path} is a folder, not a file.")
     kind = _sniff(path)
     encoding = None
+    csv_ranges = None
     if kind in ("xlsx", "xls"):
         header, bodies, sheet, total_rows = _read_excel(path, sheet, chunk_rows)
     elif sheet is not None:
@@ -245,6 +420,8 @@ def read_table(path: Path, table: Table, sheet: str | None = None, chunk_rows: i
                 raise ContractError(f"{path.name} is not a spreadsheet (CSV, xlsx or parquet).")
         header, bodies, encoding = _read_csv(path, chunk_rows)
         total_rows = _count_lines(path) - 1
+        assert encoding is not None
+        csv_ranges = _csv_ranges(path, encoding, len(header), chunk_rows)
 
     lookup: dict[str, str] = {}
     for column in table.columns:
@@ -273,4 +450,4 @@ def read_table(path: Path, table: Table, sheet: str | None = None, chunk_rows: i
         names = ", ".join(table.label(c.name) for c in missing)
         plural = "columns" if len(missing) > 1 else "column"
         raise ContractError(f"{path.name} lacks the required {plural} {names} of the {table.name} table.")
-    return TableFile(path, table, source, ignored, sheet, encoding, total_rows, positions, bodies)
+    return TableFile(path, table, source, ignored, sheet, encoding, total_rows, positions, bodies, csv_ranges)

@@ -161,3 +161,14 @@ def test_a_column_of_whole_percentages_parses() -> None:
     parsed = parsing.parse_rate(column("18%", "24%", "36%"))
     assert parsed.errors.isna().all()
     assert parsed.values.tolist() == ["0.180000", "0.240000", "0.360000"]
+
+
+def test_mixed_date_spellings_parse_alike_and_keep_the_year_bounds() -> None:
+    column = pd.Series(["2024-03-05", "2024/3/5", "1800-01-01", "2024-03-05 14:30:00", "2024年3月6日", None],
+                       dtype=object)
+    dates = parsing.parse_date(column)
+    assert [str(v)[:10] for v in dates.values[:2]] == ["2024-03-05", "2024-03-05"]
+    assert dates.errors.notna().tolist() == [False, False, True, True, False, False]
+    stamps = parsing.parse_timestamp(column)
+    assert str(stamps.values[3]) == "2024-03-05 06:30:00+00:00"
+    assert stamps.errors.notna().tolist() == [False, False, True, False, False, False]
