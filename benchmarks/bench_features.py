@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,16 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import peak_rss_mib, run_child  # noqa: E402
+
 TABLES = ("mediators", "cases", "contact_checks", "capacity", "litigation", "events")
 DEFAULT_REDIS_URL = os.environ.get("CONCORD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def peak_rss_mib() -> int:
-    """This process's peak resident memory in MiB (VmHWM)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def _settings(home: Path, redis_url: str | None = None):  # noqa: ANN202 - imported lazily in children
@@ -165,26 +157,7 @@ def stage_teardown(home: Path, redis_url: str | None, project: str) -> dict:
 
 
 def _child(*args: str) -> dict:
-    """Run one stage in its own process; add its wall time and its process tree's peak RSS."""
-    import psutil
-
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--child", *args], stdout=subprocess.PIPE, text=True)
-    tree, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
-        try:
-            rss = sum(p.memory_info().rss for p in [tree, *tree.children(recursive=True)])
-        except psutil.Error:  # a worker ended between listing and reading
-            rss = 0
-        peak = max(peak, rss)
-        time.sleep(0.2)
-    out = proc.stdout.read() if proc.stdout else ""
-    if proc.returncode:
-        raise RuntimeError(f"stage {args[0]} failed with exit code {proc.returncode}")
-    figures = json.loads(out.strip().splitlines()[-1])
-    figures["wall_s"] = round(time.perf_counter() - started, 1)
-    figures["tree_peak_rss_mib"] = max(round(peak / 2**20), figures.get("peak_rss_mib", 0))
-    return figures
+    return run_child(__file__, *args)
 
 
 def _redis_available(url: str) -> bool:

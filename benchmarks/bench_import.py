@@ -1,6 +1,8 @@
 """Import throughput and peak memory: a 1,000,000-row CSV and a 100,000-row xlsx case pool.
 
-Each measurement runs in its own process (peak RSS is that process's own). The reference in
+Each measurement runs in its own process; ``peak_rss_mib`` is the import process's own peak and
+``tree_peak_rss_mib`` that of the import with its parsing workers (the figure for the 2 GiB
+target; see benchmarks/common.py). The reference in
 the same run is pandas reading the same file as text, so the figure travels across machines
 as a ratio: how many times the bare parse the full import costs.
 """
@@ -10,8 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,13 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def peak_rss_mib() -> int:
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited across exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+from benchmarks.common import peak_rss_mib, run_child  # noqa: E402
 
 
 def _measure_import(path: Path, home: Path) -> dict:
@@ -57,9 +51,7 @@ def _measure_reference(path: Path) -> dict:
 
 
 def _child(kind: str, path: Path, home: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, str(path), str(home)],
-                         check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(__file__, kind, str(path), str(home))
 
 
 def run(csv_rows: int = 1_000_000, xlsx_rows: int = 100_000) -> dict:

@@ -664,7 +664,7 @@ def import_file(
     if received_at == "now":
         received_at = started
     stamp = None if received_at is None else _db_values(pd.Series([pd.Timestamp(received_at)]), "timestamp")[0]
-    work: queue.Queue[Any] = queue.Queue(maxsize=2)
+    work: queue.Queue[Any] = queue.Queue(maxsize=1)
     failure: list[BaseException] = []
     flag_counts: dict[str, int] = {}
 
@@ -784,7 +784,7 @@ def _prepared_in_order(parts: Iterable[FilePart], task: Callable[[FilePart], tup
         yield from map(task, parts)
         return
     ahead: collections.deque[Future[tuple[FilePart, Prepared]]] = collections.deque()
-    limit = 2 * (os.cpu_count() or 1)
+    limit = os.cpu_count() or 1  # one part per worker in flight: with the queue, bounded memory
     for part in parts:
         ahead.append(pool.submit(task, part))
         if len(ahead) >= limit:
