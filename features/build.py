@@ -62,6 +62,7 @@ WINDOWS_DAYS = (1, 7, 30)
 SHANGHAI_OFFSET = 8 * 3600  # seconds east of UTC; China has no daylight saving
 TIMESTAMP_FIELD = "event_timestamp"
 CHUNK_CASES = 50_000  # cases per case_state chunk: bounds memory (about 0.5 GB per 50,000 cases)
+PARALLEL_MIN_CHUNKS = 4  # fewer chunks are built faster here than by starting worker processes
 _SPAN = np.int64(1) << np.int64(34)  # seconds per entity block in composite sort keys (> year 2500)
 
 # Contact channels: which actions count as an attempt on which channel.
@@ -900,8 +901,9 @@ def build_offline_tables(settings: Settings, as_of: dt.datetime | None = None, *
     ``manifest.json`` (the ``as_of``, row counts, seconds). Each file is replaced atomically.
 
     ``chunk_cases`` bounds memory: cases (and their events) are processed that many at a time.
-    With more than one chunk, the chunks and the four other tables are built by ``workers``
-    processes (default: one per CPU), each reading the ledger itself; this process writes.
+    With ``PARALLEL_MIN_CHUNKS`` chunks or more, the chunks and the four other tables are built
+    by ``workers`` processes (default: one per CPU), each reading the ledger itself; this process
+    writes.
     """
     from concord.db import make_engine
 
@@ -916,7 +918,7 @@ def build_offline_tables(settings: Settings, as_of: dt.datetime | None = None, *
     jobs += [("case_state", (lo, hi, as_of_s)) for lo, hi in ranges]
     workers = workers or os.cpu_count() or 1
     url = engine.url.render_as_string(hide_password=False)
-    parallel = workers > 1 and len(ranges) > 1 and ":memory:" not in url
+    parallel = workers > 1 and len(ranges) >= PARALLEL_MIN_CHUNKS and ":memory:" not in url
     pool: ProcessPoolExecutor | _Inline = (
         ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if parallel else _Inline(engine))
     worker_settings = dataclasses.replace(settings, database_url=url)

@@ -23,6 +23,7 @@ from rich.console import Console
 from concord.db import make_engine
 from concord.pseudonym import mask_id_number, mask_phone
 from concord.settings import Settings
+from features import build
 from features.build import TABLE_NAMES, build_offline_tables, latest_path, offline_path
 from features.importer import import_file
 from features.profile import debtor_profile, render
@@ -140,9 +141,10 @@ def test_materialize_is_incremental(tmp_path: Path) -> None:
     assert online["voice_attempts_7d"] == [1]  # 04-09 02:00 is within 7 days of the 04-15 build
 
 
-def test_parallel_build_writes_the_same_tables(tmp_path: Path) -> None:
+def test_parallel_build_writes_the_same_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks built by worker processes give the same tables, and the ``.latest`` companions
     hold each entity's last row."""
+    monkeypatch.setattr(build, "PARALLEL_MIN_CHUNKS", 2)
     settings = _settings(tmp_path / "home")
     import_timeline(settings, tmp_path / "timeline")
     build_offline_tables(settings, AS_OF, workers=1)
