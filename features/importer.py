@@ -318,7 +318,6 @@ def prepare(table: Table, raw: RawTable, secret: bytes, today: dt.date, source: 
         return out
 
     resolve = None
-    unhashed: tuple[str, ...] = ()
     if table.name == "cases":
         principal = values["principal"].astype(float)
         scope = (values["product"] == "credit_card") | (

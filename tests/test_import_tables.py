@@ -137,7 +137,7 @@ S4,某银行,personal_loan,person,丙,{id_number(__import__("random").Random(1))
     ("content", "expected"),
     [
         (b"%PDF-1.4 \x00\x01 binary", "is not a spreadsheet"),
-        ("case_id,creditor\nA,B\n".encode(), "lacks the required columns"),
+        (b"case_id,creditor\nA,B\n", "lacks the required columns"),
         ("case_id,案件编号,creditor\n".encode(), "appears twice"),
         (b"", "is empty"),
     ],
