@@ -40,8 +40,9 @@ _STORED = {
                              "Cases worked, reached and settled by the mediator, cumulative and last 30 days."),
 }
 
-AGE_INPUTS = ("overdue_since_ts", "last_reached_ts", "last_attempt_ts")
-AGE_FEATURES = ("days_past_due", "days_since_last_reached", "days_since_last_attempt")
+AGE_INPUTS = ("overdue_since_ts", "last_reached_ts", "last_attempt_ts", "first_event_ts", "last_settled_ts")
+AGE_FEATURES = ("days_past_due", "days_since_last_reached", "days_since_last_attempt", "days_since_first_event",
+                "days_since_last_settled")
 
 
 def stored_view(name: str, source: FileSource, entities: dict[str, Entity]) -> FeatureView:
@@ -60,7 +61,8 @@ def stored_view(name: str, source: FileSource, entities: dict[str, Entity]) -> F
 
 def case_ages(inputs: dict[str, list[Any]]) -> dict[str, list[float | None]]:
     """Ages in days at the request's ``decision_ts``: days past due, since the debtor was last
-    reached, since the last contact attempt (None when there was none).
+    reached, since the last contact attempt, since the case's first event (how long it has been
+    worked) and since its last agreement or payment (None when there was none).
 
     Feast's python mode: columns as lists in, lists out; the same function serves training
     (``get_historical_features``) and serving (``get_online_features``). Feast stores this
@@ -81,7 +83,8 @@ def case_ages(inputs: dict[str, list[Any]]) -> dict[str, list[float | None]]:
     now = [seconds(v) for v in inputs["decision_ts"]]
     out: dict[str, list[float | None]] = {}
     for name, source in (("days_past_due", "overdue_since_ts"), ("days_since_last_reached", "last_reached_ts"),
-                         ("days_since_last_attempt", "last_attempt_ts")):
+                         ("days_since_last_attempt", "last_attempt_ts"), ("days_since_first_event", "first_event_ts"),
+                         ("days_since_last_settled", "last_settled_ts")):
         then = (seconds(v) for v in inputs[source])
         out[name] = [None if t is None or s is None else (t - s) / 86400.0 for t, s in zip(now, then, strict=True)]
     return out
@@ -103,7 +106,8 @@ def case_ages_view(case_state: FeatureView, request: RequestSource) -> OnDemandF
         udf=cast(FunctionType, case_ages),
         udf_string=inspect.getsource(case_ages),
         mode="python",
-        description="Days past due, since last reached and since last attempt, at decision_ts (days).",
+        description="Days past due, since last reached, last attempt, first event and last settlement, at "
+                    "decision_ts (days).",
     )
 
 
