@@ -383,11 +383,14 @@ def case_state_columns() -> list[tuple[str, pa.DataType]]:
         *[(f"product_{p}", _I32) for p in PRODUCT_TYPES], ("debtor_company", _I32),
         ("principal", _F64), ("interest", _F64), ("penalty", _F64), ("fees", _F64), ("total_claim", _F64),
         ("annual_rate", _F64), ("in_scope", _I32), ("has_phone", _I32), ("overdue_since_ts", _I64),
+        ("has_last_payment", _I32), ("last_payment_gap_days", _F64),
         ("stage", _STR), ("stage_code", _I32),
         *windowed,
         ("reached_7d", _I32), ("reached_30d", _I32), ("attempts_total", _I32), ("reached_total", _I32),
         ("ever_reached", _I32), ("promises_total", _I32), ("settled_total", _I32), ("disputed_total", _I32),
         ("opted_out_total", _I32), ("paid_amount_total", _F64), ("last_reached_ts", _F64), ("last_attempt_ts", _F64),
+        ("refused_total", _I32), ("promise_open", _I32), ("first_event_ts", _F64), ("last_settled_ts", _F64),
+        ("phone_failed_total", _I32), ("phone_through_total", _I32), ("last_phone_failed", _I32),
     ]
 
 
@@ -582,6 +585,8 @@ def _event_codes(action_values: np.ndarray, outcome_values: np.ndarray) -> dict[
     return {"attempt": attempt, "reached": reached, "settled": settled, "rank": rank.astype(np.int64),
             "delivered": outcome.isin("delivered"), "promise": outcome.isin("promise_to_pay"),
             "disputed": outcome.isin("disputed"), "opted_out": outcome.isin("opted_out"),
+            "refused": outcome.isin("refused"), "failed": outcome.isin("failed"),
+            "through": outcome.isin(("delivered", "sent", "no_answer")),
             "paid": outcome.isin(("paid", "partial_paid")), **masks}
 
 
@@ -589,7 +594,7 @@ def build_case_state(cases: pd.DataFrame, events: pd.DataFrame, as_of_s: float) 
     """Case-state rows for a chunk of cases.
 
     ``cases``: case_pk, creditor_kind, product, debtor_type, has_phone, principal, interest,
-    penalty, fees, annual_rate, in_scope, overdue_since, received_at. ``events``: case_pk, at,
+    penalty, fees, annual_rate, in_scope, overdue_since, last_payment_date, received_at. ``events``: case_pk, at,
     action, outcome, amount, received_at (events of these cases only). One row per case and
     change point: the case becoming known, every event becoming known, and every event leaving
     a 1-, 7- or 30-day window, up to ``as_of``.
@@ -646,6 +651,11 @@ def build_case_state(cases: pd.DataFrame, events: pd.DataFrame, as_of_s: float) 
     out["in_scope"] = _as_flag(cases["in_scope"])[q_case]
     out["has_phone"] = _as_flag(cases["has_phone"])[q_case]
     out["overdue_since_ts"] = overdue.astype(np.int64)[q_case]
+    # The debtor's last repayment before the default (a case-file fact): whether there was one, and
+    # how long before the overdue date.
+    last_payment = _date_seconds(cases["last_payment_date"])
+    out["has_last_payment"] = (~np.isnan(last_payment)).astype(np.int32)[q_case]
+    out["last_payment_gap_days"] = ((overdue - last_payment) / DAY)[q_case]
 
     # As-of lookups over events sorted by (case, availability).
     order = np.lexsort((at, avail, ev_case))
@@ -669,7 +679,8 @@ def build_case_state(cases: pd.DataFrame, events: pd.DataFrame, as_of_s: float) 
     out["reached_30d"] = counter.window(reached, ends[30])
     for name, mask in (("attempts_total", attempts), ("reached_total", reached),
                        ("promises_total", codes["promise"]), ("settled_total", codes["settled"]),
-                       ("disputed_total", codes["disputed"]), ("opted_out_total", codes["opted_out"])):
+                       ("disputed_total", codes["disputed"]), ("opted_out_total", codes["opted_out"]),
+                       ("refused_total", codes["refused"])):
         out[name] = counter.total(mask)
     out["ever_reached"] = (np.asarray(out["reached_total"]) > 0).astype(np.int32)
 
@@ -680,10 +691,28 @@ def build_case_state(cases: pd.DataFrame, events: pd.DataFrame, as_of_s: float) 
     before = np.where(block_start > 0, running[np.maximum(block_start - 1, 0)], 0)
     out["paid_amount_total"] = _take(running - before, found, 0).astype(np.float64) / 100
 
-    for name, mask in (("last_reached_ts", reached), ("last_attempt_ts", attempts)):
+    for name, mask in (("last_reached_ts", reached), ("last_attempt_ts", attempts),
+                       ("last_settled_ts", codes["settled"])):
         latest = _grouped_cummax(s_case, np.where(mask[order], s_at + 1, 0).astype(np.int64)) - 1
         value = _take(latest, found, -1).astype(np.float64)
         out[name] = np.where(value >= 0, value, np.nan)
+    # An open promise: the debtor's latest answer (by ``at``) was a promise to pay. The low bit of
+    # 2 * at + promise carries the answer of the latest contact through the running maximum.
+    answer = np.where(reached[order], 2 * s_at.astype(np.int64) + 2 + codes["promise"][order], 0)
+    latest_answer = _take(_grouped_cummax(s_case, answer.astype(np.int64)), found, 0)
+    out["promise_open"] = (latest_answer % 2).astype(np.int32)
+    # The phone line: messages and calls that could not get through (failed) say the number does
+    # not work; those delivered or rung without an answer say it works.
+    phone = codes["sms"] | codes["voice"]
+    out["phone_failed_total"] = counter.total(phone & codes["failed"])
+    out["phone_through_total"] = counter.total(phone & codes["through"])
+    last_phone = np.where(phone[order], 2 * s_at.astype(np.int64) + 2 + codes["failed"][order], 0)
+    latest_phone = _take(_grouped_cummax(s_case, last_phone.astype(np.int64)), found, 0)
+    out["last_phone_failed"] = (latest_phone % 2).astype(np.int32)
+    # First event known: the running maximum of (SPAN - 1 - at) is the running minimum of ``at``.
+    earliest = (_SPAN - 1) - _grouped_cummax(s_case, (_SPAN - 1) - s_at.astype(np.int64))
+    first = _take(earliest, found, -1).astype(np.float64)
+    out["first_event_ts"] = np.where(found.found, first, np.nan)
 
     return _to_arrow(out, SCHEMAS["case_state"]())
 
@@ -761,7 +790,8 @@ SELECT c.id AS case_pk, cr.kind AS creditor_kind, c.product, c.debtor_type,
        CASE WHEN c.phone_key IS NULL THEN 0 ELSE 1 END AS has_phone,
        CAST(c.principal AS FLOAT) AS principal, CAST(c.interest AS FLOAT) AS interest,
        CAST(c.penalty AS FLOAT) AS penalty, CAST(c.fees AS FLOAT) AS fees,
-       CAST(c.annual_rate AS FLOAT) AS annual_rate, c.in_scope, c.overdue_since, c.received_at
+       CAST(c.annual_rate AS FLOAT) AS annual_rate, c.in_scope, c.overdue_since, c.last_payment_date,
+       c.received_at
 FROM cases c JOIN creditors cr ON cr.id = c.creditor_id
 WHERE c.id >= :lo AND c.id < :hi
 """

@@ -29,6 +29,9 @@ def _frame(X: object, names: list[str] | None = None) -> pd.DataFrame:
     return pd.DataFrame(array, columns=columns)
 
 
+_TIE_BREAK = 1e-6
+
+
 class CalibratedOdds(ClassifierMixin, BaseEstimator):
     """Probability that a binary event happens (e.g. reached within 14 days), calibrated.
 
@@ -116,7 +119,9 @@ class CalibratedOdds(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: object) -> np.ndarray:
         """Calibrated probabilities, shape (n, 2): columns for classes_[0] and classes_[1]."""
         raw = self.booster_.predict_proba(self._columns(X))[:, 1]
-        positive = np.clip(self.calibrator_.predict(raw), 0.0, 1.0)
+        # Isotonic steps are flat: a millionth of the raw score keeps the trees' order within a
+        # step (a ranked queue needs it) and moves no probability by more than 1e-6.
+        positive = np.clip(self.calibrator_.predict(raw) + _TIE_BREAK * raw, 0.0, 1.0)
         return np.column_stack([1.0 - positive, positive])
 
     def predict(self, X: object) -> np.ndarray:

@@ -6,8 +6,12 @@
   (agreement, paid, partial_paid).
 
 Decision times are sampled from case histories: uniformly over the part of a case's life in
-which it was open (from its first event until it settled or closed) and whose label window
-had fully passed by the data cut-off ``as_of`` (no censored labels).
+which it was open (from its first event until it was paid in full, written off or closed; a
+case with an agreement is still worked, for its payments; where a case's history shows no
+closing outcome, its first settlement ends it: nothing says it was still worked after that),
+while it was being worked (an event in the last ``DORMANT_AFTER``: a history that simply stops
+leaves a dormant case, not one awaiting a decision), and whose label window had fully passed by
+the data cut-off ``as_of`` (no censored labels).
 
 A decision at time ``t`` sees features known strictly before ``t`` (the Feast entity row's
 ``event_timestamp`` is ``t`` minus one second) and its label counts outcomes in ``[t, t +
@@ -39,7 +43,8 @@ class Label:
 REACHABILITY = Label("reachability", pd.Timedelta(days=14), REACHED_OUTCOMES)
 SETTLEMENT = Label("settlement", pd.Timedelta(days=90), SETTLED_OUTCOMES)
 LABELS = {label.name: label for label in (REACHABILITY, SETTLEMENT)}
-CLOSING_OUTCOMES = ("closed", "certificate_issued")
+CLOSING_OUTCOMES = ("closed", "certificate_issued", "paid")  # nothing is left to decide after these
+DORMANT_AFTER = pd.Timedelta(days=30)  # no event for this long: the case is no longer being worked
 
 
 def load_history(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -72,7 +77,7 @@ def decision_times(cases: pd.DataFrame, events: pd.DataFrame, label: Label, as_o
     """
     as_of_ts = pd.Timestamp(as_of).tz_convert("UTC") if pd.Timestamp(as_of).tzinfo else pd.Timestamp(as_of, tz="UTC")
     start = events.groupby("case_pk")["at"].min()
-    ended = pd.concat([_first(events, SETTLED_OUTCOMES), _first(events, CLOSING_OUTCOMES)], axis=1).min(axis=1)
+    ended = _first(events, CLOSING_OUTCOMES).combine_first(_first(events, SETTLED_OUTCOMES))
     life = pd.DataFrame({"start": start}).join(ended.rename("end"))
     life["end"] = life["end"].fillna(as_of_ts).clip(upper=as_of_ts - label.horizon)
     life = life[life["end"] > life["start"]]
@@ -86,9 +91,21 @@ def decision_times(cases: pd.DataFrame, events: pd.DataFrame, label: Label, as_o
         "case_pk": repeated.index.to_numpy(),
         "event_timestamp": (repeated["start"] + pd.to_timedelta(offsets, unit="s")).dt.floor("s").to_numpy(),
     })
+    points = points[_since_last_event(points, events) <= DORMANT_AFTER.total_seconds()]
     points = points.merge(cases, on="case_pk", how="inner")
     points["decision_ts"] = pd.to_datetime(points.pop("event_timestamp"), utc=True)
     return with_feature_cut(points).sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+
+
+def _since_last_event(points: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
+    """Seconds from each point's case's latest event at or before its ``event_timestamp`` (inf if none)."""
+    scale = 10**12
+    keys = np.sort(events["case_pk"].to_numpy(dtype=np.int64) * scale + epoch_seconds(events["at"]))
+    query = points["case_pk"].to_numpy(dtype=np.int64) * scale + epoch_seconds(points["event_timestamp"])
+    before = np.searchsorted(keys, query, side="right") - 1
+    latest = keys[np.maximum(before, 0)]
+    same_case = (before >= 0) & (latest // scale == query // scale)
+    return np.where(same_case, (query - latest).astype(np.float64), np.inf)
 
 
 def with_feature_cut(points: pd.DataFrame) -> pd.DataFrame:

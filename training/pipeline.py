@@ -82,7 +82,8 @@ def fit_and_evaluate(spec: ModelSpec, frame: pd.DataFrame, params: dict[str, Any
                          f"{cut:%Y-%m-%d} (training rows {len(train)}, holdout rows {len(holdout)})")
     features = feature_columns(frame, spec)
     monotone = {name: direction for name, direction in spec.monotone.items() if name in features}
-    model = CalibratedOdds(monotone=monotone, **(params or {})).fit(train[features].astype(float), train["label"])
+    settings = {**spec.params, **(params or {})}
+    model = CalibratedOdds(monotone=monotone, **settings).fit(train[features].astype(float), train["label"])
     baseline = logistic_baseline().fit(train[features].astype(float), train["label"])
     scored = holdout.copy()
     scored["p_model"] = model.predict_proba(holdout[features].astype(float))[:, 1]

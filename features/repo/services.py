@@ -15,7 +15,7 @@ SETTLEMENT_V1 = "settlement_v1"
 
 SERVICE_VIEWS: dict[str, tuple[str, ...]] = {
     REACHABILITY_V1: ("contact_repair", "case_state", "case_ages", "litigation"),
-    SETTLEMENT_V1: ("case_state", "repayment_capacity", "litigation", "case_ages", "contact_repair"),
+    SETTLEMENT_V1: ("case_state", "repayment_capacity", "litigation", "case_ages", "contact_repair", "debt_ratios"),
 }
 _DESCRIPTIONS = {
     REACHABILITY_V1: "Reachability model v1: can the debtor be reached on a working channel soon?",

@@ -40,8 +40,14 @@ _STORED = {
                              "Cases worked, reached and settled by the mediator, cumulative and last 30 days."),
 }
 
-AGE_INPUTS = ("overdue_since_ts", "last_reached_ts", "last_attempt_ts")
-AGE_FEATURES = ("days_past_due", "days_since_last_reached", "days_since_last_attempt")
+AGE_INPUTS = ("overdue_since_ts", "last_reached_ts", "last_attempt_ts", "first_event_ts", "last_settled_ts")
+AGE_FEATURES = ("days_past_due", "days_since_last_reached", "days_since_last_attempt", "days_since_first_event",
+                "days_since_last_settled")
+
+
+RATIO_INPUTS = {"case_state": ("total_claim", "paid_amount_total"),
+                "repayment_capacity": ("monthly_income", "other_debt")}
+RATIO_FEATURES = ("paid_share", "claim_to_income", "other_debt_to_claim")
 
 
 def stored_view(name: str, source: FileSource, entities: dict[str, Entity]) -> FeatureView:
@@ -60,7 +66,8 @@ def stored_view(name: str, source: FileSource, entities: dict[str, Entity]) -> F
 
 def case_ages(inputs: dict[str, list[Any]]) -> dict[str, list[float | None]]:
     """Ages in days at the request's ``decision_ts``: days past due, since the debtor was last
-    reached, since the last contact attempt (None when there was none).
+    reached, since the last contact attempt, since the case's first event (how long it has been
+    worked) and since its last agreement or payment (None when there was none).
 
     Feast's python mode: columns as lists in, lists out; the same function serves training
     (``get_historical_features``) and serving (``get_online_features``). Feast stores this
@@ -81,7 +88,8 @@ def case_ages(inputs: dict[str, list[Any]]) -> dict[str, list[float | None]]:
     now = [seconds(v) for v in inputs["decision_ts"]]
     out: dict[str, list[float | None]] = {}
     for name, source in (("days_past_due", "overdue_since_ts"), ("days_since_last_reached", "last_reached_ts"),
-                         ("days_since_last_attempt", "last_attempt_ts")):
+                         ("days_since_last_attempt", "last_attempt_ts"), ("days_since_first_event", "first_event_ts"),
+                         ("days_since_last_settled", "last_settled_ts")):
         then = (seconds(v) for v in inputs[source])
         out[name] = [None if t is None or s is None else (t - s) / 86400.0 for t, s in zip(now, then, strict=True)]
     return out
@@ -103,12 +111,56 @@ def case_ages_view(case_state: FeatureView, request: RequestSource) -> OnDemandF
         udf=cast(FunctionType, case_ages),
         udf_string=inspect.getsource(case_ages),
         mode="python",
-        description="Days past due, since last reached and since last attempt, at decision_ts (days).",
+        description="Days past due, since last reached, last attempt, first event and last settlement, at "
+                    "decision_ts (days).",
+    )
+
+
+def debt_ratios(inputs: dict[str, list[Any]]) -> dict[str, list[float | None]]:
+    """The claim set against what the debtor has paid, earns and owes elsewhere: share of the
+    claim paid so far, the claim in months of income, other debt as a multiple of the claim
+    (None where an input is missing or the divisor is not positive).
+
+    Feast's python mode, like :func:`case_ages`; it imports what it needs itself.
+    """
+    import math as _math
+
+    def number(value: Any) -> float | None:
+        if value is None:
+            return None
+        number = float(value)
+        return None if _math.isnan(number) else number
+
+    def ratio(top: Any, bottom: Any) -> float | None:
+        t, b = number(top), number(bottom)
+        return None if t is None or b is None or b <= 0 else t / b
+
+    claims, paid = inputs["total_claim"], inputs["paid_amount_total"]
+    income, other = inputs["monthly_income"], inputs["other_debt"]
+    return {
+        "paid_share": [ratio(p, c) for p, c in zip(paid, claims, strict=True)],
+        "claim_to_income": [ratio(c, i) for c, i in zip(claims, income, strict=True)],
+        "other_debt_to_claim": [ratio(o, c) for o, c in zip(other, claims, strict=True)],
+    }
+
+
+def debt_ratios_view(case_state: FeatureView, capacity: FeatureView) -> OnDemandFeatureView:
+    """On-demand view computing :func:`debt_ratios` from ``case_state`` (a case) and
+    ``repayment_capacity`` (its debtor), in training and serving alike."""
+    return OnDemandFeatureView(
+        name="debt_ratios",
+        entities=[],
+        sources=[case_state[list(RATIO_INPUTS["case_state"])], capacity[list(RATIO_INPUTS["repayment_capacity"])]],
+        schema=[Field(name=name, dtype=Float64) for name in RATIO_FEATURES],
+        udf=cast(FunctionType, debt_ratios),
+        udf_string=inspect.getsource(debt_ratios),
+        mode="python",
+        description="Share of the claim paid, claim in months of income, other debt per unit of claim.",
     )
 
 
 def feature_views(settings: Settings) -> dict[str, FeatureView | OnDemandFeatureView]:
-    """All feature views by name: the five stored ones and ``case_ages``."""
+    """All feature views by name: the five stored ones, ``case_ages`` and ``debt_ratios``."""
     entities = all_entities()
     sources = offline_sources(settings)
     views: dict[str, FeatureView | OnDemandFeatureView] = {
@@ -117,4 +169,7 @@ def feature_views(settings: Settings) -> dict[str, FeatureView | OnDemandFeature
     case_state = views["case_state"]
     assert isinstance(case_state, FeatureView)
     views["case_ages"] = case_ages_view(case_state, decision_request())
+    capacity = views["repayment_capacity"]
+    assert isinstance(capacity, FeatureView)
+    views["debt_ratios"] = debt_ratios_view(case_state, capacity)
     return views
