@@ -21,7 +21,9 @@ from training.pipeline import ENTITY_COLUMNS
 
 
 def open_cases(engine: Engine, as_of: dt.datetime) -> pd.DataFrame:
-    """Cases known at ``as_of`` and not yet settled or closed then: the scoring entity rows."""
+    """Cases known at ``as_of`` and not closed then (paid in full, written off or closed): the
+    scoring entity rows. A case with an agreement is still open, for its payments, as in the
+    training decisions (``training/labels.py``)."""
     as_of_ts = pd.Timestamp(as_of)
     as_of_ts = as_of_ts.tz_convert("UTC") if as_of_ts.tzinfo else as_of_ts.tz_localize("UTC")
     cases, events = label_defs.load_history(engine)
@@ -32,7 +34,7 @@ def open_cases(engine: Engine, as_of: dt.datetime) -> pd.DataFrame:
     received["received_at"] = pd.to_datetime(received["received_at"], utc=True)
     past = events[events["at"] <= as_of_ts]
     started = past.groupby("case_pk")["at"].min().rename("first_event")
-    finished = past[past["outcome"].isin(label_defs.SETTLED_OUTCOMES + label_defs.CLOSING_OUTCOMES)]["case_pk"].unique()
+    finished = past[past["outcome"].isin(label_defs.CLOSING_OUTCOMES)]["case_pk"].unique()
     frame = cases.merge(received, on="case_pk").merge(started, on="case_pk", how="left")
     known = frame["first_event"].notna() | (frame["received_at"].notna() & (frame["received_at"] <= as_of_ts))
     frame = frame[known & ~frame["case_pk"].isin(finished)].copy()
