@@ -140,7 +140,7 @@ def column_letter(position: int) -> str:
 
 def _cell_text(value: object) -> str:
     """Canonical text of a typed cell (xlsx or parquet) before parsing."""
-    if value is None:
+    if value is None or value is pd.NaT:  # NaT: an empty cell of a parquet timestamp column
         return ""
     if isinstance(value, str):
         return value
