@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features.contracts import Table
@@ -52,6 +54,7 @@ class TableFile:
     _positions: dict[int, str] = field(repr=False)
     _bodies: Callable[[], Iterator[pd.DataFrame]] = field(repr=False)
     _csv_ranges: list[CsvRange] | None = field(default=None, repr=False)
+    _parquet_ranges: list[ParquetRange] | None = field(default=None, repr=False)
 
     def chunks(self) -> Iterator[RawTable]:
         """Non-blank rows in chunks, contract columns only, with spreadsheet row numbers."""
@@ -63,11 +66,16 @@ class TableFile:
 
         A CSV file whose records can be told apart without parsing (see ``_csv_ranges``) is
         cut into byte ranges that are parsed where they are read; otherwise the rows are
-        parsed here and the part carries them.
+        parsed here and the part carries them. A parquet file is cut into runs of rows, read
+        where they are read.
         """
         if self._csv_ranges is not None:
             for byte_range in self._csv_ranges:
                 yield FilePart(self.table, self._positions, csv=byte_range)
+            return
+        if self._parquet_ranges is not None:
+            for row_range in self._parquet_ranges:
+                yield FilePart(self.table, self._positions, parquet=row_range)
             return
         first_row = 2
         for body in self._bodies():
@@ -77,7 +85,8 @@ class TableFile:
     @property
     def part_count(self) -> int | None:
         """How many parts :meth:`parts` yields, when known without reading the rows."""
-        return None if self._csv_ranges is None else len(self._csv_ranges)
+        ranges = self._csv_ranges if self._csv_ranges is not None else self._parquet_ranges
+        return None if ranges is None else len(ranges)
 
 
 @dataclass(frozen=True)
@@ -94,16 +103,30 @@ class CsvRange:
     chunk_rows: int  # records in every range but the last
 
 
+@dataclass(frozen=True)
+class ParquetRange:
+    """``length`` rows of a parquet file from row ``offset`` of row group ``row_group`` on (running
+    into the following row groups when needed), the first being spreadsheet row ``first_row``."""
+
+    path: Path
+    row_group: int
+    offset: int
+    length: int
+    first_row: int
+
+
 @dataclass
 class FilePart:
     """One chunk of a file, cheap to send to another process and to read again.
 
-    Either a CSV byte range, parsed on :meth:`read`, or rows already parsed (``body``).
+    Either a CSV byte range or parquet rows, read on :meth:`read`, or rows already parsed
+    (``body``).
     """
 
     table: Table
     positions: dict[int, str]  # column position in the file -> contract name
     csv: CsvRange | None = None
+    parquet: ParquetRange | None = None
     body: pd.DataFrame | None = None
     first_row: int = 2
 
@@ -111,6 +134,8 @@ class FilePart:
         """Non-blank rows of this part, contract columns only, with spreadsheet row numbers."""
         if self.csv is not None:
             body, first_row = _read_csv_range(self.csv), self.csv.first_row
+        elif self.parquet is not None:
+            body, first_row = _read_parquet_range(self.parquet), self.parquet.first_row
         else:
             assert self.body is not None
             body, first_row = self.body, self.first_row
@@ -140,7 +165,7 @@ def column_letter(position: int) -> str:
 
 def _cell_text(value: object) -> str:
     """Canonical text of a typed cell (xlsx or parquet) before parsing."""
-    if value is None:
+    if value is None or value is pd.NaT:  # NaT: an empty cell of a parquet timestamp column
         return ""
     if isinstance(value, str):
         return value
@@ -371,21 +396,148 @@ def _read_excel(
     return header, bodies, sheet, len(grid) - 1
 
 
-def _read_parquet(path: Path, chunk_rows: int) -> tuple[list[str], Callable[[], Iterator[pd.DataFrame]], int]:
+def _read_parquet(path: Path, chunk_rows: int) -> tuple[list[str], list[ParquetRange], int]:
     try:
         parquet = pq.ParquetFile(path)
     except Exception as error:  # pyarrow raises several types for damaged files
         raise ContractError(f"{path.name} is not a readable parquet file ({error}).") from error
     header = [str(name) for name in parquet.schema_arrow.names]
+    metadata = parquet.metadata
+    group_starts = np.cumsum([0] + [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)])
+    ranges = []
+    for start in range(0, metadata.num_rows, chunk_rows):
+        group = int(np.searchsorted(group_starts, start, side="right")) - 1  # skips empty row groups
+        length = min(chunk_rows, metadata.num_rows - start)
+        ranges.append(ParquetRange(path, group, start - int(group_starts[group]), length, start + 2))
+    return header, ranges, metadata.num_rows
 
-    def bodies() -> Iterator[pd.DataFrame]:
-        for batch in parquet.iter_batches(batch_size=chunk_rows):
-            frame = batch.to_pandas()
-            yield pd.DataFrame(
-                {i: [_cell_text(v) for v in frame[c].tolist()] for i, c in enumerate(frame.columns)}, dtype=object
-            )
 
-    return header, bodies, parquet.metadata.num_rows
+_last_row_group: dict[tuple[str, int, int, int], pa.Table] = {}  # this process's last row group read
+
+
+def _row_group(path: Path, index: int) -> pa.Table:
+    """Row group ``index`` of ``path``, kept until another is read: decoding a row group costs the
+    same whatever part of it is wanted, and consecutive parts mostly share one."""
+    status = path.stat()
+    key = (str(path), status.st_size, status.st_mtime_ns, index)
+    table = _last_row_group.get(key)
+    if table is None:
+        _last_row_group.clear()  # free the previous one before decoding the next
+        table = pq.ParquetFile(path).read_row_group(index)
+        _last_row_group[key] = table
+    return table
+
+
+def _read_parquet_range(part: ParquetRange) -> pd.DataFrame:
+    """The rows of one parquet range as text, exactly as reading the file in one pass gives them."""
+    pieces = []
+    group, offset, wanted = part.row_group, part.offset, part.length
+    while wanted > 0:
+        piece = _row_group(part.path, group).slice(offset, wanted)
+        pieces.append(piece)
+        group, offset, wanted = group + 1, 0, wanted - piece.num_rows
+    return _parquet_text(pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0])
+
+
+def _parquet_text(table: pa.Table) -> pd.DataFrame:
+    """The columns pandas makes of ``table``, each cell as :func:`_cell_text` writes it.
+
+    The columns are those of ``table.to_pandas()`` (an index pandas stored is not one); a
+    column that becomes one of pandas' own types (categories, or nullable integers when the
+    file's pandas metadata asks for them) goes through ``to_pandas`` and ``_cell_text`` per cell.
+    """
+    shape = table.schema.empty_table().to_pandas()
+    names = list(shape.columns)
+    if len(set(names)) != len(names) or not all(isinstance(n, str) and n in table.schema.names for n in names):
+        frame = table.to_pandas()
+        return pd.DataFrame({i: [_cell_text(v) for v in frame[c].tolist()] for i, c in enumerate(frame.columns)},
+                            dtype=object)
+    frame = None
+    columns = {}
+    for i, name in enumerate(names):
+        if pd.api.types.is_extension_array_dtype(shape.dtypes[name]):
+            frame = table.to_pandas() if frame is None else frame
+            columns[i] = [_cell_text(v) for v in frame[name].tolist()]
+        else:
+            columns[i] = _column_text(table.column(name))
+    return pd.DataFrame(columns, dtype=object)
+
+
+_DAY_1000, _DAY_9999 = (np.datetime64(d, "D").astype(np.int64) for d in ("1000-01-01", "9999-12-31"))
+
+
+def _column_text(column: pa.ChunkedArray) -> np.ndarray:
+    """``_cell_text`` of each cell, computed for the whole column where that gives the same text.
+
+    Integers: pandas turns a column with nulls into doubles, whose text is the integer's below
+    1e15. Decimals of up to 6 places: Python writes them without an exponent, as Arrow does.
+    Dates and naive timestamps of years 1000 to 9999: ISO text to the second (the fraction
+    dropped, as ``strftime`` does). Doubles: see :func:`_double_text`. Any other type (time
+    zones, lists, ...) goes per value.
+    """
+    kind = column.type
+    if (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_boolean(kind)
+            or pa.types.is_integer(kind) and _below(column, 1e15)
+            or pa.types.is_decimal(kind) and 0 <= kind.scale <= 6):
+        return pc.fill_null(pc.cast(column, pa.string()), "").to_numpy(zero_copy_only=False)
+    if pa.types.is_date32(kind):
+        days = pc.min_max(column.cast(pa.int32()))
+        if days["min"].as_py() is None or (days["min"].as_py() >= _DAY_1000 and days["max"].as_py() <= _DAY_9999):
+            return pc.fill_null(pc.cast(column, pa.string()), "").to_numpy(zero_copy_only=False)
+    elif pa.types.is_timestamp(kind) and kind.tz is None:
+        # Floored to the second, as are the calendar fields strftime writes.
+        ticks = pc.fill_null(column.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+        known = column.is_valid().to_numpy(zero_copy_only=False)
+        per_second = {"s": 1, "ms": 1000, "us": 10**6, "ns": 10**9}[kind.unit]
+        seconds = np.floor_divide(ticks[known], per_second)
+        if seconds.size == 0 or (seconds.min() >= _DAY_1000 * 86400 and seconds.max() < (_DAY_9999 + 1) * 86400):
+            text = np.full(len(column), "", dtype=object)
+            moments = pa.array(seconds, pa.timestamp("s"))
+            text[known] = pc.cast(moments, pa.string()).to_numpy(zero_copy_only=False)  # "YYYY-MM-DD hh:mm:ss"
+            return text
+    elif pa.types.is_floating(kind) and not pa.types.is_float16(kind):
+        return _double_text(column)
+    return np.array([_cell_text(v) for v in column.to_pandas().tolist()], dtype=object)
+
+
+def _double_text(column: pa.ChunkedArray) -> np.ndarray:
+    """``_cell_text`` of doubles: whole ones below 1e15 as integers, the rest rounded to 9 places.
+
+    Below 1e3, x * 1e9 is within 1e-4 of its exact value, so when its fraction is not near a
+    half, rint(x * 1e9) / 1e9 is the double Python's correctly rounded ``round(x, 9)`` gives.
+    Below 4e6 a double whose shortest text has at most 9 decimals is already rounded (its ulp is
+    under 1e-9). From 1e-4 on Python writes these in their shortest digits without an
+    exponent, as Arrow's cast to string does. Other values go per value.
+    """
+    values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)  # NaN for nulls
+    text = np.full(len(values), "", dtype=object)
+    known = ~np.isnan(values)
+    magnitude = np.where(known, np.abs(values), 0.0)
+    whole = known & (magnitude < 1e15) & (values == np.floor(values))
+    text[whole] = values[whole].astype(np.int64).astype(str).astype(object)
+    near = np.flatnonzero(known & ~whole & (magnitude < 4e6))
+    scaled = values[near] * 1e9
+    clear = (magnitude[near] < 1e3) & (np.abs(scaled - np.floor(scaled) - 0.5) > 1e-3)
+    rounded = np.where(clear, np.rint(scaled) / 1e9, values[near])
+    shortest = pc.cast(pa.array(rounded), pa.string())
+    point = pc.find_substring(shortest, ".")
+    decimals = pc.subtract(pc.utf8_length(shortest), pc.add(point, 1))
+    plain = pc.and_(pc.and_(pc.invert(pc.match_substring(shortest, "e")), pc.greater_equal(point, 0)),
+                    pc.less_equal(decimals, 9)).to_numpy(zero_copy_only=False) & (np.abs(rounded) >= 1e-4)
+    text[near[plain]] = shortest.filter(pa.array(plain)).to_numpy(zero_copy_only=False)
+    rest = known & ~whole
+    rest[near[plain]] = False
+    text[rest] = [_cell_text(v) for v in values[rest].tolist()]
+    return text
+
+
+def _below(column: pa.ChunkedArray, bound: float) -> bool:
+    """Whether a column has no nulls or every value's magnitude is below ``bound``."""
+    if column.null_count == 0:
+        return True
+    extremes = pc.min_max(column)
+    low, high = extremes["min"].as_py(), extremes["max"].as_py()
+    return low is None or (-bound < low and high < bound)
 
 
 def _header_key(cell: str) -> str:
@@ -406,12 +558,16 @@ def read_table(path: Path, table: Table, sheet: str | None = None, chunk_rows: i
     kind = _sniff(path)
     encoding = None
     csv_ranges = None
+    parquet_ranges = None
     if kind in ("xlsx", "xls"):
         header, bodies, sheet, total_rows = _read_excel(path, sheet, chunk_rows)
     elif sheet is not None:
         raise ContractError(f"{path.name} is not a spreadsheet workbook, so it has no sheet '{sheet}'.")
     elif kind == "parquet":
-        header, bodies, total_rows = _read_parquet(path, chunk_rows)
+        header, parquet_ranges, total_rows = _read_parquet(path, chunk_rows)
+
+        def bodies() -> Iterator[pd.DataFrame]:
+            return (_read_parquet_range(part) for part in parquet_ranges)
     else:
         with path.open("rb") as handle:
             if b"\x00" in handle.read(65536):
@@ -448,4 +604,5 @@ def read_table(path: Path, table: Table, sheet: str | None = None, chunk_rows: i
         names = ", ".join(table.label(c.name) for c in missing)
         plural = "columns" if len(missing) > 1 else "column"
         raise ContractError(f"{path.name} lacks the required {plural} {names} of the {table.name} table.")
-    return TableFile(path, table, source, ignored, sheet, encoding, total_rows, positions, bodies, csv_ranges)
+    return TableFile(path, table, source, ignored, sheet, encoding, total_rows, positions, bodies, csv_ranges,
+                     parquet_ranges)

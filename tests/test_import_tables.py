@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from concord import ledger
 from concord.db import make_engine
+from features.contracts import TABLES
+from features.reader import read_table
 from serving.cli import app
 from tests.excel_pool import id_number
 
@@ -173,3 +175,15 @@ def test_parquet_files_import_like_csv(settings, tmp_path, cases_csv) -> None:
     assert report["imported"] == 2
     csv_again = run_import("cases", cases_csv, tmp_path)
     assert csv_again["unchanged"] == 2  # same content, whatever the file format
+
+
+def test_parquet_timestamp_left_empty_reads_as_an_empty_cell(tmp_path) -> None:
+    # An empty timestamp cell comes out of pandas as NaT, which once crashed the import.
+    frame = pd.DataFrame({"id_number": ["A1", "A2", "A3"],
+                          "checked_at": pd.to_datetime(["2025-03-01 09:30:00", None, "2025-03-02 10:00:00"]),
+                          "phone_status": "valid"})
+    path = tmp_path / "contact_checks.parquet"
+    frame.to_parquet(path)
+    (chunk,) = read_table(path, TABLES["contact_checks"]).chunks()
+    assert chunk.frame["checked_at"].tolist() == ["2025-03-01 09:30:00", "", "2025-03-02 10:00:00"]
+    assert chunk.rows.tolist() == [2, 3, 4]
