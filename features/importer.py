@@ -160,7 +160,7 @@ def validate(table: Table, raw: RawTable) -> Validated:
             if not (column.personal or column.kind in ("enum", "list")):
                 reason = reason + ": '" + text[faulty].astype(str) + "'"
             result.reject(faulty, column.name, reason.reindex(index))
-        if column.required and column.name != "id_number":
+        if column.required:
             missing = text.isna()
             if missing.any():
                 result.reject(missing, column.name, f"{label} is required")
@@ -229,6 +229,8 @@ def _db_values(series: pd.Series, kind: str) -> list[Any]:
     Dates and timestamps become ISO text (SQLAlchemy's own SQLite storage format; PostgreSQL
     parses it), amounts stay canonical decimal text, missing values become None.
     """
+    if series.empty:  # every row of the part was rejected (numpy's string ops refuse empty arrays)
+        return []
     if kind == "date":
         array = series.to_numpy(dtype="datetime64[D]")
         text = np.datetime_as_string(array, unit="D").astype(object)

@@ -165,7 +165,7 @@ def column_letter(position: int) -> str:
 
 def _cell_text(value: object) -> str:
     """Canonical text of a typed cell (xlsx or parquet) before parsing."""
-    if value is None or value is pd.NaT:  # NaT: an empty cell of a parquet timestamp column
+    if value is None or value is pd.NaT or value is pd.NA:  # NaT, NA: empty cells of typed columns
         return ""
     if isinstance(value, str):
         return value

@@ -187,3 +187,45 @@ def test_parquet_timestamp_left_empty_reads_as_an_empty_cell(tmp_path) -> None:
     (chunk,) = read_table(path, TABLES["contact_checks"]).chunks()
     assert chunk.frame["checked_at"].tolist() == ["2025-03-01 09:30:00", "", "2025-03-02 10:00:00"]
     assert chunk.rows.tolist() == [2, 3, 4]
+
+
+@pytest.mark.parametrize(("table", "header", "row"), [
+    ("contact_checks", "id_number,checked_at,phone_status", "{id},2024-03-01 10:00:00,active"),
+    ("capacity", "id_number,as_of,monthly_income", "{id},2024-03-01,5000"),
+    ("litigation", "id_number,as_of,defendant_cases", "{id},2024-03-01,1"),
+])
+def test_debtor_rows_without_an_id_number_are_rejected(settings, tmp_path, cases_csv, table, header, row) -> None:
+    assert run_import("cases", cases_csv, tmp_path)["imported"] == 2
+    path = write(tmp_path / f"{table}.csv", "\n".join([header, row.format(id=ID_A), row.format(id="")]))
+    report = run_import(table, path, tmp_path)
+    assert (report["imported"], report["rejected"]) == (1, 1)
+    assert [(r["row"], r["column"]) for r in report["rejections"]] == [(3, "id_number")]
+    assert "required" in report["rejections"][0]["reason"]
+
+
+def test_a_file_whose_every_row_is_rejected_stores_nothing_and_reports_them(settings, tmp_path, cases_csv) -> None:
+    assert run_import("cases", cases_csv, tmp_path)["imported"] == 2
+    path = write(tmp_path / "checks.csv", "id_number,checked_at,phone_status\n"
+                 f"{ID_A},not a time,active\n{ID_B},2024-03-01,teleported\n,2024-03-01,active")
+    report = run_import("contact_checks", path, tmp_path)
+    assert (report["rows_read"], report["imported"], report["rejected"]) == (3, 0, 3)
+    assert count(settings, ledger.ContactCheck) == 0
+
+
+def test_parquet_with_pandas_nullable_columns_reads_missing_as_empty(settings, tmp_path) -> None:
+    frame = pd.DataFrame({
+        "case_id": ["N1", "N2"], "creditor": ["华夏安和银行信用卡中心"] * 2, "product": ["credit_card"] * 2,
+        "debtor_name": ["张三", "李四"], "id_number": [ID_A, ID_B],
+        "phone": pd.array(["13812345678", pd.NA], dtype="string"),
+        "principal": pd.array([5000, 8000], dtype="Int64"), "interest": pd.array([pd.NA, 12], dtype="Int64"),
+        "loan_date": ["2023-01-01"] * 2, "overdue_since": ["2024-01-01"] * 2,
+    })
+    path = tmp_path / "cases.parquet"
+    frame.to_parquet(path)
+    report = run_import("cases", path, tmp_path)
+    assert (report["imported"], report["rejected"]) == (2, 0), report["rejections"]
+    engine = make_engine(settings)
+    with engine.connect() as connection:
+        rows = dict(connection.execute(select(ledger.Case.case_id, ledger.Case.phone_key)).all())
+    engine.dispose()
+    assert rows["N1"] is not None and rows["N2"] is None  # <NA> is no phone, not a bad one
