@@ -55,7 +55,11 @@ def main() -> None:
             print(f"{name}: skipped ({error})")
             continue
         outcome = getattr(module, "run_all", module.run)()
-        results.update(outcome if all(isinstance(v, dict) for v in outcome.values()) else {name: outcome})
+        nested = {key: value for key, value in outcome.items() if isinstance(value, dict)}
+        scalars = {key: value for key, value in outcome.items() if not isinstance(value, dict)}
+        results.update(nested)
+        if scalars:
+            results[name] = scalars
     out = ROOT / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
     record = {"machine": platform.platform(), "cpus": os.cpu_count(), "seconds": round(time.time() - started),
