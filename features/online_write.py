@@ -50,8 +50,8 @@ from feast.utils import to_naive_utc
 from feast.value_type import ValueType
 from google.protobuf.timestamp_pb2 import Timestamp
 
-TIMESTAMP_FIELD = "event_timestamp"
-WRITE_BATCH = 10_000  # entities per online_write_batch call
+from features.build import TIMESTAMP_FIELD
+
 PARALLEL_MIN_ENTITIES = 100_000  # below this one process is faster than starting workers
 
 Row = tuple[EntityKeyProto, dict[str, ValueProto], dt.datetime, dt.datetime | None]
@@ -195,8 +195,10 @@ class BulkSqliteOnlineStore(SqliteOnlineStore):
             progress(len(data))
 
 
-def write_rows(store: FeatureStore, view: FeatureView, table: pa.Table, batch: int = WRITE_BATCH) -> int:
-    """Write ``table`` (one row per entity) to the online store of ``store``; returns the rows."""
+def write_rows(store: FeatureStore, view: FeatureView, table: pa.Table) -> int:
+    """Write ``table`` (one row per entity) to the online store of ``store``, in batches of the
+    configured ``materialization.online_write_batch_size``; returns the rows."""
+    batch = store.config.materialization_config.online_write_batch_size or 10_000
     provider = store._get_provider()  # noqa: SLF001 - the provider is how Feast's own materialisation writes
     for offset in range(0, table.num_rows, batch):
         rows = online_rows(table.slice(offset, batch), view)
