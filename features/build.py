@@ -907,7 +907,6 @@ class _TableOutput:
         """Add rows of whole entities (no entity's rows are split across two calls)."""
         if table is None or not table.num_rows:
             return
-        table = table.select(self.schema.names).cast(self.schema)
         if entity_sorted:  # sorted by (entity, time) already: the last of each run
             keys = table[self.entity].to_numpy()
             last = table.filter(_last_of_runs(keys))
