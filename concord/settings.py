@@ -18,6 +18,20 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in _TRUE
 
 
+def _whole(env: dict[str, str] | os._Environ[str], name: str, default: int | None) -> int | None:
+    """A positive whole number from ``env[name]``, or ``default`` when unset or empty."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a positive whole number, not {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where Concord keeps its state and which servers it talks to.
@@ -33,6 +47,10 @@ class Settings:
         require_services: when true (``CONCORD_REQUIRE_SERVICES=1``) tests that need PostgreSQL
             or Redis fail instead of skipping.
         progress_threshold: row count above which imports show a progress bar.
+        offline_memory_limit: memory the offline store's DuckDB engine may use for a
+            point-in-time join before it spills to ``home/features/duckdb-spill``
+            (``CONCORD_OFFLINE_MEMORY_LIMIT``, DuckDB's syntax: ``2GB``, ``512MB``).
+        offline_threads: DuckDB threads (``CONCORD_OFFLINE_THREADS``); default one per CPU.
     """
 
     home: Path
@@ -41,6 +59,8 @@ class Settings:
     mlflow_tracking_uri: str | None = None
     require_services: bool = False
     progress_threshold: int = 5000
+    offline_memory_limit: str = "2GB"
+    offline_threads: int | None = None
     _pseudonym_key: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -56,7 +76,9 @@ class Settings:
             redis_url=env.get("CONCORD_REDIS_URL") or None,
             mlflow_tracking_uri=env.get("CONCORD_MLFLOW_TRACKING_URI") or None,
             require_services=_flag(env.get("CONCORD_REQUIRE_SERVICES")),
-            progress_threshold=int(env.get("CONCORD_PROGRESS_THRESHOLD") or 5000),
+            progress_threshold=_whole(env, "CONCORD_PROGRESS_THRESHOLD", 5000) or 5000,
+            offline_memory_limit=env.get("CONCORD_OFFLINE_MEMORY_LIMIT") or "2GB",
+            offline_threads=_whole(env, "CONCORD_OFFLINE_THREADS", None),
             _pseudonym_key=raw_key.encode("utf-8") if raw_key else None,
         )
 

@@ -272,26 +272,6 @@ def _sorted_unique(keys: np.ndarray) -> np.ndarray:
     return keys[keep]
 
 
-def with_origin_rows(table: pa.Table, entity: str, schema: pa.Schema) -> pa.Table:
-    """Add, for every entity in ``table``, one row at 1970-01-01 with every feature null
-    ("nothing known yet").
-
-    Feast's file (Dask) offline store drops an entity row from ``get_historical_features``
-    altogether when that entity's rows in one view all lie after the entity timestamp; with
-    this row there is always an earlier one, and the values come back as missing instead.
-    Materialisation starts after 1970, so these rows never reach the online store.
-    """
-    table = table.select(schema.names).cast(schema)
-    entities = pc.unique(table[entity])
-    if len(entities) == 0:
-        return table
-    columns = {name: pa.nulls(len(entities), schema.field(name).type) for name in schema.names}
-    columns[entity] = entities
-    columns[TIMESTAMP_FIELD] = pa.array(np.zeros(len(entities), dtype=np.int64), pa.int64()).cast(_TS)
-    origin = pa.table(columns, schema=schema)
-    return pa.concat_tables([origin, table])
-
-
 class _Writer:
     """Writes one parquet table atomically (a temporary file renamed on success)."""
 
@@ -311,8 +291,8 @@ class _Writer:
             stats = [self.schema.names[0], TIMESTAMP_FIELD]
             self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd", use_dictionary=strings,
                                            write_statistics=stats)
-        # Row groups of 100,000 rows: Feast reads a table through Dask one row group per partition,
-        # and the point-in-time join holds partitions in memory (1,000,000-row groups: +40 % peak).
+        # Row groups of 100,000 rows: a parquet reader (DuckDB's, pyarrow's) decodes a row group at
+        # a time, so this bounds what one reading thread holds.
         self.writer.write_table(table.select(self.schema.names).cast(self.schema), row_group_size=ROW_GROUP_ROWS)
         self.rows += table.num_rows
 
@@ -912,7 +892,7 @@ class _TableOutput:
             last = table.filter(_last_of_runs(keys))
         else:
             last = last_per_entity(table, self.entity)
-        self.all.write(with_origin_rows(table, self.entity, self.schema))
+        self.all.write(table)
         self.latest.write(last)
 
     def close(self) -> tuple[Path, Path]:

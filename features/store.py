@@ -6,6 +6,7 @@ Everything lives under ``CONCORD_HOME/features``::
     features/online.db               SQLite online store (when CONCORD_REDIS_URL is unset)
     features/offline/*.parquet       offline tables written by features/build.py
     features/offline/manifest.json   when they were built, and as of when
+    features/duckdb-spill/           where the offline store's DuckDB engine spills a join
     features/repo/feature_store.yaml the same configuration, for the `feast` CLI
 
 The configuration is built in code from the Settings (:func:`repo_config`); the YAML file only
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 import warnings
 import weakref
@@ -96,7 +98,8 @@ def store_config(settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bo
     """The feature store configuration as plain data (what ``feature_store.yaml`` holds).
 
     Project ``concord`` by default (tests sharing one Redis pass their own); file registry and
-    file (Dask) offline store under ``CONCORD_HOME/features``; online store SQLite, or Redis
+    DuckDB offline store (over the parquet tables) under ``CONCORD_HOME/features``, the engine
+    configured by :func:`configure_offline_engine`; online store SQLite, or Redis
     when ``settings.redis_url`` is set. ``bulk``: the configuration :func:`materialize` writes
     with: Feast's SQLite or Redis store with a bulk writer (same keys and values; on Redis no
     per-entity timestamp read, as every row it writes is newer than what is stored: see
@@ -115,7 +118,7 @@ def store_config(settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bo
         "provider": "local",
         "registry": {"registry_type": "file", "path": str(home / "registry.db"), "cache_ttl_seconds": 60},
         "online_store": online,
-        "offline_store": {"type": "file"},
+        "offline_store": {"type": "duckdb"},
         "entity_key_serialization_version": 3,
         "materialization": {"online_write_batch_size": ONLINE_WRITE_BATCH},
     }
@@ -140,9 +143,46 @@ def write_feature_store_yaml(settings: Settings, project: str = DEFAULT_PROJECT)
     return path
 
 
+_offline_engine: dict[str, Any] | None = None  # the DuckDB configuration ibis' default backend has
+
+
+def configure_offline_engine(settings: Settings) -> None:
+    """Give Feast's DuckDB offline store an engine with Concord's memory limit and spill folder.
+
+    Feast's DuckDB store reads the parquet sources and runs the point-in-time join through
+    ibis' default backend, a DuckDB connection of this process. DuckDB joins out of core: past
+    ``settings.offline_memory_limit`` it spills to ``CONCORD_HOME/features/duckdb-spill``, so
+    training-set size is bounded by disk, not memory. A new connection is made only when the
+    configuration changes.
+
+    Raises:
+        ValueError: ``CONCORD_OFFLINE_MEMORY_LIMIT`` is not a size DuckDB understands.
+    """
+    global _offline_engine
+    import duckdb
+    import ibis
+
+    spill = features_dir(settings) / "duckdb-spill"
+    wanted = {"memory_limit": settings.offline_memory_limit, "temp_directory": str(spill),
+              "threads": settings.offline_threads or os.cpu_count() or 1}
+    if wanted == _offline_engine:
+        return
+    try:
+        backend = ibis.duckdb.connect(**wanted)
+    except duckdb.Error as exc:
+        raise ValueError(f"CONCORD_OFFLINE_MEMORY_LIMIT={settings.offline_memory_limit!r} or "
+                         f"CONCORD_OFFLINE_THREADS={settings.offline_threads!r} is not accepted by DuckDB: "
+                         f"{exc}") from exc
+    spill.mkdir(parents=True, exist_ok=True)
+    ibis.set_backend(backend)
+    _offline_engine = wanted
+
+
 def feature_store(settings: Settings, project: str = DEFAULT_PROJECT) -> FeatureStore:
-    """The Feast FeatureStore of these settings (writes ``feature_store.yaml`` alongside)."""
+    """The Feast FeatureStore of these settings (writes ``feature_store.yaml`` alongside and
+    configures the offline engine)."""
     write_feature_store_yaml(settings, project)
+    configure_offline_engine(settings)
     return FeatureStore(repo_path=str(repo_dir(settings)), config=repo_config(settings, project))
 
 

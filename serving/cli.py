@@ -25,6 +25,17 @@ app.add_typer(features_app, name="features")
 app.command("profile")(profile_command)
 
 
+@app.callback()
+def _check_settings() -> None:
+    """Concord: who should work each debt case, and what to do next."""
+    from concord.settings import get_settings
+
+    try:
+        get_settings()
+    except ValueError as error:
+        _fail(f"{error}.")
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the ledger schema to the latest version."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import stat
 
+import pytest
+
 from concord.pseudonym import mask_id_number, mask_phone, pseudonym
 from concord.settings import Settings
 
@@ -26,6 +28,32 @@ def test_environment_overrides(tmp_path) -> None:
     assert settings.database_url.startswith("postgresql+psycopg://")
     assert settings.require_services and settings.pseudonym_key() == b"k"
     assert not (tmp_path / "h").exists()  # reading settings creates nothing
+
+
+@pytest.mark.parametrize("name", ["CONCORD_OFFLINE_THREADS", "CONCORD_PROGRESS_THRESHOLD"])
+@pytest.mark.parametrize("raw", ["abc", "0", "-2", "1.5"])
+def test_whole_number_settings_name_the_variable_when_wrong(name, raw) -> None:
+    with pytest.raises(ValueError, match=f"{name} must be a positive whole number"):
+        Settings.from_env({name: raw})
+
+
+def test_offline_engine_limits_come_from_settings(tmp_path) -> None:
+    import ibis
+
+    from features.store import configure_offline_engine
+
+    settings = Settings.from_env({"CONCORD_HOME": str(tmp_path), "CONCORD_OFFLINE_MEMORY_LIMIT": "300MB",
+                                  "CONCORD_OFFLINE_THREADS": "1"})
+    assert settings.offline_memory_limit == "300MB" and settings.offline_threads == 1
+    configure_offline_engine(settings)
+    limit, threads, spill = ibis.get_backend().raw_sql(
+        "select current_setting('memory_limit'), current_setting('threads'), "
+        "current_setting('temp_directory')").fetchall()[0]
+    assert limit.endswith("MiB") and float(limit.split()[0]) < 300 and threads == 1
+    assert spill == str(tmp_path / "features" / "duckdb-spill")
+    with pytest.raises(ValueError, match="CONCORD_OFFLINE_MEMORY_LIMIT='lots'"):
+        configure_offline_engine(Settings.from_env({"CONCORD_HOME": str(tmp_path),
+                                                    "CONCORD_OFFLINE_MEMORY_LIMIT": "lots"}))
 
 
 def test_generated_key_is_kept_with_owner_only_permissions(tmp_path) -> None:
