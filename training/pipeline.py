@@ -52,10 +52,12 @@ class TrainingResult:
 
 
 def feature_columns(frame: pd.DataFrame, spec: ModelSpec) -> list[str]:
-    """Model inputs: the service's numeric and boolean features, minus meta and excluded ones."""
+    """Model inputs: the service's numeric and boolean features, minus meta and excluded ones
+    and the stored epoch timestamps (``*_ts``): every time after training lies beyond the times
+    training saw, so models take their ages (``days_since_*``, ``days_past_due``) instead."""
     columns = []
     for column in frame.columns:
-        if column in META_COLUMNS or column in spec.exclude:
+        if column in META_COLUMNS or column in spec.exclude or column.endswith("_ts"):
             continue
         if pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
             columns.append(column)
