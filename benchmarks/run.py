@@ -29,6 +29,7 @@ TARGETS = {
     "oracle_reachability": [("roc_auc", ">=", 0.80), ("share_of_oracle", ">=", 0.9), ("ece", "<=", 0.02)],
     "oracle_settlement": [("roc_auc", ">=", 0.80), ("share_of_oracle", ">=", 0.9), ("ece", "<=", 0.02)],
     "train_1000000": [("seconds", "<", 300)],
+    "world_50000": [("tree_peak_rss_mib", "<", 8192)],
     "features_1000000_total_redis": [("seconds", "<", 600), ("peak_rss_mib", "<", 8192)],
 }
 
