@@ -1657,7 +1657,9 @@ def write_world(world: World, out_dir: Path, fmt: Literal["csv", "xlsx", "parque
         if fmt == "csv":
             _write_csv(df, table, path)
         elif fmt == "parquet":
-            pq.write_table(to_arrow(df, table), path)
+            # Row groups of 100,000 rows: a reader decodes a whole row group at a time, so
+            # parallel importers of one big file each hold one group, not the file.
+            pq.write_table(to_arrow(df, table), path, row_group_size=100_000)
         else:
             _write_xlsx(df, table, path)
         paths[table] = path
