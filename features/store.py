@@ -56,6 +56,7 @@ DEFAULT_PROJECT = "concord"
 ENTITY_COLUMNS = ("case_pk", "debtor_key")
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # first materialisation starts here
 ONLINE_WRITE_BATCH = 10_000  # entities per online-store write during materialisation
+HISTORICAL_BATCH_ROWS = 200_000  # entity rows per get_historical_features call (bounds the join)
 _TS = pa.timestamp("us", tz="UTC")
 
 
@@ -365,8 +366,12 @@ def historical_features(settings: Settings, entity_df: pd.DataFrame, service_nam
     rounds = unique.groupby([*ENTITY_COLUMNS, TIMESTAMP_FIELD], sort=False).cumcount()
     parts = []
     for number in range(int(rounds.max()) + 1 if len(unique) else 0):
-        batch = unique.loc[rounds == number]
-        parts.append(store.get_historical_features(entity_df=batch, features=service).to_df())
+        round_rows = unique.loc[rounds == number].sort_values("case_pk", kind="stable")
+        # Batches of neighbouring cases: the join's memory grows with entity rows x feature rows
+        # per entity, and DuckDB skips the row groups (written in case order) outside a batch.
+        for start in range(0, len(round_rows), HISTORICAL_BATCH_ROWS):
+            batch = round_rows.iloc[start:start + HISTORICAL_BATCH_ROWS]
+            parts.append(store.get_historical_features(entity_df=batch, features=service).to_df())
     carried = entity_df[[c for c in entity_df.columns if c not in keys]].reset_index(drop=True)
     if not parts:
         out = pd.concat([frame, carried], axis=1)

@@ -237,6 +237,22 @@ def test_entities_do_not_mix_and_unknown_is_missing(timeline: tuple[Settings, di
     assert np.isnan(a_before["attempts_total"]) and np.isnan(a_before["principal"])
 
 
+def test_batched_retrieval_equals_one_call(timeline: tuple[Settings, dict[str, object]], monkeypatch) -> None:
+    """Entity rows go to Feast in batches of neighbouring cases; the result is the same, in the
+    caller's order, whatever the batch size."""
+    import features.store
+
+    settings, keys = timeline
+    frame = pd.concat([_entity_df(keys["B1"], STAMPS[:3]), _entity_df(keys["A1"], STAMPS),
+                       _entity_df(keys["B1"], STAMPS[3:])], ignore_index=True)
+    frame["label"] = range(len(frame))
+    whole = historical_features(settings, frame, "settlement_v1")
+    monkeypatch.setattr(features.store, "HISTORICAL_BATCH_ROWS", 2)
+    batched = historical_features(settings, frame, "settlement_v1")
+    pd.testing.assert_frame_equal(batched, whole, check_dtype=False)
+    assert batched["label"].tolist() == list(range(len(frame)))
+
+
 def test_build_as_of_leaves_out_what_arrived_later(timeline: tuple[Settings, dict[str, object]],
                                                    tmp_path: Path) -> None:
     settings, keys = timeline
