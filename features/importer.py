@@ -608,11 +608,38 @@ def store(conn: Connection, table: Table, prepared: Prepared, context: _Context,
     return Stored(int(new.sum()), int(changed.sum()), int(same.sum()), flags, late, late_frame)
 
 
-def _tune_for_bulk(conn: Connection) -> None:
-    """A larger page cache for SQLite while it writes a big batch (index pages stay hot)."""
-    if conn.dialect.name == "sqlite":
+@contextlib.contextmanager
+def _bulk_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection set up for one import's transaction, given back to the pool as it was.
+
+    SQLite gets a larger page cache (index pages stay hot) and does not check foreign keys row
+    by row. Every reference the importer writes is one it has just stored or looked up in the
+    same transaction (the batch, creditors, debtors, case ids), so the checks cannot fail;
+    each costs a random lookup in the debtors index, which made a 1,000,000-row case pool's
+    last 100,000 rows cost 6.7 s CPU to store instead of 2.5 s. The pragma only takes effect
+    outside a transaction, so it is set before the transaction begins and reset after it ends.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            yield conn
+            return
+        cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        foreign_keys = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
         conn.exec_driver_sql("PRAGMA cache_size=-262144")  # KiB: 256 MiB
         conn.exec_driver_sql("PRAGMA temp_store=MEMORY")
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        conn.commit()
+        try:
+            yield conn
+        finally:
+            try:
+                conn.rollback()  # nothing to roll back unless the caller's transaction was cut short
+                conn.exec_driver_sql(f"PRAGMA foreign_keys={int(bool(foreign_keys))}")
+                conn.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
+                conn.commit()
+            except Exception:
+                conn.invalidate()  # never hand a connection without foreign keys to the pool
+                raise
 
 
 # --------------------------------------------------------------------------- entry point
@@ -688,8 +715,7 @@ def import_file(
         batches = ledger.ImportBatch.__table__
         context = _Context()
         try:
-            with engine.begin() as conn:
-                _tune_for_bulk(conn)
+            with _bulk_connection(engine) as conn, conn.begin():
                 report.batch_id = int(conn.execute(insert(batches).values(
                     table_name=table.name, source_name=path.name[:255], source_sha256=digest.hexdigest(),
                     sheet=opened.sheet, started_at=started, rows_read=0)).inserted_primary_key[0])
