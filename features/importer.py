@@ -402,22 +402,21 @@ def _marks(conn: Connection, count: int) -> str:
     return ", ".join([mark] * count)
 
 
-def bulk_insert(conn: Connection, table: str, columns: list[str], rows: Sequence[tuple[Any, ...]]) -> None:
+def bulk_insert(conn: Connection, table: str, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
     """Insert many rows of driver-ready values inside the connection's transaction.
 
     PostgreSQL gets COPY; SQLite a prepared ``executemany``. Both bypass SQLAlchemy's
-    per-value processing, which dominates at a million rows.
+    per-value processing, which dominates at a million rows, and both take the rows as they
+    come: an iterator (such as ``zip`` over columns) never holds every row as a tuple at once.
     """
-    if not rows:
-        return
     names = ", ".join(columns)
-    if conn.dialect.name == "postgresql":
-        with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+    with contextlib.closing(conn.connection.driver_connection.cursor()) as cursor:  # type: ignore[union-attr]
+        if conn.dialect.name == "postgresql":
             with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-        return
-    conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({_marks(conn, len(columns))})", list(rows))
+        else:
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({_marks(conn, len(columns))})", rows)
 
 
 def bulk_update(conn: Connection, sql: SqlTable, columns: list[str], rows: Sequence[tuple[Any, ...]]) -> None:
@@ -454,8 +453,9 @@ def _ensure_debtors(conn: Connection, debtors: dict[str, str]) -> None:
     now = _db_values(pd.Series([pd.Timestamp.now(tz="UTC")]), "timestamp")[0]
     statement = (f"INSERT INTO debtors (debtor_key, id_masked, created_at) VALUES ({_marks(conn, 3)}) "
                  "ON CONFLICT (debtor_key) DO NOTHING")
-    for chunk in _chunks([(k, m, now) for k, m in debtors.items()], 100_000):
-        conn.exec_driver_sql(statement, list(chunk))
+    rows = zip(debtors.keys(), debtors.values(), itertools.repeat(now))
+    with contextlib.closing(conn.connection.driver_connection.cursor()) as cursor:  # type: ignore[union-attr]
+        cursor.executemany(statement, rows)
 
 
 def _existing(conn: Connection, sql: SqlTable, keys: list[str], probe: list[tuple[Any, ...]]) -> pd.DataFrame:
@@ -601,9 +601,13 @@ def store(conn: Connection, table: Table, prepared: Prepared, context: _Context,
     columns["row_hash"] = hashes.tolist()
     columns["batch_id"] = [batch_id] * count
     columns["received_at"] = [stamp] * count
-    rows = list(zip(*(columns[n] for n in names), strict=True))
-    bulk_insert(conn, sql.name, names, rows if new.all() else [rows[i] for i in np.flatnonzero(new)])
-    bulk_update(conn, sql, names, [(*rows[i], int(stored_id[i])) for i in np.flatnonzero(changed)])
+    if new.all():  # the rows go to the driver one by one, never all as tuples at once
+        bulk_insert(conn, sql.name, names, zip(*(columns[n] for n in names), strict=True))
+    else:
+        rows = list(zip(*(columns[n] for n in names), strict=True))
+        if new.any():
+            bulk_insert(conn, sql.name, names, [rows[i] for i in np.flatnonzero(new)])
+        bulk_update(conn, sql, names, [(*rows[i], int(stored_id[i])) for i in np.flatnonzero(changed)])
     flags = prepared.flags if every else [prepared.flags[i] for i in positions]
     return Stored(int(new.sum()), int(changed.sum()), int(same.sum()), flags, late, late_frame)
 
