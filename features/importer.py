@@ -223,6 +223,32 @@ def _row_hash(frame: pd.DataFrame) -> np.ndarray:
     return np.char.mod("%016x", digest).astype(object)
 
 
+def _shared(values: np.ndarray) -> np.ndarray:
+    """Object ``values`` with equal texts as one object, so that pickling them to the writer
+    (and unpickling them there) carries each distinct text once. Columns of mostly distinct
+    values, or of anything but text and None, come back as they are."""
+    sample = values[:1000].tolist()
+    if len(values) < 100 or 2 * len(set(sample)) > len(sample):
+        return values
+    if pd.api.types.infer_dtype(values, skipna=True) != "string":
+        return values
+    codes, uniques = pd.factorize(values)
+    return np.append(np.asarray(uniques, dtype=object), None)[codes]  # code -1 (None) takes the last
+
+
+def _as_text(moments: np.ndarray, unit: str) -> np.ndarray:
+    """ISO text of datetime64 values, None for NaT, each distinct moment's text one object."""
+    ticks = moments.view(np.int64)
+    unique, inverse = np.unique(ticks, return_inverse=True)
+    stamps = unique.view(moments.dtype)
+    text = np.datetime_as_string(stamps, unit=unit)
+    if unit != "D":
+        text = np.char.replace(text, "T", " ")
+    text = text.astype(object)
+    text[np.isnat(stamps)] = None
+    return text[inverse.reshape(-1)]
+
+
 def _db_values(series: pd.Series, kind: str) -> list[Any]:
     """Column values as a DB driver takes them, for SQLite and PostgreSQL alike.
 
@@ -232,15 +258,10 @@ def _db_values(series: pd.Series, kind: str) -> list[Any]:
     if series.empty:  # every row of the part was rejected (numpy's string ops refuse empty arrays)
         return []
     if kind == "date":
-        array = series.to_numpy(dtype="datetime64[D]")
-        text = np.datetime_as_string(array, unit="D").astype(object)
-        text[np.isnat(array)] = None
-        return text.tolist()
+        return _as_text(series.to_numpy(dtype="datetime64[D]"), "D").tolist()
     if kind == "timestamp":
         array = series.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
-        text = np.char.replace(np.datetime_as_string(array, unit="us"), "T", " ").astype(object)
-        text[np.isnat(array)] = None
-        return text.tolist()
+        return _as_text(array, "us").tolist()
     if kind == "int":
         return [None if pd.isna(v) else int(v) for v in series.tolist()]
     if kind == "float":
@@ -249,7 +270,7 @@ def _db_values(series: pd.Series, kind: str) -> list[Any]:
         return [None if v is None or v is pd.NA else bool(v) for v in series.tolist()]
     values = series.to_numpy(dtype=object)
     values[pd.isna(values)] = None
-    return values.tolist()
+    return _shared(values).tolist()
 
 
 @dataclass
