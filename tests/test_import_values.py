@@ -24,3 +24,14 @@ def test_dates_and_timestamps_for_the_driver() -> None:
     assert _db_values(days, "date") == ["2024-03-05", None, "2024-03-05", "1999-12-31"]
     moments = pd.Series(pd.to_datetime(["2024-03-05 14:30:00.5", None, "2024-03-05 14:30:00.5"], utc=True))
     assert _db_values(moments, "timestamp") == ["2024-03-05 14:30:00.500000", None, "2024-03-05 14:30:00.500000"]
+
+
+def test_row_digest_is_pandas_digest_in_hex() -> None:
+    import numpy as np
+
+    from features.importer import _row_hash
+
+    frame = pd.DataFrame({"a": ["x", None, "福建省", "x"] * 50, "b": pd.to_datetime(["2024-03-05", None] * 100)})
+    digest = pd.util.hash_pandas_object(frame, index=False, categorize=False).to_numpy()
+    assert _row_hash(frame).tolist() == np.char.mod("%016x", digest).tolist()
+    assert _row_hash(frame.iloc[:0]).tolist() == []
