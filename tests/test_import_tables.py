@@ -256,3 +256,16 @@ def test_connections_check_foreign_keys_again_after_an_import(settings, cases_cs
                 " penalty, fees, loan_date, overdue_since, in_scope, row_hash, batch_id, updated_at)"
                 " VALUES (999, 'X1', 'credit_card', 'person', 'x', 1, 0, 0, 0, '2024-01-01', '2024-02-01', 1,"
                 " 'h', 999, '2024-03-01 00:00:00')")
+
+
+def test_indexes_of_an_empty_table_are_built_again_after_an_import(settings, cases_csv, tmp_path) -> None:
+    # An import into an empty SQLite table builds its plain indexes once at the end.
+    engine = make_engine(settings)
+    query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
+    with engine.connect() as connection:
+        before = connection.exec_driver_sql(query).all()
+    assert ("ix_cases_debtor_key", "CREATE INDEX ix_cases_debtor_key ON cases (debtor_key)") in before
+    assert run_import("cases", cases_csv, tmp_path)["imported"] == 2
+    assert run_import("cases", cases_csv, tmp_path)["unchanged"] == 2
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql(query).all() == before
