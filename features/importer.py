@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -240,10 +240,11 @@ def _shared(values: np.ndarray) -> np.ndarray:
     if pd.api.types.infer_dtype(values, skipna=True) != "string":
         return values
     codes, uniques = pd.factorize(values)
-    return np.append(np.asarray(uniques, dtype=object), None)[codes]  # code -1 (None) takes the last
+    table = np.concatenate([np.asarray(uniques, dtype=object), np.array([None], dtype=object)])
+    return table[codes]  # code -1 (None) takes the last
 
 
-def _as_text(moments: np.ndarray, unit: str) -> np.ndarray:
+def _as_text(moments: np.ndarray, unit: Literal["D", "us"]) -> np.ndarray:
     """ISO text of datetime64 values, None for NaT, each distinct moment's text one object."""
     ticks = moments.view(np.int64)
     unique, inverse = np.unique(ticks, return_inverse=True)
@@ -491,7 +492,7 @@ def _ensure_creditors(conn: Connection, names: Iterable[str]) -> dict[str, int]:
     return known
 
 
-def _ensure_debtors(conn: Connection, debtors: Iterable[tuple[str, str]]) -> None:
+def _ensure_debtors(conn: Connection, debtors: Iterable[tuple[str, str | None]]) -> None:
     """Record debtors (pseudonym, masked ID) by pseudonym; those already known are left as they are."""
     now = _db_values(pd.Series([pd.Timestamp.now(tz="UTC")]), "timestamp")[0]
     statement = (f"INSERT INTO debtors (debtor_key, id_masked, created_at) VALUES ({_marks(conn, 3)}) "
@@ -701,8 +702,8 @@ def _bulk_connection(engine: Engine) -> Iterator[Connection]:
         if conn.dialect.name != "sqlite":
             yield conn
             return
-        cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-        foreign_keys = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
+        cache = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+        foreign_keys = conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one()
         conn.exec_driver_sql("PRAGMA cache_size=-262144")  # KiB: 256 MiB
         conn.exec_driver_sql("PRAGMA temp_store=MEMORY")
         conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
