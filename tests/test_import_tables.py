@@ -229,3 +229,43 @@ def test_parquet_with_pandas_nullable_columns_reads_missing_as_empty(settings, t
         rows = dict(connection.execute(select(ledger.Case.case_id, ledger.Case.phone_key)).all())
     engine.dispose()
     assert rows["N1"] is not None and rows["N2"] is None  # <NA> is no phone, not a bad one
+
+
+def test_connections_check_foreign_keys_again_after_an_import(settings, cases_csv, monkeypatch) -> None:
+    # The import's own transaction skips SQLite's row-by-row foreign-key checks; the pooled
+    # connection it leaves behind must check them again, after a success and after a failure.
+    from sqlalchemy import exc
+
+    import features.importer
+    from features.importer import import_file
+
+    engine = make_engine(settings)
+    assert import_file("cases", cases_csv, settings, engine).imported == 2
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(features.importer, "store", broken)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        import_file("cases", cases_csv, settings, engine)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        with pytest.raises(exc.IntegrityError):
+            connection.exec_driver_sql(
+                "INSERT INTO cases (creditor_id, case_id, product, debtor_type, debtor_name, principal, interest,"
+                " penalty, fees, loan_date, overdue_since, in_scope, row_hash, batch_id, updated_at)"
+                " VALUES (999, 'X1', 'credit_card', 'person', 'x', 1, 0, 0, 0, '2024-01-01', '2024-02-01', 1,"
+                " 'h', 999, '2024-03-01 00:00:00')")
+
+
+def test_indexes_of_an_empty_table_are_built_again_after_an_import(settings, cases_csv, tmp_path) -> None:
+    # An import into an empty SQLite table builds its plain indexes once at the end.
+    engine = make_engine(settings)
+    query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
+    with engine.connect() as connection:
+        before = connection.exec_driver_sql(query).all()
+    assert ("ix_cases_debtor_key", "CREATE INDEX ix_cases_debtor_key ON cases (debtor_key)") in before
+    assert run_import("cases", cases_csv, tmp_path)["imported"] == 2
+    assert run_import("cases", cases_csv, tmp_path)["unchanged"] == 2
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql(query).all() == before
