@@ -483,12 +483,12 @@ def _ensure_creditors(conn: Connection, names: Iterable[str]) -> dict[str, int]:
     creditors = ledger.Creditor.__table__
     wanted = sorted(set(names))
     query = select(creditors.c.name, creditors.c.id)
-    known = dict(conn.execute(query.where(creditors.c.name.in_(wanted))).tuples().all())
+    known = dict(conn.execute(query.where(creditors.c.name.in_(wanted))).all())
     missing = [n for n in wanted if n not in known]
     if missing:
         now = ledger.utcnow()
         conn.execute(insert(creditors), [{"name": n, "kind": creditor_kind(n), "created_at": now} for n in missing])
-        known.update(dict(conn.execute(query.where(creditors.c.name.in_(missing))).tuples().all()))
+        known.update(dict(conn.execute(query.where(creditors.c.name.in_(missing))).all()))
     return known
 
 
