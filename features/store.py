@@ -176,6 +176,8 @@ def configure_offline_engine(settings: Settings) -> None:
                          f"{exc}") from exc
     spill.mkdir(parents=True, exist_ok=True)
     ibis.set_backend(backend)
+    # ibis 12 calls DuckDB 2's deprecated fetch_arrow_table(); nothing for a Concord user to act on.
+    warnings.filterwarnings("ignore", message="fetch_arrow_table", category=DeprecationWarning)
     _offline_engine = wanted
 
 
