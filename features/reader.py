@@ -243,7 +243,8 @@ _CSV_OPTIONS = dict(header=None, dtype=str, keep_default_na=False, na_filter=Fal
 
 
 def _unreadable(path: Path, error: Exception) -> ContractError:
-    return ContractError(f"{path.name} is not a readable CSV file: {error}".rstrip(".") + ".")
+    detail = " ".join(str(error).split())  # pandas' messages carry line breaks
+    return ContractError(f"{path.name} is not a readable CSV file: {detail}".rstrip(".") + ".")
 
 
 def _read_csv(path: Path, chunk_rows: int) -> tuple[list[str], Callable[[], Iterator[pd.DataFrame]], str]:
