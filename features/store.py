@@ -182,10 +182,8 @@ def configure_offline_engine(settings: Settings) -> None:
 
 
 def feature_store(settings: Settings, project: str = DEFAULT_PROJECT) -> FeatureStore:
-    """The Feast FeatureStore of these settings (writes ``feature_store.yaml`` alongside and
-    configures the offline engine)."""
+    """The Feast FeatureStore of these settings (writes ``feature_store.yaml`` alongside)."""
     write_feature_store_yaml(settings, project)
-    configure_offline_engine(settings)
     return FeatureStore(repo_path=str(repo_dir(settings)), config=repo_config(settings, project))
 
 
@@ -358,6 +356,7 @@ def historical_features(settings: Settings, entity_df: pd.DataFrame, service_nam
     ``event_timestamp``, with the ages measured at ``decision_ts``.
     """
     store = store or feature_store(settings, project)
+    configure_offline_engine(settings)  # only offline retrieval needs DuckDB; serving never starts it
     service = feature_service(store, service_name)
     frame = normalise_entity_df(entity_df)
     keys = [*ENTITY_COLUMNS, TIMESTAMP_FIELD, DECISION_TS]

@@ -57,27 +57,30 @@ def load_history(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
         case_frame = _read_frame(connection, select(
             cases.c.id.label("case_pk"), creditors.c.name.label("creditor"), cases.c.case_id,
             cases.c.debtor_key, creditors.c.kind.label("creditor_type"))
-            .join(creditors, creditors.c.id == cases.c.creditor_id), ())
+            .join(creditors, creditors.c.id == cases.c.creditor_id))
         event_frame = _read_frame(connection, select(events.c.case_pk, events.c.at, events.c.action,
-                                                     events.c.outcome), ("action", "outcome"))
+                                                     events.c.outcome), timestamps=("at",),
+                                  categorical=("action", "outcome"))
     return case_frame, event_frame.sort_values(["case_pk", "at"], kind="stable").reset_index(drop=True)
 
 
-def _read_frame(connection: Connection, statement: Select, categorical: tuple[str, ...],
-                partition_rows: int = 500_000) -> pd.DataFrame:
-    """A query's rows as a DataFrame, read ``partition_rows`` at a time; ``at`` as UTC."""
+def _read_frame(connection: Connection, statement: Select, *, timestamps: tuple[str, ...] = (),
+                categorical: tuple[str, ...] = (), partition_rows: int = 500_000) -> pd.DataFrame:
+    """A query's rows as a DataFrame, read ``partition_rows`` at a time, the ``timestamps``
+    columns as UTC and the ``categorical`` ones as categories."""
     columns = list(statement.selected_columns.keys())
     parts = []
     result = connection.execution_options(yield_per=partition_rows).execute(statement)
     for rows in result.partitions():
         part = pd.DataFrame(rows, columns=columns)
-        if "at" in part:
-            part["at"] = pd.to_datetime(part["at"], utc=True)
+        for name in timestamps:
+            part[name] = pd.to_datetime(part[name], utc=True)
         for name in categorical:
             part[name] = part[name].astype("category")
         parts.append(part)
     if not parts:
-        return pd.DataFrame({c: pd.Series(dtype="datetime64[ns, UTC]" if c == "at" else object) for c in columns})
+        return pd.DataFrame({c: pd.Series(dtype="datetime64[ns, UTC]" if c in timestamps else object)
+                             for c in columns})
     for name in categorical:  # one vocabulary for all partitions, so that concat keeps the dtype
         vocabulary = sorted(set().union(*(part[name].cat.categories for part in parts)))
         for part in parts:

@@ -2,7 +2,7 @@
 
 - ``entities.py``: debtor (``debtor_key``), case (``case_pk``), mediator (``mediator_id``);
 - ``sources.py``: FileSources over the offline parquet tables, the ``decision_ts`` request source;
-- ``views.py``: one feature view per concern plus the on-demand ``case_ages``, ``debt_ratios`` and record ages;
+- ``views.py``: one feature view per concern plus the on-demand ages (``case_ages``, ...) and ``debt_ratios``;
 - ``services.py``: one FeatureService per model (``reachability_v1``, ``settlement_v1``).
 
 Definitions are built by functions given the Settings (paths under ``CONCORD_HOME``); nothing
