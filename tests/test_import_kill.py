@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -41,8 +42,20 @@ def writing(settings: Settings) -> bool:
     """True once the importer is inside its transaction, writing rows."""
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
-        wal = Path(url.database + "-wal")
-        return wal.exists() and wal.stat().st_size > 2_000_000
+        # Another connection holding the write lock is inside its transaction. (The WAL's size
+        # says nothing: with a large page cache, SQLite writes it only as it commits.)
+        probe = sqlite3.connect(url.database, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return False
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            time.sleep(0.5)  # let it write some cases, not only the batch row
+            return True
+        finally:
+            probe.close()
     # Another backend holding a write transaction id has written rows it has not committed.
     engine = create_engine(url)
     with engine.connect() as connection:
