@@ -52,6 +52,8 @@ def extract(column: pd.Series, pattern: str) -> pd.DataFrame:
     pandas' ``str.extract`` loops in Python for Arrow strings; Arrow's kernel does not.
     """
     array = pa.array(column.astype("string[pyarrow]"))
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
     found = pc.extract_regex(array, pattern)
     valid = found.is_valid()
     out = {}

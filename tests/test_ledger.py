@@ -29,6 +29,26 @@ def test_upgrade_is_idempotent(ledger_settings) -> None:
     engine.dispose()
 
 
+def test_a_new_sqlite_ledger_has_large_pages_and_an_old_one_keeps_its_own(settings, tmp_path) -> None:
+    import dataclasses
+    import sqlite3
+
+    engine = make_engine(settings)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA page_size").scalar_one() == 16384
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+    engine.dispose()
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as connection:
+        connection.execute("CREATE TABLE t (x)")  # made at SQLite's default page size
+    old_settings = dataclasses.replace(settings, database_url=f"sqlite:///{old}")
+    engine = make_engine(old_settings)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA page_size").scalar_one() == 4096
+        assert "cases" in inspect(engine).get_table_names()
+    engine.dispose()
+
+
 def test_raw_identifiers_never_reach_the_ledger(ledger_settings, tmp_path) -> None:
     import openpyxl
 
