@@ -28,10 +28,13 @@ def pseudonym(secret: bytes, kind: str, value: str) -> str:
 
 def pseudonyms(secret: bytes, kind: str, values: Iterable[str]) -> list[str]:
     """Pseudonyms of many identifiers (same order)."""
-    key = _mac_key(secret, kind)
-    size = PSEUDONYM_LENGTH // 2
-    blake = hashlib.blake2b
-    return [blake(value.encode(), key=key, digest_size=size).hexdigest() for value in values]
+    keyed = hashlib.blake2b(key=_mac_key(secret, kind), digest_size=PSEUDONYM_LENGTH // 2).copy
+    out = []
+    for value in values:  # a copy of the keyed state: the key block is hashed once, not per value
+        mac = keyed()
+        mac.update(value.encode())
+        out.append(mac.hexdigest())
+    return out
 
 
 def mask_id_number(value: str) -> str:

@@ -73,3 +73,13 @@ def test_pseudonyms_are_keyed_and_separated_by_kind() -> None:
 def test_masks_match_the_display_forms() -> None:
     assert mask_id_number("35010219900307001X") == "350102**********1X"
     assert mask_phone("13812345678") == "138****5678"
+
+
+def test_pseudonyms_are_keyed_blake2b_of_the_identifier() -> None:
+    import hashlib
+
+    from concord.pseudonym import _mac_key, pseudonyms
+
+    values = ["11010519491231002X", "", "福建", "13812345678"]
+    expected = [hashlib.blake2b(v.encode(), key=_mac_key(b"s", "id"), digest_size=16).hexdigest() for v in values]
+    assert pseudonyms(b"s", "id", values) == expected
