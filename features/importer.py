@@ -254,33 +254,59 @@ def _duplicates(table: Table, keys: list[str], rows: np.ndarray, seen: dict[str,
 # --------------------------------------------------------------------------- preparing rows
 
 
-def _row_hash(frame: pd.DataFrame) -> np.ndarray:
+def _row_hash(frame: pd.DataFrame) -> pa.StringArray:
     """A stable 64-bit digest of each row's parsed content, as 16 hex characters."""
     digest = pd.util.hash_pandas_object(frame, index=False, categorize=False).to_numpy()
-    # "%016x" of each digest, nibble by nibble for the whole column (np.char.mod goes per value).
+    # "%016x" of each digest, nibble by nibble for the whole column (np.char.mod goes per value),
+    # straight into the buffers of an Arrow text array: no Python object per row.
     nibbles = (digest[:, None] >> np.arange(60, -1, -4, dtype=np.uint64)) & np.uint64(15)
-    return _HEX_DIGITS[nibbles].view("S16").ravel().astype("U16").astype(object)
+    count = len(digest)
+    offsets = np.arange(0, 16 * count + 1, 16, dtype=np.int32)
+    return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(_HEX_DIGITS[nibbles].tobytes()))
 
 
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
-def _shared(values: np.ndarray) -> np.ndarray:
-    """Object ``values`` with equal texts as one object, so that pickling them to the writer
-    (and unpickling them there) carries each distinct text once. Columns of mostly distinct
-    values, or of anything but text and None, come back as they are."""
+@dataclass
+class _Coded:
+    """A column of few distinct values: each row's position in ``values``."""
+
+    codes: np.ndarray
+    values: list[Any]
+
+
+Packed = list[Any] | pa.Array | _Coded
+"""A column of driver-ready values as a worker sends it to the writer (see :func:`_pack`)."""
+
+
+def _pack(values: np.ndarray) -> Packed:
+    """Object ``values`` (text and None) in a form that pickles as a few buffers instead of one
+    object per row: codes into the distinct values for a column that repeats them, an Arrow
+    text array for one that does not. Anything but text and None stays a list.
+    """
+    if len(values) == 0 or pd.api.types.infer_dtype(values, skipna=True) != "string":
+        return values.tolist()
     sample = values[:1000].tolist()
-    if len(values) < 100 or 2 * len(set(sample)) > len(sample):
-        return values
-    if pd.api.types.infer_dtype(values, skipna=True) != "string":
-        return values
-    codes, uniques = pd.factorize(values)
-    table = np.concatenate([np.asarray(uniques, dtype=object), np.array([None], dtype=object)])
-    return table[codes]  # code -1 (None) takes the last
+    if len(values) >= 100 and 2 * len(set(sample)) <= len(sample):
+        codes, uniques = pd.factorize(values)  # None: code -1, the last value
+        return _Coded(np.where(codes < 0, len(uniques), codes).astype(np.int32), [*uniques.tolist(), None])
+    return pa.array(values, type=pa.large_string(), from_pandas=True)
 
 
-def _as_text(moments: np.ndarray, unit: Literal["D", "us"]) -> np.ndarray:
-    """ISO text of datetime64 values, None for NaT, each distinct moment's text one object."""
+def _unpack(column: Packed) -> list[Any]:
+    """The values of a packed column as a list (equal texts of a coded column as one object)."""
+    if isinstance(column, list):
+        return column
+    if isinstance(column, _Coded):
+        table = np.empty(len(column.values), dtype=object)
+        table[:] = column.values
+        return table[column.codes].tolist()
+    return column.to_numpy(zero_copy_only=False).tolist()
+
+
+def _as_text(moments: np.ndarray, unit: Literal["D", "us"]) -> _Coded:
+    """ISO text of datetime64 values, None for NaT, as codes into the distinct moments' texts."""
     ticks = moments.view(np.int64)
     unique, inverse = np.unique(ticks, return_inverse=True)
     stamps = unique.view(moments.dtype)
@@ -289,7 +315,7 @@ def _as_text(moments: np.ndarray, unit: Literal["D", "us"]) -> np.ndarray:
         text = np.char.replace(text, "T", " ")
     text = text.astype(object)
     text[np.isnat(stamps)] = None
-    return text[inverse.reshape(-1)]
+    return _Coded(inverse.reshape(-1).astype(np.int32), text.tolist())
 
 
 def _db_values(series: pd.Series, kind: str) -> list[Any]:
@@ -298,22 +324,31 @@ def _db_values(series: pd.Series, kind: str) -> list[Any]:
     Dates and timestamps become ISO text (SQLAlchemy's own SQLite storage format; PostgreSQL
     parses it), amounts stay canonical decimal text, missing values become None.
     """
+    return _unpack(_db_column(series, kind))
+
+
+def _db_column(series: pd.Series, kind: str) -> Packed:
+    """:func:`_db_values` packed to be sent to the writer."""
     if series.empty:  # every row of the part was rejected (numpy's string ops refuse empty arrays)
         return []
     if kind == "date":
-        return _as_text(series.to_numpy(dtype="datetime64[D]"), "D").tolist()
+        return _as_text(series.to_numpy(dtype="datetime64[D]"), "D")
     if kind == "timestamp":
         array = series.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
-        return _as_text(array, "us").tolist()
+        return _as_text(array, "us")
     if kind == "int":
         return [None if pd.isna(v) else int(v) for v in series.tolist()]
     if kind == "float":
         return [None if pd.isna(v) else float(v) for v in series.tolist()]
     if kind == "bool":
         return [None if v is None or v is pd.NA else bool(v) for v in series.tolist()]
-    values = series.to_numpy(dtype=object)
+    return _pack(_none_for_missing(series.to_numpy(dtype=object)))
+
+
+def _none_for_missing(values: np.ndarray) -> np.ndarray:
+    values = values.copy()
     values[pd.isna(values)] = None
-    return _shared(values).tolist()
+    return values
 
 
 @dataclass
@@ -322,25 +357,27 @@ class Prepared:
 
     ``columns`` hold driver-ready values of the accepted rows. ``resolve`` names the column
     the writer still has to look up in the ledger: ``creditor`` (creditor name -> id) or
-    ``case`` (creditor and case_id -> case pk, rejecting unknown cases).
+    ``case`` (creditor and case_id -> case pk, rejecting unknown cases). Columns of values
+    are packed (see :func:`_pack`): a worker process sends them to the writer as a few
+    buffers each, and the writer unpacks them.
     """
 
     sql: str  # ledger table name
-    columns: dict[str, list[Any]]
+    columns: dict[str, Packed]
     key: list[str]
-    hashes: np.ndarray
-    flags: list[str]
+    hashes: pa.Array
+    flags: Packed
     rows: np.ndarray  # spreadsheet rows of the accepted rows
-    keys: list[str]  # key text of the accepted rows (see _key_text)
-    debtor_masks: list[str | None]  # masked ID of each accepted row's debtor_key, to record
+    keys: Packed  # key text of the accepted rows (see _key_text)
+    debtor_masks: Packed  # masked ID of each accepted row's debtor_key, to record
     rejections: list[Rejection]
     rejected_frame: pd.DataFrame | None
     rows_read: int
     last_row: int
     resolve: str | None = None
-    creditors: list[str] = field(default_factory=list)
-    debtor_order: list[int] = field(default_factory=list)  # accepted rows with a debtor_key, by key
-    case_ids: list[str] = field(default_factory=list)
+    creditors: Packed = field(default_factory=list)
+    debtor_order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # rows with a debtor, by key
+    case_ids: Packed = field(default_factory=list)
 
 
 def _rejected_frame(raw: RawTable, mask: np.ndarray, source: dict[str, str], columns: Sequence[str],
@@ -434,40 +471,41 @@ def prepare(table: Table, raw: RawTable, secret: bytes, today: dt.date, source: 
     rows = raw.rows[rejected]
     columns_at_fault = result.error_column[rejected].astype(str).tolist()
     reasons = result.error_reason[rejected].astype(str).tolist()
-    columns = {name: _db_values(db[name], kinds.get(name, "string")) for name in db.columns}
+    columns = {name: _db_column(db[name], kinds.get(name, "string")) for name in db.columns}
     return Prepared(
         sql=sql,
         columns=columns,
         key=key,
         hashes=_row_hash(hash_frame),
-        flags=flags.tolist(),
+        flags=_pack(flags.to_numpy(dtype=object)),
         rows=raw.rows[ok],
-        keys=_key_text(table, values),
-        debtor_masks=masks.tolist(),
+        keys=_pack(np.asarray(_key_text(table, values), dtype=object)),
+        debtor_masks=_pack(_none_for_missing(masks.to_numpy(dtype=object))),
         rejections=[Rejection(int(r), c, m) for r, c, m in zip(rows, columns_at_fault, reasons, strict=True)],
         rejected_frame=(_rejected_frame(raw, rejected, source, columns_at_fault, reasons, rows)
                         if keep_rejected and rejected.any() else None),
         rows_read=len(raw.frame),
         last_row=raw.last_row,
         resolve=resolve,
-        creditors=values["creditor"].tolist() if resolve else [],
-        case_ids=values["case_id"].tolist() if resolve == "case" else [],
-        debtor_order=_key_order(columns["debtor_key"]) if "debtor_key" in columns else [],
+        creditors=_pack(values["creditor"].to_numpy(dtype=object)) if resolve else [],
+        case_ids=_pack(values["case_id"].to_numpy(dtype=object)) if resolve == "case" else [],
+        debtor_order=_key_order(columns["debtor_key"]) if "debtor_key" in columns else np.zeros(0, dtype=np.int64),
     )
 
 
-def _key_order(keys: list[str | None]) -> list[int]:
+def _key_order(keys: Packed) -> np.ndarray:
     """Positions of the keys that are not None, in key order.
 
     The writer records debtors in this order: SQLite then inserts into the debtors index
     page after page instead of at random (1,000,000 debtors in parts of 100,000: 3.7 s CPU
     instead of 5.3 s, the gap growing with the ledger).
     """
-    present = np.flatnonzero(np.array([k is not None for k in keys], dtype=bool))
+    text = keys if isinstance(keys, pa.Array) else pa.array(_unpack(keys), pa.large_string())
+    present = np.flatnonzero(text.is_valid().to_numpy(zero_copy_only=False))
     if present.size == 0:
-        return []
-    order = pc.sort_indices(pa.array([keys[i] for i in present.tolist()], pa.string())).to_numpy()
-    return present[order].tolist()
+        return present
+    order = pc.sort_indices(text.take(pa.array(present))).to_numpy()
+    return present[order]
 
 
 # --------------------------------------------------------------------------- storing rows
@@ -643,21 +681,23 @@ def store(conn: Connection, table: Table, prepared: Prepared, context: _Context,
     file (with ``source``, the headers as written).
     """
     sql = ledger.Base.metadata.tables[prepared.sql]
-    columns = dict(prepared.columns)
+    columns = {name: _unpack(values) for name, values in prepared.columns.items()}
+    given = dict(columns)
+    creditors, case_ids = _unpack(prepared.creditors), _unpack(prepared.case_ids)
     keep = np.ones(len(prepared.hashes), dtype=bool)
     late: list[Rejection] = []
-    duplicates = _duplicates(table, prepared.keys, prepared.rows, context.seen)
+    duplicates = _duplicates(table, _unpack(prepared.keys), prepared.rows, context.seen)
     if duplicates:
         keep[list(duplicates)] = False
         late.extend(Rejection(int(prepared.rows[i]), table.key[-1], reason) for i, reason in duplicates.items())
     if prepared.resolve == "creditor":
-        missing = set(prepared.creditors) - set(context.creditors)
+        missing = set(creditors) - set(context.creditors)
         if missing:
             context.creditors.update(_ensure_creditors(conn, missing))
-        columns = {"creditor_id": [context.creditors[n] for n in prepared.creditors], **columns}
+        columns = {"creditor_id": [context.creditors[n] for n in creditors], **columns}
     elif prepared.resolve == "case":
-        _case_keys(conn, context, prepared.creditors)
-        pks = [context.cases[n].get(c) for n, c in zip(prepared.creditors, prepared.case_ids, strict=True)]
+        _case_keys(conn, context, creditors)
+        pks = [context.cases[n].get(c) for n, c in zip(creditors, case_ids, strict=True)]
         columns = {"case_pk": pks, **columns}
         unknown = keep & np.array([pk is None for pk in pks], dtype=bool)
         if unknown.any():
@@ -671,11 +711,12 @@ def store(conn: Connection, table: Table, prepared: Prepared, context: _Context,
     positions = np.flatnonzero(keep)
     if not every:
         columns = {n: [v[i] for i in positions] for n, v in columns.items()}
-    hashes = prepared.hashes if every else prepared.hashes[keep]
+    hashes = prepared.hashes.to_numpy(zero_copy_only=False)
+    hashes = hashes if every else hashes[keep]
     if "debtor_key" in columns:
-        debtors, masks = prepared.columns["debtor_key"], prepared.debtor_masks
-        order = prepared.debtor_order if every else [i for i in prepared.debtor_order if keep[i]]
-        _ensure_debtors(conn, ((debtors[i], masks[i]) for i in order))
+        debtors, masks = given["debtor_key"], _unpack(prepared.debtor_masks)
+        order = prepared.debtor_order if every else prepared.debtor_order[keep[prepared.debtor_order]]
+        _ensure_debtors(conn, ((debtors[i], masks[i]) for i in order.tolist()))
 
     if context.had_rows is None:
         context.had_rows = conn.execute(select(sql.c.id).limit(1)).first() is not None
@@ -718,7 +759,8 @@ def store(conn: Connection, table: Table, prepared: Prepared, context: _Context,
         if new.any():
             bulk_insert(conn, sql.name, names, [rows[i] for i in np.flatnonzero(new)])
         bulk_update(conn, sql, names, [(*rows[i], int(stored_id[i])) for i in np.flatnonzero(changed)])
-    flags = prepared.flags if every else [prepared.flags[i] for i in positions]
+    flags = _unpack(prepared.flags)
+    flags = flags if every else [flags[i] for i in positions]
     return Stored(int(new.sum()), int(changed.sum()), int(same.sum()), flags, late, late_frame)
 
 

@@ -33,8 +33,8 @@ def test_row_digest_is_pandas_digest_in_hex() -> None:
 
     frame = pd.DataFrame({"a": ["x", None, "福建省", "x"] * 50, "b": pd.to_datetime(["2024-03-05", None] * 100)})
     digest = pd.util.hash_pandas_object(frame, index=False, categorize=False).to_numpy()
-    assert _row_hash(frame).tolist() == np.char.mod("%016x", digest).tolist()
-    assert _row_hash(frame.iloc[:0]).tolist() == []
+    assert _row_hash(frame).to_pylist() == np.char.mod("%016x", digest).tolist()
+    assert _row_hash(frame.iloc[:0]).to_pylist() == []
 
 
 # Spellings per kind of column, good and faulty, repeated over many rows.
