@@ -10,6 +10,7 @@ import codecs
 import datetime as dt
 import io
 import math
+import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -101,7 +102,7 @@ class CsvRange:
     stop: int
     first_row: int
     records: int | None  # records in the range; None for the last range (to the end of file)
-    chunk_rows: int  # records in every range but the last
+    unit: int  # every range but the last starts a multiple of this many records into the file
 
 
 @dataclass(frozen=True)
@@ -259,16 +260,58 @@ def _read_csv(path: Path, chunk_rows: int) -> tuple[list[str], Callable[[], Iter
     header = [str(cell) for cell in head.iloc[0].tolist()]
 
     def bodies() -> Iterator[pd.DataFrame]:
-        try:
-            reader = pd.read_csv(path, skiprows=1, chunksize=chunk_rows, names=range(len(header)), **options)
-            for chunk in reader:
-                yield chunk.reset_index(drop=True)
-        except pd.errors.EmptyDataError:
-            return
-        except pd.errors.ParserError as error:
-            raise _unreadable(path, error) from error
+        return _sequential_chunks(path, encoding, len(header), chunk_rows)
 
     return header, bodies, encoding
+
+
+def _too_wide(path: Path, row: int, width: int) -> ContractError:
+    return ContractError(f"{path.name} is not a readable CSV file: row {row} has more fields than its header "
+                         f"({width}).")
+
+
+def _sequential_chunks(path: Path, encoding: str, width: int, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The data records of a CSV file in chunks of ``chunk_rows``, read in one pass by pandas.
+
+    A record with more fields than the header refuses the file. pandas alone would not always
+    say so: a record that opens a chunk it cuts to the expected fields, or (the first one) reads
+    as an index that shifts the columns. So it reads one column more than the header has: any
+    text there, an index, or pandas' own refusal of a record wider still, marks such a record.
+    """
+    try:
+        reader = pd.read_csv(path, skiprows=1, chunksize=chunk_rows, names=range(width + 1), encoding=encoding,
+                             **_CSV_OPTIONS)
+        before = 0
+        for chunk in reader:
+            if not isinstance(chunk.index, pd.RangeIndex):
+                raise _too_wide(path, before + 2, width)
+            wide = np.flatnonzero(chunk[width].fillna("").to_numpy(dtype=object) != "")
+            if wide.size:
+                raise _too_wide(path, before + 2 + int(wide[0]), width)
+            yield chunk.drop(columns=width)
+            before += len(chunk)
+    except pd.errors.EmptyDataError:
+        return
+    except pd.errors.ParserError as error:
+        found = re.search(r"Expected \d+ fields in line (\d+), saw (\d+)", str(error))
+        if found:
+            raise ContractError(f"{path.name} is not a readable CSV file: line {found[1]} has {found[2]} fields, "
+                                f"more than its header ({width}).") from error
+        raise _unreadable(path, error) from error
+
+
+def _wide_record(data: bytes, width: int) -> int | None:
+    """Position of the first record in ``data`` (whole records, RFC 4180 quoting) with more
+    fields than ``width``, or None."""
+    array = np.frombuffer(data, dtype=np.uint8)
+    quotes = np.flatnonzero(array == _QUOTE)
+    commas = np.flatnonzero(array == _COMMA)
+    newlines = np.flatnonzero(array == _NEWLINE)
+    commas = commas[np.searchsorted(quotes, commas) % 2 == 0]  # outside quotes
+    ends = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
+    fields = np.bincount(np.searchsorted(ends, commas), minlength=ends.size + 1) + 1
+    wide = np.flatnonzero(fields > width)
+    return int(wide[0]) if wide.size else None
 
 
 _QUOTE, _NEWLINE, _RETURN, _COMMA = 34, 10, 13, 44
@@ -321,29 +364,45 @@ def _record_ends(path: Path) -> np.ndarray | None:
     return np.concatenate(ends) if ends else np.zeros(0, dtype=np.int64)
 
 
+def part_sizes(records: int, chunk_rows: int) -> list[int]:
+    """How many records each part of a file of ``records`` gets: about ``chunk_rows``, except
+    the first part and those of the last three ``chunk_rows``, which get a quarter of that.
+
+    A small first part starts the writer early; small last parts leave it little to store
+    after the workers have finished, while one CPU core idles. Every part but the last
+    starts a multiple of the quarter into the file. A file of one ``chunk_rows`` is one part.
+    """
+    if records <= chunk_rows:
+        return [records] if records else []
+    unit = max(1, chunk_rows // 4)
+    sizes: list[int] = []
+    left = records
+    while left > 0:
+        size = unit if not sizes or left <= 3 * 4 * unit else 4 * unit
+        sizes.append(min(size, left))
+        left -= sizes[-1]
+    return sizes
+
+
 def _csv_ranges(path: Path, encoding: str, width: int, chunk_rows: int) -> list[CsvRange] | None:
-    """The file's data records cut into ranges of ``chunk_rows``, or None (see ``_record_ends``)."""
+    """The file's data records cut into ranges (see :func:`part_sizes`), or None (see
+    ``_record_ends``)."""
     ends = _record_ends(path)
     if ends is None or ends.size == 0:
         return None
-    try:
-        first = pd.read_csv(path, skiprows=1, nrows=1, names=range(width), encoding=encoding, **_CSV_OPTIONS)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError):
-        return None
-    if not isinstance(first.index, pd.RangeIndex):
-        return None  # a first record with extra fields changes how pandas reads the whole file
     size = path.stat().st_size
+    records = ends.size - 1 + (1 if int(ends[-1]) < size else 0)  # the last may lack a line break
+    sizes = part_sizes(records, chunk_rows)
     ranges = []
     start, first_row, position = int(ends[0]), 2, 0  # ends[0] closes the header
-    while start < size:
-        position += chunk_rows
+    for count in sizes:
+        position += count
         last = position >= ends.size - 1 or int(ends[position]) >= size
         stop = size if last else int(ends[position])
-        ranges.append(CsvRange(path, encoding, width, start, stop, first_row, None if last else chunk_rows,
-                               chunk_rows))
+        ranges.append(CsvRange(path, encoding, width, start, stop, first_row, None if last else count, sizes[0]))
         if last:
             break
-        start, first_row = stop, first_row + chunk_rows
+        start, first_row = stop, first_row + count
     return ranges
 
 
@@ -355,16 +414,17 @@ def _read_csv_range(part: CsvRange) -> pd.DataFrame:
     body = _read_csv_arrow(data, part) if part.encoding == "utf-8-sig" and part.width > 1 else None
     if body is not None:
         return body
+    wide = _wide_record(data, part.width)
+    if wide is not None:
+        raise _too_wide(part.path, part.first_row + wide, part.width)
     try:
         body = pd.read_csv(io.BytesIO(data), names=range(part.width), encoding=part.encoding, **_CSV_OPTIONS)
     except pd.errors.EmptyDataError:
         body = pd.DataFrame(columns=range(part.width), dtype=object)
     except pd.errors.ParserError:
         return _read_csv_in_one_pass(part)
-    if not isinstance(body.index, pd.RangeIndex):
-        # A record with more fields than the header: pandas treats it differently at the top
-        # of a read and inside one, so only the read of the whole file tells what it gives.
-        return _read_csv_in_one_pass(part)
+    if not isinstance(body.index, pd.RangeIndex):  # a bug: _wide_record has found no such record
+        raise AssertionError(f"{part.path.name}: a record wider than the header from row {part.first_row} on")
     if part.records is not None and len(body) != part.records:
         raise AssertionError(f"{part.path.name}: {len(body)} records in a range of {part.records}")  # a bug
     return body
@@ -397,17 +457,19 @@ def _read_csv_arrow(data: bytes, part: CsvRange) -> pd.DataFrame | None:
 
 
 def _read_csv_in_one_pass(part: CsvRange) -> pd.DataFrame:
-    """The range's chunk of a sequential read of the whole file (slow; for odd files only)."""
-    wanted = (part.first_row - 2) // part.chunk_rows
-    try:
-        reader = pd.read_csv(part.path, skiprows=1, chunksize=part.chunk_rows, names=range(part.width),
-                             encoding=part.encoding, **_CSV_OPTIONS)
-        for index, chunk in enumerate(reader):
-            if index == wanted:
-                return chunk.reset_index(drop=True)
-    except pd.errors.ParserError as error:
-        raise _unreadable(part.path, error) from error
-    raise AssertionError(f"{part.path.name}: no chunk {wanted}")  # a bug
+    """The range's records out of a sequential read of the whole file (slow; for odd files only)."""
+    first = (part.first_row - 2) // part.unit
+    last = None if part.records is None else first + -(-part.records // part.unit)
+    wanted = []
+    for index, chunk in enumerate(_sequential_chunks(part.path, part.encoding, part.width, part.unit)):
+        if last is not None and index >= last:
+            break
+        if index >= first:
+            wanted.append(chunk)
+    if not wanted:
+        raise AssertionError(f"{part.path.name}: no records from row {part.first_row}")  # a bug
+    body = pd.concat(wanted, ignore_index=True)
+    return body if part.records is None else body.iloc[: part.records]
 
 
 def _read_excel(
@@ -449,10 +511,11 @@ def _read_parquet(path: Path, chunk_rows: int) -> tuple[list[str], list[ParquetR
     metadata = parquet.metadata
     group_starts = np.cumsum([0] + [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)])
     ranges = []
-    for start in range(0, metadata.num_rows, chunk_rows):
+    start = 0
+    for length in part_sizes(metadata.num_rows, chunk_rows):
         group = int(np.searchsorted(group_starts, start, side="right")) - 1  # skips empty row groups
-        length = min(chunk_rows, metadata.num_rows - start)
         ranges.append(ParquetRange(path, group, start - int(group_starts[group]), length, start + 2))
+        start += length
     return header, ranges, metadata.num_rows
 
 

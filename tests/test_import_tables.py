@@ -149,7 +149,7 @@ S4,某银行,personal_loan,person,丙,{id_number(__import__("random").Random(1))
         (b"case_id,creditor,product,debtor_name,principal,loan_date,overdue_since\n"
          b"C1,Bank,credit_card,Zhang,100,2024-01-01,2024-06-01\n"
          b"C2,Bank,credit_card,Li,100,2024-01-01,2024-06-01,x,y\n",
-         "C error: Expected 7 fields in line 3, saw 9. Nothing was imported."),  # no line break from pandas
+         "is not a readable CSV file: row 3 has more fields than its header (7). Nothing was imported."),
     ],
 )
 def test_unreadable_files_are_refused_whole(settings, tmp_path, cases_csv, content: bytes, expected: str) -> None:
