@@ -21,7 +21,7 @@ import queue
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -209,9 +209,11 @@ def _check_cases(table: Table, result: Validated, today: dt.date) -> None:
     v = result.values
     person = v["debtor_type"] == "person"
     # id_number: required for persons; companies may carry another registration number.
-    result.reject(person & v["id_number"].isna() & result.ok, "id_number", f"{table.label('id_number')} is required for a person")
+    result.reject(person & v["id_number"].isna() & result.ok, "id_number",
+                  f"{table.label('id_number')} is required for a person")
     loan, overdue = v["loan_date"], v["overdue_since"]
-    result.reject(overdue < loan, "overdue_since", f"{table.label('overdue_since')} is before {table.label('loan_date')}")
+    result.reject(overdue < loan, "overdue_since",
+                  f"{table.label('overdue_since')} is before {table.label('loan_date')}")
     result.reject(overdue > pd.Timestamp(today), "overdue_since", f"{table.label('overdue_since')} is in the future")
     result.reject(v["loan_date"] > pd.Timestamp(today), "loan_date", f"{table.label('loan_date')} is in the future")
 
@@ -836,12 +838,11 @@ def import_file(
     if table is None:
         raise ContractError(f"Unknown table '{table_name}'; the tables are: {', '.join(TABLES)}.")
     path = Path(path)
+    hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="concord-import-digest")
+    digest = hashing.submit(_sha256, path)  # hashlib lets go of the GIL: this overlaps the reading below
+    hashing.shutdown(wait=False)
     opened = read_table(path, table, sheet=sheet)
     today = today or dt.datetime.now(ZoneInfo(SHANGHAI)).date()
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
     secret = settings.pseudonym_key()
     report = ImportReport(table=table.name, source=path.name, sheet=opened.sheet, batch_id=None,
                           ignored_columns=opened.ignored_columns, encoding=opened.encoding)
@@ -873,7 +874,7 @@ def import_file(
         try:
             with _bulk_connection(engine) as conn, conn.begin():
                 report.batch_id = int(conn.execute(insert(batches).values(
-                    table_name=table.name, source_name=path.name[:255], source_sha256=digest.hexdigest(),
+                    table_name=table.name, source_name=path.name[:255], source_sha256=digest.result(),
                     sheet=opened.sheet, started_at=started, rows_read=0)).inserted_primary_key[0])
                 while (item := work.get()) is not _DONE:
                     if item is _ABORT:
@@ -926,6 +927,14 @@ def import_file(
     if report.imported + report.unchanged + report.rejected != report.rows_read:
         raise AssertionError(f"import accounting broke: {report}")  # a bug, never a user error
     return report
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class _Aborted(Exception):

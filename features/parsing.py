@@ -122,7 +122,8 @@ def _parse_datetime_parts(column: pd.Series) -> tuple[pd.Series, pd.Series, pd.S
     iso = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
     if iso.notna().sum() == text.notna().sum():
         none = pd.Series(pd.NA, index=column.index, dtype=object)
-        return iso.astype("datetime64[ns]"), pd.Series(False, index=column.index), none, pd.Series(False, index=column.index)
+        untimed = pd.Series(False, index=column.index)
+        return iso.astype("datetime64[ns]"), untimed, none, untimed.copy()
     iso_time = pd.to_datetime(text, format="%Y-%m-%d %H:%M:%S", errors="coerce")
     if iso_time.notna().sum() == text.notna().sum():
         none = pd.Series(pd.NA, index=column.index, dtype=object)
@@ -328,7 +329,8 @@ def parse_rate(column: pd.Series) -> Parsed:
         errors, present & digits & (fraction > 1), "must be in [0, 1] (or a percentage like 18%)"
     )
     decimals = text.str.rstrip("%").str.extract(r"\.(\d*)$", expand=False).str.len().fillna(0)
-    errors = _with_errors(errors, present & digits & (decimals > np.where(percent, 4, 6)), "has more than 6 decimal places")
+    too_fine = present & digits & (decimals > np.where(percent, 4, 6))
+    errors = _with_errors(errors, too_fine, "has more than 6 decimal places")
     values = pd.Series(pd.NA, index=column.index, dtype="object")
     good = present & errors.isna()
     if good.any():

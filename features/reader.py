@@ -496,7 +496,8 @@ def _read_excel(
 
     def bodies() -> Iterator[pd.DataFrame]:
         for start in range(1, len(grid), chunk_rows):
-            text = [[_cell_text(cell) for cell in row] + [""] * (width - len(row)) for row in grid[start : start + chunk_rows]]
+            text = [[_cell_text(cell) for cell in row] + [""] * (width - len(row))
+                    for row in grid[start : start + chunk_rows]]
             yield pd.DataFrame(text, columns=range(width), dtype=object)
 
     return header, bodies, sheet, len(grid) - 1
