@@ -301,10 +301,15 @@ def _unpack(column: Packed) -> list[Any]:
     if isinstance(column, list):
         return column
     if isinstance(column, _Coded):
-        table = np.empty(len(column.values), dtype=object)
-        table[:] = column.values
-        return table[column.codes].tolist()
+        return _taken(column.values, column.codes)
     return column.to_numpy(zero_copy_only=False).tolist()
+
+
+def _taken(values: list[Any], positions: np.ndarray) -> list[Any]:
+    """``values`` at ``positions``, as a list."""
+    table = np.empty(len(values), dtype=object)
+    table[:] = values
+    return table[positions].tolist()
 
 
 def _as_text(moments: np.ndarray, unit: Literal["D", "us"]) -> _Coded:
@@ -567,12 +572,12 @@ def _ensure_creditors(conn: Connection, names: Iterable[str]) -> dict[str, int]:
     return known
 
 
-def _ensure_debtors(conn: Connection, debtors: Iterable[tuple[str, str | None]]) -> None:
+def _ensure_debtors(conn: Connection, keys: Iterable[str], masks: Iterable[str | None]) -> None:
     """Record debtors (pseudonym, masked ID) by pseudonym; those already known are left as they are."""
     now = _db_values(pd.Series([pd.Timestamp.now(tz="UTC")]), "timestamp")[0]
     statement = (f"INSERT INTO debtors (debtor_key, id_masked, created_at) VALUES ({_marks(conn, 3)}) "
                  "ON CONFLICT (debtor_key) DO NOTHING")
-    rows = ((key, mask, now) for key, mask in debtors)
+    rows = zip(keys, masks, itertools.repeat(now))
     with contextlib.closing(conn.connection.driver_connection.cursor()) as cursor:  # type: ignore[union-attr]
         cursor.executemany(statement, rows)
 
@@ -716,9 +721,9 @@ def store(conn: Connection, table: Table, prepared: Prepared, context: _Context,
     hashes = prepared.hashes.to_numpy(zero_copy_only=False)
     hashes = hashes if every else hashes[keep]
     if "debtor_key" in columns:
-        debtors, masks = given["debtor_key"], _unpack(prepared.debtor_masks)
         order = prepared.debtor_order if every else prepared.debtor_order[keep[prepared.debtor_order]]
-        _ensure_debtors(conn, ((debtors[i], masks[i]) for i in order.tolist()))
+        debtors, masks = (_taken(values, order) for values in (given["debtor_key"], _unpack(prepared.debtor_masks)))
+        _ensure_debtors(conn, debtors, masks)
 
     if context.had_rows is None:
         context.had_rows = conn.execute(select(sql.c.id).limit(1)).first() is not None
