@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -278,7 +278,7 @@ class _Coded:
     values: list[Any]
 
 
-Packed = list[Any] | pa.Array | _Coded
+Packed: TypeAlias = list[Any] | pa.Array | _Coded
 """A column of driver-ready values as a worker sends it to the writer (see :func:`_pack`)."""
 
 
