@@ -152,13 +152,19 @@ def _distinct(cells: pd.Series) -> tuple[np.ndarray, pd.Series] | None:
     """
     if len(cells) < _DISTINCT_MIN_ROWS or cells.iloc[:1000].nunique(dropna=False) > 900:
         return None
-    codes, uniques = pd.factorize(cells)
+    codes, uniques = _factorized(cells)
     if len(uniques) > len(cells) // 4:
         return None
-    codes = np.where(codes < 0, len(uniques), codes)
     distinct = pd.concat([pd.Series(uniques, dtype=cells.dtype), pd.Series([pd.NA], dtype=cells.dtype)],
                          ignore_index=True)
     return codes, distinct
+
+
+def _factorized(values: pd.Series | np.ndarray) -> tuple[np.ndarray, Any]:
+    """Each value's position among the distinct values (missing ones: the position after the
+    last), and the distinct values."""
+    codes, uniques = pd.factorize(values)
+    return np.where(codes < 0, len(uniques), codes).astype(np.int32), uniques
 
 
 def _spread(series: pd.Series, codes: np.ndarray, index: pd.Index) -> pd.Series:
@@ -291,8 +297,8 @@ def _pack(values: np.ndarray) -> Packed:
         return values.tolist()
     sample = values[:1000].tolist()
     if len(values) >= 100 and 2 * len(set(sample)) <= len(sample):
-        codes, uniques = pd.factorize(values)  # None: code -1, the last value
-        return _Coded(np.where(codes < 0, len(uniques), codes).astype(np.int32), [*uniques.tolist(), None])
+        codes, uniques = _factorized(values)
+        return _Coded(codes, [*uniques.tolist(), None])
     return pa.array(values, type=pa.large_string(), from_pandas=True)
 
 
@@ -349,13 +355,9 @@ def _db_column(series: pd.Series, kind: str) -> Packed:
         return [None if pd.isna(v) else float(v) for v in series.tolist()]
     if kind == "bool":
         return [None if v is None or v is pd.NA else bool(v) for v in series.tolist()]
-    return _pack(_none_for_missing(series.to_numpy(dtype=object)))
-
-
-def _none_for_missing(values: np.ndarray) -> np.ndarray:
-    values = values.copy()
+    values = series.to_numpy(dtype=object, copy=True)
     values[pd.isna(values)] = None
-    return values
+    return _pack(values)
 
 
 @dataclass
@@ -484,18 +486,18 @@ def prepare(table: Table, raw: RawTable, secret: bytes, today: dt.date, source: 
         columns=columns,
         key=key,
         hashes=_row_hash(hash_frame),
-        flags=_pack(flags.to_numpy(dtype=object)),
+        flags=_db_column(flags, "string"),
         rows=raw.rows[ok],
         keys=_pack(np.asarray(_key_text(table, values), dtype=object)),
-        debtor_masks=_pack(_none_for_missing(masks.to_numpy(dtype=object))),
+        debtor_masks=_db_column(masks, "string"),
         rejections=[Rejection(int(r), c, m) for r, c, m in zip(rows, columns_at_fault, reasons, strict=True)],
         rejected_frame=(_rejected_frame(raw, rejected, source, columns_at_fault, reasons, rows)
                         if keep_rejected and rejected.any() else None),
         rows_read=len(raw.frame),
         last_row=raw.last_row,
         resolve=resolve,
-        creditors=_pack(values["creditor"].to_numpy(dtype=object)) if resolve else [],
-        case_ids=_pack(values["case_id"].to_numpy(dtype=object)) if resolve == "case" else [],
+        creditors=_db_column(values["creditor"], "string") if resolve else [],
+        case_ids=_db_column(values["case_id"], "string") if resolve == "case" else [],
         debtor_order=_key_order(columns["debtor_key"]) if "debtor_key" in columns else np.zeros(0, dtype=np.int64),
     )
 
@@ -689,7 +691,7 @@ def store(conn: Connection, table: Table, prepared: Prepared, context: _Context,
     """
     sql = ledger.Base.metadata.tables[prepared.sql]
     columns = {name: _unpack(values) for name, values in prepared.columns.items()}
-    given = dict(columns)
+    debtor_keys = columns.get("debtor_key")  # all of the part's rows: debtor_order points into them
     creditors, case_ids = _unpack(prepared.creditors), _unpack(prepared.case_ids)
     keep = np.ones(len(prepared.hashes), dtype=bool)
     late: list[Rejection] = []
@@ -720,9 +722,9 @@ def store(conn: Connection, table: Table, prepared: Prepared, context: _Context,
         columns = {n: [v[i] for i in positions] for n, v in columns.items()}
     hashes = prepared.hashes.to_numpy(zero_copy_only=False)
     hashes = hashes if every else hashes[keep]
-    if "debtor_key" in columns:
+    if debtor_keys is not None:
         order = prepared.debtor_order if every else prepared.debtor_order[keep[prepared.debtor_order]]
-        debtors, masks = (_taken(values, order) for values in (given["debtor_key"], _unpack(prepared.debtor_masks)))
+        debtors, masks = (_taken(values, order) for values in (debtor_keys, _unpack(prepared.debtor_masks)))
         _ensure_debtors(conn, debtors, masks)
 
     if context.had_rows is None:

@@ -307,14 +307,20 @@ def _wide_record(data: bytes, width: int) -> int | None:
     quotes = np.flatnonzero(array == _QUOTE)
     commas = np.flatnonzero(array == _COMMA)
     newlines = np.flatnonzero(array == _NEWLINE)
-    commas = commas[np.searchsorted(quotes, commas) % 2 == 0]  # outside quotes
-    ends = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
+    commas = commas[_outside_quotes(commas, quotes)]
+    ends = newlines[_outside_quotes(newlines, quotes)]
     fields = np.bincount(np.searchsorted(ends, commas), minlength=ends.size + 1) + 1
     wide = np.flatnonzero(fields > width)
     return int(wide[0]) if wide.size else None
 
 
 _QUOTE, _NEWLINE, _RETURN, _COMMA = 34, 10, 13, 44
+
+
+def _outside_quotes(positions: np.ndarray, quotes: np.ndarray, quotes_before: int = 0) -> np.ndarray:
+    """Which ``positions`` lie outside quotes: an even number of quotes (``quotes_before``
+    of them earlier than the block) comes before each."""
+    return (np.searchsorted(quotes, positions) + quotes_before) % 2 == 0
 
 
 def _record_ends(path: Path) -> np.ndarray | None:
@@ -355,8 +361,7 @@ def _record_ends(path: Path) -> np.ndarray | None:
                 if not np.isin(nexts[~opening], (_COMMA, _NEWLINE, _RETURN, _QUOTE)).all():
                     return None
             newlines = np.flatnonzero(data == _NEWLINE)
-            outside = (np.searchsorted(quotes, newlines) + quotes_before) % 2 == 0
-            ends.append(newlines[outside] + offset + 1)
+            ends.append(newlines[_outside_quotes(newlines, quotes, quotes_before)] + offset + 1)
             quotes_before += quotes.size
             previous = int(data[-1])
             offset += len(block)
