@@ -26,7 +26,7 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy concord features
+	$(VENV)/bin/mypy concord features models training policies serving benchmarks
 
 clean:
 	rm -rf $(VENV) var

@@ -180,7 +180,7 @@ def run(cases: int = 1_000_000, seed: int = 1, calls: int = 300, store: str = "r
     results: dict[str, dict] = {}
     if store == "redis" and not (redis_url and _redis_available(redis_url)):
         return {f"features_{cases}": {"skipped": f"no Redis at {redis_url}"}}
-    redis = redis_url if store == "redis" else ""
+    redis = redis_url if store == "redis" and redis_url else ""
     project = f"concord_bench_{uuid.uuid4().hex[:8]}" if store == "redis" else "concord"
     with tempfile.TemporaryDirectory(dir=scratch) as folder:
         root = Path(folder)

@@ -90,8 +90,8 @@ def oracle_comparison(n_cases: int = 50_000, seed: int = 7) -> dict:
             for kind in ("bank", "consumer_finance"):
                 mask = (frame["creditor_type"] == kind).to_numpy()
                 figures[f"roc_auc_{kind}"] = round(scores(frame["label"][mask], p_model[mask])["roc_auc"], 4)
-                oracle = scores(frame["label"][mask], frame[oracle_column][mask])["roc_auc"]
-                figures[f"oracle_roc_auc_{kind}"] = round(oracle, 4)
+                oracle_auc = scores(frame["label"][mask], frame[oracle_column][mask])["roc_auc"]
+                figures[f"oracle_roc_auc_{kind}"] = round(oracle_auc, 4)
             out[name] = figures
         engine.dispose()
     return out

@@ -22,7 +22,7 @@ BENCHMARKS = {"import": "bench_import", "taiwan": "bench_taiwan", "features": "b
               "models": "bench_models"}
 
 # result key -> (figure, comparison, bound)
-TARGETS = {
+TARGETS: dict[str, list[tuple[str, str, float]]] = {
     "import_csv_1000000": [("rows_per_s", ">=", 50_000), ("tree_peak_rss_mib", "<", 2048)],
     "import_xlsx_100000": [("rows_per_s", ">=", 10_000), ("tree_peak_rss_mib", "<", 2048)],
     "taiwan": [("roc_auc_mean", ">=", 0.78)],

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, cast
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -562,7 +562,7 @@ def bulk_update(conn: Connection, sql: SqlTable, columns: list[str], rows: Seque
 
 
 def _ensure_creditors(conn: Connection, names: Iterable[str]) -> dict[str, int]:
-    creditors = ledger.Creditor.__table__
+    creditors = cast(SqlTable, ledger.Creditor.__table__)
     wanted = sorted(set(names))
     query = select(creditors.c.name, creditors.c.id)
     known = dict(conn.execute(query.where(creditors.c.name.in_(wanted))).all())
@@ -876,13 +876,14 @@ def import_file(
             progress("importing", prepared.last_row - 1, opened.total_rows)
 
     def writer() -> None:
-        batches = ledger.ImportBatch.__table__
+        batches = cast(SqlTable, ledger.ImportBatch.__table__)
         context = _Context()
         try:
             with _bulk_connection(engine) as conn, conn.begin():
-                report.batch_id = int(conn.execute(insert(batches).values(
+                batch_key = conn.execute(insert(batches).values(
                     table_name=table.name, source_name=path.name[:255], source_sha256=digest.result(),
-                    sheet=opened.sheet, started_at=started, rows_read=0)).inserted_primary_key[0])
+                    sheet=opened.sheet, started_at=started, rows_read=0)).inserted_primary_key
+                report.batch_id = int(cast(Any, batch_key)[0])  # a single-row INSERT always has one
                 while (item := work.get()) is not _DONE:
                     if item is _ABORT:
                         raise _Aborted

@@ -189,7 +189,7 @@ def _cell_text(value: object) -> str:
     if isinstance(value, float | np.floating):
         if math.isnan(value):
             return ""
-        if float(value).is_integer() and abs(value) < 1e15:
+        if float(value).is_integer() and abs(float(value)) < 1e15:
             return str(int(value))
         # Excel keeps binary doubles: 0.1 + 0.2 shows as 0.3; 9 decimals remove that noise.
         text = repr(round(float(value), 9))
@@ -566,7 +566,7 @@ def _parquet_text(table: pa.Table) -> pd.DataFrame:
         return pd.DataFrame({i: [_cell_text(v) for v in frame[c].tolist()] for i, c in enumerate(frame.columns)},
                             dtype=object)
     frame = None
-    columns = {}
+    columns: dict[int, list[str] | np.ndarray] = {}
     for i, name in enumerate(names):
         if pd.api.types.is_extension_array_dtype(shape.dtypes[name]):
             frame = table.to_pandas() if frame is None else frame

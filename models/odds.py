@@ -8,7 +8,8 @@ time, so the tail is the most recent). Explanations come from LightGBM's ``pred_
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -103,9 +104,11 @@ class CalibratedOdds(ClassifierMixin, BaseEstimator):
             n_jobs=self.n_jobs,
             verbose=-1,
         )
-        callbacks = [lgb.early_stopping(self.early_stopping_rounds, verbose=False)] if cal_x is not frame else []
+        callbacks: list[Callable[..., Any]] = []
+        if cal_x is not frame:
+            callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
         self.booster_.fit(fit_x, fit_y, eval_X=(cal_x,), eval_y=(cal_y,), callbacks=callbacks)
-        raw = self.booster_.predict_proba(cal_x)[:, 1]
+        raw = np.asarray(self.booster_.predict_proba(cal_x))[:, 1]
         self.calibrator_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, cal_y)
         return self
 
@@ -118,7 +121,7 @@ class CalibratedOdds(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: object) -> np.ndarray:
         """Calibrated probabilities, shape (n, 2): columns for classes_[0] and classes_[1]."""
-        raw = self.booster_.predict_proba(self._columns(X))[:, 1]
+        raw = np.asarray(self.booster_.predict_proba(self._columns(X)))[:, 1]
         # Isotonic steps are flat: a millionth of the raw score keeps the trees' order within a
         # step (a ranked queue needs it) and moves no probability by more than 1e-6.
         positive = np.clip(self.calibrator_.predict(raw) + _TIE_BREAK * raw, 0.0, 1.0)

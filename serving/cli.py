@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, overload
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 # One console pair and one way to fail for every subcommand, shared with `concord features`.
 from serving.cli_features import _fail, console, errors, features_app, profile_command
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+    from sqlalchemy import Engine
+
+    from concord.settings import Settings
+    from training.registry import Decision
 
 app = typer.Typer(
     help="Concord: who should work each debt case, and what to do next.",
@@ -47,7 +54,7 @@ def db_upgrade() -> None:
 
 
 def _import_one(table: str, file: Path, sheet: str | None, report: Path | None, *, quiet: bool = False,
-                received_at: object = "now") -> object:
+                received_at: dt.datetime | str | None = "now") -> object:
     """Run one import with a progress bar; write its report; print its summary."""
     from concord.db import make_engine
     from concord.settings import get_settings
@@ -60,7 +67,7 @@ def _import_one(table: str, file: Path, sheet: str | None, report: Path | None, 
     show = size_hint > settings.progress_threshold * 100  # roughly 100 bytes a row
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=errors, disable=not show, transient=True) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
@@ -108,29 +115,25 @@ def import_command(
     table: Annotated[str, typer.Argument(help="cases, contact_checks, events, capacity, litigation or mediators")],
     file: Annotated[Path, typer.Argument(help="CSV, xlsx or parquet file in the contract shape")],
     sheet: Annotated[str | None, typer.Option(help="sheet of an xlsx workbook (default: the first)")] = None,
-    report: Annotated[Path | None, typer.Option(help="where to write the JSON report (default: under CONCORD_HOME/imports)")] = None,
-    historical: Annotated[bool, typer.Option("--historical", help="a backfill of history: rows count as known when they happened")] = False,
-    received_at: Annotated[str | None, typer.Option(help="when these rows reached us, when replaying a feed (default: now; naive = Asia/Shanghai)")] = None,
+    report: Annotated[Path | None, typer.Option(
+        help="where to write the JSON report (default: under CONCORD_HOME/imports)")] = None,
+    historical: Annotated[bool, typer.Option(
+        "--historical", help="a backfill of history: rows count as known when they happened")] = False,
+    received_at: Annotated[str | None, typer.Option(
+        help="when these rows reached us, when replaying a feed (default: now; naive = Asia/Shanghai)")] = None,
 ) -> None:
     """Import a contract file into the case ledger; print a summary, write a report.
 
     Rejected rows go to ``<report>.rejected.csv`` for a clerk to fix and send again.
     Exit code 2 when the file cannot be read as a whole (nothing is stored).
     """
-    when: object = "now"
+    when: dt.datetime | str | None = "now"
     if historical and received_at:
         _fail("--historical and --received-at exclude each other.")
     if historical:
         when = None
     elif received_at:
-        import pandas as pd
-
-        from features.parsing import parse_timestamp
-
-        parsed = parse_timestamp(pd.Series([received_at], dtype="string[pyarrow]"))
-        if parsed.errors.notna().any():
-            _fail(f"--received-at {parsed.errors.iloc[0]}: '{received_at}'.")
-        when = parsed.values.iloc[0].to_pydatetime()
+        when = _timestamp(received_at, "--received-at")
     _import_one(table, file, sheet, report, received_at=when)
 
 
@@ -209,6 +212,14 @@ def demo_command(
     engine.dispose()
 
 
+@overload
+def _timestamp(text: str, option: str) -> dt.datetime: ...
+
+
+@overload
+def _timestamp(text: None, option: str) -> None: ...
+
+
 def _timestamp(text: str | None, option: str) -> dt.datetime | None:
     """A CLI timestamp (naive = Asia/Shanghai) as aware UTC, or None."""
     if text is None:
@@ -250,7 +261,7 @@ def train_command(
     engine.dispose()
 
 
-def _train_models(settings: object, engine: object, names: tuple[str, ...], cut: dt.datetime | None,
+def _train_models(settings: Settings, engine: Engine, names: tuple[str, ...], cut: dt.datetime | None,
                   promote_first: bool) -> None:
     from training import registry
     from training.pipeline import train
@@ -270,14 +281,14 @@ def _train_models(settings: object, engine: object, names: tuple[str, ...], cut:
             console.print(f"{name}: {decision.reason}", soft_wrap=True)
 
 
-def _print_decision(model: str, decision: object) -> None:
-    figures = getattr(decision, "figures", {})
+def _print_decision(model: str, decision: Decision) -> None:
+    figures = decision.figures
     for side in ("champion", "challenger"):
         if side in figures:
             f = figures[side]
             console.print(f"  {side}: ROC-AUC {f['roc_auc']:.4f}, Brier {f['brier']:.4f}, ECE {f['ece']:.4f}, "
                           f"rows {f['rows']:,}", highlight=False)
-    console.print(f"{model}: {getattr(decision, 'reason')}", soft_wrap=True, highlight=False)
+    console.print(f"{model}: {decision.reason}", soft_wrap=True, highlight=False)
 
 
 @models_app.command("promote")

@@ -21,7 +21,7 @@ FULL = str.maketrans("0123456789.", "０１２３４５６７８９．")
 def id_number(rng: random.Random) -> str:
     birth = dt.date(1960, 1, 1) + dt.timedelta(days=rng.randrange(15000))
     body = f"{rng.choice(['350102', '110105', '440304', '320106'])}{birth:%Y%m%d}{rng.randrange(1000):03d}"
-    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, WEIGHTS)) % 11]
+    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, WEIGHTS, strict=True)) % 11]
 
 
 @dataclass
@@ -68,7 +68,8 @@ def build_pool(path: Path, n: int = 1000, fault_share: float = 0.15, seed: int =
         case_id = f"HX{i:06d}"
         creditor = rng.choice(["华夏安和银行信用卡中心", "安信消费金融有限公司"])
         product_en = rng.choice(["credit_card", "personal_loan", "consumer_loan"])
-        product = {"credit_card": "信用卡", "personal_loan": "个人借款", "consumer_loan": "消费贷"}[product_en] if rng.random() < 0.5 else product_en
+        product = ({"credit_card": "信用卡", "personal_loan": "个人借款", "consumer_loan": "消费贷"}[product_en]
+                   if rng.random() < 0.5 else product_en)
         principal = Decimal(rng.randrange(100_00, 99_000_00)) / 100
         interest = Decimal(rng.randrange(0, 5000_00)) / 100
         loan = dt.date(2020, 1, 1) + dt.timedelta(days=rng.randrange(900))
@@ -76,14 +77,17 @@ def build_pool(path: Path, n: int = 1000, fault_share: float = 0.15, seed: int =
         ident = id_number(rng)
         phone = f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"
         amount_style = rng.randrange(4)
-        principal_cell = [float(principal), f"{principal:,.2f}", f"¥{principal:,.2f}", f"{principal:.2f}".translate(FULL)][amount_style]
+        principal_cell = [float(principal), f"{principal:,.2f}", f"¥{principal:,.2f}",
+                          f"{principal:.2f}".translate(FULL)][amount_style]
         date_style = rng.randrange(4)
-        loan_cell = [loan, f"{loan.year}/{loan.month}/{loan.day}", f"{loan.year}年{loan.month}月{loan.day}日", (loan - dt.date(1899, 12, 30)).days][date_style]
+        loan_cell = [loan, f"{loan.year}/{loan.month}/{loan.day}", f"{loan.year}年{loan.month}月{loan.day}日",
+                     (loan - dt.date(1899, 12, 30)).days][date_style]
         phone_cell = rng.choice([phone, f"+86 {phone[:3]} {phone[3:7]} {phone[7:]}", f"{phone[:3]}-{phone[3:]}", None])
         rate = rng.choice([None, "0.18", "24%", 0.36])
-        row = [case_id, creditor, product, rng.choice(["自然人", "person", None]), f"测试{i}", ident.lower() if rng.random() < 0.1 else ident,
-               phone_cell, rng.choice(["福建省", "北京市", None]), principal_cell, float(interest), 0, None, rate, loan_cell, overdue,
-               None, rng.choice(["福州市鼓楼区人民法院", None])]
+        row = [case_id, creditor, product, rng.choice(["自然人", "person", None]), f"测试{i}",
+               ident.lower() if rng.random() < 0.1 else ident,
+               phone_cell, rng.choice(["福建省", "北京市", None]), principal_cell, float(interest), 0, None, rate,
+               loan_cell, overdue, None, rng.choice(["福州市鼓楼区人民法院", None])]
         row_number += 1
         written += 1
         if i in fault_rows:

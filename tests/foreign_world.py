@@ -61,7 +61,8 @@ def build(folder: Path, n_cases: int = 1500, seed: int = 11) -> dict[str, Path]:
         checks.append([ident, (opened - dt.timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S"),
                        "正常" if phone_ok else rng.choice(["停机", "空号"]), 0, None])
         capacity.append([ident, (opened - dt.timedelta(days=10)).date().isoformat(), round(income, 2), 0.6,
-                         "在职" if income > 4000 else "无业", 24, "是" if has_house else "否", "否", 2000, round(income * 0.5, 2)])
+                         "在职" if income > 4000 else "无业", 24, "是" if has_house else "否", "否", 2000,
+                         round(income * 0.5, 2)])
         litigation.append([ident, (opened - dt.timedelta(days=10)).date().isoformat(), 1 if dead else 0,
                            2 if dead else 0, 2 if dead else 0, "是" if dead else "否", "否"])
         reach = 0.35 if phone_ok else 0.06
@@ -78,18 +79,21 @@ def build(folder: Path, n_cases: int = 1500, seed: int = 11) -> dict[str, Path]:
             got = rng.random() < reach
             reached = reached or got
             events.append([f"NL{i:05d}", creditor, moment.strftime("%Y-%m-%d %H:%M:%S"), action,
-                           "M01" if action == "mediator_call" else "system", "reached" if got else "no_answer", None, None])
+                           "M01" if action == "mediator_call" else "system", "reached" if got else "no_answer",
+                           None, None])
     paths = {
         "mediators": folder / "mediators.csv", "cases": folder / "cases.xlsx", "contact_checks": folder / "checks.csv",
         "capacity": folder / "capacity.csv", "litigation": folder / "litigation.csv", "events": folder / "events.csv",
     }
     _csv(paths["mediators"], ["调解员编号", "调解组织", "在办上限", "语言", "擅长业务", "服务地区"],
          [["M01", "杭州金融纠纷调解中心", 500, "mandarin;wu", "信用卡;消费贷", "浙江省"]])
-    _sheet(paths["cases"], ["案件编号", "债权机构", "业务类型", "主体类型", "债务人姓名", "身份证号", "手机号", "省份", "本金",
-                            "利息", "罚息", "费用", "年利率", "放款日期", "逾期日期", "最后还款日期", "管辖法院"], cases)
+    _sheet(paths["cases"], ["案件编号", "债权机构", "业务类型", "主体类型", "债务人姓名", "身份证号", "手机号",
+                            "省份", "本金", "利息", "罚息", "费用", "年利率", "放款日期", "逾期日期",
+                            "最后还款日期", "管辖法院"], cases)
     _csv(paths["contact_checks"], ["身份证号", "查询时间", "号码状态", "修复号码数", "修复来源"], checks)
-    _csv(paths["capacity"], ["身份证号", "日期", "月收入", "收入稳定性", "就业状态", "社保月数", "有房产", "有车辆", "其他负债", "月消费"],
-         capacity)
-    _csv(paths["litigation"], ["身份证号", "日期", "被诉案件数", "被执行案件数", "终本案件数", "失信被执行人", "限制高消费"], litigation)
+    _csv(paths["capacity"], ["身份证号", "日期", "月收入", "收入稳定性", "就业状态", "社保月数", "有房产", "有车辆",
+                             "其他负债", "月消费"], capacity)
+    _csv(paths["litigation"], ["身份证号", "日期", "被诉案件数", "被执行案件数", "终本案件数", "失信被执行人",
+                               "限制高消费"], litigation)
     _csv(paths["events"], ["案件编号", "债权机构", "时间", "处置动作", "处置人", "结果", "金额", "决策概率"], events)
     return paths

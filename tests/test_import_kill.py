@@ -24,8 +24,9 @@ def write_pool(path: Path, n: int, prefix: str) -> None:
     lines = ["case_id,creditor,product,debtor_name,id_number,phone,principal,loan_date,overdue_since"]
     for i in range(n):
         body = f"110105{1960 + i % 40}0101{i % 1000:03d}"
-        number = body + "10X98765432"[sum(int(c) * w for c, w in zip(body, WEIGHTS)) % 11]
-        lines.append(f"{prefix}{i},某某消费金融,consumer_loan,某{i},{number},138{i % 10**8:08d},{1000 + i % 9000}.50,2022-01-01,2023-06-01")
+        number = body + "10X98765432"[sum(int(c) * w for c, w in zip(body, WEIGHTS, strict=True)) % 11]
+        lines.append(f"{prefix}{i},某某消费金融,consumer_loan,某{i},{number},138{i % 10**8:08d},{1000 + i % 9000}.50,"
+                     "2022-01-01,2023-06-01")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -72,8 +73,8 @@ def test_killed_import_leaves_ledger_unchanged(ledger_settings, tmp_path) -> Non
     small, big = tmp_path / "small.csv", tmp_path / "big.csv"
     write_pool(small, 50, "S")
     write_pool(big, 150_000, "B")
-    env = {**os.environ, "CONCORD_HOME": str(ledger_settings.home), "CONCORD_DATABASE_URL": ledger_settings.database_url,
-           "CONCORD_PSEUDONYM_KEY": "test-secret"}
+    env = {**os.environ, "CONCORD_HOME": str(ledger_settings.home),
+           "CONCORD_DATABASE_URL": ledger_settings.database_url, "CONCORD_PSEUDONYM_KEY": "test-secret"}
     command = [sys.executable, "-m", "serving.cli", "import", "cases"]
     subprocess.run([*command, str(small)], env=env, check=True, capture_output=True)
     before = counts(ledger_settings)

@@ -35,7 +35,8 @@ def settlement_model() -> CalibratedOdds:
     return CalibratedOdds(n_estimators=200, monotone=SETTLEMENT.monotone).fit(X.astype(float), y)
 
 
-@pytest.mark.parametrize(("feature", "direction"), [("monthly_income", 1), ("has_property", 1), ("terminated_no_assets", -1)])
+@pytest.mark.parametrize(("feature", "direction"),
+                         [("monthly_income", 1), ("has_property", 1), ("terminated_no_assets", -1)])
 def test_domain_directions_hold_on_random_inputs(settlement_model, feature: str, direction: int) -> None:
     rng = np.random.default_rng(1)
     X, _ = world(500, seed=2)
@@ -87,7 +88,8 @@ def test_labels_do_not_depend_on_timestamp_resolution() -> None:
                            "outcome": ["reached", "reached"]})
     for unit in ("ns", "us", "s"):
         points = pd.DataFrame({"case_pk": [1, 1, 1],
-                               "decision_ts": pd.to_datetime(["2025-01-01", "2025-01-20", "2025-03-01"], utc=True).as_unit(unit)})
+                               "decision_ts": pd.to_datetime(["2025-01-01", "2025-01-20", "2025-03-01"],
+                                                             utc=True).as_unit(unit)})
         # The outcome at the decision time itself counts; one 14 days later does not.
         labels = attach_labels(points, events.assign(at=events["at"].dt.as_unit(unit)), REACHABILITY).tolist()
         assert labels == [1, 0, 1]

@@ -20,13 +20,15 @@ def test_notebook_runs_on_a_small_world(path: Path, tmp_path, monkeypatch) -> No
     monkeypatch.setenv("CONCORD_NB_CASES", "1500")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    resources = {"metadata": {"path": str(tmp_path)}}
+    NotebookClient(notebook, timeout=600, kernel_name="python3", resources=resources).execute()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebooks_are_committed_without_outputs(path: Path) -> None:
     cells = json.loads(path.read_text())["cells"]
-    assert all(not cell.get("outputs") and not cell.get("execution_count") for cell in cells if cell["cell_type"] == "code")
+    code = [cell for cell in cells if cell["cell_type"] == "code"]
+    assert all(not cell.get("outputs") and not cell.get("execution_count") for cell in code)
 
 
 def test_notebooks_are_numbered() -> None:

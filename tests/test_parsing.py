@@ -76,7 +76,8 @@ def test_every_date_spelling_parses_to_the_same_day(day: dt.date) -> None:
     assert {value.date() for value in parsed.values} == {day}
 
 
-@given(st.integers(min_value=2000, max_value=2030), st.integers(min_value=1, max_value=12), st.integers(min_value=29, max_value=40))
+@given(st.integers(min_value=2000, max_value=2030), st.integers(min_value=1, max_value=12),
+       st.integers(min_value=29, max_value=40))
 def test_impossible_days_are_refused(year: int, month: int, day: int) -> None:
     try:
         dt.date(year, month, day)
@@ -85,9 +86,11 @@ def test_impossible_days_are_refused(year: int, month: int, day: int) -> None:
         assert parsed.errors.notna().all()
 
 
-@given(st.datetimes(min_value=dt.datetime(1995, 1, 1), max_value=dt.datetime(2090, 1, 1)).map(lambda t: t.replace(microsecond=0)))
+@given(st.datetimes(min_value=dt.datetime(1995, 1, 1),
+                    max_value=dt.datetime(2090, 1, 1)).map(lambda t: t.replace(microsecond=0)))
 def test_naive_timestamps_are_shanghai_time_stored_as_utc(moment: dt.datetime) -> None:
-    parsed = parsing.parse_timestamp(column(moment.strftime("%Y-%m-%d %H:%M:%S"), moment.strftime("%Y/%m/%d %H:%M:%S") + "+08:00"))
+    parsed = parsing.parse_timestamp(column(moment.strftime("%Y-%m-%d %H:%M:%S"),
+                                            moment.strftime("%Y/%m/%d %H:%M:%S") + "+08:00"))
     assert parsed.errors.isna().all()
     expected = pd.Timestamp(moment - dt.timedelta(hours=8), tz="UTC")
     assert list(parsed.values) == [expected, expected]
@@ -97,7 +100,7 @@ WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 
 
 def with_check(body: str) -> str:
-    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, WEIGHTS)) % 11]
+    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, WEIGHTS, strict=True)) % 11]
 
 
 id_bodies = st.text(alphabet="0123456789", min_size=17, max_size=17)
@@ -125,18 +128,21 @@ def test_wrong_length_ids_are_refused(text: str) -> None:
     assert parsing.parse_id_number(column(text)).errors.notna().all()
 
 
-mobiles = st.builds(lambda second, rest: f"1{second}{rest}", st.sampled_from("3456789"), st.text(alphabet="0123456789", min_size=9, max_size=9))
+mobiles = st.builds(lambda second, rest: f"1{second}{rest}", st.sampled_from("3456789"),
+                    st.text(alphabet="0123456789", min_size=9, max_size=9))
 
 
 @given(mobiles)
 def test_mobile_spellings_normalise_to_eleven_digits(number: str) -> None:
     spaced = f"{number[:3]} {number[3:7]} {number[7:]}"
-    parsed = parsing.parse_phone(column(number, "+86" + number, "+86 " + spaced, "86" + number, number[:3] + "-" + number[3:]))
+    parsed = parsing.parse_phone(column(number, "+86" + number, "+86 " + spaced, "86" + number,
+                                        number[:3] + "-" + number[3:]))
     assert parsed.errors.isna().all()
     assert set(parsed.values) == {number}
 
 
-@given(st.text(alphabet="0123456789", min_size=1, max_size=14).filter(lambda s: not (len(s) == 11 and s[0] == "1" and s[1] in "3456789")))
+@given(st.text(alphabet="0123456789", min_size=1, max_size=14)
+       .filter(lambda s: not (len(s) == 11 and s[0] == "1" and s[1] in "3456789")))
 @hsettings(max_examples=200)
 def test_non_mobiles_are_refused(text: str) -> None:
     if text.startswith("86") and len(text) == 13 and text[2] == "1" and text[3] in "3456789":

@@ -28,7 +28,8 @@ def decisions(n: int = 4000, seed: int = 0, signal: float = 1.0) -> pd.DataFrame
         "has_property": (rng.random(n) < 0.3).astype(float),
         "terminated_no_assets": rng.poisson(0.3, n).astype(float),
     })
-    logit = signal * (0.9 * np.log(frame["monthly_income"] / 5000) + frame["has_property"] - frame["terminated_no_assets"]) - 0.5
+    logit = signal * (0.9 * np.log(frame["monthly_income"] / 5000) + frame["has_property"]
+                      - frame["terminated_no_assets"]) - 0.5
     frame["label"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     frame["decision_ts"] = frame["event_timestamp"]
     return frame.sort_values("event_timestamp").reset_index(drop=True)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, Table, insert, select
 
 from concord import ledger
 from concord.settings import Settings
@@ -65,7 +65,7 @@ def record_alias_change(engine: Engine, model: str, alias: str, version: str | N
                         reason: str, evidence: dict[str, Any] | None = None) -> None:
     """Append one alias change to the ledger's history."""
     with engine.begin() as connection:
-        connection.execute(insert(ledger.ModelAliasChange.__table__).values(
+        connection.execute(insert(cast(Table, ledger.ModelAliasChange.__table__)).values(
             model_name=registered_name(model), alias=alias, version=version, previous_version=previous,
             changed_at=ledger.utcnow(), reason=reason, evidence=json.dumps(evidence or {}, default=str)))
 
@@ -138,7 +138,8 @@ def promote(settings: Settings, engine: Engine, model: str) -> Decision:
     challenger = version_by_alias(client, model, CHALLENGER)
     champion = version_by_alias(client, model, CHAMPION)
     if challenger is None:
-        return Decision(False, f"{registered_name(model)} has no challenger to promote", champion and str(champion.version), None)
+        return Decision(False, f"{registered_name(model)} has no challenger to promote",
+                        champion and str(champion.version), None)
     if champion is not None and str(champion.version) == str(challenger.version):
         return Decision(False, "the challenger already is the champion", str(champion.version), str(challenger.version))
     if champion is None:
@@ -165,8 +166,8 @@ def promote(settings: Settings, engine: Engine, model: str) -> Decision:
     set_alias(client, engine, model, CHAMPION, str(challenger.version), "challenger beat champion on holdout", figures)
     client.delete_registered_model_alias(registered_name(model), CHALLENGER)
     record_alias_change(engine, model, CHALLENGER, None, str(challenger.version), "promoted to champion")
-    return Decision(True, "challenger beat the champion on the same holdout", str(champion.version), str(challenger.version),
-                    figures)
+    return Decision(True, "challenger beat the champion on the same holdout", str(champion.version),
+                    str(challenger.version), figures)
 
 
 def champion_lineage(engine: Engine, model: str) -> list[str]:

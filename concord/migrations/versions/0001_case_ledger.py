@@ -60,8 +60,10 @@ def upgrade() -> None:
     sa.Column('row_hash', sa.String(length=32), nullable=False),
     sa.Column('batch_id', sa.Integer(), nullable=False),
     sa.Column('received_at', sa.DateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_capacity_snapshots_batch_id_import_batches')),
-    sa.ForeignKeyConstraint(['debtor_key'], ['debtors.debtor_key'], name=op.f('fk_capacity_snapshots_debtor_key_debtors')),
+    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'],
+                            name=op.f('fk_capacity_snapshots_batch_id_import_batches')),
+    sa.ForeignKeyConstraint(['debtor_key'], ['debtors.debtor_key'],
+                            name=op.f('fk_capacity_snapshots_debtor_key_debtors')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_capacity_snapshots')),
     sa.UniqueConstraint('debtor_key', 'as_of', name=op.f('uq_capacity_snapshots_debtor_key'))
     )
@@ -111,7 +113,8 @@ def upgrade() -> None:
     sa.Column('row_hash', sa.String(length=32), nullable=False),
     sa.Column('batch_id', sa.Integer(), nullable=False),
     sa.Column('received_at', sa.DateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_contact_checks_batch_id_import_batches')),
+    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'],
+                            name=op.f('fk_contact_checks_batch_id_import_batches')),
     sa.ForeignKeyConstraint(['debtor_key'], ['debtors.debtor_key'], name=op.f('fk_contact_checks_debtor_key_debtors')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contact_checks')),
     sa.UniqueConstraint('debtor_key', 'checked_at', name=op.f('uq_contact_checks_debtor_key'))
@@ -128,8 +131,10 @@ def upgrade() -> None:
     sa.Column('row_hash', sa.String(length=32), nullable=False),
     sa.Column('batch_id', sa.Integer(), nullable=False),
     sa.Column('received_at', sa.DateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_litigation_records_batch_id_import_batches')),
-    sa.ForeignKeyConstraint(['debtor_key'], ['debtors.debtor_key'], name=op.f('fk_litigation_records_debtor_key_debtors')),
+    sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'],
+                            name=op.f('fk_litigation_records_batch_id_import_batches')),
+    sa.ForeignKeyConstraint(['debtor_key'], ['debtors.debtor_key'],
+                            name=op.f('fk_litigation_records_debtor_key_debtors')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_litigation_records')),
     sa.UniqueConstraint('debtor_key', 'as_of', name=op.f('uq_litigation_records_debtor_key'))
     )
