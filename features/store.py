@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 from feast import FeatureService, FeatureStore, FeatureView, FileSource, RepoConfig
+from feast.types import Float32, Float64
 
 from concord.settings import Settings
 from features.build import TIMESTAMP_FIELD, last_per_entity, latest_path, offline_dir
@@ -373,6 +374,12 @@ def historical_features(settings: Settings, entity_df: pd.DataFrame, service_nam
         for start in range(0, len(round_rows), HISTORICAL_BATCH_ROWS):
             batch = round_rows.iloc[start:start + HISTORICAL_BATCH_ROWS]
             parts.append(store.get_historical_features(entity_df=batch, features=service).to_df())
+    # An on-demand feature (python mode) missing in every row of a batch comes back as a column
+    # of None (object): give each declared float feature its float dtype in every batch, so the
+    # result's types do not depend on how the rows were batched.
+    floats = {f.name for p in service.feature_view_projections for f in p.features if f.dtype in (Float32, Float64)}
+    parts = [part.astype({c: "float64" for c in part.columns if c in floats and part[c].dtype == object})
+             for part in parts]
     carried = entity_df[[c for c in entity_df.columns if c not in keys]].reset_index(drop=True)
     if not parts:
         out = pd.concat([frame, carried], axis=1)

@@ -121,7 +121,7 @@ def _plots(result: TrainingResult, folder: Path) -> list[Path]:
     sample = result.holdout[result.features].astype(float).head(2000)
     contributions = result.model.contributions(sample)
     values = contributions[result.features].to_numpy()
-    shap.summary_plot(values, sample, show=False, max_display=20)
+    shap.summary_plot(values, sample, show=False, max_display=20, rng=np.random.default_rng(0))  # jitter, reproducible
     paths.append(folder / "shap_summary.png")
     plt.savefig(paths[-1], bbox_inches="tight", dpi=110)
     plt.close("all")

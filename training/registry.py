@@ -10,6 +10,7 @@ history`` can tell which version was champion when.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -38,7 +39,12 @@ def configure(settings: Settings) -> Any:
     uri = tracking_uri(settings)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+    with warnings.catch_warnings():
+        # MLflow's SQL tracking store, loaded by the first call, uses a SQLAlchemy loader that
+        # SQLAlchemy 2.1 deprecates: MLflow's concern, not the user's, printed at every training.
+        warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated")
+        experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
         artifacts = settings.home / "mlartifacts"
         artifacts.mkdir(parents=True, exist_ok=True)
         mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts.as_uri())
