@@ -205,6 +205,13 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
+# file name suffix -> (format its content must have, what to call it)
+_NAMED_FORMATS = {".xlsx": ("xlsx", "an xlsx workbook"), ".xlsm": ("xlsx", "an xlsx workbook"),
+                  ".xls": ("xls", "an xls workbook"), ".parquet": ("parquet", "a parquet file")}
+_KIND_NAMES = {"xlsx": "a zip archive (as an xlsx workbook is)", "xls": "an old-style Office file",
+               "parquet": "a parquet file", "csv": "neither a workbook nor parquet"}
+
+
 def _sniff(path: Path) -> str:
     with path.open("rb") as handle:
         head = handle.read(8)
@@ -669,6 +676,13 @@ def read_table(path: Path, table: Table, sheet: str | None = None, chunk_rows: i
     if path.is_dir():
         raise ContractError(f"{path} is a folder, not a file.")
     kind = _sniff(path)
+    named = _NAMED_FORMATS.get(path.suffix.lower())
+    if named is not None and kind != named[0] and not (named[0] == "xlsx" and kind == "xls"):
+        # The content decides the format; but a file named as a workbook or parquet that holds
+        # neither is a broken or mislabelled export, and reading it as CSV would only report
+        # nonsense columns.
+        raise ContractError(f"{path.name} is not {named[1]}, as its name says: its content is "
+                            f"{_KIND_NAMES[kind]}.")
     encoding = None
     csv_ranges = None
     parquet_ranges = None

@@ -135,6 +135,22 @@ S4,某银行,personal_loan,person,丙,{id_number(__import__("random").Random(1))
     assert (report["imported"], report["flagged"], report["flags"]) == (4, 2, {"out_of_scope": 2})
 
 
+@pytest.mark.parametrize(("name", "content", "expected"), [
+    ("bad.parquet", b"x", "bad.parquet is not a parquet file, as its name says"),
+    ("bad.xlsx", b"case_id,creditor\nA,B\n", "bad.xlsx is not an xlsx workbook, as its name says"),
+    ("bad.xlsx", b"PAR1\x00\x00", "bad.xlsx is not an xlsx workbook, as its name says: its content is a parquet"),
+])
+def test_files_whose_content_is_not_what_their_name_says_are_refused(settings, tmp_path, cases_csv, name: str,
+                                                                     content: bytes, expected: str) -> None:
+    run_import("cases", cases_csv, tmp_path)
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    result = runner.invoke(app, ["import", "cases", str(bad)])
+    assert result.exit_code == 2
+    assert expected in result.output and "Nothing was imported" in result.output
+    assert count(settings, ledger.Case) == 2
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
