@@ -30,6 +30,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -74,6 +75,11 @@ def utcnow() -> dt.datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table(model: type[Base]) -> Table:
+    """The Core table of a ledger model, typed as one (SQLAlchemy types ``__table__`` loosely)."""
+    return Base.metadata.tables[model.__tablename__]
 
 
 class ImportBatch(Base):

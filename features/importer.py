@@ -562,7 +562,7 @@ def bulk_update(conn: Connection, sql: SqlTable, columns: list[str], rows: Seque
 
 
 def _ensure_creditors(conn: Connection, names: Iterable[str]) -> dict[str, int]:
-    creditors = cast(SqlTable, ledger.Creditor.__table__)
+    creditors = ledger.table(ledger.Creditor)
     wanted = sorted(set(names))
     query = select(creditors.c.name, creditors.c.id)
     known = dict(conn.execute(query.where(creditors.c.name.in_(wanted))).all())
@@ -648,7 +648,7 @@ class _Context:
 
 
 def _case_keys(conn: Connection, context: _Context, names: Iterable[str]) -> None:
-    cases, creditors = ledger.Case.__table__, ledger.Creditor.__table__
+    cases, creditors = ledger.table(ledger.Case), ledger.table(ledger.Creditor)
     missing = sorted(set(names) - set(context.cases))
     for name in missing:
         context.cases[name] = {}
@@ -876,7 +876,7 @@ def import_file(
             progress("importing", prepared.last_row - 1, opened.total_rows)
 
     def writer() -> None:
-        batches = cast(SqlTable, ledger.ImportBatch.__table__)
+        batches = ledger.table(ledger.ImportBatch)
         context = _Context()
         try:
             with _bulk_connection(engine) as conn, conn.begin():

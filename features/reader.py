@@ -205,9 +205,11 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
-# file name suffix -> (format its content must have, what to call it)
-_NAMED_FORMATS = {".xlsx": ("xlsx", "an xlsx workbook"), ".xlsm": ("xlsx", "an xlsx workbook"),
-                  ".xls": ("xls", "an xls workbook"), ".parquet": ("parquet", "a parquet file")}
+# file name suffix -> (formats its content may have, what the name promises); a workbook of
+# either kind reads the same, whatever its name
+_WORKBOOK = frozenset({"xlsx", "xls"})
+_NAMED_FORMATS = {".xlsx": (_WORKBOOK, "an xlsx workbook"), ".xlsm": (_WORKBOOK, "an xlsx workbook"),
+                  ".xls": (_WORKBOOK, "an xls workbook"), ".parquet": (frozenset({"parquet"}), "a parquet file")}
 _KIND_NAMES = {"xlsx": "a zip archive (as an xlsx workbook is)", "xls": "an old-style Office file",
                "parquet": "a parquet file", "csv": "neither a workbook nor parquet"}
 
@@ -677,7 +679,7 @@ def read_table(path: Path, table: Table, sheet: str | None = None, chunk_rows: i
         raise ContractError(f"{path} is a folder, not a file.")
     kind = _sniff(path)
     named = _NAMED_FORMATS.get(path.suffix.lower())
-    if named is not None and kind != named[0] and not (named[0] == "xlsx" and kind == "xls"):
+    if named is not None and kind not in named[0]:
         # The content decides the format; but a file named as a workbook or parquet that holds
         # neither is a broken or mislabelled export, and reading it as CSV would only report
         # nonsense columns.

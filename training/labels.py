@@ -52,7 +52,7 @@ def load_history(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     Read in partitions, the events' action and outcome kept as categoricals: at 9 million
     events this needs a fraction of the memory of one list of rows."""
-    cases, creditors, events = ledger.Case.__table__, ledger.Creditor.__table__, ledger.Event.__table__
+    cases, creditors, events = ledger.table(ledger.Case), ledger.table(ledger.Creditor), ledger.table(ledger.Event)
     with engine.connect() as connection:
         case_frame = _read_frame(connection, select(
             cases.c.id.label("case_pk"), creditors.c.name.label("creditor"), cases.c.case_id,

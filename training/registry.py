@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, Table, insert, select
+from sqlalchemy import Engine, insert, select
 
 from concord import ledger
 from concord.settings import Settings
@@ -71,7 +71,7 @@ def record_alias_change(engine: Engine, model: str, alias: str, version: str | N
                         reason: str, evidence: dict[str, Any] | None = None) -> None:
     """Append one alias change to the ledger's history."""
     with engine.begin() as connection:
-        connection.execute(insert(cast(Table, ledger.ModelAliasChange.__table__)).values(
+        connection.execute(insert(ledger.table(ledger.ModelAliasChange)).values(
             model_name=registered_name(model), alias=alias, version=version, previous_version=previous,
             changed_at=ledger.utcnow(), reason=reason, evidence=json.dumps(evidence or {}, default=str)))
 
@@ -86,7 +86,7 @@ def set_alias(client: Any, engine: Engine, model: str, alias: str, version: str,
 
 def history(engine: Engine, model: str) -> pd.DataFrame:
     """Alias changes of a model, oldest first: which version was champion (or challenger) when."""
-    table = ledger.ModelAliasChange.__table__
+    table = ledger.table(ledger.ModelAliasChange)
     with engine.connect() as connection:
         rows = connection.execute(
             select(table.c.changed_at, table.c.alias, table.c.version, table.c.previous_version, table.c.reason)

@@ -27,7 +27,7 @@ def open_cases(engine: Engine, as_of: dt.datetime) -> pd.DataFrame:
     as_of_ts = pd.Timestamp(as_of)
     as_of_ts = as_of_ts.tz_convert("UTC") if as_of_ts.tzinfo else as_of_ts.tz_localize("UTC")
     cases, events = label_defs.load_history(engine)
-    table = ledger.Case.__table__
+    table = ledger.table(ledger.Case)
     with engine.connect() as connection:
         received = pd.DataFrame(connection.execute(select(table.c.id, table.c.received_at)).all(),
                                 columns=["case_pk", "received_at"])
