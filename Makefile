@@ -26,7 +26,7 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy concord features models training policies serving benchmarks
+	$(VENV)/bin/mypy concord ingestion features models training policies serving simulator benchmarks
 
 clean:
 	rm -rf $(VENV) var

@@ -53,7 +53,7 @@ def _settings(home: Path, redis_url: str | None = None):  # noqa: ANN202 - impor
 
 def stage_simulate(cases: int, seed: int, world: Path) -> dict:
     """Simulate a world of ``cases`` cases into ``world`` as parquet."""
-    from features.simulate import simulate_world, write_world
+    from simulator.simulate import simulate_world, write_world
 
     started = time.perf_counter()
     paths = write_world(simulate_world(cases, seed), world, "parquet")
@@ -64,7 +64,7 @@ def stage_import(home: Path, world: Path) -> dict:
     """Import the six contract tables as a historical backfill."""
     settings = _settings(home)
     from concord.db import make_engine
-    from features.importer import import_file
+    from ingestion.importer import import_file
 
     engine = make_engine(settings)
     figures: dict[str, object] = {}

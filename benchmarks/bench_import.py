@@ -28,7 +28,7 @@ def _measure_import(path: Path, home: Path) -> dict:
     os.environ.setdefault("CONCORD_PSEUDONYM_KEY", "benchmark")
     from concord.db import make_engine
     from concord.settings import get_settings
-    from features.importer import import_file
+    from ingestion.importer import import_file
 
     settings = get_settings()
     engine = make_engine(settings)

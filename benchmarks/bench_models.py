@@ -36,11 +36,11 @@ def oracle_comparison(n_cases: int = 50_000, seed: int = 7) -> dict:
     from concord.db import make_engine
     from concord.settings import Settings
     from features.build import build_offline_tables
-    from features.importer import import_file
-    from features.simulate import simulate_world, write_world
     from features.store import apply, historical_features
+    from ingestion.importer import import_file
     from models.metrics import scores
     from models.specs import SPECS
+    from simulator.simulate import simulate_world, write_world
     from training import labels as label_defs
     from training.pipeline import train
 

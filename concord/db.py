@@ -1,4 +1,6 @@
-"""Connections to the case ledger and its schema migrations."""
+"""Connections to the case ledger and its schema migrations.
+
+One engine factory for SQLite and PostgreSQL; Alembic upgrades the schema on first use."""
 
 from __future__ import annotations
 

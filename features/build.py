@@ -55,7 +55,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, text
 
 from concord.settings import Settings
-from features.contracts import REACHED_OUTCOMES, SETTLED_OUTCOMES
+from concord.vocabulary import REACHED_OUTCOMES, SETTLED_OUTCOMES
 
 DAY = 86_400  # seconds
 WINDOWS_DAYS = (1, 7, 30)

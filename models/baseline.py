@@ -1,4 +1,6 @@
-"""The logistic-regression baseline trained beside every gradient-boosted model."""
+"""The logistic-regression baseline trained beside every gradient-boosted model.
+
+A champion must beat it on the same time-ordered validation."""
 
 from __future__ import annotations
 

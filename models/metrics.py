@@ -1,4 +1,6 @@
-"""Evaluation figures for probability models: discrimination, calibration, lift."""
+"""Evaluation figures for probability models: discrimination, calibration, lift.
+
+ROC-AUC, PR-AUC, Brier, expected calibration error and top-decile lift, overall and by group."""
 
 from __future__ import annotations
 

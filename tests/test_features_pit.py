@@ -30,8 +30,8 @@ import pytest
 from concord.db import make_engine
 from concord.settings import Settings
 from features.build import build_offline_tables
-from features.importer import import_file
 from features.store import apply, case_entities, feature_store, historical_features
+from ingestion.importer import import_file
 
 UTC = dt.UTC
 DAY = 86_400.0

@@ -25,10 +25,10 @@ from concord.pseudonym import mask_id_number, mask_phone
 from concord.settings import Settings
 from features import build
 from features.build import TABLE_NAMES, build_offline_tables, latest_path, offline_path
-from features.importer import import_file
 from features.profile import debtor_profile, render
 from features.repo import REACHABILITY_V1, SETTLEMENT_V1
 from features.store import apply, feature_store, historical_features, materialize, online_features
+from ingestion.importer import import_file
 from tests.test_features_pit import (
     CREDITOR,
     ID1,
@@ -256,7 +256,8 @@ def test_cli_build_apply_materialize_profile(world: tuple[Settings, dict[str, di
     import typer
     from typer.testing import CliRunner
 
-    from serving.cli_features import features_app, profile_command
+    from serving.cli.app import features_app
+    from serving.cli.features import profile_command
 
     settings, _ = world
     monkeypatch.setenv("CONCORD_HOME", str(tmp_path / "cli"))  # own feature store, same ledger

@@ -10,8 +10,8 @@ import pandas as pd
 
 from concord.db import make_engine
 from features.build import build_offline_tables
-from features.importer import import_file
 from features.store import apply
+from ingestion.importer import import_file
 from tests.foreign_world import build
 from training import registry
 from training.pipeline import train

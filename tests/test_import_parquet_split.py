@@ -13,14 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import text
 
-import features.importer
-import features.reader
+import ingestion.importer
+import ingestion.reader
 from concord.db import make_engine
 from concord.settings import Settings
-from features.contracts import TABLES
-from features.importer import import_file
-from features.reader import _cell_text, part_sizes, read_table
-from features.simulate import simulate_world, write_world
+from ingestion.contracts import TABLES
+from ingestion.importer import import_file
+from ingestion.reader import _cell_text, part_sizes, read_table
+from simulator.simulate import simulate_world, write_world
 
 
 def _one_pass_bodies(path, chunk_rows: int):
@@ -91,7 +91,7 @@ def test_parquet_parts_read_like_one_pass(tmp_path, row_group_size: int) -> None
     assert opened.part_count == len(part_sizes(97, 10)) > 10
     assert _rows(opened.chunks()) == _rows(_read_in_one_pass(path, TABLES["mediators"], chunk_rows=10).chunks())
     # Every column's text, not only the contract's: the ignored ones decide which rows are blank.
-    split = pd.concat([part.body if part.body is not None else features.reader._read_parquet_range(part.parquet)
+    split = pd.concat([part.body if part.body is not None else ingestion.reader._read_parquet_range(part.parquet)
                        for part in opened.parts()], ignore_index=True)
     whole = pd.concat(_one_pass_bodies(path, 10), ignore_index=True)
     assert split.shape == (97, 17)
@@ -116,7 +116,7 @@ def test_parquet_of_one_part_is_not_split_further(tmp_path) -> None:
     path = tmp_path / "mediators.parquet"
     _typed_file(path, 20, 5)
     opened = read_table(path, TABLES["mediators"], chunk_rows=50)
-    assert opened.part_count == 1 and features.importer._worker_pool(opened) is None
+    assert opened.part_count == 1 and ingestion.importer._worker_pool(opened) is None
 
 
 def _stored(settings: Settings, table: str) -> list[tuple]:
@@ -141,13 +141,13 @@ def test_multi_part_parquet_imports_like_one_pass(tmp_path, monkeypatch) -> None
     events = pq.read_table(world["events"])
     events_path = tmp_path / "events.parquet"
     pq.write_table(events, events_path, row_group_size=17)
-    monkeypatch.setattr(features.reader.read_table, "__defaults__", (None, 30))  # parts of 30 rows
+    monkeypatch.setattr(ingestion.reader.read_table, "__defaults__", (None, 30))  # parts of 30 rows
     outcomes = []
     for how in ("one pass", "parts"):
         settings = Settings.from_env({"CONCORD_HOME": str(tmp_path / how), "CONCORD_PSEUDONYM_KEY": "test-secret"})
         with monkeypatch.context() as patch:
             if how == "one pass":
-                patch.setattr(features.importer, "read_table", _read_in_one_pass)
+                patch.setattr(ingestion.importer, "read_table", _read_in_one_pass)
             rejected: list[pd.DataFrame] = []
             imports = [import_file(name, path, settings, make_engine(settings), rejected_rows=rejected,
                                    received_at=None)

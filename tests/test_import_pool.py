@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from concord import ledger
 from concord.db import make_engine
-from serving.cli import app
+from serving.cli.app import app
 from tests.excel_pool import build_pool
 
 runner = CliRunner()

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from concord import ledger
 from concord.db import make_engine
-from features.contracts import TABLES
-from features.reader import read_table
-from serving.cli import app
+from ingestion.contracts import TABLES
+from ingestion.reader import read_table
+from serving.cli.app import app
 from tests.excel_pool import id_number
 
 runner = CliRunner()
@@ -260,8 +260,8 @@ def test_connections_check_foreign_keys_again_after_an_import(settings, cases_cs
     # connection it leaves behind must check them again, after a success and after a failure.
     from sqlalchemy import exc
 
-    import features.importer
-    from features.importer import import_file
+    import ingestion.importer
+    from ingestion.importer import import_file
 
     engine = make_engine(settings)
     assert import_file("cases", cases_csv, settings, engine).imported == 2
@@ -269,7 +269,7 @@ def test_connections_check_foreign_keys_again_after_an_import(settings, cases_cs
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(features.importer, "store", broken)
+    monkeypatch.setattr(ingestion.importer, "store", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         import_file("cases", cases_csv, settings, engine)
     with engine.connect() as connection:

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from features.importer import _db_values
+from ingestion.importer import _db_values
 
 
 @hsettings(max_examples=100, deadline=None)
@@ -29,7 +29,7 @@ def test_dates_and_timestamps_for_the_driver() -> None:
 def test_row_digest_is_pandas_digest_in_hex() -> None:
     import numpy as np
 
-    from features.importer import _row_hash
+    from ingestion.importer import _row_hash
 
     frame = pd.DataFrame({"a": ["x", None, "福建省", "x"] * 50, "b": pd.to_datetime(["2024-03-05", None] * 100)})
     digest = pd.util.hash_pandas_object(frame, index=False, categorize=False).to_numpy()
@@ -59,7 +59,7 @@ _SPELLINGS = {
 def _repeating_pool(table, rows: int, seed: int):
     import numpy as np
 
-    from features.reader import RawTable
+    from ingestion.reader import RawTable
 
     rng = np.random.default_rng(seed)
     columns = {}
@@ -77,8 +77,8 @@ def _repeating_pool(table, rows: int, seed: int):
 def test_parsing_distinct_values_gives_what_parsing_every_cell_gives(monkeypatch) -> None:
     """Columns that repeat their values are parsed once per distinct value: the parsed values
     and the first fault of every row are those of parsing each cell."""
-    from features import importer
-    from features.contracts import TABLES
+    from ingestion import importer
+    from ingestion.contracts import TABLES
 
     for seed, table in enumerate(TABLES.values()):
         raw = _repeating_pool(table, 3000, seed)

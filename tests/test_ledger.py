@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from concord.db import make_engine
 from concord.ledger import Base
-from serving.cli import app
+from serving.cli.app import app
 from tests.excel_pool import build_pool
 
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from features import parsing
+from ingestion import parsing
 
 FULL_WIDTH = str.maketrans("0123456789.,", "０１２３４５６７８９．，")
 
@@ -157,7 +157,7 @@ def test_rates_accept_fractions_and_percentages() -> None:
 
 
 def test_enums_accept_chinese_aliases_and_refuse_others() -> None:
-    from features.contracts import PRODUCTS
+    from ingestion.contracts import PRODUCTS
 
     parsed = parsing.parse_enum(column("信用卡", "Credit_Card", "消费贷", "mortgage"), PRODUCTS)
     assert parsed.values.tolist()[:3] == ["credit_card", "credit_card", "consumer_loan"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from concord.db import make_engine
-from features.importer import import_file
+from ingestion.importer import import_file
 from tests.test_features_pit import CREDITOR, _settings, import_timeline
 from training.scoring import open_cases
 

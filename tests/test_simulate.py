@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.contracts import REACHED_OUTCOMES, SETTLED_OUTCOMES
-from features.contracts import TABLES as CONTRACT_TABLES
-from features.simulate import (
+from concord.vocabulary import REACHED_OUTCOMES, SETTLED_OUTCOMES
+from ingestion.contracts import TABLES as CONTRACT_TABLES
+from simulator.simulate import (
     TABLES,
     XLSX_MAX_ROWS,
     World,
@@ -324,7 +324,7 @@ def test_oracle_probabilities_match_realised_outcomes(calibrated: dict[int, Worl
 
 def test_contract_keys_are_unique_so_every_row_imports() -> None:
     # Found by `make run`: a debtor with two cases got two capacity snapshots on one day.
-    from features.contracts import TABLES
+    from ingestion.contracts import TABLES
 
     world = simulate_world(3000, seed=1)
     for name in ("cases", "contact_checks", "capacity", "litigation", "events", "mediators"):

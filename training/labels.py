@@ -28,7 +28,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, Select, select
 
 from concord import ledger
-from features.contracts import REACHED_OUTCOMES, SETTLED_OUTCOMES
+from concord.vocabulary import REACHED_OUTCOMES, SETTLED_OUTCOMES
 
 
 @dataclass(frozen=True)

@@ -1,47 +1,18 @@
-"""``concord features ...`` (build, apply, materialize) and ``concord profile CASE_ID``.
+"""``concord features build|apply|materialize`` and ``concord profile CASE_ID``.
 
-``features_app`` is registered in ``serving/cli.py`` as ``concord features``; ``profile_command``
-as ``concord profile``. Timestamps on the command line accept ISO forms (``2026-06-30``,
-``2026-06-30T12:00``); naive ones are Asia/Shanghai, like every contract timestamp.
+The Feast feature store's offline tables, registry and online store; a debtor's masked profile.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-features_app = typer.Typer(help="The Feast feature store: offline tables, registry, online store.",
-                           no_args_is_help=True, pretty_exceptions_enable=False)
-console = Console()
-errors = Console(stderr=True)
+from serving.cli.common import console, fail, timestamp
 
 
-def _fail(message: str, code: int = 2) -> None:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _timestamp(value: str | None, option: str) -> dt.datetime | None:
-    """Parse a command-line timestamp (naive = Asia/Shanghai) to aware UTC."""
-    if value is None:
-        return None
-    from zoneinfo import ZoneInfo
-
-    try:
-        parsed = dt.datetime.fromisoformat(value.strip())
-    except ValueError:
-        _fail(f"{option} '{value}' is not a timestamp like 2026-06-30 or 2026-06-30T12:00.")
-        raise  # unreachable: _fail exits
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
-    return parsed.astimezone(dt.UTC)
-
-
-@features_app.command("build")
 def build_command(
     as_of: Annotated[str | None, typer.Option("--as-of", help="only what was known at this time (default now)")] = None,
 ) -> None:
@@ -49,7 +20,7 @@ def build_command(
     from concord.settings import get_settings
     from features.build import build_offline_tables
 
-    moment = _timestamp(as_of, "--as-of")
+    moment = timestamp(as_of, "--as-of")
     started = time.perf_counter()
     paths = build_offline_tables(get_settings(), moment)
     import pyarrow.parquet as pq
@@ -60,7 +31,6 @@ def build_command(
     console.print(f"built in {time.perf_counter() - started:.1f} s", highlight=False)
 
 
-@features_app.command("apply")
 def apply_command() -> None:
     """Register entities, feature views and services in the Feast registry (idempotent)."""
     from concord.settings import get_settings
@@ -73,7 +43,6 @@ def apply_command() -> None:
                   highlight=False)
 
 
-@features_app.command("materialize")
 def materialize_command(
     end: Annotated[str | None, typer.Option("--end", help="materialise up to this time (default now)")] = None,
 ) -> None:
@@ -82,10 +51,9 @@ def materialize_command(
     from features.store import materialize
 
     try:
-        done = materialize(get_settings(), _timestamp(end, "--end"))
+        done = materialize(get_settings(), timestamp(end, "--end"))
     except FileNotFoundError as error:
-        _fail(str(error))
-        return
+        fail(str(error))
     if not done:
         console.print("online store already up to date")
     for view, run in done.items():
@@ -105,6 +73,5 @@ def profile_command(
     try:
         profile = debtor_profile(get_settings(), case_id, creditor)
     except ProfileError as error:
-        _fail(str(error))
-        return
+        fail(str(error))
     print_profile(profile, console)

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from features.contracts import Table
+from ingestion.contracts import Table
 
 
 class ContractError(Exception):

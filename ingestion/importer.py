@@ -37,9 +37,10 @@ from sqlalchemy import Table as SqlTable
 from concord import ledger
 from concord.pseudonym import mask_id_number, mask_phone, pseudonyms
 from concord.settings import Settings
-from features import parsing
-from features.contracts import SCOPE_PRINCIPAL_LIMIT, TABLES, Column, Table, creditor_kind
-from features.reader import ContractError, FilePart, RawTable, TableFile, read_table
+from concord.vocabulary import SCOPE_PRINCIPAL_LIMIT, creditor_kind
+from ingestion import parsing
+from ingestion.contracts import TABLES, Column, Table
+from ingestion.reader import ContractError, FilePart, RawTable, TableFile, read_table
 
 Progress = Callable[[str, int, int], None]
 """Progress callback: (stage, done, total)."""

@@ -94,8 +94,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from features.contracts import ACTIONS, OUTCOMES, REACHED_OUTCOMES, SCOPE_PRINCIPAL_LIMIT, SETTLED_OUTCOMES
-from features.contracts import TABLES as CONTRACT_TABLES
+from concord.vocabulary import ACTIONS, OUTCOMES, REACHED_OUTCOMES, SCOPE_PRINCIPAL_LIMIT, SETTLED_OUTCOMES
+from ingestion.contracts import TABLES as CONTRACT_TABLES
 
 TABLES: tuple[str, ...] = ("cases", "contact_checks", "events", "capacity", "litigation", "mediators")
 XLSX_MAX_ROWS = 1_048_575  # data rows below the header row of one sheet
@@ -1687,7 +1687,7 @@ def calibration_report(world: World) -> pd.DataFrame:
     Rows: reached_share, settled_of_reached and settled_share per creditor type, and
     repair_success (contact_repair events with outcome ``delivered``) over all cases.
     """
-    from features.contracts import creditor_kind
+    from concord.vocabulary import creditor_kind
 
     events, cases = world.events, world.cases
     kinds = cases["creditor"].astype(str).map(creditor_kind).to_numpy()

@@ -1,0 +1,63 @@
+"""The ``concord`` command: one Typer application with a subcommand per job.
+
+Each command group lives in its own module; this one only assembles them (``concord --help``).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from serving.cli import features, imports, models, world
+from serving.cli.common import console, fail
+
+app = typer.Typer(
+    help="Concord: who should work each debt case, and what to do next.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _check_settings() -> None:
+    """Concord: who should work each debt case, and what to do next."""
+    from concord.settings import get_settings
+
+    try:
+        get_settings()
+    except ValueError as error:
+        fail(f"{error}.")
+
+
+db_app = typer.Typer(help="The case ledger's database.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the ledger schema to the latest version."""
+    from concord.db import make_engine
+    from concord.settings import get_settings
+
+    engine = make_engine(get_settings())
+    console.print(f"ledger ready at {engine.url.render_as_string(hide_password=True)}")
+
+
+features_app = typer.Typer(help="The Feast feature store: offline tables, registry, online store.",
+                           no_args_is_help=True, pretty_exceptions_enable=False)
+features_app.command("build")(features.build_command)
+features_app.command("apply")(features.apply_command)
+features_app.command("materialize")(features.materialize_command)
+
+models_app = typer.Typer(help="Champion/challenger governance of the registered models.", no_args_is_help=True)
+models_app.command("promote")(models.promote_command)
+models_app.command("rollback")(models.rollback_command)
+models_app.command("history")(models.history_command)
+
+app.add_typer(db_app, name="db")
+app.command("import")(imports.import_command)
+app.command("simulate")(world.simulate_command)
+app.command("demo")(world.demo_command)
+app.add_typer(features_app, name="features")
+app.command("profile")(features.profile_command)
+app.command("train")(models.train_command)
+app.add_typer(models_app, name="models")
+app.command("score")(models.score_command)

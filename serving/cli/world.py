@@ -1,0 +1,88 @@
+"""``concord simulate`` and ``concord demo``: synthetic worlds for trying Concord end to end.
+
+The only commands that import the simulator; the product's decision path never does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from serving.cli.common import MODEL_NAMES, console, fail
+from serving.cli.imports import import_one
+from serving.cli.models import train_models
+
+DEMO_END = dt.date(2026, 6, 30)  # the demo world's last day
+IMPORT_ORDER = ("mediators", "cases", "contact_checks", "capacity", "litigation", "events")
+
+
+def simulate_command(
+    cases: Annotated[int, typer.Option(help="number of cases in the world", min=1)] = 20_000,
+    seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same files")] = 1,
+    out: Annotated[Path, typer.Option(help="folder for the six contract tables and the ground truth")] = Path("world"),
+    format: Annotated[str, typer.Option(help="csv, xlsx or parquet")] = "csv",
+    report: Annotated[bool, typer.Option("--report", help="print the calibration report against DOMAIN.md")] = False,
+) -> None:
+    """Write a synthetic world: the six contract tables plus a ground truth only evaluation reads."""
+    from simulator.simulate import calibration_report, simulate_world, write_world
+
+    if format not in ("csv", "xlsx", "parquet"):
+        fail(f"--format must be csv, xlsx or parquet, not '{format}'.")
+    world = simulate_world(cases, seed)
+    try:
+        paths = write_world(world, out, format)  # type: ignore[arg-type]
+    except ValueError as error:
+        fail(str(error))
+    for name, path in paths.items():
+        console.print(f"{name}: {path}", soft_wrap=True, highlight=False)
+    if report:
+        _print_calibration(calibration_report(world))
+
+
+def _print_calibration(frame: object) -> None:
+    from rich.table import Table as RichTable
+
+    table = RichTable(title="calibration against the published pilots (DOMAIN.md)")
+    for column in ("metric", "creditor_type", "measured", "target", "tolerance", "ok"):
+        table.add_column(column)
+    for row in frame.itertuples(index=False):  # type: ignore[attr-defined]
+        table.add_row(str(row.metric), str(row.creditor_type), f"{row.measured:.3f}", f"{row.target:.3f}",
+                      f"{row.tolerance:.3f}", "yes" if row.ok else "NO")
+    console.print(table)
+
+
+def demo_command(
+    cases: Annotated[int, typer.Option(help="cases in the demo world", min=100)] = 3000,
+    seed: Annotated[int, typer.Option(help="random seed of the demo world")] = 1,
+) -> None:
+    """Build a demo world under CONCORD_HOME and import it (what `make run` does)."""
+    from concord.settings import get_settings
+    from simulator.simulate import simulate_world, write_world
+
+    settings = get_settings()
+    folder = settings.ensure_home() / "demo" / f"world-{cases}-{seed}"
+    if not all((folder / f"{name}.csv").exists() for name in IMPORT_ORDER):
+        console.print(f"simulating a demo world of {cases:,} cases (seed {seed}) into {folder}", soft_wrap=True)
+        write_world(simulate_world(cases, seed, end=DEMO_END), folder, "csv")
+    for name in IMPORT_ORDER:
+        import_one(name, folder / f"{name}.csv", None, settings.home / "imports" / f"demo-{name}.json", quiet=True,
+                    received_at=None)
+    console.print(f"demo ledger: {settings.database_url}", soft_wrap=True, highlight=False)
+
+    from concord.db import make_engine
+    from features.build import build_offline_tables
+    from features.store import apply, materialize
+
+    with console.status("building features"):
+        build_offline_tables(settings)
+        apply(settings)
+        materialize(settings)
+    console.print(f"features built, applied and materialised under {settings.home / 'features'}", soft_wrap=True)
+    engine = make_engine(settings)
+    # Train with what was known when the demo world ends.
+    end = dt.datetime(DEMO_END.year, DEMO_END.month, DEMO_END.day, tzinfo=dt.UTC)
+    train_models(settings, engine, MODEL_NAMES, end, promote_first=True)
+    engine.dispose()

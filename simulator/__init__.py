@@ -1,0 +1,4 @@
+"""The synthetic world: debtors, creditors and mediators whose histories follow known rules.
+
+Used by the demo, the tests and the benchmarks; the product's decision path never imports it.
+"""
