@@ -1,4 +1,5 @@
-"""The six contract tables of CONTRACTS.md as data: columns, Chinese aliases, types, keys.
+"""The six contract tables of CONTRACTS.md as data: columns, Chinese aliases, types, keys;
+and :class:`ContractError`, raised for a file that cannot be imported as one of them.
 
 The importer, the simulator's tests and the documentation read these specs; a column rule
 lives here once.
@@ -29,6 +30,12 @@ EMPLOYMENT = {"employed": "employed", "在职": "employed", "受雇": "employed"
               "self_employed": "self_employed", "自雇": "self_employed", "个体": "self_employed",
               "unemployed": "unemployed", "失业": "unemployed", "无业": "unemployed",
               "retired": "retired", "退休": "retired", "unknown": "unknown", "未知": "unknown"}
+
+
+class ContractError(Exception):
+    """A file that cannot be imported as a whole; the message is one sentence for a user."""
+
+
 @dataclass(frozen=True)
 class Column:
     """One contract column: English name, Chinese alias, kind and rules."""

@@ -14,12 +14,15 @@ import pytest
 from sqlalchemy import text
 
 import ingestion.importer
-import ingestion.reader
+import ingestion.table_file
 from concord.db import make_engine
 from concord.settings import Settings
+from ingestion.cell_text import _cell_text
 from ingestion.contracts import TABLES
 from ingestion.importer import import_file
-from ingestion.reader import _cell_text, part_sizes, read_table
+from ingestion.parquet_format import _read_parquet_range
+from ingestion.parts import part_sizes
+from ingestion.table_file import read_table
 from simulator.simulate import simulate_world, write_world
 
 
@@ -91,7 +94,7 @@ def test_parquet_parts_read_like_one_pass(tmp_path, row_group_size: int) -> None
     assert opened.part_count == len(part_sizes(97, 10)) > 10
     assert _rows(opened.chunks()) == _rows(_read_in_one_pass(path, TABLES["mediators"], chunk_rows=10).chunks())
     # Every column's text, not only the contract's: the ignored ones decide which rows are blank.
-    split = pd.concat([part.body if part.body is not None else ingestion.reader._read_parquet_range(part.parquet)
+    split = pd.concat([part.body if part.body is not None else _read_parquet_range(part.parquet)
                        for part in opened.parts()], ignore_index=True)
     whole = pd.concat(_one_pass_bodies(path, 10), ignore_index=True)
     assert split.shape == (97, 17)
@@ -141,7 +144,7 @@ def test_multi_part_parquet_imports_like_one_pass(tmp_path, monkeypatch) -> None
     events = pq.read_table(world["events"])
     events_path = tmp_path / "events.parquet"
     pq.write_table(events, events_path, row_group_size=17)
-    monkeypatch.setattr(ingestion.reader.read_table, "__defaults__", (None, 30))  # parts of 30 rows
+    monkeypatch.setattr(ingestion.table_file.read_table, "__defaults__", (None, 30))  # parts of 30 rows
     outcomes = []
     for how in ("one pass", "parts"):
         settings = Settings.from_env({"CONCORD_HOME": str(tmp_path / how), "CONCORD_PSEUDONYM_KEY": "test-secret"})

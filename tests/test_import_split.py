@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from concord.db import make_engine
-from ingestion.contracts import TABLES
+from ingestion.contracts import TABLES, ContractError
 from ingestion.importer import import_file
-from ingestion.reader import ContractError, read_table
+from ingestion.table_file import read_table
 
 HEADER = "mediator_id,organisation,capacity,languages"
 
@@ -76,9 +76,9 @@ def test_a_record_with_too_many_fields_refuses_the_file_wherever_it_is(tmp_path,
 
 
 def test_duplicate_keys_across_chunks_are_rejected_in_parallel_import(settings, tmp_path, monkeypatch) -> None:
-    import ingestion.reader
+    import ingestion.table_file
 
-    monkeypatch.setattr(ingestion.reader.read_table, "__defaults__", (None, 50))  # chunks of 50 rows
+    monkeypatch.setattr(ingestion.table_file.read_table, "__defaults__", (None, 50))  # chunks of 50 rows
     rng = np.random.default_rng(0)
     ids = [f"M{i}" for i in range(300)]
     repeats = {320: "M5", 321: "M60", 399: "M250"}  # spreadsheet row -> key used earlier

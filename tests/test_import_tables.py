@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from concord import ledger
 from concord.db import make_engine
 from ingestion.contracts import TABLES
-from ingestion.reader import read_table
+from ingestion.table_file import read_table
 from serving.cli.app import app
 from tests.excel_pool import id_number
 

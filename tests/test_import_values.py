@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from ingestion.importer import _db_values
+from ingestion.prepare import _db_values
 
 
 @hsettings(max_examples=100, deadline=None)
@@ -29,7 +29,7 @@ def test_dates_and_timestamps_for_the_driver() -> None:
 def test_row_digest_is_pandas_digest_in_hex() -> None:
     import numpy as np
 
-    from ingestion.importer import _row_hash
+    from ingestion.prepare import _row_hash
 
     frame = pd.DataFrame({"a": ["x", None, "福建省", "x"] * 50, "b": pd.to_datetime(["2024-03-05", None] * 100)})
     digest = pd.util.hash_pandas_object(frame, index=False, categorize=False).to_numpy()
@@ -59,7 +59,7 @@ _SPELLINGS = {
 def _repeating_pool(table, rows: int, seed: int):
     import numpy as np
 
-    from ingestion.reader import RawTable
+    from ingestion.table_file import RawTable
 
     rng = np.random.default_rng(seed)
     columns = {}
@@ -77,15 +77,15 @@ def _repeating_pool(table, rows: int, seed: int):
 def test_parsing_distinct_values_gives_what_parsing_every_cell_gives(monkeypatch) -> None:
     """Columns that repeat their values are parsed once per distinct value: the parsed values
     and the first fault of every row are those of parsing each cell."""
-    from ingestion import importer
+    from ingestion import validate
     from ingestion.contracts import TABLES
 
     for seed, table in enumerate(TABLES.values()):
         raw = _repeating_pool(table, 3000, seed)
-        assert importer._distinct(raw.frame[table.columns[0].name]) is not None  # the path under test
-        distinct = importer.validate(table, raw)
-        monkeypatch.setattr(importer, "_DISTINCT_MIN_ROWS", 10**9)
-        every = importer.validate(table, raw)
+        assert validate._distinct(raw.frame[table.columns[0].name]) is not None  # the path under test
+        distinct = validate.validate(table, raw)
+        monkeypatch.setattr(validate, "_DISTINCT_MIN_ROWS", 10**9)
+        every = validate.validate(table, raw)
         monkeypatch.undo()
         assert every.error_column.notna().any() and every.ok.any(), table.name
         pd.testing.assert_frame_equal(distinct.values, every.values, check_dtype=False)

@@ -23,8 +23,9 @@ def import_one(table: str, file: Path, sheet: str | None, report: Path | None, *
     """Run one import with a progress bar; write its report; print its summary."""
     from concord.db import make_engine
     from concord.settings import get_settings
-    from ingestion.importer import import_file, write_outputs
-    from ingestion.reader import ContractError
+    from ingestion.contracts import ContractError
+    from ingestion.importer import import_file
+    from ingestion.report import write_outputs
 
     settings = get_settings()
     engine = make_engine(settings)
