@@ -82,7 +82,7 @@ def stage_import(home: Path, world: Path) -> dict:
 def stage_build(home: Path) -> dict:
     """Build the offline feature tables."""
     settings = _settings(home)
-    from features.build import build_offline_tables, offline_dir
+    from features.offline.build import build_offline_tables, offline_dir
 
     started = time.perf_counter()
     build_offline_tables(settings)
@@ -98,7 +98,8 @@ def stage_materialize(home: Path, redis_url: str | None, project: str) -> dict:
     settings = _settings(home, redis_url)
     import warnings
 
-    from features.store import apply, feature_store, materialize
+    from features.store.config import apply, feature_store
+    from features.store.materialisation import materialize
 
     warnings.simplefilter("ignore")
     store = feature_store(settings, project)
@@ -118,7 +119,8 @@ def stage_online(home: Path, redis_url: str | None, project: str, calls: int) ->
     import numpy as np
 
     from features.repo import REACHABILITY_V1
-    from features.store import case_entities, feature_store, online_features
+    from features.store.config import feature_store
+    from features.store.retrieval import case_entities, online_features
 
     warnings.simplefilter("ignore")
     store = feature_store(settings, project)
@@ -146,7 +148,7 @@ def stage_teardown(home: Path, redis_url: str | None, project: str) -> dict:
     settings = _settings(home, redis_url)
     import warnings
 
-    from features.store import feature_store
+    from features.store.config import feature_store
 
     warnings.simplefilter("ignore")
     feature_store(settings, project).teardown()

@@ -35,8 +35,9 @@ def oracle_comparison(n_cases: int = 50_000, seed: int = 7) -> dict:
 
     from concord.db import make_engine
     from concord.settings import Settings
-    from features.build import build_offline_tables
-    from features.store import apply, historical_features
+    from features.offline.build import build_offline_tables
+    from features.store.config import apply
+    from features.store.retrieval import historical_features
     from ingestion.importer import import_file
     from models.metrics import scores
     from models.specs import SPECS

@@ -11,7 +11,7 @@ PostgreSQL. Conventions:
 - Every source row carries ``row_hash`` (its normalised content) so that re-importing an
   unchanged row is a no-op, ``batch_id``, and ``received_at``: when Concord learnt it. A
   historical backfill stores NULL there, meaning "known when it happened"; features then
-  treat the row as available at its own time (see ``features/build.py``).
+  treat the row as available at its own time (see ``features/offline/asof.py``).
 """
 
 from __future__ import annotations

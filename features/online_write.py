@@ -18,7 +18,7 @@ feature values) that alone took over 15 minutes. Here:
   ``online_write_batch``: the same keys and fields (built by Feast's own helpers; a test
   compares the stored hashes byte for byte with Feast's writer), without the per-entity
   timestamp read (Feast's ``skip_dedup``), which is safe because
-  :func:`features.store.materialize` only writes rows newer than the previous materialised
+  :func:`features.store.materialisation.materialize` only writes rows newer than the previous materialised
   interval. Reads stay with Feast's ``redis`` store;
 - large views are written by several processes at once, each a slice of the entities.
 """
@@ -50,7 +50,7 @@ from feast.utils import to_naive_utc
 from feast.value_type import ValueType
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from features.build import TIMESTAMP_FIELD
+from features.offline.schemas import TIMESTAMP_FIELD
 
 PARALLEL_MIN_ENTITIES = 100_000  # below this one process is faster than starting workers
 
@@ -221,7 +221,7 @@ def _worker_write(repo_path: str, config: RepoConfig, view_name: str, path: str,
 
 class OnlineWriter:
     """Writes views' latest rows through ``store`` (configured for bulk writes: see
-    ``features.store.repo_config``); large views go to ``workers`` processes, each a slice of
+    ``features.store.config.repo_config``); large views go to ``workers`` processes, each a slice of
     the entities, when the online store takes concurrent writers (Redis; SQLite has one writer
     at a time). The processes are started once, at the first large view, and stop on close.
     """

@@ -24,7 +24,7 @@ from rich.table import Table
 from sqlalchemy import Engine, text
 
 from concord.settings import Settings
-from features.build import CHANNELS
+from features.offline.schemas import CHANNELS
 from features.repo import SETTLEMENT_V1
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -131,7 +131,9 @@ def debtor_profile(settings: Settings, case_id: str, creditor: str | None = None
         ProfileError: the case cannot be identified.
     """
     from concord.db import make_engine
-    from features import store as feature_store
+    from features.offline.build import built_as_of
+    from features.store.config import feature_store
+    from features.store.retrieval import online_features
 
     own = engine is None
     engine = engine or make_engine(settings)
@@ -145,14 +147,14 @@ def debtor_profile(settings: Settings, case_id: str, creditor: str | None = None
     features: dict[str, Any] = {}
     kwargs = {"project": project} if project else {}
     try:
-        fs = store or feature_store.feature_store(settings, **kwargs)
+        fs = store or feature_store(settings, **kwargs)
         row = {"case_pk": case["case_pk"], "debtor_key": case["debtor_key"] or ""}
-        online = feature_store.online_features(settings, [row], SETTLEMENT_V1, store=fs, **kwargs)
+        online = online_features(settings, [row], SETTLEMENT_V1, store=fs, **kwargs)
         features = {name: values[0] for name, values in online.items()}
     except Exception as error:  # the profile still shows the ledger's facts without features
         notes.append(f"online features unavailable ({type(error).__name__}); run `concord features build`, "
                      "`apply` and `materialize`.")
-    as_of = feature_store.built_as_of(settings)
+    as_of = built_as_of(settings)
     if features and _missing(features.get("attempts_total")):
         notes.append("this case has no online features yet (not materialised).")
     for name in ("debtor_key",):

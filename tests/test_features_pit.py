@@ -29,8 +29,9 @@ import pytest
 
 from concord.db import make_engine
 from concord.settings import Settings
-from features.build import build_offline_tables
-from features.store import apply, case_entities, feature_store, historical_features
+from features.offline.build import build_offline_tables
+from features.store.config import apply, feature_store
+from features.store.retrieval import case_entities, historical_features
 from ingestion.importer import import_file
 
 UTC = dt.UTC
@@ -242,14 +243,14 @@ def test_entities_do_not_mix_and_unknown_is_missing(timeline: tuple[Settings, di
 def test_batched_retrieval_equals_one_call(timeline: tuple[Settings, dict[str, object]], monkeypatch) -> None:
     """Entity rows go to Feast in batches of neighbouring cases; the result is the same, in the
     caller's order, whatever the batch size."""
-    import features.store
+    import features.store.retrieval
 
     settings, keys = timeline
     frame = pd.concat([_entity_df(keys["B1"], STAMPS[:3]), _entity_df(keys["A1"], STAMPS),
                        _entity_df(keys["B1"], STAMPS[3:])], ignore_index=True)
     frame["label"] = range(len(frame))
     whole = historical_features(settings, frame, "settlement_v1")
-    monkeypatch.setattr(features.store, "HISTORICAL_BATCH_ROWS", 2)
+    monkeypatch.setattr(features.store.retrieval, "HISTORICAL_BATCH_ROWS", 2)
     batched = historical_features(settings, frame, "settlement_v1")
     pd.testing.assert_frame_equal(batched, whole)
     assert batched["label"].tolist() == list(range(len(frame)))

@@ -23,11 +23,14 @@ from rich.console import Console
 from concord.db import make_engine
 from concord.pseudonym import mask_id_number, mask_phone
 from concord.settings import Settings
-from features import build
-from features.build import TABLE_NAMES, build_offline_tables, latest_path, offline_path
+from features.offline import build
+from features.offline.build import build_offline_tables, latest_path, offline_path
+from features.offline.schemas import TABLE_NAMES
 from features.profile import debtor_profile, render
 from features.repo import REACHABILITY_V1, SETTLEMENT_V1
-from features.store import apply, feature_store, historical_features, materialize, online_features
+from features.store.config import apply, feature_store
+from features.store.materialisation import materialize
+from features.store.retrieval import historical_features, online_features
 from ingestion.importer import import_file
 from tests.test_features_pit import (
     CREDITOR,
@@ -230,7 +233,7 @@ def _documented_names(markdown: str) -> set[str]:
     import itertools
     import re
 
-    from features.build import CHANNELS
+    from features.offline.schemas import CHANNELS
 
     names: set[str] = set()
     for cell in re.findall(r"^\| (`[^|]+`) \|", markdown, flags=re.MULTILINE):

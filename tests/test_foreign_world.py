@@ -9,8 +9,8 @@ import datetime as dt
 import pandas as pd
 
 from concord.db import make_engine
-from features.build import build_offline_tables
-from features.store import apply
+from features.offline.build import build_offline_tables
+from features.store.config import apply
 from ingestion.importer import import_file
 from tests.foreign_world import build
 from training import registry

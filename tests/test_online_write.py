@@ -22,9 +22,9 @@ from feast.utils import _convert_arrow_to_proto
 
 from concord.settings import Settings
 from features import online_write
-from features.build import SCHEMAS
+from features.offline.schemas import SCHEMAS
 from features.online_write import OnlineWriter, online_rows
-from features.store import apply, feature_store, repo_config
+from features.store.config import apply, feature_store, repo_config
 
 VIEWS = ("case_state", "contact_repair", "repayment_capacity", "litigation", "mediator_performance")
 

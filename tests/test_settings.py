@@ -40,7 +40,7 @@ def test_whole_number_settings_name_the_variable_when_wrong(name, raw) -> None:
 def test_offline_engine_limits_come_from_settings(tmp_path) -> None:
     import ibis
 
-    from features.store import configure_offline_engine
+    from features.store.config import configure_offline_engine
 
     settings = Settings.from_env({"CONCORD_HOME": str(tmp_path), "CONCORD_OFFLINE_MEMORY_LIMIT": "300MB",
                                   "CONCORD_OFFLINE_THREADS": "1"})

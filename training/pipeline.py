@@ -245,7 +245,7 @@ def log_and_register(settings: Settings, engine: Engine, result: TrainingResult,
 def training_frame(settings: Settings, engine: Engine, spec: ModelSpec, as_of: dt.datetime,
                    per_case: float = 3.0, seed: int = 0) -> pd.DataFrame:
     """Decision points with labels and the model's features, point-in-time correct."""
-    from features.store import historical_features
+    from features.store.retrieval import historical_features
 
     label = label_defs.LABELS[spec.label]
     cases, events = label_defs.load_history(engine)

@@ -53,7 +53,7 @@ def champion(settings: Settings, model: str) -> tuple[Any, str]:
 
 def score(settings: Settings, engine: Engine, as_of: dt.datetime) -> pd.DataFrame:
     """``case_id, creditor, p_reach, p_settle`` and the model versions, for every open case."""
-    from features.store import historical_features
+    from features.store.retrieval import historical_features
 
     cases = open_cases(engine, as_of)
     out = cases[["case_pk", "case_id", "creditor", "creditor_type"]].copy()

@@ -6,7 +6,7 @@
 - ``services.py``: one FeatureService per model (``reachability_v1``, ``settlement_v1``).
 
 Definitions are built by functions given the Settings (paths under ``CONCORD_HOME``); nothing
-is created or bound at import. ``features/store.py`` applies them.
+is created or bound at import. ``features/store/config.py`` applies them.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ and serving ``get_online_features`` of the same service, so the two cannot drift
 
 Entity rows for both services carry ``case_pk`` (int64), ``debtor_key`` (str, the debtor's
 pseudonym, "" when the case has none), ``decision_ts`` (UTC) and, for training,
-``event_timestamp`` (UTC): see ``features/store.py``.
+``event_timestamp`` (UTC): see ``features/store/retrieval.py``.
 """
 
 from __future__ import annotations

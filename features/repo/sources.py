@@ -1,4 +1,4 @@
-"""Feast data sources: the offline parquet tables that ``features/build.py`` writes, and the
+"""Feast data sources: the offline parquet tables that ``features/offline/build.py`` writes, and the
 request-time input of the on-demand view.
 
 Paths are absolute, under ``settings.home / "features" / "offline"``; nothing is bound at import.
@@ -10,7 +10,8 @@ from feast import Field, FileSource, RequestSource
 from feast.types import UnixTimestamp
 
 from concord.settings import Settings
-from features.build import TABLE_NAMES, TIMESTAMP_FIELD, offline_path
+from features.offline.build import offline_path
+from features.offline.schemas import TABLE_NAMES, TIMESTAMP_FIELD
 
 DECISION_TS = "decision_ts"
 
@@ -21,7 +22,7 @@ def offline_source(settings: Settings, table: str) -> FileSource:
         name=f"{table}_source",
         path=str(offline_path(settings, table)),
         timestamp_field=TIMESTAMP_FIELD,
-        description=f"features/build.py offline table {table}: one row per entity and change point; "
+        description=f"features/offline/build.py offline table {table}: one row per entity and change point; "
                     f"{TIMESTAMP_FIELD} = when the values became known (UTC).",
     )
 

@@ -1,7 +1,7 @@
 """Feast feature views, one per concern, and the on-demand view of request-time ages.
 
-The stored views mirror the offline tables of ``features/build.py`` column for column (the
-column lists there are the single source of the schemas). ``features/FEATURES.md`` documents
+The stored views mirror the offline tables of ``features/offline/schemas.py`` column for column
+(the column lists there are the single source of the schemas). ``features/FEATURES.md`` documents
 every feature.
 
 TTL is zero (no expiry): a debtor's latest capacity snapshot stays its latest however old;
@@ -20,7 +20,7 @@ from feast import Entity, FeatureView, Field, FileSource, OnDemandFeatureView, R
 from feast.types import FeastType, Float64, Int32, Int64, String
 
 from concord.settings import Settings
-from features import build
+from features.offline import schemas
 from features.repo.entities import all_entities
 from features.repo.sources import decision_request, offline_sources
 
@@ -29,14 +29,14 @@ _ARROW_TO_FEAST: dict[pa.DataType, FeastType] = {pa.int32(): Int32, pa.int64(): 
 
 # view name -> (entity name, column list, description)
 _STORED = {
-    "contact_repair": ("debtor", build.contact_repair_columns,
+    "contact_repair": ("debtor", schemas.contact_repair_columns,
                        "Phone-status checks and lost-contact repairs of the debtor, cumulative."),
-    "repayment_capacity": ("debtor", build.repayment_capacity_columns,
+    "repayment_capacity": ("debtor", schemas.repayment_capacity_columns,
                            "The debtor's latest known repayment-capacity snapshot."),
-    "litigation": ("debtor", build.litigation_columns, "The debtor's latest known court-data snapshot."),
-    "case_state": ("case", build.case_state_columns,
+    "litigation": ("debtor", schemas.litigation_columns, "The debtor's latest known court-data snapshot."),
+    "case_state": ("case", schemas.case_state_columns,
                    "Amounts, creditor, product, stage and contact history (by channel, 1/7/30 days) of the case."),
-    "mediator_performance": ("mediator", build.mediator_performance_columns,
+    "mediator_performance": ("mediator", schemas.mediator_performance_columns,
                              "Cases worked, reached and settled by the mediator, cumulative and last 30 days."),
 }
 

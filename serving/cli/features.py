@@ -18,7 +18,7 @@ def build_command(
 ) -> None:
     """Build the offline feature tables (parquet under CONCORD_HOME/features/offline) from the ledger."""
     from concord.settings import get_settings
-    from features.build import build_offline_tables
+    from features.offline.build import build_offline_tables
 
     moment = timestamp(as_of, "--as-of")
     started = time.perf_counter()
@@ -34,7 +34,7 @@ def build_command(
 def apply_command() -> None:
     """Register entities, feature views and services in the Feast registry (idempotent)."""
     from concord.settings import get_settings
-    from features.store import apply, write_feature_store_yaml
+    from features.store.config import apply, write_feature_store_yaml
 
     settings = get_settings()
     names = apply(settings)
@@ -48,7 +48,7 @@ def materialize_command(
 ) -> None:
     """Load the online store incrementally from the offline tables (up to their build time)."""
     from concord.settings import get_settings
-    from features.store import materialize
+    from features.store.materialisation import materialize
 
     try:
         done = materialize(get_settings(), timestamp(end, "--end"))

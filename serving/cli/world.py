@@ -73,8 +73,9 @@ def demo_command(
     console.print(f"demo ledger: {settings.database_url}", soft_wrap=True, highlight=False)
 
     from concord.db import make_engine
-    from features.build import build_offline_tables
-    from features.store import apply, materialize
+    from features.offline.build import build_offline_tables
+    from features.store.config import apply
+    from features.store.materialisation import materialize
 
     with console.status("building features"):
         build_offline_tables(settings)
