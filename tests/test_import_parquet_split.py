@@ -20,7 +20,8 @@ from concord.settings import Settings
 from ingestion.contracts import TABLES
 from ingestion.importer import import_file
 from ingestion.reader import _cell_text, part_sizes, read_table
-from simulator.simulate import simulate_world, write_world
+from simulator.world import simulate_world
+from simulator.writers import write_world
 
 
 def _one_pass_bodies(path, chunk_rows: int):

@@ -27,7 +27,9 @@ def simulate_command(
     report: Annotated[bool, typer.Option("--report", help="print the calibration report against DOMAIN.md")] = False,
 ) -> None:
     """Write a synthetic world: the six contract tables plus a ground truth only evaluation reads."""
-    from simulator.simulate import calibration_report, simulate_world, write_world
+    from simulator.calibration import calibration_report
+    from simulator.world import simulate_world
+    from simulator.writers import write_world
 
     if format not in ("csv", "xlsx", "parquet"):
         fail(f"--format must be csv, xlsx or parquet, not '{format}'.")
@@ -60,7 +62,8 @@ def demo_command(
 ) -> None:
     """Build a demo world under CONCORD_HOME and import it (what `make run` does)."""
     from concord.settings import get_settings
-    from simulator.simulate import simulate_world, write_world
+    from simulator.world import simulate_world
+    from simulator.writers import write_world
 
     settings = get_settings()
     folder = settings.ensure_home() / "demo" / f"world-{cases}-{seed}"
