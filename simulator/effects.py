@@ -1,8 +1,9 @@
 """The effect model: what each action does to a case, as outcome-class probabilities per
 stage (warning, mediation, after an agreement), from the debtor's hidden traits.
 
-sigma is the logistic function; the intercepts come from ``Calibration``. ``docs/simulator.md``
-(the effect model) states every formula.
+sigma is the logistic function; the intercepts come from ``Calibration``, the action-specific
+terms from an effect profile (``profiles.py``). ``docs/simulator.md`` (the effect model) states
+every formula.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 from simulator.arrays import sigmoid
 from simulator.calibration import Calibration
 from simulator.population import Traits
+from simulator.profiles import EffectProfile, Terms
 from simulator.states import (
     A0_ACTIONS,
     AGREE,
@@ -28,6 +30,9 @@ from simulator.states import (
     W_ACTIONS,
     W_LINE,
 )
+
+# warning actions that need a working line to reach anyone
+PHONE_CHANNELS = frozenset({"sms_warning", "flash_sms", "similar_case_push", "voice_call"})
 
 
 def contact_classes(
@@ -51,21 +56,20 @@ def contact_classes(
     return out.transpose(1, 2, 0)
 
 
-def q_warning(t: Traits, line: np.ndarray, cal: Calibration) -> np.ndarray:
+def q_warning(t: Traits, line: np.ndarray, cal: Calibration, profile: EffectProfile) -> np.ndarray:
     """Outcome-class probabilities (n, len(W_ACTIONS), 8) of each warning-stage action."""
     n = len(line)
     ln = line.astype(float)
     aw = np.asarray(cal.reach_w)[t.ct]
+    features = _Features(t)
     r = np.zeros((n, len(W_ACTIONS)))
-    for j, beta in ((0, -1.6), (1, -1.4), (2, -2.0), (3, 0.0)):
-        r[:, j] = ln * sigmoid(aw + beta + t.zr)
-    r[:, 5] = sigmoid(aw - 1.0 + 0.5 * t.zr + 0.7 * t.zc)
-    r[:, 6] = sigmoid(aw - 1.6 + 0.4 * t.zr + 2.0 * t.assets + 0.3 * t.zc)
-    r[:, 8] = sigmoid(aw - 1.0 + 0.4 * t.zr + 0.4 * t.zc)
+    for action, terms in profile.warning_reach.items():
+        j = W_ACTIONS.index(action)
+        reach = sigmoid(np.asarray(features.add(aw, terms)))
+        r[:, j] = ln * reach if action in PHONE_CHANNELS else reach
     h = np.zeros((n, len(W_ACTIONS)))
-    h[:, 5] = 0.8 * t.zc
-    h[:, 6] = 0.6 + 0.5 * t.assets
-    h[:, 8] = 0.3
+    for action, terms in profile.warning_settle.items():
+        h[:, W_ACTIONS.index(action)] = features.add(None, terms)
     base = np.asarray(cal.settle_m)[t.ct] - 1.0 + 0.9 * t.zw + 0.5 * t.zc
     s = sigmoid(base[:, None] + h)
     paid_share = sigmoid(-0.5 + 0.9 * t.zc - 0.6 * t.lpr)[:, None]
@@ -79,24 +83,18 @@ def q_warning(t: Traits, line: np.ndarray, cal: Calibration) -> np.ndarray:
     return out
 
 
-def q_mediation(t: Traits, promised: np.ndarray, cal: Calibration) -> np.ndarray:
+def q_mediation(t: Traits, promised: np.ndarray, cal: Calibration, profile: EffectProfile) -> np.ndarray:
     """Outcome-class probabilities (n, len(M_ACTIONS), 8) once the debtor has been reached."""
     n = len(promised)
     m = promised.astype(float)
+    features = _Features(t)
     gamma = np.zeros((n, len(M_ACTIONS)))
-    gamma[:, 1] = -0.6
-    gamma[:, 2] = -0.3 + 0.3 * t.zw
-    gamma[:, 4] = -0.3 + 0.4 * t.zc
-    gamma[:, 5] = -0.5 + 0.4 * t.zc
-    gamma[:, 6] = -0.2 + 0.3 * t.zc
+    for action, terms in profile.mediation_contact.items():
+        gamma[:, M_ACTIONS.index(action)] = features.add(None, terms)
     c = sigmoid((np.asarray(cal.contact_m)[t.ct] + 0.8 * t.zr + 0.6 * m)[:, None] + gamma)
     h = np.zeros((n, len(M_ACTIONS)))
-    h[:, 1] = 0.3
-    h[:, 2] = 0.2
-    h[:, 3] = -0.3 + 2.0 * sigmoid(2 * t.zw) * sigmoid(-2 * t.zc)
-    h[:, 4] = -0.3 + 0.9 * t.zc
-    h[:, 5] = 0.2 * t.zc
-    h[:, 6] = 0.4 + 0.5 * t.zc
+    for action, terms in profile.mediation_settle.items():
+        h[:, M_ACTIONS.index(action)] = features.add(None, terms)
     base = np.asarray(cal.settle_m)[t.ct] + 0.9 * t.zw + 0.5 * t.zc + 0.8 * m
     s = sigmoid(base[:, None] + h)
     paid = sigmoid(-0.5 + 0.9 * t.zc - 0.6 * t.lpr)
@@ -131,13 +129,41 @@ def q_agreed(t: Traits, formalised: bool) -> np.ndarray:
     return out
 
 
-def outcome_probs(state: np.ndarray, t: Traits, group: str, cal: Calibration) -> np.ndarray:
+def outcome_probs(state: np.ndarray, t: Traits, group: str, cal: Calibration, profile: EffectProfile) -> np.ndarray:
     """Outcome-class probabilities (n, A, 8) of every non-close action of the group."""
     if group == "W":
-        return q_warning(t, W_LINE[state], cal)
+        return q_warning(t, W_LINE[state], cal, profile)
     if group == "M":
-        return q_mediation(t, state == M1, cal)
+        return q_mediation(t, state == M1, cal, profile)
     if group == "A0":
         return q_agreed(t, formalised=False)
     return q_agreed(t, formalised=True)
 
+
+class _Features:
+    """The profile's features of some rows, each computed once when a term first asks for it."""
+
+    def __init__(self, t: Traits) -> None:
+        self._t = t
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            t = self._t
+            self._cache[name] = {
+                "reachability": lambda: t.zr,
+                "capacity": lambda: t.zc,
+                "willingness": lambda: t.zw,
+                "assets": lambda: t.assets,
+                "willing_poor": lambda: sigmoid(2 * t.zw) * sigmoid(-2 * t.zc),
+                "able_unwilling": lambda: sigmoid(2 * t.zc) * sigmoid(-2 * t.zw),
+            }[name]()
+        return self._cache[name]
+
+    def add(self, start: np.ndarray | None, terms: Terms) -> np.ndarray | float:
+        """``start`` plus the terms, added one by one in the profile's order (``None``: start at 0)."""
+        total: np.ndarray | float | None = start
+        for feature, coefficient in terms:
+            term = coefficient if feature == "intercept" else coefficient * self[feature]
+            total = term if total is None else total + term
+        return 0.0 if total is None else total

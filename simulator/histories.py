@@ -18,6 +18,7 @@ from simulator.calibration import Calibration
 from simulator.effects import outcome_probs
 from simulator.policy import policy
 from simulator.population import Traits
+from simulator.profiles import EffectProfile
 from simulator.states import (
     A0,
     A1,
@@ -73,6 +74,7 @@ def simulate_cases(
     stop: np.ndarray,
     claim: np.ndarray,
     cal: Calibration,
+    profile: EffectProfile,
     rng: np.random.Generator,
 ) -> Log:
     """Run every case's life step by step (vectorised over cases); days are epoch day numbers."""
@@ -111,7 +113,7 @@ def simulate_cases(
             open_all = np.flatnonzero(~closing) if name != "PC" else np.empty(0, dtype=np.int64)
             for lo in range(0, open_all.size, _SIM_CHUNK):  # bounded memory: q is (rows, actions, 8)
                 open_ = open_all[lo : lo + _SIM_CHUNK]
-                q = outcome_probs(st[rows[open_]], tg.take(open_), name, cal)
+                q = outcome_probs(st[rows[open_]], tg.take(open_), name, cal, profile)
                 out_cls[open_] = draw(q[np.arange(open_.size), choice[open_]], u_cls[rows[open_]])
             cls[rows] = out_cls
         outcome, amount = label_outcomes(idx, st, action, cls, t, claim, agreed, paid, rng)
@@ -224,8 +226,12 @@ def events_frame(
     mediators: pd.DataFrame,
     case_dtype: pd.CategoricalDtype,
     creditor_dtype: pd.CategoricalDtype,
+    record_propensity: bool = True,
 ) -> pd.DataFrame:
-    """Contract table 3 from the simulation log, releasing the log's columns as they are used."""
+    """Contract table 3 from the simulation log, releasing the log's columns as they are used.
+
+    Without ``record_propensity`` the ``propensity`` column is empty (NaN), as in most platform histories.
+    """
     columns: dict[str, object] = {}
     columns["case_id"] = categorical(log.case, case_dtype)
     columns["creditor"] = pd.Categorical.from_codes(creditor[log.case], dtype=creditor_dtype)
@@ -242,7 +248,7 @@ def events_frame(
     log.action = log.outcome = log.state = log.cls = np.empty(0, dtype=np.int8)
     log.k = np.empty(0, dtype=np.int16)
     columns["amount"] = log.amount
-    columns["propensity"] = log.propensity
+    columns["propensity"] = log.propensity if record_propensity else np.full(log.propensity.size, np.nan)
     log.amount = log.propensity = np.empty(0)
     return frame(columns)
 

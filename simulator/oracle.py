@@ -1,9 +1,9 @@
-"""The oracle: exact probabilities that a case is reached (settles) within a horizon after a
-decision, under the logging policy and the case's true hidden state (``truth_decisions``).
+"""The oracle: exact probabilities that a case is reached (settles) within a window, under the
+logging policy (after one forced or skipped step, if asked) and the case's true hidden state.
 
-A dynamic programme over the six live states; the step gaps do not depend on the state, so
-the horizon enters only through the distribution of a sum of gaps. ``docs/simulator.md``
-(the oracle) gives the definitions.
+Behind ``truth_decisions`` and the truth at a snapshot. A dynamic programme over the six live
+states; the step gaps do not depend on the state, so the window enters only through the
+distribution of a sum of gaps. ``docs/simulator.md`` (the oracle) gives the definitions.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from simulator.calibration import Calibration
 from simulator.effects import q_agreed, q_mediation, q_warning
 from simulator.policy import M_REGIME, W_REGIME, close_weight, policy_tables
 from simulator.population import Population, Traits, case_traits
+from simulator.profiles import EffectProfile
 from simulator.states import (
     A0,
     A1,
@@ -53,13 +54,13 @@ def _gap_sum_tables(steps: int) -> tuple[np.ndarray, np.ndarray]:
     return pmf, np.cumsum(pmf, axis=1)
 
 
-_AGG = np.zeros((N_CLASSES, 6))  # classes -> [settle, contact, promise, fail, repair, cert]
-_AGG[[AGREE, PAID, PARTIAL], 0] = 1
-_AGG[CONTACT, 1] = 1
-_AGG[PROMISE, 2] = 1
-_AGG[FAIL, 3] = 1
-_AGG[REPAIR, 4] = 1
-_AGG[CERT, 5] = 1
+CLASS_AGGREGATE = np.zeros((N_CLASSES, 6))  # classes -> [settle, contact, promise, fail, repair, cert]
+CLASS_AGGREGATE[[AGREE, PAID, PARTIAL], 0] = 1
+CLASS_AGGREGATE[CONTACT, 1] = 1
+CLASS_AGGREGATE[PROMISE, 2] = 1
+CLASS_AGGREGATE[FAIL, 3] = 1
+CLASS_AGGREGATE[REPAIR, 4] = 1
+CLASS_AGGREGATE[CERT, 5] = 1
 _SET, _CON, _PRO, _FAI, _REP, _CER = range(6)
 
 
@@ -71,16 +72,48 @@ def decision_probabilities(
     days_left: np.ndarray,
     second: np.ndarray,
     cal: Calibration,
+    profile: EffectProfile,
     horizons: tuple[int, int] = (14, 90),
-    block: int = 25_000,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact P(reached-type event within horizons[0] days) and P(settled-type within horizons[1]).
 
     One row per decision point: its case (row of the case pool), its live state and attempt
     count before the step, the days from the step's day to the last day the case can still
-    act (life cap or world end) and the step's second of the day. Windows are [t, t + H days) in event time. Points are
-    processed in blocks sharing the stage and the attempt count, so the policy's regime and
-    close weight are scalars within a block.
+    act (life cap or world end) and the step's second of the day. Windows are [t, t + H days)
+    in event time, t the decision's own time.
+    """
+    n = len(state)
+    reach_end = np.broadcast_to(np.int64(horizons[0]), n)
+    settle_end = np.broadcast_to(np.int64(horizons[1]), n)
+    return window_probabilities(pop, case, state, k, days_left, second, reach_end, settle_end, cal, profile)
+
+
+def window_probabilities(
+    pop: Population,
+    case: np.ndarray,
+    state: np.ndarray,
+    k: np.ndarray,
+    days_left: np.ndarray,
+    second: np.ndarray,
+    reach_end: np.ndarray,
+    settle_end: np.ndarray,
+    cal: Calibration,
+    profile: EffectProfile,
+    first_outcomes: np.ndarray | None = None,
+    skip_first: bool = False,
+    block: int = 25_000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact P(reached-type event in the window) and P(settled-type event in the window).
+
+    One row per starting point: case, live state and attempt count k before its first step,
+    ``days_left`` = days from the first step's day to the last day the case can act (>= 0),
+    ``second`` = the first step's second of the day. A step s days after the first step's day
+    falls in the window when s < ``reach_end`` (``settle_end``), or s equals it and its second
+    is before ``second``. The logging policy chooses every step, except: ``first_outcomes``
+    (6, n), the aggregated outcome-class probabilities (``CLASS_AGGREGATE``) of an action
+    forced at the first step; ``skip_first``, nothing happens at the first step and the policy
+    resumes at the next one with the same k. Rows are processed in blocks sharing the stage
+    and k, so the policy's regime and close weight are scalars within a block.
     """
     n = len(state)
     # one int64 key: stage group, then k, then days_left descending
@@ -103,9 +136,12 @@ def decision_probabilities(
                 state[rows],
                 int(k[rows[0]]),
                 days_left[rows].astype(np.int64),
-                second[rows].astype(np.int64),
+                (second[rows].astype(np.int64) - DAY_START) / DAY_SECONDS,
+                (reach_end[rows].astype(np.int64), settle_end[rows].astype(np.int64)),
                 cal,
-                horizons,
+                profile,
+                None if first_outcomes is None else first_outcomes[:, rows],
+                skip_first,
             )
     return p_reach, p_settle
 
@@ -115,49 +151,60 @@ def _mix(weights: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.matmul(weights, q).transpose(1, 2, 0))
 
 
+def _policy_mixtures(
+    t: Traits, state: np.ndarray, cal: Calibration, profile: EffectProfile
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per live state: the policy-weighted outcome mixtures (regime, 6, n) and weight sums (regime, n)."""
+    n = len(state)
+    w, mw, a0w, a1w = policy_tables()
+    mix: dict[str, np.ndarray] = {}
+    norm: dict[str, np.ndarray] = {}
+    if state[0] <= W_GOOD1:
+        wt_own = w[t.large, t.dead_seen, W_FLAG[state]]
+        wt_good = w[t.large, t.dead_seen, 2]
+        mix["Wo"] = _mix(wt_own, q_warning(t, W_LINE[state], cal, profile) @ CLASS_AGGREGATE)
+        mix["Wg"] = _mix(wt_good, q_warning(t, np.ones(n, dtype=np.int64), cal, profile) @ CLASS_AGGREGATE)
+        norm["Wo"] = np.ascontiguousarray(wt_own.sum(-1).T)
+        norm["Wg"] = np.ascontiguousarray(wt_good.sum(-1).T)
+    mt = mw[t.large]
+    for m, name in ((0, "M0"), (1, "M1")):
+        mix[name] = _mix(mt[:, m], q_mediation(t, np.full(n, m, dtype=bool), cal, profile) @ CLASS_AGGREGATE)
+        norm[name] = np.ascontiguousarray(mt[:, m].sum(-1).T)
+    mix["A0"] = _mix(np.broadcast_to(a0w, (n, 1, len(a0w))), q_agreed(t, False) @ CLASS_AGGREGATE)
+    mix["A1"] = _mix(np.broadcast_to(a1w, (n, 1, len(a1w))), q_agreed(t, True) @ CLASS_AGGREGATE)
+    norm["A0"] = np.full((1, n), a0w.sum())
+    norm["A1"] = np.full((1, n), a1w.sum())
+    return mix, norm
+
+
 def _oracle_block(
     t: Traits,
     state: np.ndarray,
     k0: int,
     days_left: np.ndarray,
-    second: np.ndarray,
+    q_before: np.ndarray,
+    ends: tuple[np.ndarray, np.ndarray],
     cal: Calibration,
-    horizons: tuple[int, int],
+    profile: EffectProfile,
+    first_outcomes: np.ndarray | None,
+    skip_first: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The dynamic programme for points with one stage group and one attempt count k0.
 
     Points are sorted by days_left descending, so the points whose window still holds step j
     are a prefix. Live states: 0 the W state at the decision (if in W), 1 W good+works (after
-    a repair), 2 M0, 3 M1, 4 A0, 5 A1.
+    a repair), 2 M0, 3 M1, 4 A0, 5 A1. ``q_before`` = P(a later step's second falls before
+    the window's opening second).
     """
     n = len(state)
-    w, mw, a0w, a1w = policy_tables()
-    in_w = state[0] <= W_GOOD1
-    mix: dict[str, np.ndarray] = {}  # (regime, 6 classes, n) mixtures per live state
-    norm: dict[str, np.ndarray] = {}  # (regime, n) sum of non-close weights
-    if in_w:
-        wt_own = w[t.large, t.dead_seen, W_FLAG[state]]
-        wt_good = w[t.large, t.dead_seen, 2]
-        mix["Wo"] = _mix(wt_own, q_warning(t, W_LINE[state], cal) @ _AGG)
-        mix["Wg"] = _mix(wt_good, q_warning(t, np.ones(n, dtype=np.int64), cal) @ _AGG)
-        norm["Wo"] = np.ascontiguousarray(wt_own.sum(-1).T)
-        norm["Wg"] = np.ascontiguousarray(wt_good.sum(-1).T)
-    mt = mw[t.large]
-    for m, name in ((0, "M0"), (1, "M1")):
-        mix[name] = _mix(mt[:, m], q_mediation(t, np.full(n, m, dtype=bool), cal) @ _AGG)
-        norm[name] = np.ascontiguousarray(mt[:, m].sum(-1).T)
-    mix["A0"] = _mix(np.broadcast_to(a0w, (n, 1, len(a0w))), q_agreed(t, False) @ _AGG)
-    mix["A1"] = _mix(np.broadcast_to(a1w, (n, 1, len(a1w))), q_agreed(t, True) @ _AGG)
-    norm["A0"] = np.full((1, n), a0w.sum())
-    norm["A1"] = np.full((1, n), a1w.sum())
-
-    h_reach, h_settle = horizons
+    mix, norm = _policy_mixtures(t, state, cal, profile)
+    reach_end, settle_end = ends
+    h_reach, h_settle = int(reach_end.max()), int(settle_end.max())
     steps = h_settle // GAP_MIN + 1
     pmf, cdf = _gap_sum_tables(steps)
-    q_before = (second - DAY_START) / DAY_SECONDS  # P(a later step's second falls before this one)
     names = ("Wo", "Wg", "M0", "M1", "A0", "A1")
     mass_s = np.zeros((6, n))
-    if in_w:
+    if state[0] <= W_GOOD1:
         mass_s[0] = 1.0
     else:
         for position, s in ((2, M0), (3, M1), (4, A0), (5, A1)):
@@ -170,11 +217,14 @@ def _oracle_block(
         m = int(np.searchsorted(neg_left, -min(GAP_MIN * j, h_settle), side="right"))
         if m == 0:
             break
-        k = k0 + j
-        dl, qb = days_left[:m], q_before[:m]
-        g_settle = cdf[j, np.minimum(h_settle - 1, dl)] + (dl >= h_settle) * pmf[j, h_settle] * qb
+        if skip_first and j == 0:
+            continue  # nothing happens at the first step: the mass stays where it is
+        k = k0 + j - int(skip_first)
+        forced = j == 0 and first_outcomes is not None
+        dl, qb, hs, hr = days_left[:m], q_before[:m], settle_end[:m], reach_end[:m]
+        g_settle = cdf[j, np.minimum(hs - 1, dl)] + (dl >= hs) * pmf[j, hs] * qb
         reach_on = GAP_MIN * j <= h_reach
-        g_reach = cdf[j, np.minimum(h_reach - 1, dl)] + (dl >= h_reach) * pmf[j, h_reach] * qb
+        g_reach = cdf[j, np.minimum(hr - 1, dl)] + (dl >= hr) * pmf[j, hr] * qb
         regime = {
             "Wo": W_REGIME[min(k, 5)],
             "Wg": W_REGIME[min(k, 5)],
@@ -196,14 +246,17 @@ def _oracle_block(
         settle_j = np.zeros(m)
         reach_j = np.zeros(m)
         for i, name in enumerate(names):
-            if np.isinf(close[name]) or name not in mix:
+            if name not in mix or (np.isinf(close[name]) and not forced):
                 continue
             live_s = mass_s[i, :m].any()
             live_r = reach_on and mass_r[i, :m].any()
             if not (live_s or live_r):
                 continue
-            b = mix[name][regime[name], :, :m]
-            inv = 1.0 / (norm[name][regime[name], :m] + close[name])
+            if forced:  # the forced action's own outcomes, whatever the policy would do
+                b, inv = first_outcomes[:, :m], 1.0  # type: ignore[index]
+            else:
+                b = mix[name][regime[name], :, :m]
+                inv = 1.0 / (norm[name][regime[name], :m] + close[name])
             if live_s:
                 x = mass_s[i, :m] * inv
                 settle_j += x * b[_SET]

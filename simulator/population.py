@@ -59,6 +59,7 @@ REGIONS = (
 _REGION_WEIGHTS = np.array([10, 6, 6, 4, 4, 3, 4, 3, 5, 5, 4, 4, 4, 3, 3, 3], dtype=float)
 PROVINCES = tuple(dict.fromkeys(r[1] for r in REGIONS))
 PHONE_STATUSES = ("active", "suspended", "vacant", "unknown")
+FIRST_START_DAYS = 700  # cases enter the platform within the last 700 days before the world's end
 
 
 @dataclass
@@ -205,7 +206,7 @@ def draw_cases(n: int, end_day: int, rng: np.random.Generator) -> tuple[Populati
     big_loan = (product == 1) & (rng.random(n) < 0.012 / 0.33)  # out of scope: >= 100,000 CNY
     principal = round2(np.where(big_loan, rng.uniform(100_000, 300_000, size=n), np.clip(principal, 500, 99_000)))
     del median, sigma, big_loan, kind
-    start = end_day - rng.integers(1, 701, size=n)
+    start = end_day - rng.integers(1, FIRST_START_DAYS + 1, size=n)
     overdue = start - rng.integers(30, 401, size=n)
     loan = overdue - rng.integers(60, 1101, size=n)
     rate = np.where(

@@ -56,6 +56,7 @@ MEDIATOR_ACTIONS = frozenset(
 ACTION_CODE = {name: i for i, name in enumerate(ACTIONS)}  # catalogue index of each action
 OUTCOME_CODE = {name: i for i, name in enumerate(OUTCOMES)}  # vocabulary index of each outcome
 CLOSE_ACTION = ACTION_CODE["close"]
+WAIT_ACTION = ACTION_CODE["wait"]  # skip a step (never chosen by the logging policy)
 
 GAP_MIN, GAP_MAX = 3, 7  # days between steps
 DAY_START, DAY_SECONDS = 8 * 3600, 12 * 3600  # contact hours 08:00-20:00 local
@@ -83,6 +84,7 @@ NEXT_STATE[ST_CERT, CLOSE] = ST_DONE
 del _s
 
 GROUPS = ("W", "M", "A0", "A1", "PC")  # stage groups, in the codes group_of returns
+STAGE_ACTIONS = {"W": W_ACTIONS, "M": M_ACTIONS, "A0": A0_ACTIONS, "A1": A1_ACTIONS, "PC": ()}  # before close
 
 
 def group_of(state: np.ndarray) -> np.ndarray:

@@ -2,8 +2,9 @@
 and ``simulate_world``, which runs the phases in an order that keeps peak memory low.
 
 Population (``population.py``), provider records (``records.py``), case histories
-(``histories.py``) and the oracle (``oracle.py``) do the work; this module only orders it and
-assembles the truth tables. ``docs/simulator.md`` documents the whole simulator.
+(``histories.py``), the oracle (``oracle.py``) and the snapshot (``snapshot.py``) do the work;
+this module only orders it and assembles ``truth`` and ``truth_decisions``.
+``docs/simulator.md`` documents the whole simulator.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from simulator.arrays import (
 from simulator.calibration import CALIBRATION, Calibration
 from simulator.histories import Log, events_frame, simulate_cases
 from simulator.oracle import decision_probabilities
-from simulator.population import case_traits, draw_cases
+from simulator.population import FIRST_START_DAYS, case_traits, draw_cases
+from simulator.profiles import DEFAULT_PROFILE, EffectProfile, effect_profile
+from simulator.snapshot import SETTLE_DAYS, snapshot_truth
 from simulator.states import ACTION_CODE, M1, N_LIVE, OUTCOME_CODE, W_GOOD1
 
 DECISION_SAMPLE_RATE = 0.375  # share of open steps kept in truth_decisions (about 3 per case)
@@ -36,7 +39,10 @@ DECISION_SAMPLE_RATE = 0.375  # share of open steps kept in truth_decisions (abo
 
 @dataclass
 class World:
-    """A simulated world: the six contract tables and the ground truth behind them."""
+    """A simulated world: the six contract tables and the ground truth behind them.
+
+    ``truth*`` are for evaluation only (``docs/simulator.md``, the ground truth).
+    """
 
     cases: pd.DataFrame
     contact_checks: pd.DataFrame
@@ -46,19 +52,38 @@ class World:
     mediators: pd.DataFrame
     truth: pd.DataFrame
     truth_decisions: pd.DataFrame
+    truth_snapshot: pd.DataFrame
+    truth_actions: pd.DataFrame
 
 
 def simulate_world(
-    n_cases: int, seed: int, end: dt.date = dt.date(2026, 6, 30), calibration: Calibration = CALIBRATION
+    n_cases: int,
+    seed: int,
+    end: dt.date = dt.date(2026, 6, 30),
+    calibration: Calibration = CALIBRATION,
+    snapshot: dt.date | None = None,
+    effects: str | EffectProfile = DEFAULT_PROFILE,
+    record_propensity: bool = True,
 ) -> World:
     """Simulate ``n_cases`` cases and everything the platform would know about them.
 
     Deterministic per ``seed`` (numpy PCG64). Amounts are CNY, dates are local dates,
-    timestamps naive Asia/Shanghai local time except ``truth_decisions.decision_time`` (UTC).
+    timestamps naive Asia/Shanghai local time except the truth tables' ``decision_time`` and
+    ``snapshot`` (UTC). ``snapshot`` (default ``end`` - 90 days) is the date whose local midnight
+    ``truth_snapshot`` and ``truth_actions`` look from; ``effects`` names an effect profile of
+    ``effect_profiles.yaml`` (or is one); ``record_propensity=False`` leaves the events'
+    ``propensity`` empty, as most platform histories are. Neither option changes the draws.
     The phases run in an order that keeps peak memory low (about 1.3 GB for 10^6 cases).
     """
     if n_cases < 1:
         raise ValueError("n_cases must be at least 1")
+    snapshot = end - dt.timedelta(days=SETTLE_DAYS) if snapshot is None else snapshot
+    if not end - dt.timedelta(days=FIRST_START_DAYS) < snapshot <= end:
+        raise ValueError(
+            f"snapshot {snapshot} must fall within the world: after {end - dt.timedelta(days=FIRST_START_DAYS)}"
+            f" and not after its end {end}"
+        )
+    profile = effect_profile(effects) if isinstance(effects, str) else effects
     rng = np.random.Generator(np.random.PCG64(seed))
     end_day = epoch_day(end)
     pop, cases = draw_cases(int(n_cases), end_day, rng)
@@ -73,7 +98,7 @@ def simulate_world(
 
     traits = case_traits(pop, np.arange(n))
     release_memory()
-    log = simulate_cases(traits, pop.state0, pop.start, pop.stop, pop.claim, calibration, rng)
+    log = simulate_cases(traits, pop.state0, pop.start, pop.stop, pop.claim, calibration, profile, rng)
     del traits
     release_memory()
     order = np.argsort(log.case, kind="stable")
@@ -106,11 +131,14 @@ def simulate_world(
     reached[log.case[np.isin(log.outcome, [OUTCOME_CODE[o] for o in REACHED_OUTCOMES])]] = True
     settled = np.zeros(n, dtype=bool)
     settled[log.case[np.isin(log.outcome, [OUTCOME_CODE[o] for o in SETTLED_OUTCOMES])]] = True
+    truth_snapshot, truth_actions = snapshot_truth(
+        pop, log, epoch_day(snapshot), calibration, profile, case_dtype, creditor_dtype
+    )
     log.state = log.cls = np.empty(0, dtype=np.int8)  # the events table does not need these
     log.k = np.empty(0, dtype=np.int16)
     days_left = (pop.stop[point_case] - point_day).astype(np.int32)
     p_reach, p_settle = decision_probabilities(
-        pop, point_case, point_state, point_k, days_left, point_second, calibration
+        pop, point_case, point_state, point_k, days_left, point_second, calibration, profile
     )
     del days_left
     release_memory()
@@ -169,8 +197,11 @@ def simulate_world(
     del pop
     release_memory()
 
-    events = events_frame(log, creditor, mediator_of_case, mediators, case_dtype, creditor_dtype)
+    events = events_frame(log, creditor, mediator_of_case, mediators, case_dtype, creditor_dtype, record_propensity)
     del log, mediator_of_case
     release_memory()
-    return World(cases, contact_checks, events, capacity, litigation, mediators, truth, truth_decisions)
+    return World(
+        cases, contact_checks, events, capacity, litigation, mediators, truth, truth_decisions, truth_snapshot,
+        truth_actions,
+    )
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 TABLES: tuple[str, ...] = ("cases", "contact_checks", "events", "capacity", "litigation", "mediators")
 XLSX_MAX_ROWS = 1_048_575  # data rows below the header row of one sheet
+TRUTH_TABLES: tuple[str, ...] = ("truth", "truth_decisions", "truth_snapshot", "truth_actions")  # parquet only
 
 _AMOUNT = pa.decimal128(18, 2)
 _KIND_ARROW = {
@@ -106,7 +107,7 @@ def _write_xlsx(df: pd.DataFrame, table: str, path: Path) -> None:
 
 
 def write_world(world: World, out_dir: Path, fmt: Literal["csv", "xlsx", "parquet"] = "csv") -> dict[str, Path]:
-    """Write the six contract tables as ``<table>.<fmt>`` plus ``truth.parquet`` and ``truth_decisions.parquet``.
+    """Write the six contract tables as ``<table>.<fmt>`` and each of ``TRUTH_TABLES`` as ``<name>.parquet``.
 
     CSV is UTF-8 without BOM, unquoted, dates ``YYYY-MM-DD``, timestamps ``YYYY-MM-DD HH:MM:SS``
     (naive Asia/Shanghai), amounts with 2 decimals, booleans ``true``/``false``, lists
@@ -137,7 +138,7 @@ def write_world(world: World, out_dir: Path, fmt: Literal["csv", "xlsx", "parque
         else:
             _write_xlsx(df, table, path)
         paths[table] = path
-    for name in ("truth", "truth_decisions"):
+    for name in TRUTH_TABLES:
         path = out_dir / f"{name}.parquet"
         getattr(world, name).to_parquet(path, index=False)
         paths[name] = path
