@@ -53,7 +53,8 @@ def _settings(home: Path, redis_url: str | None = None):  # noqa: ANN202 - impor
 
 def stage_simulate(cases: int, seed: int, world: Path) -> dict:
     """Simulate a world of ``cases`` cases into ``world`` as parquet."""
-    from simulator.simulate import simulate_world, write_world
+    from simulator.world import simulate_world
+    from simulator.writers import write_world
 
     started = time.perf_counter()
     paths = write_world(simulate_world(cases, seed), world, "parquet")

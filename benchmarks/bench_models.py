@@ -41,7 +41,8 @@ def oracle_comparison(n_cases: int = 50_000, seed: int = 7) -> dict:
     from ingestion.importer import import_file
     from models.metrics import scores
     from models.specs import SPECS
-    from simulator.simulate import simulate_world, write_world
+    from simulator.world import simulate_world
+    from simulator.writers import write_world
     from training import labels as label_defs
     from training.pipeline import train
 

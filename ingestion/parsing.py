@@ -228,14 +228,18 @@ _ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
 _ID_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
 
 
+def id_check_characters(first17: np.ndarray) -> np.ndarray:
+    """ISO 7064 MOD 11-2 check characters (ASCII bytes) of digit rows (n, 17) with values 0-9."""
+    return _ID_CHECK[(first17 * _ID_WEIGHTS).sum(axis=1) % 11]
+
+
 def id_checksum_ok(numbers: list[str] | np.ndarray) -> np.ndarray:
     """ISO 7064 MOD 11-2 check of 18-character resident ID numbers (already well-formed)."""
     if len(numbers) == 0:
         return np.zeros(0, dtype=bool)
     raw = np.frombuffer("".join(numbers).encode("ascii"), dtype=np.uint8).reshape(-1, 18)
     digits = raw[:, :17].astype(np.int64) - ord("0")
-    expected = _ID_CHECK[(digits * _ID_WEIGHTS).sum(axis=1) % 11]
-    return raw[:, 17] == expected
+    return raw[:, 17] == id_check_characters(digits)
 
 
 def parse_id_number(column: pd.Series) -> Parsed:

@@ -23,7 +23,8 @@ from ingestion.importer import import_file
 from ingestion.parquet_format import _read_parquet_range
 from ingestion.parts import part_sizes
 from ingestion.table_file import read_table
-from simulator.simulate import simulate_world, write_world
+from simulator.world import simulate_world
+from simulator.writers import write_world
 
 
 def _one_pass_bodies(path, chunk_rows: int):

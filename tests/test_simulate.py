@@ -12,14 +12,9 @@ import pytest
 
 from concord.vocabulary import REACHED_OUTCOMES, SETTLED_OUTCOMES
 from ingestion.contracts import TABLES as CONTRACT_TABLES
-from simulator.simulate import (
-    TABLES,
-    XLSX_MAX_ROWS,
-    World,
-    calibration_report,
-    simulate_world,
-    write_world,
-)
+from simulator.calibration import calibration_report
+from simulator.world import World, simulate_world
+from simulator.writers import TABLES, TRUTH_TABLES, XLSX_MAX_ROWS, write_world
 
 ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
 ID_CHECK = "10X98765432"
@@ -65,7 +60,7 @@ def test_same_seed_gives_byte_identical_csv(tmp_path: Path) -> None:
 
 def test_csv_is_written_in_the_contract_formats(small: World, tmp_path: Path) -> None:
     paths = write_world(small, tmp_path)
-    assert set(paths) == {*TABLES, "truth", "truth_decisions"}
+    assert set(paths) == {*TABLES, *TRUTH_TABLES}
     assert paths["truth"].suffix == ".parquet"
     for table in TABLES:
         text = paths[table].read_text(encoding="utf-8")

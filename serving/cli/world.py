@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from serving.cli.common import MODEL_NAMES, console, fail
+from serving.cli.common import MODEL_NAMES, console, date, fail
 from serving.cli.imports import import_one
 from serving.cli.models import train_models
 
@@ -25,17 +25,32 @@ def simulate_command(
     out: Annotated[Path, typer.Option(help="folder for the six contract tables and the ground truth")] = Path("world"),
     format: Annotated[str, typer.Option(help="csv, xlsx or parquet")] = "csv",
     report: Annotated[bool, typer.Option("--report", help="print the calibration report against DOMAIN.md")] = False,
+    snapshot: Annotated[
+        str | None,
+        typer.Option(help="date whose local midnight the snapshot truth looks from [default: end - 90 days]"),
+    ] = None,
+    effects: Annotated[str, typer.Option(help="effect profile of simulator/effect_profiles.yaml")] = "default",
+    propensity: Annotated[
+        bool, typer.Option("--propensity/--no-propensity", help="write the events' propensity, or leave it empty")
+    ] = True,
 ) -> None:
     """Write a synthetic world: the six contract tables plus a ground truth only evaluation reads."""
-    from simulator.simulate import calibration_report, simulate_world, write_world
+    from simulator.calibration import calibration_report
+    from simulator.profiles import profile_names
+    from simulator.world import simulate_world
+    from simulator.writers import write_world
 
     if format not in ("csv", "xlsx", "parquet"):
         fail(f"--format must be csv, xlsx or parquet, not '{format}'.")
-    world = simulate_world(cases, seed)
+    if effects not in profile_names():
+        fail(f"--effects must be one of {', '.join(profile_names())}, not '{effects}'.")
     try:
+        world = simulate_world(
+            cases, seed, snapshot=date(snapshot, "--snapshot"), effects=effects, record_propensity=propensity
+        )
         paths = write_world(world, out, format)  # type: ignore[arg-type]
     except ValueError as error:
-        fail(str(error))
+        fail(f"{error}.")
     for name, path in paths.items():
         console.print(f"{name}: {path}", soft_wrap=True, highlight=False)
     if report:
@@ -60,7 +75,8 @@ def demo_command(
 ) -> None:
     """Build a demo world under CONCORD_HOME and import it (what `make run` does)."""
     from concord.settings import get_settings
-    from simulator.simulate import simulate_world, write_world
+    from simulator.world import simulate_world
+    from simulator.writers import write_world
 
     settings = get_settings()
     folder = settings.ensure_home() / "demo" / f"world-{cases}-{seed}"
