@@ -59,7 +59,6 @@ def test_a_wrong_import_breaks_a_contract(tmp_path: Path, module: str, bad_impor
     assert "BROKEN" in result.stdout and contract in result.stdout, result.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="five modules are being split (issue 11); remove this mark when they are")
 def test_every_module_is_small() -> None:
     too_long = [f"{path.relative_to(ROOT)}: {path.read_text(encoding='utf-8').count(chr(10))} lines"
                 for path in product_modules() if path.read_text(encoding="utf-8").count("\n") > MAX_LINES]
