@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from policies.claims import compute_claims, computation, limitation_end_day
+from policies.claims import computation, compute_claims, limitation_end_day
 from policies.config import load_policy
 from policies.facts import Facts
 
@@ -40,7 +41,7 @@ def test_hand_checked_claim_with_the_legal_cap_and_a_payment() -> None:
 
 def test_within_the_cap_and_without_a_contract_rate() -> None:
     rules = load_policy().claims
-    facts = Facts.from_frame(__import__("pandas").DataFrame({
+    facts = Facts.from_frame(pd.DataFrame({
         "principal": [5_000.00, 5_000.00], "annual_rate": [0.10, np.nan], "interest": [0.0, 300.0],
         "penalty": [0.0, 150.0], "fees": [0.0, 0.0], "overdue_since_ts": [at(2024, 3, 1)] * 2,
         "decision_ts": [at(2024, 9, 1, 10)] * 2}))
@@ -55,7 +56,7 @@ def test_within_the_cap_and_without_a_contract_rate() -> None:
 
 def test_limitation_ends_three_years_after_the_overdue_date_or_the_last_payment() -> None:
     rules = load_policy().claims
-    facts = Facts.from_frame(__import__("pandas").DataFrame({
+    facts = Facts.from_frame(pd.DataFrame({
         "overdue_since_ts": [at(2023, 2, 28), at(2023, 2, 28)], "decision_ts": [at(2025, 6, 1)] * 2,
         "days_since_last_settled": [np.nan, 31.0]}))
     days = limitation_end_day(facts, rules)

@@ -166,3 +166,16 @@ def test_a_value_estimator_plugs_in_without_changing_callers() -> None:
         case(policy.catalogue, count_lawyer_letter=0, days_since_first_event=40, attempts_total=5))
     assert answer.stage == "pre_litigation" and answer.action == "lawyer_letter"
     assert answer.action_value == "test-model:1" and answer.ranked[0].source == "test-model"
+
+
+def test_no_contact_after_settlement_even_where_a_workflow_would_allow_it() -> None:
+    import dataclasses
+
+    policy = load_policy()
+    five = policy.workflows["five_level"]
+    done = dataclasses.replace(five.stages["done"], actions=("mediator_call", "credit_repair", "close"))
+    loose = dataclasses.replace(policy, workflows={**policy.workflows, "five_level": dataclasses.replace(
+        five, stages={**five.stages, "done": done})})
+    answer = PolicyEngine(loose).recommend_one(case(policy.catalogue, stage="paid", stage_code=5, p_settle=0.9))
+    assert answer.stage == "done" and answer.action == "credit_repair"
+    assert blocked(answer)["mediator_call"] == ("after_settlement",)
