@@ -105,11 +105,13 @@ def assign(cases: pd.DataFrame, mediators: pd.DataFrame, rules: AssignmentRules)
     balance = np.ceil(rules.balance_factor * n * capacity / total).astype(np.int64)
     limit = np.minimum(left, balance)
     perf = mediators.get("performance", pd.Series(1.0, index=mediators.index)).to_numpy(np.float64)
-    group_keys = pd.MultiIndex.from_arrays([cases["province"].fillna("").astype(str),
-                                            cases["product"].fillna("").astype(str)])
-    group_of, groups = pd.factorize(group_keys)
+    provinces, province_names = pd.factorize(cases["province"].fillna("").astype(str))
+    products, product_names = pd.factorize(cases["product"].fillna("").astype(str))
+    group_of, keys = pd.factorize(provinces * max(len(product_names), 1) + products)
+    groups = [(str(province_names[k // len(product_names)]), str(product_names[k % len(product_names)]))
+              for k in keys]
     value = np.nan_to_num(cases["expected_recovery"].to_numpy(np.float64), nan=0.0).clip(min=0)
-    fit = [_group_fit(str(p), str(q), mediators, perf, rules) for p, q in groups]
+    fit = [_group_fit(province, product, mediators, perf, rules) for province, product in groups]
     factors = np.stack([f[0] for f in fit]) if fit else np.zeros((0, m))  # (groups, mediators)
     candidates = _candidates(group_of, fit, limit, rules.candidates_per_case)
     chosen = _solve(min_cost_flow, value, factors, group_of, [candidates[g] for g in group_of], limit)
@@ -190,14 +192,14 @@ def _solve(min_cost_flow: Any, value: np.ndarray, factors: np.ndarray, group_of:
 
 
 def _explain(cases: pd.DataFrame, ids: np.ndarray, chosen: np.ndarray, value: np.ndarray, fit: list,
-             group_of: np.ndarray, groups: pd.MultiIndex, perf: np.ndarray, limit: np.ndarray, left: np.ndarray,
-             balance: np.ndarray) -> AssignmentResult:
+             group_of: np.ndarray, groups: list[tuple[str, str]], perf: np.ndarray, limit: np.ndarray,
+             left: np.ndarray, balance: np.ndarray) -> AssignmentResult:
     n = len(chosen)
     assigned = chosen >= 0
     factor = np.zeros(n)
     factor[assigned] = [fit[g][0][j] for g, j in zip(group_of[assigned], chosen[assigned], strict=True)]
     reasons = np.empty(n, dtype=object)
-    pairs = pd.factorize(pd.MultiIndex.from_arrays([group_of, chosen]))[0]
+    pairs = pd.factorize(group_of.astype(np.int64) * (len(ids) + 1) + chosen + 1)[0]
     for code in np.unique(pairs):
         rows = np.flatnonzero(pairs == code)
         g, j = int(group_of[rows[0]]), int(chosen[rows[0]])
@@ -218,6 +220,8 @@ def _explain(cases: pd.DataFrame, ids: np.ndarray, chosen: np.ndarray, value: np
     counts = np.bincount(chosen[assigned], minlength=len(ids))
     limits = pd.DataFrame({"mediator_id": ids, "capacity_left": left, "balance_limit": balance, "limit": limit,
                            "assigned": counts})
-    return AssignmentResult(mediator_id=np.where(assigned, ids[np.maximum(chosen, 0)], ""),
+    mediator_id = np.full(n, "", dtype=object)
+    mediator_id[assigned] = ids[chosen[assigned]]
+    return AssignmentResult(mediator_id=mediator_id,
                             expected_recovery=np.where(assigned, value * factor, 0.0), reason=reasons,
                             limits=limits)

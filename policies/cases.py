@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, bindparam, text
@@ -75,12 +76,21 @@ def _utc(moment: dt.datetime) -> pd.Timestamp:
     return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
 
 
+def _historical_features() -> Any:
+    """The store's point-in-time read (``features/store/retrieval.py`` since the store became a
+    package; ``features/store.py`` before)."""
+    try:
+        from features.store.retrieval import historical_features
+    except ModuleNotFoundError:
+        from features.store import historical_features
+    return historical_features
+
+
 def case_inputs(settings: Settings, engine: Engine, as_of: dt.datetime, catalogue: Catalogue,
                 scorer: ChampionScorer, *, case_pks: Sequence[int] | None = None, court: str | None = None,
                 with_names: bool = False) -> CaseInputs:
     """The engine's input at ``as_of``: the cases open then (or exactly ``case_pks``, open or
     not), optionally only those of ``court``."""
-    from features.store import historical_features
     from training.labels import with_feature_cut
     from training.scoring import open_cases
 
@@ -90,7 +100,7 @@ def case_inputs(settings: Settings, engine: Engine, as_of: dt.datetime, catalogu
         open_now = open_cases(engine, stamp.to_pydatetime())[["case_pk"]]
         rows = rows.merge(open_now, on="case_pk", how="inner")
     rows = with_feature_cut(rows.assign(decision_ts=stamp)).reset_index(drop=True)
-    features = historical_features(settings, rows[ENTITY], SETTLEMENT_V1)
+    features = _historical_features()(settings, rows[ENTITY], SETTLEMENT_V1)
     features = features.drop(columns=[c for c in features.columns if c in rows.columns and c not in ENTITY])
     scores = scorer.score(features)
     pks = rows["case_pk"].tolist()

@@ -22,32 +22,23 @@ AS_OF = "2026-06-20 10:00"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Iterator[Settings]:
-    """A 1,500-case world imported, featurised, trained and promoted, as `concord` users would."""
-    from features.build import build_offline_tables
-    from features.store import apply
-    from ingestion.importer import import_file
-    from simulator.simulate import simulate_world, write_world
-    from training import registry
-    from training.pipeline import train
-
+    """A 1,500-case world simulated, imported, featurised, trained and promoted with `concord`'s
+    own commands, as a user would."""
     home = tmp_path_factory.mktemp("policy-world")
     env = {"CONCORD_HOME": str(home / "home"), "CONCORD_PSEUDONYM_KEY": "policy-test"}
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
         patch.delenv("CONCORD_DATABASE_URL", raising=False)
-        settings = Settings.from_env(env)
-        paths = write_world(simulate_world(1500, 3), home / "world", "csv")
-        engine = make_engine(settings)
-        for table in ("mediators", "cases", "contact_checks", "capacity", "litigation", "events"):
-            import_file(table, paths[table], settings, engine, received_at=None)
-        build_offline_tables(settings)
-        apply(settings)
-        for model in ("reachability", "settlement"):
-            train(settings, engine, model, dt.datetime(2026, 6, 20, tzinfo=dt.UTC), params={"n_estimators": 60})
-            registry.promote(settings, engine, model)
-        engine.dispose()
-        yield settings
+        steps = [("simulate", "--cases", "1500", "--seed", "3", "--out", str(home / "world"), "--format", "parquet"),
+                 *(("import", table, str(home / "world" / f"{table}.parquet"), "--historical")
+                   for table in ("mediators", "cases", "contact_checks", "capacity", "litigation", "events")),
+                 ("features", "build", "--as-of", "2026-06-20"), ("features", "apply"),
+                 ("train", "--model", "all", "--as-of", "2026-06-20")]
+        for step in steps:
+            result = run(*step)
+            assert result.exit_code == 0, (step, result.output)
+        yield Settings.from_env(env)
 
 
 def run(*args: str):

@@ -178,12 +178,11 @@ assignee_strategy = st.fixed_dictionaries({
 
 
 @settings(max_examples=80, deadline=None)
-@given(mediators=st.lists(mediator_strategy, min_size=1, max_size=12),
-       cases=st.lists(assignee_strategy, min_size=1, max_size=120))
+@given(mediators=st.lists(mediator_strategy, max_size=12), cases=st.lists(assignee_strategy, max_size=120))
 def test_no_mediator_over_capacity_and_every_case_assigned_or_reported(mediators, cases) -> None:
-    people = pd.DataFrame(mediators)
+    people = pd.DataFrame(mediators, columns=list(mediator_strategy.wrapped_strategy.mapping))
     people.insert(0, "mediator_id", [f"M{i:03d}" for i in range(len(people))])
-    work = pd.DataFrame(cases)
+    work = pd.DataFrame(cases, columns=list(assignee_strategy.wrapped_strategy.mapping))
     result = assign(work, people, POLICY.assignment)
     counts = pd.Series(result.mediator_id[result.mediator_id != ""]).value_counts()
     room = (people["capacity"] - people["load"]).clip(lower=0).set_axis(people["mediator_id"])
