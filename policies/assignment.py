@@ -7,13 +7,15 @@ case's province and one when they list its product. Fits marked ``require`` (by 
 province: a mediator listing provinces serves only those) exclude mediators.
 
 Every mediator takes at most its remaining capacity and at most ``balance_factor`` times its
-capacity-proportional share of the run's cases. The flow: each case supplies one unit, arcs go to
-its best candidate mediators (cost: minus the recovery in fen) and to an "unassigned" arc (cost
-0), mediators drain into the sink within their limits; OR-Tools' min-cost flow maximises the
-total expected recovery. Candidates are the ``candidates_per_case`` best mediators of the case's
-(province, product) group, more when the group is large; cases left over while some eligible
-mediator still has room are solved again against every eligible mediator. Every case ends
-assigned (with its reason) or unassigned (with why).
+capacity-proportional share of the run's cases. Since the recovery is a product (case value x
+mediator factor), cases are solved in blocks: each (province, product) group's cases are cut into
+``value_tiers`` tiers by expected recovery, and a tier supplies its count of units at its mean
+value. Arcs go from each block to every eligible mediator (cost: minus the recovery in fen) and to
+an "unassigned" arc (cost 0); mediators drain into the sink within their limits; OR-Tools'
+min-cost flow maximises the total. Within a block the most valuable cases take the slots of the
+highest factor (the best matching for those quotas), so the only approximation is the tier's
+mean value. A case is left unassigned only when no eligible mediator has room left. Every case
+ends assigned (with its reason) or unassigned (with why).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ FIT_MODES = ("require", "prefer", "ignore")
 @dataclass(frozen=True)
 class AssignmentRules:
     version: str
-    candidates_per_case: int
+    value_tiers: int
     balance_factor: float
     fit: dict[str, str]  # province, product, language -> require | prefer | ignore
     bonus: dict[str, float]  # product, language -> relative bonus on the expected recovery
@@ -44,10 +46,8 @@ class AssignmentRules:
 
 
 def parse_assignment(root: Node) -> AssignmentRules:
-    top = root.mapping(allowed=("version", "candidates_per_case", "balance_factor", "fit", "bonus", "performance",
-                                "province_languages"),
-                       required=("version", "candidates_per_case", "balance_factor", "fit", "bonus", "performance",
-                                 "province_languages"))
+    keys = ("version", "value_tiers", "balance_factor", "fit", "bonus", "performance", "province_languages")
+    top = root.mapping(allowed=keys, required=keys)
     fit = {key: node.text(FIT_MODES) for key, node in
            top["fit"].mapping(allowed=("province", "product", "language"),
                               required=("province", "product", "language")).items()}
@@ -57,7 +57,7 @@ def parse_assignment(root: Node) -> AssignmentRules:
                                       required=("prior_cases", "floor", "ceiling"))
     floor, ceiling = perf["floor"].number(0, 1), perf["ceiling"].number(1, 10)
     languages = {province: node.names(what="language") for province, node in top["province_languages"].items()}
-    return AssignmentRules(version=str(top["version"].value), candidates_per_case=top["candidates_per_case"].whole(1),
+    return AssignmentRules(version=str(top["version"].value), value_tiers=top["value_tiers"].whole(1),
                            balance_factor=top["balance_factor"].number(1, 100), fit=fit, bonus=bonus,
                            prior_cases=perf["prior_cases"].number(minimum=0), factor_floor=floor,
                            factor_ceiling=ceiling, province_languages=languages)
@@ -113,16 +113,8 @@ def assign(cases: pd.DataFrame, mediators: pd.DataFrame, rules: AssignmentRules)
     value = np.nan_to_num(cases["expected_recovery"].to_numpy(np.float64), nan=0.0).clip(min=0)
     fit = [_group_fit(province, product, mediators, perf, rules) for province, product in groups]
     factors = np.stack([f[0] for f in fit]) if fit else np.zeros((0, m))  # (groups, mediators)
-    candidates = _candidates(group_of, fit, limit, rules.candidates_per_case)
-    chosen = _solve(min_cost_flow, value, factors, group_of, [candidates[g] for g in group_of], limit)
-    # Cases left over while an eligible mediator still has room: again, against all of them.
-    room = limit - np.bincount(chosen[chosen >= 0], minlength=m)
-    has_room = ((factors > 0) & (room > 0)[None, :]).any(axis=1)
-    retry = np.flatnonzero((chosen < 0) & has_room[group_of])
-    if retry.size:
-        everyone = [np.flatnonzero(row > 0) for row in factors]
-        chosen[retry] = _solve(min_cost_flow, value[retry], factors, group_of[retry],
-                               [everyone[g] for g in group_of[retry]], room)
+    tier = _tiers(group_of, value, rules.value_tiers)
+    chosen = _solve(min_cost_flow, value, factors, group_of, tier, limit)
     return _explain(cases, ids, chosen, value, fit, group_of, groups, perf, limit, left, balance)
 
 
@@ -132,11 +124,12 @@ def _group_fit(province: str, product: str, mediators: pd.DataFrame, perf: np.nd
     matches, and why a mediator would be excluded (for the unassigned)."""
     wanted = set(rules.province_languages.get(province, ()))
     speaks = np.array([bool(wanted & set(_split(v))) for v in mediators["languages"]], dtype=bool)
-    lists = np.array([product in _split(v) if _split(v) else True for v in mediators["products"]], dtype=bool)
+    lists = np.array([product in _split(v) for v in mediators["products"]], dtype=bool)  # a speciality: bonus
+    handles = lists | np.array([not _split(v) for v in mediators["products"]], dtype=bool)  # none listed: any
     serves = np.array([province in _split(v) if _split(v) else True for v in mediators["provinces"]], dtype=bool)
     ok = np.ones(len(mediators), dtype=bool)
     needs = []
-    for key, match in (("province", serves), ("product", lists), ("language", speaks)):
+    for key, match in (("province", serves), ("product", handles), ("language", speaks)):
         if rules.fit[key] == "require" and (key != "language" or wanted):
             ok &= match
             needs.append({"province": f"serves {province or 'an unknown province'}", "product": f"handles {product}",
@@ -149,45 +142,59 @@ def _group_fit(province: str, product: str, mediators: pd.DataFrame, perf: np.nd
     return np.where(ok, factor, 0.0), speaks, lists, " and ".join(needs)
 
 
-def _candidates(group_of: np.ndarray, fit: list, limit: np.ndarray, per_case: int) -> list[np.ndarray]:
-    """Per group, its best mediators by factor: ``per_case`` of them, or more, until their room
-    covers twice the group's cases."""
-    sizes = np.bincount(group_of, minlength=len(fit))
-    out = []
-    for g, (factor, _, _, _) in enumerate(fit):
-        eligible = np.flatnonzero((factor > 0) & (limit > 0))
-        ranked = eligible[np.lexsort((eligible, -factor[eligible]))]
-        covered = np.searchsorted(np.cumsum(limit[ranked]), 2 * sizes[g]) + 1
-        out.append(ranked[:max(per_case, int(covered))])
-    return out
+def _tiers(group_of: np.ndarray, value: np.ndarray, tiers: int) -> np.ndarray:
+    """Each case's value tier within its group: 0 for its most valuable cases, up to ``tiers`` - 1."""
+    order = np.lexsort((np.arange(len(value)), -value, group_of))
+    sizes = np.bincount(group_of)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if sizes.size else sizes
+    rank = np.empty(len(value), dtype=np.int64)
+    rank[order] = np.arange(len(value)) - starts[group_of[order]]
+    return (rank * tiers // np.maximum(sizes[group_of], 1)).astype(np.int64)
 
 
-def _solve(min_cost_flow: Any, value: np.ndarray, factors: np.ndarray, group_of: np.ndarray,
-           per_case: list[np.ndarray], limit: np.ndarray) -> np.ndarray:
-    """The min-cost flow over each case's candidate mediators ``per_case``; returns each case's
-    mediator index, -1 for unassigned."""
+def _solve(min_cost_flow: Any, value: np.ndarray, factors: np.ndarray, group_of: np.ndarray, tier: np.ndarray,
+           limit: np.ndarray) -> np.ndarray:
+    """The min-cost flow over blocks of cases (a group's value tier, at its mean value), then
+    within each block the most valuable cases to the mediators of highest factor; returns each
+    case's mediator index, -1 for unassigned."""
     n, m = len(value), factors.shape[1]
-    counts = np.array([len(c) for c in per_case], dtype=np.int64)
-    case_of_arc = np.repeat(np.arange(n, dtype=np.int64), counts)
-    mediator_of_arc = np.concatenate(per_case).astype(np.int64) if counts.sum() else np.zeros(0, np.int64)
-    # Recovery in fen, plus one so that assigning a case worth nothing still beats leaving it.
-    gain = np.round(value[case_of_arc] * factors[group_of[case_of_arc], mediator_of_arc] * 100).astype(np.int64) + 1
-    sink = n + m
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    block, block_key = pd.factorize(group_of.astype(np.int64) * (int(tier.max()) + 1) + tier)
+    blocks = len(block_key)
+    supply = np.bincount(block, minlength=blocks).astype(np.int64)
+    mean = np.bincount(block, weights=value, minlength=blocks) / supply
+    block_group = np.zeros(blocks, dtype=np.int64)
+    block_group[block] = group_of
+    tail, head = np.nonzero((factors[block_group] > 0) & (limit > 0)[None, :])
+    # Recovery in fen per case, plus one so that assigning a case worth nothing still beats leaving it.
+    gain = np.round(mean[tail] * factors[block_group[tail], head] * 100).astype(np.int64) + 1
+    sink = blocks + m
     flow = min_cost_flow.SimpleMinCostFlow()
-    case_arcs = flow.add_arcs_with_capacity_and_unit_cost(case_of_arc, n + mediator_of_arc,
-                                                          np.ones(len(case_of_arc), np.int64), -gain)
-    flow.add_arcs_with_capacity_and_unit_cost(np.arange(n, dtype=np.int64), np.full(n, sink, np.int64),
-                                              np.ones(n, np.int64), np.zeros(n, np.int64))
-    flow.add_arcs_with_capacity_and_unit_cost(n + np.arange(m, dtype=np.int64), np.full(m, sink, np.int64),
+    arcs = flow.add_arcs_with_capacity_and_unit_cost(tail.astype(np.int64), blocks + head.astype(np.int64),
+                                                     supply[tail], -gain)
+    flow.add_arcs_with_capacity_and_unit_cost(np.arange(blocks, dtype=np.int64), np.full(blocks, sink, np.int64),
+                                              supply, np.zeros(blocks, np.int64))  # left unassigned
+    flow.add_arcs_with_capacity_and_unit_cost(blocks + np.arange(m, dtype=np.int64), np.full(m, sink, np.int64),
                                               limit.astype(np.int64), np.zeros(m, np.int64))
-    flow.set_nodes_supplies(np.arange(n + m + 1, dtype=np.int64),
-                            np.concatenate([np.ones(n, np.int64), np.zeros(m, np.int64), [-n]]))
+    flow.set_nodes_supplies(np.arange(sink + 1, dtype=np.int64),
+                            np.concatenate([supply, np.zeros(m, np.int64), [-n]]))
     status = flow.solve()
     if status != flow.OPTIMAL:
         raise RuntimeError(f"the assignment flow did not solve (status {status})")
-    used = flow.flows(case_arcs) > 0 if len(case_of_arc) else np.zeros(0, dtype=bool)
+    taken = flow.flows(arcs) if len(tail) else np.zeros(0, np.int64)
+    used = taken > 0
+    tail, head, taken = tail[used], head[used], taken[used]
+    # Slots of each block, best factor first; the block's cases, most valuable first, take them in turn.
+    slot_order = np.lexsort((head, -factors[block_group[tail], head], tail))
+    slots = np.repeat(head[slot_order], taken[slot_order])
+    filled = np.bincount(tail, weights=taken, minlength=blocks).astype(np.int64)
+    first_slot = np.concatenate([[0], np.cumsum(filled)[:-1]])
+    order = np.lexsort((np.arange(n), -value, block))
+    position = np.arange(n) - np.concatenate([[0], np.cumsum(supply)[:-1]])[block[order]]
     chosen = np.full(n, -1, dtype=np.int64)
-    chosen[case_of_arc[used]] = mediator_of_arc[used]
+    served = position < filled[block[order]]
+    chosen[order[served]] = slots[first_slot[block[order[served]]] + position[served]]
     return chosen
 
 
@@ -215,7 +222,7 @@ def _explain(cases: pd.DataFrame, ids: np.ndarray, chosen: np.ndarray, value: np
         if fit[g][1][j]:
             parts.append(f"speaks the language of {province}")
         if fit[g][2][j]:
-            parts.append(f"handles {product}")
+            parts.append(f"specialises in {product}")
         reasons[rows] = "best expected recovery with room left: " + ", ".join(parts)
     counts = np.bincount(chosen[assigned], minlength=len(ids))
     limits = pd.DataFrame({"mediator_id": ids, "capacity_left": left, "balance_limit": balance, "limit": limit,

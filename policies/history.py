@@ -131,12 +131,18 @@ def contact_facts(cases: pd.DataFrame, events: pd.DataFrame, catalogue: Catalogu
 
 def _pairs(targets: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
     """Each event paired with every target case it counts for: the cases of the same debtor (or
-    the same case, when the debtor is unknown)."""
-    events = events.assign(at_s=_seconds(events["at"]), debtor_key=events["debtor_key"].fillna("").astype(str))
-    by_debtor = targets[targets["debtor_key"] != ""]
-    by_case = targets[targets["debtor_key"] == ""].drop(columns="debtor_key")
-    joined = [events[events["debtor_key"] != ""].merge(by_debtor, on="debtor_key", how="inner"),
-              events.merge(by_case, left_on="case_pk", right_on="target_pk", how="inner")]
+    the same case, when the debtor is unknown). Debtors are joined as integer codes."""
+    keys = targets["debtor_key"].to_numpy()
+    known = keys != ""
+    vocabulary = pd.Index(pd.unique(keys[known]))
+    event_keys = events["debtor_key"].fillna("").astype(str).to_numpy()
+    base = pd.DataFrame({"case_pk": events["case_pk"].to_numpy(np.int64), "at_s": _seconds(events["at"]),
+                         "action": events["action"], "outcome": events["outcome"],
+                         "debtor": vocabulary.get_indexer(event_keys)})
+    by_debtor = targets[known].assign(debtor=vocabulary.get_indexer(keys[known])).drop(columns="debtor_key")
+    by_case = targets[~known].drop(columns="debtor_key")
+    joined = [base[base["debtor"] >= 0].merge(by_debtor, on="debtor", how="inner"),
+              base.merge(by_case, left_on="case_pk", right_on="target_pk", how="inner")]
     return pd.concat(joined, ignore_index=True)
 
 
