@@ -143,26 +143,26 @@ def _date(day: float) -> str:
 
 
 def computation(claims: Claims, i: int, rules: ClaimRules) -> str:
-    """The computation of case ``i``'s claim, in words and figures (what the court list shows)."""
+    """The computation of case ``i``'s claim, in Chinese words and figures (what the court list shows)."""
     p, d = claims.principal[i], claims.days[i]
     basis = f"{d:.0f}/{rules.day_count}"
     if np.isnan(claims.rate[i]):
-        lines = [f"no contract rate: declared interest {claims.interest_full[i]:,.2f} and penalty "
-                 f"{claims.penalty_full[i]:,.2f}"]
+        lines = [f"无合同利率：按债权人申报利息 {claims.interest_full[i]:,.2f}、罚息 {claims.penalty_full[i]:,.2f}"]
     else:
         r = claims.rate[i]
-        lines = [f"interest {p:,.2f} x {r:.2%} x {basis} = {claims.interest_full[i]:,.2f}",
-                 f"penalty {p:,.2f} x {r:.2%} x {rules.penalty_markup:g} x {basis} = {claims.penalty_full[i]:,.2f}"]
+        lines = [f"利息 {p:,.2f} × {r:.2%} × {basis} = {claims.interest_full[i]:,.2f}",
+                 f"罚息 {p:,.2f} × {r:.2%} × {rules.penalty_markup:g} × {basis} = {claims.penalty_full[i]:,.2f}"]
+    lines.append(f"费用 {claims.fees_full[i]:,.2f}")
     charged = claims.interest_full[i] + claims.penalty_full[i] + claims.fees_full[i]
-    cap = (f"legal cap {p:,.2f} x {rules.legal_cap_annual_rate:.2%} x {basis} = {claims.cap_total[i]:,.2f} on "
-           f"interest + penalty + fees {charged:,.2f}")
+    cap = (f"上限 {p:,.2f} × {rules.legal_cap_annual_rate:.2%} × {basis} = {claims.cap_total[i]:,.2f}，"
+           f"利息、罚息、费用合计 {charged:,.2f}")
     if charged > claims.cap_total[i]:
-        cap += (f": cut {charged - claims.cap_total[i]:,.2f} (interest {claims.interest[i]:,.2f}, penalty "
-                f"{claims.penalty[i]:,.2f}, fees {claims.fees[i]:,.2f})")
+        cap += (f"，超出 {charged - claims.cap_total[i]:,.2f}，依次核减罚息、费用、利息"
+                f"（利息 {claims.interest[i]:,.2f}，罚息 {claims.penalty[i]:,.2f}，费用 {claims.fees[i]:,.2f}）")
     else:
-        cap += ": within the cap"
+        cap += "，未超上限"
     lines.append(cap)
-    lines.append(f"claim {p:,.2f} + {claims.interest[i]:,.2f} + {claims.penalty[i]:,.2f} + {claims.fees[i]:,.2f} = "
-                 f"{claims.total[i]:,.2f}; paid {claims.paid[i]:,.2f}; outstanding {claims.outstanding[i]:,.2f} "
-                 f"CNY at {_date(claims.claim_day[i])}")
-    return "; ".join(lines)
+    lines.append(f"合计 {p:,.2f} + {claims.interest[i]:,.2f} + {claims.penalty[i]:,.2f} + {claims.fees[i]:,.2f} = "
+                 f"{claims.total[i]:,.2f}，已还 {claims.paid[i]:,.2f}（先抵费用、再抵利息、后抵本金），"
+                 f"截至 {_date(claims.claim_day[i])} 未还 {claims.outstanding[i]:,.2f} 元")
+    return "；".join(lines)

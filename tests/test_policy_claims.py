@@ -35,8 +35,8 @@ def test_hand_checked_claim_with_the_legal_cap_and_a_payment() -> None:
     # 1,000.00 paid goes to the fees (200), the penalty (400), then the interest (400 of 1,800).
     assert claims.outstanding[0] == 11_400.00
     text = computation(claims, 0, rules)
-    assert "interest 10,000.00 x 18.00% x 365/365 = 1,800.00" in text
-    assert "cut 500.00" in text and "outstanding 11,400.00 CNY at 2024-01-01" in text
+    assert "利息 10,000.00 × 18.00% × 365/365 = 1,800.00" in text and "费用 200.00" in text
+    assert "超出 500.00" in text and "截至 2024-01-01 未还 11,400.00 元" in text
 
 
 def test_within_the_cap_and_without_a_contract_rate() -> None:
@@ -51,7 +51,7 @@ def test_within_the_cap_and_without_a_contract_rate() -> None:
     assert claims.outstanding[0] == pytest.approx(5_378.08)
     # No rate: the declared interest and penalty, 450.00 in all, within the cap of 604.93.
     assert claims.outstanding[1] == pytest.approx(5_450.00)
-    assert "no contract rate" in computation(claims, 1, rules)
+    assert "无合同利率" in computation(claims, 1, rules)
 
 
 def test_limitation_ends_three_years_after_the_overdue_date_or_the_last_payment() -> None:

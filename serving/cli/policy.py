@@ -102,17 +102,12 @@ def recommend_command(
 
 
 def _print_counts(frame: pd.DataFrame, rows: str, columns: str, title: str) -> None:
-    import pandas as pd
-    from rich.table import Table
-
-    counts = pd.crosstab(frame[rows], frame[columns])
-    table = Table(title=title)
-    table.add_column(rows)
-    for column in counts.columns:
-        table.add_column(str(column), justify="right")
-    for name, values in counts.iterrows():
-        table.add_row(str(name), *(f"{int(v):,}" if v else "" for v in values))
-    console.print(table)
+    """One line per ``rows`` value: its count, then ``columns`` values by count (fits any width)."""
+    console.print(f"{title}:", highlight=False)
+    for name, group in frame.groupby(rows, sort=True):
+        counts = group[columns].value_counts()
+        listed = ", ".join(f"{value} {count:,}" for value, count in counts.items())
+        console.print(f"  {name} ({len(group):,}): {listed}", highlight=False, soft_wrap=True)
 
 
 def _print_one(answer: Any) -> None:
