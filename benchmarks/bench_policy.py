@@ -123,10 +123,25 @@ def _recommend(n: int) -> dict:
     answer = batch_frame(decisions, engine, frame)
     answer_s = time.perf_counter() - started
     top = answer["action"].value_counts().head(5)
+    one = _one_case_ms(engine, frame.head(2000))
     return {"cases": n, "events_per_case": 9, "history_seconds": round(history_s, 1),
             "decide_seconds": round(decide_s, 1), "answer_seconds": round(answer_s, 1),
             "seconds": round(history_s + decide_s + answer_s, 1),
-            "top_actions": {str(k): int(v) for k, v in top.items()}, "peak_rss_mib": peak_rss_mib()}
+            "top_actions": {str(k): int(v) for k, v in top.items()}, **one, "peak_rss_mib": peak_rss_mib()}
+
+
+def _one_case_ms(engine, frame) -> dict:  # noqa: ANN001
+    """The service's path: one case's facts as a mapping, ``recommend_one``; p50 and p99 in ms."""
+    rows = frame.to_dict("records")
+    for row in rows[:50]:  # warm up
+        engine.recommend_one(row)
+    times = []
+    for row in rows:
+        started = time.perf_counter()
+        engine.recommend_one(row)
+        times.append((time.perf_counter() - started) * 1000)
+    return {"one_case_p50_ms": round(float(np.percentile(times, 50)), 2),
+            "one_case_p99_ms": round(float(np.percentile(times, 99)), 2)}
 
 
 def _assign(n: int, m: int) -> dict:
