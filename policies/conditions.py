@@ -82,31 +82,20 @@ class Comparison(Condition):
 
 
 @dataclass(frozen=True)
-class AllOf(Condition):
+class Combined(Condition):
+    """Every part holds (``every``), or at least one does."""
+
     parts: tuple[Condition, ...]
+    every: bool
 
     def evaluate(self, facts: Facts) -> np.ndarray:
-        out = np.ones(facts.n, dtype=bool)
+        out = np.full(facts.n, self.every)
         for part in self.parts:
-            out &= part.evaluate(facts)
+            out = (out & part.evaluate(facts)) if self.every else (out | part.evaluate(facts))
         return out
 
     def describe(self) -> str:
-        return "(" + " and ".join(p.describe() for p in self.parts) + ")"
-
-
-@dataclass(frozen=True)
-class AnyOf(Condition):
-    parts: tuple[Condition, ...]
-
-    def evaluate(self, facts: Facts) -> np.ndarray:
-        out = np.zeros(facts.n, dtype=bool)
-        for part in self.parts:
-            out |= part.evaluate(facts)
-        return out
-
-    def describe(self) -> str:
-        return "(" + " or ".join(p.describe() for p in self.parts) + ")"
+        return "(" + (" and " if self.every else " or ").join(p.describe() for p in self.parts) + ")"
 
 
 @dataclass(frozen=True)
@@ -134,7 +123,7 @@ def parse_condition(node: Node, known: tuple[str, ...]) -> Condition:
         parts = tuple(parse_condition(part, known) for part in child.sequence())
         if not parts:
             raise child.fail(f"'{key}' needs at least one condition")
-        return AllOf(parts) if key == "all" else AnyOf(parts)
+        return Combined(parts, every=key == "all")
     keys = node.mapping(allowed=("fact", "op", "value"), required=("fact",))
     fact = keys["fact"].text()
     if fact not in known:
