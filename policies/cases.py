@@ -11,6 +11,7 @@ number) is added only when asked for, and never reaches the features, the logs o
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -80,10 +81,10 @@ def _historical_features() -> Any:
     """The store's point-in-time read (``features/store/retrieval.py`` since the store became a
     package; ``features/store.py`` before)."""
     try:
-        from features.store.retrieval import historical_features
+        module = importlib.import_module("features.store.retrieval")
     except ModuleNotFoundError:
-        from features.store import historical_features
-    return historical_features
+        module = importlib.import_module("features.store")
+    return module.historical_features
 
 
 def case_inputs(settings: Settings, engine: Engine, as_of: dt.datetime, catalogue: Catalogue,
