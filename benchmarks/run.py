@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 # name -> module in benchmarks/ with a run() -> dict of results
 BENCHMARKS = {"import": "bench_import", "taiwan": "bench_taiwan", "features": "bench_features",
-              "models": "bench_models"}
+              "models": "bench_models", "policy": "bench_policy"}
 
 # result key -> (figure, comparison, bound)
 TARGETS: dict[str, list[tuple[str, str, float]]] = {
@@ -31,6 +31,8 @@ TARGETS: dict[str, list[tuple[str, str, float]]] = {
     "train_1000000": [("seconds", "<", 300)],
     "world_50000": [("tree_peak_rss_mib", "<", 8192)],
     "features_1000000_total_redis": [("seconds", "<", 600), ("peak_rss_mib", "<", 8192)],
+    "recommend_1000000": [("seconds", "<", 60)],
+    "assign_100000_500": [("seconds", "<", 10), ("mediators_over_limit", "<=", 0)],
 }
 
 

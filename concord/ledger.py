@@ -259,3 +259,30 @@ class ModelAliasChange(Base):
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     reason: Mapped[str] = mapped_column(Text, default="")
     evidence: Mapped[str] = mapped_column(Text, default="")  # JSON: the figures that decided it
+
+
+class Assignment(Base):
+    """A case given to a mediator by ``concord assign`` (append-only: a case's latest row is its
+    current mediator), with the expected recovery and the reason the policy gave."""
+
+    __tablename__ = "assignments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_pk: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    mediator_id: Mapped[str] = mapped_column(String(64))
+    assigned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expected_recovery: Mapped[Decimal] = mapped_column(Money)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    policy_version: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str] = mapped_column(String(36), index=True)
+
+
+class DisputeResolution(Base):
+    """A supervisor's resolution of a debtor's dispute (异议) on a case: disputes recorded before
+    ``resolved_at`` no longer block contact."""
+
+    __tablename__ = "dispute_resolutions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_pk: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    resolved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    resolved_by: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from serving.cli import features, imports, models, world
+from serving.cli import features, imports, models, policy, world
 from serving.cli.common import console, fail
 
 app = typer.Typer(
@@ -61,3 +61,14 @@ app.command("profile")(features.profile_command)
 app.command("train")(models.train_command)
 app.add_typer(models_app, name="models")
 app.command("score")(models.score_command)
+
+policy_app = typer.Typer(help="The policy: workflows, catalogue, guardrails (YAML in policies/).", no_args_is_help=True)
+policy_app.command("check")(policy.policy_check_command)
+disputes_app = typer.Typer(help="Disputes (异议) raised by debtors.", no_args_is_help=True)
+disputes_app.command("resolve")(policy.resolve_dispute_command)
+
+app.command("recommend")(policy.recommend_command)
+app.command("assign")(policy.assign_command)
+app.command("litigation-list")(policy.litigation_list_command)
+app.add_typer(policy_app, name="policy")
+app.add_typer(disputes_app, name="disputes")
