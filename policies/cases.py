@@ -11,16 +11,15 @@ number) is added only when asked for, and never reaches the features, the logs o
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, bindparam, text
 
 from concord.settings import Settings
 from features.repo import SETTLEMENT_V1
+from features.store.retrieval import historical_features
 from policies.catalogue import Catalogue
 from policies.history import contact_facts, load_events, load_resolutions
 from policies.scores import ChampionScorer
@@ -77,16 +76,6 @@ def _utc(moment: dt.datetime) -> pd.Timestamp:
     return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
 
 
-def _historical_features() -> Any:
-    """The store's point-in-time read (``features/store/retrieval.py`` since the store became a
-    package; ``features/store.py`` before)."""
-    try:
-        module = importlib.import_module("features.store.retrieval")
-    except ModuleNotFoundError:
-        module = importlib.import_module("features.store")
-    return module.historical_features
-
-
 def case_inputs(settings: Settings, engine: Engine, as_of: dt.datetime, catalogue: Catalogue,
                 scorer: ChampionScorer, *, case_pks: Sequence[int] | None = None, court: str | None = None,
                 with_names: bool = False) -> CaseInputs:
@@ -101,7 +90,7 @@ def case_inputs(settings: Settings, engine: Engine, as_of: dt.datetime, catalogu
         open_now = open_cases(engine, stamp.to_pydatetime())[["case_pk"]]
         rows = rows.merge(open_now, on="case_pk", how="inner")
     rows = with_feature_cut(rows.assign(decision_ts=stamp)).reset_index(drop=True)
-    features = _historical_features()(settings, rows[ENTITY], SETTLEMENT_V1)
+    features = historical_features(settings, rows[ENTITY], SETTLEMENT_V1)
     features = features.drop(columns=[c for c in features.columns if c in rows.columns and c not in ENTITY])
     scores = scorer.score(features)
     pks = rows["case_pk"].tolist()
