@@ -12,6 +12,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
+from concord.at_rest import make_private
 from concord.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -47,6 +48,11 @@ def make_engine(settings: Settings, *, migrate: bool = True) -> Engine:
         engine = create_engine(url, pool_pre_ping=True)
     if migrate:
         upgrade(engine)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        # A ledger made before Concord restricted its files may still be readable by others;
+        # SQLite gives its -wal and -shm files the database file's mode.
+        for suffix in ("", "-wal", "-shm"):
+            make_private(Path(url.database + suffix))
     return engine
 
 

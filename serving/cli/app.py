@@ -20,8 +20,10 @@ app = typer.Typer(
 @app.callback()
 def _check_settings() -> None:
     """Concord: who should work each debt case, and what to do next."""
+    from concord.at_rest import restrict_new_files
     from concord.settings import get_settings
 
+    restrict_new_files()  # every file any command writes holds or protects personal data
     try:
         get_settings()
     except ValueError as error:

@@ -26,6 +26,7 @@ def import_one(table: str, file: Path, sheet: str | None, report: Path | None, *
     from ingestion.contracts import ContractError
     from ingestion.importer import import_file
     from ingestion.report import write_outputs
+    from ingestion.synonyms import SynonymError
 
     settings = get_settings()
     engine = make_engine(settings)
@@ -46,6 +47,8 @@ def import_one(table: str, file: Path, sheet: str | None, report: Path | None, *
                                  received_at=received_at)
         except ContractError as error:
             fail(f"{error} Nothing was imported.")
+        except SynonymError as error:
+            fail(f"{error} Nothing was imported.")
         finally:
             engine.dispose()
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -62,6 +65,7 @@ def import_one(table: str, file: Path, sheet: str | None, report: Path | None, *
     )
     if quiet:
         return result
+    console.print(result.layout_sentence(), highlight=False, soft_wrap=True)
     for flag, count in result.flags.items():
         console.print(f"flag {flag}: {count:,} rows")
     if result.ignored_columns:
