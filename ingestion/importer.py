@@ -30,6 +30,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, insert, update
 
 from concord import ledger
+from concord.db import ledger_write_lock
 from concord.settings import Settings
 from ingestion.contracts import TABLES, ContractError, Table
 from ingestion.parsing import SHANGHAI
@@ -111,11 +112,16 @@ def import_file(
         if progress:
             progress("importing", prepared.last_row - 1, opened.total_rows)
 
+    def wait_for_writer() -> None:
+        if progress:
+            progress("waiting for another import into this ledger", 0, 0)
+
     def writer() -> None:
         batches = ledger.table(ledger.ImportBatch)
         context = _Context()
         try:
-            with _bulk_connection(engine) as conn, conn.begin():
+            # the workers keep reading while another import holds the ledger; the queue bounds them
+            with ledger_write_lock(engine, wait_for_writer), _bulk_connection(engine) as conn, conn.begin():
                 batch_key = conn.execute(insert(batches).values(
                     table_name=table.name, source_name=path.name[:255], source_sha256=digest.result(),
                     sheet=opened.sheet, started_at=started, rows_read=0)).inserted_primary_key

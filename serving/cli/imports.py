@@ -37,6 +37,9 @@ def import_one(table: str, file: Path, sheet: str | None, report: Path | None, *
         tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
+            if stage.startswith("waiting"):
+                errors.print(f"{file.name}: {stage} to finish", highlight=False, soft_wrap=True)
+                return
             if stage not in tasks:
                 tasks[stage] = bar.add_task(f"{stage} {file.name}", total=max(total, 1))
             bar.update(tasks[stage], completed=done, total=max(total, 1))
