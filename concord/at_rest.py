@@ -95,7 +95,7 @@ class ModeProblem:
         """One sentence naming the path, its mode and the command that fixes it."""
         kind, wanted = ("folder", "700") if self.folder else ("file", "600")
         return (f"{kind} {self.path} has mode {self.mode:04o}, readable by others than its owner: "
-                f"run chmod {wanted} '{self.path}' (or chmod -R go-rwx on the folder above it).")
+                f"run chmod {wanted} '{self.path}'.")
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -105,14 +105,14 @@ def _walk(root: Path) -> Iterator[Path]:
             yield Path(folder) / name
 
 
-def mode_problems(settings: Settings) -> list[ModeProblem]:
-    """Files and folders under ``CONCORD_HOME`` (and a ledger file kept elsewhere) that group or
-    others may read; links are not followed."""
+def check_modes(settings: Settings) -> tuple[int, list[ModeProblem]]:
+    """How many files and folders there are under ``CONCORD_HOME`` (and in the places of personal
+    data kept elsewhere), and those that group or others may use; links are not followed."""
     roots = [settings.home]
     for place in personal_data_places(settings):
         if place.path is not None and not place.path.is_relative_to(settings.home):
             roots.append(place.path)
-    problems = []
+    checked, problems = 0, []
     for root in roots:
         if not root.exists():
             continue
@@ -120,7 +120,8 @@ def mode_problems(settings: Settings) -> list[ModeProblem]:
             info = path.lstat()
             if stat.S_ISLNK(info.st_mode):
                 continue
+            checked += 1
             mode = stat.S_IMODE(info.st_mode)
             if mode & OPEN_TO_OTHERS:
                 problems.append(ModeProblem(path, mode, stat.S_ISDIR(info.st_mode)))
-    return problems
+    return checked, problems

@@ -156,6 +156,17 @@ def text_file(folder: Path, cases: Sequence[Case], name: str, encoding: str, del
     return path
 
 
+CONTRACT_PRODUCTS = {"信用卡透支": "信用卡", "个人消费贷款": "消费贷", "个人信用贷款": "个人借款"}
+
+
+def contract_spellings(rows: list[list[str]]) -> None:
+    """Rows of :func:`text_file` with the products spelt as the contract's Chinese aliases (a bank
+    that follows CONTRACTS.md to the letter)."""
+    at = HEADER.index("业务类型")
+    for row in rows[1:]:
+        row[at] = CONTRACT_PRODUCTS.get(row[at], row[at])
+
+
 def merged_header(folder: Path, cases: Sequence[Case]) -> Export:
     """A two-row header: group titles merged across columns, single columns merged down both rows."""
     groups = ["案件编号", "债权机构", "业务类型", "主体类型", "债务人信息", "", "", "", "金额（元）", "", "", "",

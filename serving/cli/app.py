@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from serving.cli import features, imports, models, world
+from serving.cli import doctor, features, imports, models, world
 from serving.cli.common import console, fail
 
 app = typer.Typer(
@@ -63,3 +63,4 @@ app.command("profile")(features.profile_command)
 app.command("train")(models.train_command)
 app.add_typer(models_app, name="models")
 app.command("score")(models.score_command)
+app.command("doctor")(doctor.doctor_command)
