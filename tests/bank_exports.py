@@ -107,8 +107,8 @@ def _expect(cases: Sequence[Case], first_row: int, rejected: dict[int, str] | No
     return Export(path, imported, len(cases), rejected, skipped or [])
 
 
-def _workbook(sheets: dict[str, list[list[object]]], path: Path,
-              merged: dict[str, list[str]] | None = None) -> Path:
+def workbook(sheets: dict[str, list[list[object]]], path: Path, merged: dict[str, list[str]] | None = None) -> Path:
+    """Write ``sheets`` (name -> rows) with openpyxl, merging the areas named per sheet."""
     book = openpyxl.Workbook()
     book.remove(book.active)
     for name, rows in sheets.items():
@@ -124,14 +124,14 @@ def _workbook(sheets: dict[str, list[list[object]]], path: Path,
 def titled_workbook(folder: Path, cases: Sequence[Case]) -> Export:
     """A title line and a blank line above the header (the issue's first case)."""
     rows = [[TITLE], [], HEADER, *(c.cells() for c in cases)]
-    path = _workbook({"Sheet1": rows}, folder / "海峡银行-不良清单.xlsx", {"Sheet1": ["A1:Q1"]})
+    path = workbook({"Sheet1": rows}, folder / "海峡银行-不良清单.xlsx", {"Sheet1": ["A1:Q1"]})
     return _expect(cases, 4, skipped=[(1, 2)], path=path)
 
 
 def note_sheet_first(folder: Path, cases: Sequence[Case]) -> Export:
     """The first sheet is a note; the data is on the sheet 案件 (the issue's second case)."""
     notes = [["填表说明"], ["1. 金额单位为元"], ["2. 身份证号请设置为文本格式"]]
-    path = _workbook({"说明": notes, "案件": [HEADER, *(c.cells() for c in cases)]}, folder / "批量导入.xlsx")
+    path = workbook({"说明": notes, "案件": [HEADER, *(c.cells() for c in cases)]}, folder / "批量导入.xlsx")
     return _expect(cases, 2, path=path)
 
 
@@ -174,7 +174,7 @@ def merged_header(folder: Path, cases: Sequence[Case]) -> Export:
     detail = ["", "", "", "", "债务人姓名", "身份证号", "手机号", "省份", "本金", "利息", "罚息", "费用", "",
               "放款日期", "逾期日期", "最后还款日期", ""]
     downward = [f"{col}2:{col}3" for col in "ABCDMQ"]
-    path = _workbook({"案件清单": [[TITLE], groups, detail, *(c.cells() for c in cases)]}, folder / "merged.xlsx",
+    path = workbook({"案件清单": [[TITLE], groups, detail, *(c.cells() for c in cases)]}, folder / "merged.xlsx",
                      {"案件清单": ["A1:Q1", "E2:H2", "I2:L2", "N2:P2", *downward]})
     return _expect(cases, 4, skipped=[(1, 2)], path=path)
 
@@ -184,7 +184,7 @@ def footer_totals(folder: Path, cases: Sequence[Case]) -> Export:
     total = sum((c.principal for c in cases), Decimal(0))
     rows = [HEADER, *(c.cells() for c in cases), [], ["合计", None, None, None, None, None, None, None, float(total)],
             ["制表人：张会计", None, None, None, None, None, None, None, None, None, "审核：李主任"]]
-    path = _workbook({"案件": rows}, folder / "footer.xlsx")
+    path = workbook({"案件": rows}, folder / "footer.xlsx")
     last = len(cases) + 1
     return _expect(cases, 2, skipped=[(last + 2, last + 3)], path=path)
 
@@ -199,7 +199,7 @@ def reordered_with_extras(folder: Path, cases: Sequence[Case]) -> Export:
         rows.append([i, c.name, c.id_number, c.phone, c.case_id, float(c.principal), float(c.interest),
                      "已婚" if i % 2 else "未婚", "陈经理", PRODUCTS[c.product], CREDITOR, c.loan_date, c.overdue_since,
                      "" if i % 3 else "客户称已还部分"])
-    path = _workbook({"导出数据": rows}, folder / "reordered.xlsx")
+    path = workbook({"导出数据": rows}, folder / "reordered.xlsx")
     return _expect(cases, 2, path=path)
 
 

@@ -127,20 +127,9 @@ def test_an_id_column_typed_as_numbers_in_excel_is_rejected_not_stored_wrong(set
     assert stored(settings) == {}
 
 
-def _book(path: Path, sheets: dict[str, list[list[object]]]) -> Path:
-    book = openpyxl.Workbook()
-    book.remove(book.active)
-    for name, rows in sheets.items():
-        sheet = book.create_sheet(name)
-        for row in rows:
-            sheet.append(row)
-    book.save(path)
-    return path
-
-
 def test_workbooks_without_exactly_one_sheet_of_cases_are_refused_naming_the_sheets(settings, tmp_path) -> None:
     data = [be.HEADER, *(c.cells() for c in CASES[:5])]
-    two = _book(tmp_path / "two.xlsx", {"十月": data, "十一月": data})
+    two = be.workbook({"十月": data, "十一月": data}, tmp_path / "two.xlsx")
     code, output, _ = run(two, tmp_path)
     assert code == 2
     assert "several sheets with the columns of the cases table ('十月', '十一月')" in output
@@ -148,7 +137,8 @@ def test_workbooks_without_exactly_one_sheet_of_cases_are_refused_naming_the_she
     code, output, report = run(two, tmp_path, "--sheet", "十一月")
     assert code == 0 and report["imported"] == 5
 
-    none = _book(tmp_path / "none.xlsx", {"说明": [["填表说明"]], "汇总": [["债权机构", "本金"], [be.CREDITOR, 100]]})
+    none = be.workbook({"说明": [["填表说明"]], "汇总": [["债权机构", "本金"], [be.CREDITOR, 100]]},
+                       tmp_path / "none.xlsx")
     code, output, _ = run(none, tmp_path)
     assert code == 2
     assert "No sheet of none.xlsx has the columns of the cases table" in output
