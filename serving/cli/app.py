@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import typer
 
-from serving.cli import doctor, features, imports, models, world
+from serving.cli import features, imports, models, world
 from serving.cli.common import console, fail
+from serving.cli.doctor import doctor_command
 
 app = typer.Typer(
     help="Concord: who should work each debt case, and what to do next.",
@@ -55,6 +56,7 @@ models_app.command("rollback")(models.rollback_command)
 models_app.command("history")(models.history_command)
 
 app.add_typer(db_app, name="db")
+app.command("doctor")(doctor_command)
 app.command("import")(imports.import_command)
 app.command("simulate")(world.simulate_command)
 app.command("demo")(world.demo_command)
@@ -63,4 +65,3 @@ app.command("profile")(features.profile_command)
 app.command("train")(models.train_command)
 app.add_typer(models_app, name="models")
 app.command("score")(models.score_command)
-app.command("doctor")(doctor.doctor_command)
