@@ -36,18 +36,17 @@ def id_checksum_ok(numbers: list[str] | np.ndarray) -> np.ndarray:
     """ISO 7064 MOD 11-2 check of 18-character resident ID numbers (already well-formed)."""
     if len(numbers) == 0:
         return np.zeros(0, dtype=bool)
-    raw = _digits(list(numbers))
-    digits = raw[:, :17].astype(np.int64) - ord("0")
-    return raw[:, 17] == id_check_characters(digits)
+    return _checksum_ok(_digits(list(numbers)))
 
 
-def id_birth_dates(numbers: list[str], today: dt.date) -> tuple[np.ndarray, np.ndarray]:
-    """For well-formed ID numbers: whether the birth date (YYYYMMDD, characters 7-14) is no real
-    day from 1900 on, and whether it lies after ``today``."""
-    if not numbers:
-        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
-    digits = _digits(numbers)[:, 6:14].astype(np.int64) - ord("0")
-    ymd = digits @ (10 ** np.arange(7, -1, -1))
+def _checksum_ok(raw: np.ndarray) -> np.ndarray:
+    return raw[:, 17] == id_check_characters(raw[:, :17].astype(np.int64) - ord("0"))
+
+
+def _birth_dates(raw: np.ndarray, today: dt.date) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each ID's birth date (YYYYMMDD, characters 7-14) is no real day from 1900 on,
+    and whether it lies after ``today``."""
+    ymd = (raw[:, 6:14].astype(np.int64) - ord("0")) @ (10 ** np.arange(7, -1, -1))
     year, month, day = ymd // 10000, ymd // 100 % 100, ymd % 100
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     last_day = _DAYS_IN_MONTH[np.clip(month, 0, 12)] + ((month == 2) & leap)
@@ -62,21 +61,24 @@ def parse_id_number(column: pd.Series, today: dt.date | None = None) -> Parsed:
     errors = _no_errors(column.index)
     text = column.astype("string[pyarrow]").str.replace(r"\s", "", regex=True).str.upper()
     present = text.notna()
-    errors = _with_errors(errors, text.str.fullmatch(_SCIENTIFIC).fillna(False).astype(bool), LOST_DIGITS)
     shaped = text.str.fullmatch(r"\d{17}[\dX]").fillna(False).astype(bool)
-    errors = _with_errors(errors, present & ~shaped, "is not an 18-character resident ID number")
-    checksum = pd.Series(False, index=column.index)
-    if shaped.any():
-        checksum.loc[shaped] = id_checksum_ok(text[shaped].tolist())
-    errors = _with_errors(errors, shaped & ~checksum, "fails the ID number checksum")
-    checked = np.flatnonzero((shaped & checksum).to_numpy())
-    if checked.size:
-        birth = id_birth_dates(text.iloc[checked].tolist(), today or dt.date.today())
-        for faulty, reason in zip(birth, ("has a birth date that does not exist", "has a birth date in the future"),
-                                  strict=True):
-            mask = np.zeros(len(text), dtype=bool)
-            mask[checked] = faulty
-            errors = _with_errors(errors, pd.Series(mask, index=text.index), reason)
+    misshapen = present & ~shaped
+    if misshapen.any():  # the common case, every number well-formed, skips this
+        scientific = text[misshapen].str.fullmatch(_SCIENTIFIC).fillna(False).astype(bool)
+        errors = _with_errors(errors, scientific.reindex(text.index, fill_value=False), LOST_DIGITS)
+        errors = _with_errors(errors, misshapen, "is not an 18-character resident ID number")
+    rows = np.flatnonzero(shaped.to_numpy())
+    if rows.size:
+        raw = _digits(text.iloc[rows].tolist())
+        valid = _checksum_ok(raw)
+        impossible, future = _birth_dates(raw, today or dt.date.today())
+        for faulty, reason in ((~valid, "fails the ID number checksum"),
+                               (valid & impossible, "has a birth date that does not exist"),
+                               (valid & future, "has a birth date in the future")):
+            if faulty.any():
+                mask = np.zeros(len(text), dtype=bool)
+                mask[rows] = faulty
+                errors = _with_errors(errors, pd.Series(mask, index=text.index), reason)
     return Parsed(text.where(errors.isna() & present).astype(object), errors)
 
 
@@ -84,10 +86,13 @@ def parse_phone(column: pd.Series) -> Parsed:
     """Mainland mobiles: 11 digits starting 1[3-9]; ``+86``, spaces and dashes tolerated."""
     errors = _no_errors(column.index)
     text = column.astype("string[pyarrow]").str.replace(r"[\s\-()]", "", regex=True)
-    errors = _with_errors(errors, text.str.fullmatch(_SCIENTIFIC).fillna(False).astype(bool), LOST_DIGITS)
     prefixed = text.str.fullmatch(r"(?:\+86|0086|86)1\d{10}").fillna(False).astype(bool)
     text = text.where(~prefixed, text.str.slice(-11))
     present = text.notna()
     ok = text.str.fullmatch(r"1[3-9]\d{9}").fillna(False).astype(bool)
-    errors = _with_errors(errors, present & ~ok, "is not an 11-digit mainland mobile number")
+    wrong = present & ~ok
+    if wrong.any():
+        scientific = text[wrong].str.fullmatch(_SCIENTIFIC).fillna(False).astype(bool)
+        errors = _with_errors(errors, scientific.reindex(text.index, fill_value=False), LOST_DIGITS)
+        errors = _with_errors(errors, wrong, "is not an 11-digit mainland mobile number")
     return Parsed(text.where(ok).astype(object), errors)
