@@ -57,6 +57,12 @@ def _private(path: Path) -> Path:
     return path
 
 
+def write_text(text: str, path: Path) -> Path:
+    """Write ``text`` as UTF-8 to ``path``, mode 0600 in a folder Concord makes 0700 (a JSON report)."""
+    _private(path).write_text(text, encoding="utf-8")
+    return path
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     """Write ``frame`` as UTF-8 CSV with a BOM (Excel opens it right), neutralised, mode 0600.
 

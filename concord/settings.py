@@ -51,6 +51,8 @@ class Settings:
             point-in-time join before it spills to ``home/features/duckdb-spill``
             (``CONCORD_OFFLINE_MEMORY_LIMIT``, DuckDB's syntax: ``2GB``, ``512MB``).
         offline_threads: DuckDB threads (``CONCORD_OFFLINE_THREADS``); default one per CPU.
+        synonyms_file: a YAML file of spellings of enum values and headers
+            (``CONCORD_SYNONYMS``), added to those shipped in ``ingestion/synonyms.yaml``.
     """
 
     home: Path
@@ -61,6 +63,7 @@ class Settings:
     progress_threshold: int = 5000
     offline_memory_limit: str = "2GB"
     offline_threads: int | None = None
+    synonyms_file: Path | None = None
     _pseudonym_key: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -70,6 +73,7 @@ class Settings:
         home = Path(env.get("CONCORD_HOME") or "./var").expanduser().absolute()
         database_url = env.get("CONCORD_DATABASE_URL") or f"sqlite:///{home / 'concord.db'}"
         raw_key = env.get("CONCORD_PSEUDONYM_KEY")
+        synonyms = env.get("CONCORD_SYNONYMS")
         return cls(
             home=home,
             database_url=database_url,
@@ -79,6 +83,7 @@ class Settings:
             progress_threshold=_whole(env, "CONCORD_PROGRESS_THRESHOLD", 5000) or 5000,
             offline_memory_limit=env.get("CONCORD_OFFLINE_MEMORY_LIMIT") or "2GB",
             offline_threads=_whole(env, "CONCORD_OFFLINE_THREADS", None),
+            synonyms_file=Path(synonyms).expanduser().absolute() if synonyms else None,
             _pseudonym_key=raw_key.encode("utf-8") if raw_key else None,
         )
 
@@ -87,9 +92,16 @@ class Settings:
         """File that keeps the generated pseudonym key when none is configured."""
         return self.home / "pseudonym.key"
 
+    @property
+    def configured_pseudonym_key(self) -> bool:
+        """Whether the pseudonym key comes from ``CONCORD_PSEUDONYM_KEY`` rather than ``key_file``."""
+        return self._pseudonym_key is not None
+
     def ensure_home(self) -> Path:
-        """Create the state directory if needed and return it."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        """Create the state directory if needed (readable by its owner only) and return it."""
+        if not self.home.is_dir():
+            self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(self.home, 0o700)  # mkdir's mode passes through the umask
         return self.home
 
     def pseudonym_key(self) -> bytes:

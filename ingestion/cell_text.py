@@ -26,7 +26,11 @@ def _cell_text(value: object) -> str:
     if isinstance(value, float | np.floating):
         if math.isnan(value):
             return ""
-        if float(value).is_integer() and abs(float(value)) < 1e15:
+        if abs(float(value)) >= 1e15:
+            # Beyond 15 digits Excel and a double lose digits: an ID number typed as a number. As
+            # Excel shows it, so that no one takes the rounded digits for the real ones.
+            return f"{float(value):.15G}"
+        if float(value).is_integer():
             return str(int(value))
         # Excel keeps binary doubles: 0.1 + 0.2 shows as 0.3; 9 decimals remove that noise.
         text = repr(round(float(value), 9))

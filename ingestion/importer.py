@@ -30,12 +30,14 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, insert, update
 
 from concord import ledger
+from concord.db import ledger_write_lock
 from concord.settings import Settings
 from ingestion.contracts import TABLES, ContractError, Table
 from ingestion.parsing import SHANGHAI
 from ingestion.prepare import Prepared, _db_values, prepare
 from ingestion.report import ImportReport
 from ingestion.store import Stored, _Context, _restore_indexes, store
+from ingestion.synonyms import Synonyms, load_synonyms
 from ingestion.table_file import FilePart, TableFile, read_table
 
 Progress = Callable[[str, int, int], None]
@@ -71,6 +73,7 @@ def import_file(
     Raises:
         ContractError: the table is unknown or the file cannot be read as a whole; nothing
             is stored.
+        SynonymError: the synonym file named in ``CONCORD_SYNONYMS`` cannot be used.
     """
     started = dt.datetime.now(dt.UTC)
     table = TABLES.get(table_name)
@@ -80,11 +83,13 @@ def import_file(
     hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="concord-import-digest")
     digest = hashing.submit(_sha256, path)  # hashlib lets go of the GIL: this overlaps the reading below
     hashing.shutdown(wait=False)
-    opened = read_table(path, table, sheet=sheet)
+    synonyms = load_synonyms(settings)
+    opened = read_table(path, table, sheet=sheet, header_spellings=synonyms.headers)
     today = today or dt.datetime.now(ZoneInfo(SHANGHAI)).date()
     secret = settings.pseudonym_key()
     report = ImportReport(table=table.name, source=path.name, sheet=opened.sheet, batch_id=None,
-                          ignored_columns=opened.ignored_columns, encoding=opened.encoding)
+                          ignored_columns=opened.ignored_columns, encoding=opened.encoding, detected=opened.described,
+                          header_row=opened.header_row, skipped_rows=opened.skipped)
     if received_at == "now":
         received_at = started
     stamp = None if received_at is None else _db_values(pd.Series([pd.Timestamp(received_at)]), "timestamp")[0]
@@ -107,11 +112,16 @@ def import_file(
         if progress:
             progress("importing", prepared.last_row - 1, opened.total_rows)
 
+    def wait_for_writer() -> None:
+        if progress:
+            progress("waiting for another import into this ledger", 0, 0)
+
     def writer() -> None:
         batches = ledger.table(ledger.ImportBatch)
         context = _Context()
         try:
-            with _bulk_connection(engine) as conn, conn.begin():
+            # the workers keep reading while another import holds the ledger; the queue bounds them
+            with ledger_write_lock(engine, wait_for_writer), _bulk_connection(engine) as conn, conn.begin():
                 batch_key = conn.execute(insert(batches).values(
                     table_name=table.name, source_name=path.name[:255], source_sha256=digest.result(),
                     sheet=opened.sheet, started_at=started, rows_read=0)).inserted_primary_key
@@ -140,7 +150,7 @@ def import_file(
 
     keep_rejected = rejected_rows is not None
     task = functools.partial(_prepare_part, table, secret=secret, today=today, source=opened.source_columns,
-                             keep_rejected=keep_rejected)
+                             keep_rejected=keep_rejected, synonyms=synonyms)
     thread = threading.Thread(target=writer, name="concord-import-writer")
     pool = _worker_pool(opened)
     try:
@@ -219,9 +229,9 @@ PARALLEL_PARTS = 2  # a file of at least this many chunks is parsed in worker pr
 
 
 def _prepare_part(table: Table, part: FilePart, *, secret: bytes, today: dt.date, source: dict[str, str],
-                  keep_rejected: bool) -> tuple[FilePart, Prepared]:
+                  keep_rejected: bool, synonyms: Synonyms) -> tuple[FilePart, Prepared]:
     """Read and prepare one part of a file (in a worker process or here)."""
-    return part, prepare(table, part.read(), secret, today, source, keep_rejected)
+    return part, prepare(table, part.read(), secret, today, source, keep_rejected, synonyms)
 
 
 def _start_worker() -> None:

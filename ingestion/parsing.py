@@ -17,6 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from concord.outputs import restore_text
+
 SHANGHAI = "Asia/Shanghai"
 MAX_AMOUNT_DIGITS = 13  # integer digits of an amount in CNY; SQLite keeps 15 significant digits
 
@@ -66,11 +68,18 @@ def extract(column: pd.Series, pattern: str) -> pd.DataFrame:
 
 
 def normalise_text(column: pd.Series) -> pd.Series:
-    """Trim, fold full-width characters (NFKC) and turn empty cells into NA.
+    """Take off the apostrophe Concord puts before formula-like text (a rejected-rows file sent
+    back), trim, fold full-width characters (NFKC) and turn empty cells into NA.
 
-    Only cells that contain full-width forms pay for the Unicode normalisation.
+    Only cells that begin with an apostrophe or contain full-width forms pay for more than a
+    vectorised look.
     """
-    text = column.astype("string[pyarrow]").str.strip()
+    text = column.astype("string[pyarrow]")
+    quoted = text.str.startswith("'").fillna(False).astype(bool)
+    if quoted.any():
+        text = text.copy()
+        text.loc[quoted] = [restore_text(value) for value in text[quoted]]
+    text = text.str.strip()
     wide = text.str.contains(_NEEDS_NFKC, regex=True).fillna(False).astype(bool)
     if wide.any():
         text = text.copy()
@@ -224,59 +233,19 @@ def parse_timestamp(column: pd.Series, naive_zone: str = SHANGHAI) -> Parsed:
     return Parsed(result, errors)
 
 
-_ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
-_ID_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
-
-
-def id_check_characters(first17: np.ndarray) -> np.ndarray:
-    """ISO 7064 MOD 11-2 check characters (ASCII bytes) of digit rows (n, 17) with values 0-9."""
-    return _ID_CHECK[(first17 * _ID_WEIGHTS).sum(axis=1) % 11]
-
-
-def id_checksum_ok(numbers: list[str] | np.ndarray) -> np.ndarray:
-    """ISO 7064 MOD 11-2 check of 18-character resident ID numbers (already well-formed)."""
-    if len(numbers) == 0:
-        return np.zeros(0, dtype=bool)
-    raw = np.frombuffer("".join(numbers).encode("ascii"), dtype=np.uint8).reshape(-1, 18)
-    digits = raw[:, :17].astype(np.int64) - ord("0")
-    return raw[:, 17] == id_check_characters(digits)
-
-
-def parse_id_number(column: pd.Series) -> Parsed:
-    """18-character resident ID numbers; a trailing ``x`` is upper-cased; checksum verified."""
-    errors = _no_errors(column.index)
-    text = column.astype("string[pyarrow]").str.replace(r"\s", "", regex=True).str.upper()
-    present = text.notna()
-    shaped = text.str.fullmatch(r"\d{17}[\dX]").fillna(False).astype(bool)
-    errors = _with_errors(errors, present & ~shaped, "is not an 18-character resident ID number")
-    checksum = pd.Series(False, index=column.index)
-    if shaped.any():
-        checksum.loc[shaped] = id_checksum_ok(text[shaped].tolist())
-    errors = _with_errors(errors, shaped & ~checksum, "fails the ID number checksum")
-    return Parsed(text.where(errors.isna() & present).astype(object), errors)
-
-
-def parse_phone(column: pd.Series) -> Parsed:
-    """Mainland mobiles: 11 digits starting 1[3-9]; ``+86``, spaces and dashes tolerated."""
-    errors = _no_errors(column.index)
-    text = column.astype("string[pyarrow]").str.replace(r"[\s\-()]", "", regex=True)
-    prefixed = text.str.fullmatch(r"(?:\+86|0086|86)1\d{10}").fillna(False).astype(bool)
-    text = text.where(~prefixed, text.str.slice(-11))
-    present = text.notna()
-    ok = text.str.fullmatch(r"1[3-9]\d{9}").fillna(False).astype(bool)
-    errors = _with_errors(errors, present & ~ok, "is not an 11-digit mainland mobile number")
-    return Parsed(text.where(ok).astype(object), errors)
-
-
 def parse_enum(column: pd.Series, choices: Mapping[str, str]) -> Parsed:
-    """Map spellings (English or Chinese, any case) to canonical enum values."""
+    """Map spellings (English or Chinese, any case) to canonical enum values.
+
+    A refused value is not repeated in the reason: a row whose cells moved (a name in the
+    product column) would put personal data in the report; the rejected-rows file shows it.
+    """
     errors = _no_errors(column.index)
     lookup = {key.lower(): value for key, value in choices.items()}
     lowered = column.astype("string[pyarrow]").str.lower()
     values = lowered.map(lookup, na_action="ignore").astype(object)
     expected = ", ".join(sorted(set(choices.values())))
     bad = column.notna() & values.isna()
-    errors = _with_errors(errors, bad, "'" + column.astype(str) + f"' is not one of: {expected}")
+    errors = _with_errors(errors, bad, f"is not one of: {expected}")
     return Parsed(values.where(values.notna(), pd.NA), errors)
 
 
@@ -355,7 +324,7 @@ def parse_list(column: pd.Series, choices: Mapping[str, str] | None = None) -> P
         if lookup is not None:
             unknown = [item for item in items if item.lower() not in lookup]
             if unknown:
-                errors.loc[index] = f"'{unknown[0]}' is not one of: {expected}"
+                errors.loc[index] = f"has an item that is not one of: {expected}"
                 continue
             items = [lookup[item.lower()] for item in items]
         else:

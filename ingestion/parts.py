@@ -24,8 +24,10 @@ class CsvRange:
     start: int
     stop: int
     first_row: int
-    records: int | None  # records in the range; None for the last range (to the end of file)
-    unit: int  # every range but the last starts a multiple of this many records into the file
+    records: int | None  # records in the range; None for a last range that runs to the end of file
+    unit: int  # every range but the last starts a multiple of this many records into the data
+    delimiter: str = ","
+    header_records: int = 1  # records up to and including the header
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class ParquetRange:
     first_row: int
 
 
-_QUOTE, _NEWLINE, _RETURN, _COMMA = 34, 10, 13, 44
+_QUOTE, _NEWLINE, _RETURN = 34, 10, 13
 
 
 def _outside_quotes(positions: np.ndarray, quotes: np.ndarray, quotes_before: int = 0) -> np.ndarray:
@@ -49,7 +51,7 @@ def _outside_quotes(positions: np.ndarray, quotes: np.ndarray, quotes_before: in
     return (np.searchsorted(quotes, positions) + quotes_before) % 2 == 0
 
 
-def _record_ends(path: Path) -> np.ndarray | None:
+def _record_ends(path: Path, delimiter: str = ",") -> np.ndarray | None:
     """Byte offsets just past each record's line break, or None if that needs a real parse.
 
     A line break ends a record unless it is inside quotes. Counting quotes tells which is
@@ -58,6 +60,7 @@ def _record_ends(path: Path) -> np.ndarray | None:
     literal character, so such files, and files with old Mac line breaks (CR alone), return
     None and are read in one pass instead.
     """
+    separator = ord(delimiter)
     ends: list[np.ndarray] = []
     quotes_before = 0
     offset = 0
@@ -81,10 +84,10 @@ def _record_ends(path: Path) -> np.ndarray | None:
             if quotes.size:
                 opening = (np.arange(quotes.size) + quotes_before) % 2 == 0
                 before = np.where(quotes > 0, data[np.maximum(quotes - 1, 0)], previous)
-                if not np.isin(before[opening], (_COMMA, _NEWLINE, _QUOTE)).all():
+                if not np.isin(before[opening], (separator, _NEWLINE, _QUOTE)).all():
                     return None
                 nexts = np.append(data[1:], np.uint8(after if after is not None else _NEWLINE))[quotes]
-                if not np.isin(nexts[~opening], (_COMMA, _NEWLINE, _RETURN, _QUOTE)).all():
+                if not np.isin(nexts[~opening], (separator, _NEWLINE, _RETURN, _QUOTE)).all():
                     return None
             newlines = np.flatnonzero(data == _NEWLINE)
             ends.append(newlines[_outside_quotes(newlines, quotes, quotes_before)] + offset + 1)
@@ -95,12 +98,12 @@ def _record_ends(path: Path) -> np.ndarray | None:
     return np.concatenate(ends) if ends else np.zeros(0, dtype=np.int64)
 
 
-def _wide_record(data: bytes, width: int) -> int | None:
+def _wide_record(data: bytes, width: int, delimiter: str = ",") -> int | None:
     """Position of the first record in ``data`` (whole records, RFC 4180 quoting) with more
     fields than ``width``, or None."""
     array = np.frombuffer(data, dtype=np.uint8)
     quotes = np.flatnonzero(array == _QUOTE)
-    commas = np.flatnonzero(array == _COMMA)
+    commas = np.flatnonzero(array == ord(delimiter))
     newlines = np.flatnonzero(array == _NEWLINE)
     commas = commas[_outside_quotes(commas, quotes)]
     ends = newlines[_outside_quotes(newlines, quotes)]
@@ -129,25 +132,29 @@ def part_sizes(records: int, chunk_rows: int) -> list[int]:
     return sizes
 
 
-def _csv_ranges(path: Path, encoding: str, width: int, chunk_rows: int) -> list[CsvRange] | None:
-    """The file's data records cut into ranges (see :func:`part_sizes`), or None (see
-    ``_record_ends``)."""
-    ends = _record_ends(path)
-    if ends is None or ends.size == 0:
-        return None
+def _csv_ranges(path: Path, encoding: str, delimiter: str, width: int, chunk_rows: int, ends: np.ndarray,
+                header_records: int, data_end: int) -> list[CsvRange] | None:
+    """The data records of a file, those after the header's ``header_records`` up to record
+    ``data_end`` (a footer after it), cut into ranges (see :func:`part_sizes`); None when the
+    file has no record after its header. ``ends`` are the records' ends (see ``_record_ends``)."""
     size = path.stat().st_size
-    records = ends.size - 1 + (1 if int(ends[-1]) < size else 0)  # the last may lack a line break
-    sizes = part_sizes(records, chunk_rows)
+    sizes = part_sizes(data_end - header_records, chunk_rows)
+    if not sizes:
+        return None
+
+    def offset(records: int) -> int:  # where the file's first ``records`` records end
+        return size if records > ends.size else int(ends[records - 1])
+
     ranges = []
-    start, first_row, position = int(ends[0]), 2, 0  # ends[0] closes the header
+    done = header_records
     for count in sizes:
-        position += count
-        last = position >= ends.size - 1 or int(ends[position]) >= size
-        stop = size if last else int(ends[position])
-        ranges.append(CsvRange(path, encoding, width, start, stop, first_row, None if last else count, sizes[0]))
-        if last:
+        stop = offset(done + count)
+        to_end = stop >= size
+        ranges.append(CsvRange(path, encoding, width, offset(done), stop, done + 1, None if to_end else count,
+                               sizes[0], delimiter, header_records))
+        done += count
+        if to_end:
             break
-        start, first_row = stop, first_row + count
     return ranges
 
 

@@ -22,6 +22,7 @@ from concord.pseudonym import mask_id_number, mask_phone, pseudonyms
 from concord.vocabulary import SCOPE_PRINCIPAL_LIMIT
 from ingestion.contracts import Table
 from ingestion.report import Rejection
+from ingestion.synonyms import Synonyms
 from ingestion.table_file import RawTable
 from ingestion.validate import Validated, _check_cases, _company_ids, _factorized, _key_text, validate
 
@@ -163,13 +164,13 @@ def _rejected_frame(raw: RawTable, mask: np.ndarray, source: dict[str, str], col
 
 
 def prepare(table: Table, raw: RawTable, secret: bytes, today: dt.date, source: dict[str, str],
-            keep_rejected: bool) -> Prepared:
+            keep_rejected: bool, synonyms: Synonyms | None = None) -> Prepared:
     """Validate a chunk and shape its accepted rows for the ledger (pseudonyms included).
 
     Needs neither the database nor the other chunks: a key repeated from another chunk is
     found when the chunk is stored (see :func:`ingestion.validate._duplicates`).
     """
-    result = validate(table, raw)
+    result = validate(table, raw, today, synonyms)
     if result.blank is not None and result.blank.any():
         keep = ~result.blank
         raw = RawTable(raw.frame.loc[keep].reset_index(drop=True), raw.rows[keep], raw.last_row)

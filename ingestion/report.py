@@ -11,6 +11,9 @@ from typing import Any
 
 import pandas as pd
 
+from concord.outputs import write_csv, write_text
+from ingestion.header import Skipped
+
 
 @dataclass
 class Rejection:
@@ -39,6 +42,9 @@ class ImportReport:
     flags: dict[str, int] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
     encoding: str | None = None
+    detected: str = ""  # what the file was read as: format, encoding, delimiter, sheet
+    header_row: int = 1
+    skipped_rows: list[Skipped] = field(default_factory=list)  # not data: above the header, a footer
     rejections: list[Rejection] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -46,19 +52,29 @@ class ImportReport:
         """The report as written to ``--report``."""
         return asdict(self)
 
+    def layout_sentence(self) -> str:
+        """``Read as UTF-16LE with BOM, tab-separated; header on row 3; skipped rows 1-2 (above the header).``"""
+        text = f"read as {self.detected}; header on row {self.header_row}"
+        if self.skipped_rows:
+            spans = ", ".join(f"{s.first}" + (f"-{s.last}" if s.last != s.first else "") + f" ({s.why})"
+                              for s in self.skipped_rows)
+            text += f"; skipped rows {spans}"
+        return text
+
 
 def write_outputs(report: ImportReport, rejected_rows: list[pd.DataFrame], report_path: Path) -> Path | None:
-    """Write the JSON report and, if any row was rejected, the rejected rows as CSV.
+    """Write the JSON report and, if any row was rejected, the rejected rows as CSV; both mode 0600.
 
     The CSV keeps the file's own headers and values, plus ``reject_row``, ``reject_column``
     and ``reject_reason``, so a clerk can fix it and send it again (extra columns are ignored
-    on import). Returns the CSV's path, or None.
+    on import). A cell a spreadsheet would run as a formula gets a leading apostrophe
+    (:func:`concord.outputs.write_csv`), which the importer takes off again. Returns the CSV's
+    path, or None.
     """
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(json.dumps(report.as_json(), ensure_ascii=False, indent=2), encoding="utf-8")
+    write_text(json.dumps(report.as_json(), ensure_ascii=False, indent=2), report_path)
     if not rejected_rows:
         return None
     csv_path = report_path.with_name(report_path.stem + ".rejected.csv")
     frame = pd.concat(rejected_rows, ignore_index=True).sort_values("reject_row", kind="stable")
-    frame.to_csv(csv_path, index=False, encoding="utf-8-sig")
+    write_csv(frame, csv_path)
     return csv_path

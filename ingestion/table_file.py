@@ -8,8 +8,7 @@ The format is read from the file's content; each format has its own module (``cs
 
 from __future__ import annotations
 
-import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,10 +16,11 @@ import numpy as np
 import pandas as pd
 
 from ingestion.contracts import ContractError, Table
-from ingestion.csv_format import _count_lines, _read_csv, _read_csv_range
-from ingestion.excel_format import _read_excel
+from ingestion.csv_format import _read_csv_range, open_text
+from ingestion.excel_format import open_workbook
+from ingestion.header import FOOTER, FOOTER_SCAN_ROWS, Layout, Skipped, footer_length, header_lookup, map_header
 from ingestion.parquet_format import _read_parquet, _read_parquet_range
-from ingestion.parts import CsvRange, ParquetRange, _csv_ranges
+from ingestion.parts import CsvRange, ParquetRange
 
 
 @dataclass
@@ -50,6 +50,10 @@ class TableFile:
     _bodies: Callable[[], Iterator[pd.DataFrame]] = field(repr=False)
     _csv_ranges: list[CsvRange] | None = field(default=None, repr=False)
     _parquet_ranges: list[ParquetRange] | None = field(default=None, repr=False)
+    header_row: int = 1
+    described: str = ""  # what was detected: format, encoding, delimiter, sheet
+    skipped: list[Skipped] = field(default_factory=list)  # rows that are not data; a footer found on reading
+    typed: bool = False  # a parquet file: every row after the header is data
 
     def chunks(self) -> Iterator[RawTable]:
         """Non-blank rows in chunks, contract columns only, with spreadsheet row numbers."""
@@ -72,10 +76,29 @@ class TableFile:
             for row_range in self._parquet_ranges:
                 yield FilePart(self.table, self._positions, parquet=row_range)
             return
-        first_row = 2
-        for body in self._bodies():
+        first_row = self.header_row + 1
+        bodies = self._bodies() if self.typed else self._without_footer(self._bodies())
+        for body in bodies:
             yield FilePart(self.table, self._positions, body=body, first_row=first_row)
             first_row += len(body)
+
+    def _without_footer(self, bodies: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """``bodies`` with the footer lines at the end of the last one taken off and recorded in
+        ``skipped`` (each body is held back until the next one shows it was not the last)."""
+        held: pd.DataFrame | None = None
+        last_row = self.header_row
+        for body in bodies:
+            if held is not None:
+                yield held
+            held = body
+            last_row += len(body)
+        if held is None:
+            return
+        tail = held.iloc[-FOOTER_SCAN_ROWS:].fillna("").astype(str).to_numpy().tolist()
+        footer = footer_length(tail, self._positions, self.table)
+        if footer and not any(s.why == FOOTER for s in self.skipped):
+            self.skipped.append(Skipped(last_row - footer + 1, last_row, FOOTER))
+        yield held.iloc[: len(held) - footer] if footer else held
 
     @property
     def part_count(self) -> int | None:
@@ -135,16 +158,6 @@ def _filled(body: pd.DataFrame) -> np.ndarray:
     return filled
 
 
-def column_letter(position: int) -> str:
-    """0 -> A, 25 -> Z, 26 -> AA: how a spreadsheet names a column."""
-    letters = ""
-    position += 1
-    while position:
-        position, remainder = divmod(position - 1, 26)
-        letters = chr(65 + remainder) + letters
-    return letters
-
-
 # file name suffix -> (formats its content may have, what the name promises); a workbook of
 # either kind reads the same, whatever its name
 _WORKBOOK = frozenset({"xlsx", "xls"})
@@ -166,16 +179,15 @@ def _sniff(path: Path) -> str:
     return "csv"
 
 
-def _header_key(cell: str) -> str:
-    return unicodedata.normalize("NFKC", cell).strip().lower()
+def read_table(path: Path, table: Table, sheet: str | None = None, chunk_rows: int = 100_000, *,
+               header_spellings: Mapping[str, Sequence[str]] | None = None) -> TableFile:
+    """Open ``path`` as contract ``table``: find and map its header; rows stream by chunk.
 
-
-def read_table(path: Path, table: Table, sheet: str | None = None, chunk_rows: int = 100_000) -> TableFile:
-    """Open ``path`` as contract ``table``: check and map its header; rows stream by chunk.
+    ``header_spellings`` adds header names (contract column -> spellings) to the contract's own.
 
     Raises:
         ContractError: the file is missing, unreadable, lacks a required column, repeats a
-            column, or names a sheet it does not have.
+            column, names a sheet it does not have, or has not exactly one sheet for the table.
     """
     if not path.exists():
         raise ContractError(f"{path} does not exist.")
@@ -189,11 +201,9 @@ def read_table(path: Path, table: Table, sheet: str | None = None, chunk_rows: i
         # nonsense columns.
         raise ContractError(f"{path.name} is not {named[1]}, as its name says: its content is "
                             f"{_KIND_NAMES[kind]}.")
-    encoding = None
-    csv_ranges = None
-    parquet_ranges = None
+    lookup = header_lookup(table, header_spellings)
     if kind in ("xlsx", "xls"):
-        header, bodies, sheet, total_rows = _read_excel(path, sheet, chunk_rows)
+        layout = open_workbook(path, table, lookup, sheet, chunk_rows, legacy=kind == "xls")
     elif sheet is not None:
         raise ContractError(f"{path.name} is not a spreadsheet workbook, so it has no sheet '{sheet}'.")
     elif kind == "parquet":
@@ -201,41 +211,11 @@ def read_table(path: Path, table: Table, sheet: str | None = None, chunk_rows: i
 
         def bodies() -> Iterator[pd.DataFrame]:
             return (_read_parquet_range(part) for part in parquet_ranges)
-    else:
-        with path.open("rb") as handle:
-            if b"\x00" in handle.read(65536):
-                raise ContractError(f"{path.name} is not a spreadsheet (CSV, xlsx or parquet).")
-        header, bodies, encoding = _read_csv(path, chunk_rows)
-        total_rows = _count_lines(path) - 1
-        assert encoding is not None
-        csv_ranges = _csv_ranges(path, encoding, len(header), chunk_rows)
 
-    lookup: dict[str, str] = {}
-    for column in table.columns:
-        lookup[column.name.lower()] = column.name
-        lookup[_header_key(column.alias)] = column.name
-    positions: dict[int, str] = {}
-    seen: dict[str, int] = {}
-    source: dict[str, str] = {}
-    ignored: list[str] = []
-    for position, cell in enumerate(header):
-        name = lookup.get(_header_key(cell))
-        if name is None:
-            if cell.strip():
-                ignored.append(cell.strip())
-            continue
-        if name in seen:
-            first, second = column_letter(seen[name]), column_letter(position)
-            raise ContractError(
-                f"Column {table.label(name)} appears twice in {path.name} (columns {first} and {second})."
-            )
-        seen[name] = position
-        positions[position] = name
-        source[name] = cell.strip()
-    missing = [c for c in table.columns if c.required and c.name not in seen]
-    if missing:
-        names = ", ".join(table.label(c.name) for c in missing)
-        plural = "columns" if len(missing) > 1 else "column"
-        raise ContractError(f"{path.name} lacks the required {plural} {names} of the {table.name} table.")
-    return TableFile(path, table, source, ignored, sheet, encoding, total_rows, positions, bodies, csv_ranges,
-                     parquet_ranges)
+        layout = Layout(header, 1, bodies, total_rows, "parquet file", parquet_ranges=parquet_ranges, typed=True)
+    else:
+        layout = open_text(path, table, lookup, chunk_rows)
+    mapped = map_header(layout.header, table, lookup, path.name)
+    return TableFile(path, table, mapped.source, mapped.ignored, layout.sheet, layout.encoding, layout.total_rows,
+                     mapped.positions, layout.bodies, layout.csv_ranges, layout.parquet_ranges, layout.header_row,
+                     layout.described, layout.skipped, layout.typed)

@@ -7,6 +7,7 @@ Each row's first fault, in column order, is the one reported.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,23 +17,35 @@ import pandas as pd
 
 from ingestion import parsing
 from ingestion.contracts import Column, Table
+from ingestion.identifiers import parse_id_number, parse_phone
+from ingestion.synonyms import Synonyms
 from ingestion.table_file import RawTable
 
 # kind -> the parser of a kind whose rule needs nothing of the column but its text
 _PARSERS: dict[str, Callable[[pd.Series], parsing.Parsed]] = {
     "amount": parsing.parse_amount, "date": parsing.parse_date, "timestamp": parsing.parse_timestamp,
-    "bool": parsing.parse_bool, "id_number": parsing.parse_id_number, "phone": parsing.parse_phone,
-    "rate": parsing.parse_rate,
+    "bool": parsing.parse_bool, "phone": parse_phone, "rate": parsing.parse_rate,
 }
+# A refused value is quoted back only when it cannot be personal data: digits and the signs of
+# amounts, dates and times, without a run of seven digits (a phone or ID number moved into
+# another column by a shifted row).
+_SHOWABLE = re.compile(r"^[0-9.,:/\-+%¥元年月日时分秒TZ ]{1,40}$")
+_LONG_DIGITS = re.compile(r"\d{7}")
 
 
-def _parse_column(column: Column, text: pd.Series) -> parsing.Parsed:
+def _showable(text: str) -> bool:
+    return bool(_SHOWABLE.match(text)) and not _LONG_DIGITS.search(text)
+
+
+def _parse_column(column: Column, text: pd.Series, today: dt.date, choices: dict[str, str] | None) -> parsing.Parsed:
     kind = column.kind
     if kind in _PARSERS:
         return _PARSERS[kind](text)
+    if kind == "id_number":
+        return parse_id_number(text, today)
     if kind == "enum":
-        assert column.choices is not None
-        return parsing.parse_enum(text, column.choices)
+        assert choices is not None
+        return parsing.parse_enum(text, choices)
     if kind == "int":
         return parsing.parse_int(text, minimum=int(column.low or 0))
     if kind == "float":
@@ -41,7 +54,7 @@ def _parse_column(column: Column, text: pd.Series) -> parsing.Parsed:
             column.high if column.high is not None else np.inf, low_open=column.low_open,
         )
     if kind == "list":
-        return parsing.parse_list(text, column.choices)
+        return parsing.parse_list(text, choices)
     return parsing.parse_string(text, max_length=255)
 
 
@@ -100,12 +113,23 @@ def _spread(series: pd.Series, codes: np.ndarray, index: pd.Index) -> pd.Series:
     return series.take(codes).set_axis(index)
 
 
-def validate(table: Table, raw: RawTable) -> Validated:
+def _creditor_spellings(table: Table, raw: RawTable, synonyms: Synonyms | None) -> pd.Series | None:
+    """Each row's creditor, when the table has one and some creditor has spellings of its own."""
+    if synonyms is None or not synonyms.creditors or "creditor" not in table.by_name:
+        return None
+    return parsing.normalise_text(raw.frame["creditor"])
+
+
+def validate(table: Table, raw: RawTable, today: dt.date | None = None, synonyms: Synonyms | None = None) -> Validated:
     """Parse every column by its contract rule; the first fault per row, in column order.
 
     Each value is parsed per cell, so a column that repeats its values has only its distinct
-    values parsed (see :func:`_distinct`), with the same results.
+    values parsed (see :func:`_distinct`), with the same results. Enum values are read through
+    ``synonyms`` (the contract's spellings alone without it), a creditor's own spellings for
+    its rows. ``today`` bounds birth dates (default: today).
     """
+    today = today or dt.date.today()
+    creditors = _creditor_spellings(table, raw, synonyms)
     index = raw.frame.index
     values = pd.DataFrame(index=index)
     result = Validated(values, pd.Series(pd.NA, index=index, dtype=object), pd.Series(pd.NA, index=index, dtype=object))
@@ -117,11 +141,15 @@ def validate(table: Table, raw: RawTable) -> Validated:
         given = text.notna()
         if column.default is not None:
             text = text.fillna(column.default)
-        parsed = _parse_column(column, text)
+        choices = None if column.choices is None else (
+            synonyms.choices(column) if synonyms is not None else column.choices)
+        parsed = _parse_column(column, text, today, choices)
         if distinct is not None:
             codes = distinct[0]
             text, given = _spread(text, codes, index), _spread(given, codes, index)
             parsed = parsing.Parsed(_spread(parsed.values, codes, index), _spread(parsed.errors, codes, index))
+        if creditors is not None and choices is not None:
+            parsed = _per_creditor(column, text, today, creditors, synonyms, parsed)
         present |= given.to_numpy()
         values[column.name] = parsed.values
         label = table.label(column.name)
@@ -129,7 +157,9 @@ def validate(table: Table, raw: RawTable) -> Validated:
         if faulty.any():
             reason = label + " " + parsed.errors[faulty]
             if not (column.personal or column.kind in ("enum", "list")):
-                reason = reason + ": '" + text[faulty].astype(str) + "'"
+                shown = text[faulty].astype(str)
+                quoted = shown.map(_showable)
+                reason = reason.where(~quoted, reason + ": '" + shown + "'")
             result.reject(faulty, column.name, reason.reindex(index))
         if column.required:
             missing = text.isna()
@@ -137,6 +167,20 @@ def validate(table: Table, raw: RawTable) -> Validated:
                 result.reject(missing, column.name, f"{label} is required")
     result.blank = ~present
     return result
+
+
+def _per_creditor(column: Column, text: pd.Series, today: dt.date, creditors: pd.Series,
+                  synonyms: Synonyms | None, parsed: parsing.Parsed) -> parsing.Parsed:
+    """``parsed`` with the rows of each creditor that has spellings of its own parsed again by them."""
+    assert synonyms is not None
+    values, errors = parsed.values.copy(), parsed.errors.copy()
+    for name in set(synonyms.creditors) & set(creditors.dropna().unique()):
+        if column.name not in synonyms.creditors[name]:
+            continue
+        rows = (creditors == name).fillna(False).to_numpy(dtype=bool)
+        again = _parse_column(column, text[rows], today, synonyms.choices(column, name))
+        values.loc[rows], errors.loc[rows] = again.values, again.errors
+    return parsing.Parsed(values, errors)
 
 
 def _check_cases(table: Table, result: Validated, today: dt.date) -> None:

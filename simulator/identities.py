@@ -1,7 +1,7 @@
 """Synthetic identities of the simulated debtors: resident ID numbers (real district codes,
 valid check character), Chinese person and company names, and mainland mobile numbers.
 
-The check character comes from the product's own ID parser (``ingestion.parsing``), so the
+The check character comes from the product's own ID parser (``ingestion.identifiers``), so the
 simulator writes exactly what the importer accepts.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingestion.parsing import id_check_characters
+from ingestion.identifiers import id_check_characters
 from simulator.arrays import digits
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高郑梁谢宋唐许韩冯邓曹彭曾肖田董潘袁蔡蒋余叶程魏苏吕丁"

@@ -35,8 +35,8 @@ def _one_pass_bodies(path, chunk_rows: int):
                            dtype=object)
 
 
-def _read_in_one_pass(path, table, sheet=None, chunk_rows: int = 100_000):
-    opened = read_table(path, table, sheet, chunk_rows)
+def _read_in_one_pass(path, table, sheet=None, chunk_rows: int = 100_000, **options):
+    opened = read_table(path, table, sheet, chunk_rows, **options)
     opened._parquet_ranges = None
     opened._bodies = lambda: _one_pass_bodies(path, chunk_rows)
     return opened

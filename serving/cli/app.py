@@ -9,6 +9,7 @@ import typer
 
 from serving.cli import features, imports, models, policy, world
 from serving.cli.common import console, fail
+from serving.cli.doctor import doctor_command
 
 app = typer.Typer(
     help="Concord: who should work each debt case, and what to do next.",
@@ -20,8 +21,10 @@ app = typer.Typer(
 @app.callback()
 def _check_settings() -> None:
     """Concord: who should work each debt case, and what to do next."""
+    from concord.at_rest import restrict_new_files
     from concord.settings import get_settings
 
+    restrict_new_files()  # every file any command writes holds or protects personal data
     try:
         get_settings()
     except ValueError as error:
@@ -53,6 +56,7 @@ models_app.command("rollback")(models.rollback_command)
 models_app.command("history")(models.history_command)
 
 app.add_typer(db_app, name="db")
+app.command("doctor")(doctor_command)
 app.command("import")(imports.import_command)
 app.command("simulate")(world.simulate_command)
 app.command("demo")(world.demo_command)

@@ -26,6 +26,7 @@ def import_one(table: str, file: Path, sheet: str | None, report: Path | None, *
     from ingestion.contracts import ContractError
     from ingestion.importer import import_file
     from ingestion.report import write_outputs
+    from ingestion.synonyms import SynonymError
 
     settings = get_settings()
     engine = make_engine(settings)
@@ -36,6 +37,9 @@ def import_one(table: str, file: Path, sheet: str | None, report: Path | None, *
         tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
+            if stage.startswith("waiting"):
+                errors.print(f"{file.name}: {stage} to finish", highlight=False, soft_wrap=True)
+                return
             if stage not in tasks:
                 tasks[stage] = bar.add_task(f"{stage} {file.name}", total=max(total, 1))
             bar.update(tasks[stage], completed=done, total=max(total, 1))
@@ -45,6 +49,8 @@ def import_one(table: str, file: Path, sheet: str | None, report: Path | None, *
             result = import_file(table, file, settings, engine, sheet=sheet, progress=progress, rejected_rows=rejected,
                                  received_at=received_at)
         except ContractError as error:
+            fail(f"{error} Nothing was imported.")
+        except SynonymError as error:
             fail(f"{error} Nothing was imported.")
         finally:
             engine.dispose()
@@ -62,6 +68,7 @@ def import_one(table: str, file: Path, sheet: str | None, report: Path | None, *
     )
     if quiet:
         return result
+    console.print(result.layout_sentence(), highlight=False, soft_wrap=True)
     for flag, count in result.flags.items():
         console.print(f"flag {flag}: {count:,} rows")
     if result.ignored_columns:

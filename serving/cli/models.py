@@ -120,6 +120,7 @@ def score_command(
 ) -> None:
     """Every case open at a time with p_reach and p_settle from the champions, and their versions."""
     from concord.db import make_engine
+    from concord.outputs import write_csv
     from concord.settings import get_settings
     from training.scoring import score
 
@@ -128,6 +129,5 @@ def score_command(
         frame = score(settings, make_engine(settings), timestamp(as_of, "--as-of"))
     except LookupError as error:
         fail(str(error))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out, index=False, encoding="utf-8-sig")
+    write_csv(frame, out)  # owner only, formula-like text neutralised
     console.print(f"scored {len(frame):,} open cases into {out}", soft_wrap=True)
