@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import openpyxl
@@ -21,7 +22,7 @@ def _id(rng: random.Random) -> str:
     return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, WEIGHTS, strict=True)) % 11]
 
 
-def _sheet(path: Path, header: list[str], rows: list[list[object]]) -> None:
+def _sheet(path: Path, header: list[str], rows: Sequence[Sequence[object]]) -> None:
     workbook = openpyxl.Workbook()
     sheet = workbook.active
     sheet.append(header)
@@ -30,7 +31,7 @@ def _sheet(path: Path, header: list[str], rows: list[list[object]]) -> None:
     workbook.save(path)
 
 
-def _csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
+def _csv(path: Path, header: list[str], rows: Sequence[Sequence[object]]) -> None:
     def cell(value: object) -> str:
         return "" if value is None else str(value)
 
