@@ -4,8 +4,9 @@ linking what the tables show to what happens. The pipeline must learn from it un
 
 Rules (one step a day; ``sigma`` is the logistic function):
 
-- A case enters the pool on a uniform day in the ``history_days`` before the snapshot and
-  lives ``life`` days (uniform 60-300), then closes (outcome ``closed``) unless it settled.
+- A case enters the pool on a uniform day in the ``history_days`` before the snapshot. Its
+  creditor entrusts it for a mandate (委托期限) of 180 days (the bank) or 120 days (the consumer
+  finance company), plus up to 30; then it closes (outcome ``closed``) unless it settled.
 - Each day of its life an action happens with probability ``ACTION_RATE``.
 - Never reached yet (stage W): a ``voice_call`` reaches the debtor with probability 0.30 when
   the phone works, else 0.05.
@@ -90,9 +91,9 @@ def build(folder: Path, n_cases: int = 1500, seed: int = 11, *, snapshot: dt.dat
     snap = (snapshot - dt.date(1970, 1, 1)).days  # day numbers since 1970, local dates
     end = snap + follow_days
     entry = snap - rng.integers(1, history_days + 1, n)
-    life = rng.integers(60, 301, n)
-    stop = np.minimum(entry + life, end)  # the closing day (or the world's end)
     bank = rng.random(n) < 0.3
+    life = np.where(bank, 180, 120) + rng.integers(0, 31, n)
+    stop = np.minimum(entry + life, end)  # the closing day (or the world's end)
     income = rng.lognormal(8.5 + 0.3 * bank, 0.7, n)
     house = rng.random(n) < 0.25
     dead_from = np.where(rng.random(n) < 0.10, entry - 400,  # dead already

@@ -70,7 +70,7 @@ def test_calibrated_and_discriminating_on_fresh_data(settlement_model) -> None:
 def test_contributions_add_up_to_the_raw_log_odds(settlement_model) -> None:
     X, _ = world(50, seed=5)
     contributions = settlement_model.contributions(X.astype(float))
-    raw = settlement_model.booster_.predict_proba(X.astype(float), raw_score=True)
+    raw = settlement_model.booster_.predict(X.astype(float), raw_score=True)
     np.testing.assert_allclose(contributions.sum(axis=1).to_numpy(), raw, rtol=1e-6, atol=1e-6)
 
 
