@@ -53,24 +53,36 @@ class LogisticOdds(ClassifierMixin, BaseEstimator):
             rows = np.sort(np.random.default_rng(self.random_state).choice(rows, self.max_rows, replace=False))
         values = frame.iloc[rows].to_numpy(dtype=np.float64, na_value=np.nan)
         labels = (target[rows] == self.classes_[1]).astype(np.float64)
-        missing = np.isnan(values)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a feature missing in every row has no median: 0
             self.medians_ = np.nan_to_num(np.nanmedian(values, axis=0))
-        self.indicators_ = np.flatnonzero(missing.any(axis=0))
-        filled = np.where(missing, self.medians_, values)
-        self.means_ = filled.mean(axis=0)
-        scale = filled.std(axis=0)
+        self.indicators_ = np.flatnonzero(np.isnan(values).any(axis=0))
+        self.means_, self.scales_ = np.zeros(values.shape[1]), np.ones(values.shape[1])
+        design = self._design(values)  # imputed, not yet standardised
+        del values
+        width = len(self.feature_names_in_)
+        self.means_ = design[:, :width].mean(axis=0)
+        scale = design[:, :width].std(axis=0)
         self.scales_ = np.where(scale > 0, scale, 1.0)
-        design = self._design(values)
+        design[:, :width] -= self.means_
+        design[:, :width] /= self.scales_
         self.coef_, self.intercept_ = self._solve(design, labels)
         return self
 
     def _design(self, values: np.ndarray) -> np.ndarray:
-        """Imputed, standardised values and the missing-value indicators, as float64."""
-        missing = np.isnan(values)
-        filled = (np.where(missing, self.medians_, values) - self.means_) / self.scales_
-        return np.hstack([filled, missing[:, self.indicators_].astype(np.float64)])
+        """Imputed, standardised values and the missing-value indicators, as float64 (built in
+        one array, in place: a few hundred thousand rows of it are the baseline's whole memory)."""
+        width = values.shape[1]
+        design = np.empty((len(values), width + len(self.indicators_)))
+        columns = design[:, :width]
+        columns[:] = values
+        missing = np.isnan(columns)
+        design[:, width:] = missing[:, self.indicators_]
+        np.copyto(columns, np.broadcast_to(self.medians_, columns.shape), where=missing)
+        del missing
+        columns -= self.means_
+        columns /= self.scales_
+        return design
 
     def _solve(self, design: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
         """Penalised maximum likelihood with the monotone coefficients bounded to their sign."""
