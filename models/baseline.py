@@ -32,7 +32,7 @@ class LogisticOdds(ClassifierMixin, BaseEstimator):
     linear model of a hundred coefficients gains nothing from millions more, and memory does.
     """
 
-    def __init__(self, C: float = 1.0, monotone: Mapping[str, int] | None = None, max_rows: int = 300_000,
+    def __init__(self, C: float = 1.0, monotone: Mapping[str, int] | None = None, max_rows: int = 200_000,
                  random_state: int = 0) -> None:
         self.C = C
         self.monotone = monotone

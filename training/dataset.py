@@ -20,7 +20,8 @@ from models.specs import ModelSpec
 from training import labels as label_defs
 
 ENTITY_COLUMNS = ("case_pk", "debtor_key", "event_timestamp", "decision_ts")
-META_COLUMNS = (*ENTITY_COLUMNS, "creditor", "case_id", "creditor_type", "label")
+META_COLUMNS = (*ENTITY_COLUMNS, "creditor", "case_id", "creditor_type", "label")  # never model inputs
+KEPT_COLUMNS = (*ENTITY_COLUMNS, "creditor_type", "label")  # what a training set keeps of each decision
 FETCH_ROWS = 200_000  # decisions per feature fetch (neighbouring cases: the join stays small)
 
 
@@ -66,7 +67,7 @@ class TrainingSet:
         """A training set from a DataFrame of decisions (``event_timestamp``, ``label``, features)."""
         ordered = frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
         features = feature_columns(ordered, spec)
-        meta = ordered[[c for c in META_COLUMNS if c in ordered.columns]].copy()
+        meta = ordered[[c for c in KEPT_COLUMNS if c in ordered.columns]].copy()
         if "creditor_type" not in meta:
             meta["creditor_type"] = "all"
         values = ordered[features].to_numpy(dtype=np.float32, na_value=np.nan)
@@ -118,10 +119,12 @@ def decisions(engine: Engine, spec: ModelSpec, as_of: dt.datetime, per_case: flo
 
 def training_set(settings: Settings, engine: Engine, spec: ModelSpec, as_of: dt.datetime,
                  per_case: float = 3.0, seed: int = 0) -> TrainingSet:
-    """Decision points with labels and the model's features, point-in-time correct."""
+    """Decision points with labels and the model's features, point-in-time correct (of each
+    decision: ``KEPT_COLUMNS`` and the features)."""
     from features.store import feature_store, historical_features
 
-    meta = decisions(engine, spec, as_of, per_case, seed)
+    meta = decisions(engine, spec, as_of, per_case, seed)[list(KEPT_COLUMNS)]
+    meta["creditor_type"] = meta["creditor_type"].astype("category")
     features = service_features(settings, spec)
     values = np.full((len(meta), len(features)), np.nan, dtype=np.float32, order="F")
     store = feature_store(settings)
@@ -132,7 +135,7 @@ def training_set(settings: Settings, engine: Engine, spec: ModelSpec, as_of: dt.
         entities["debtor_key"] = entities["debtor_key"].astype(object)  # the categories end here: Feast takes text
         part = historical_features(settings, entities, spec.feature_service, store=store)
         values[rows] = part[features].to_numpy(dtype=np.float32, na_value=np.nan)
-    return TrainingSet(meta[[c for c in META_COLUMNS if c in meta.columns]], values, features)
+    return TrainingSet(meta, values, features)
 
 
 def training_frame(settings: Settings, engine: Engine, spec: ModelSpec, as_of: dt.datetime,
