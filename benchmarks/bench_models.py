@@ -19,6 +19,11 @@
    runs in its own process (peak memory is that world end to end).
 2. Training time and peak memory of the model class on 1,000,000 rows with as many features
    as the reachability service (target: under 5 minutes), in its own process.
+3. On demand, ``concord train --model all`` on a prepared home (a world imported and its
+   features built, e.g. by ``bench_features.py``'s stages): wall time and the peak memory of its
+   process tree (target 8 GiB at 1,000,000 cases)::
+
+       python benchmarks/bench_models.py --train-home HOME --as-of 2026-06-30
 """
 
 from __future__ import annotations
@@ -142,6 +147,19 @@ def _train_million(rows: int, features: int) -> dict:
     return {"rows": rows, "features": features, "seconds": round(seconds, 1), "peak_rss_mib": peak_rss_mib()}
 
 
+def _train_all(home: str, as_of: str) -> dict:
+    """``concord train --model all --as-of`` on ``home``, in this process."""
+    import os
+
+    os.environ["CONCORD_HOME"] = home
+    os.environ.setdefault("CONCORD_PSEUDONYM_KEY", "benchmark")
+    from serving.cli.app import app
+
+    started = time.perf_counter()
+    app(["train", "--model", "all", "--as-of", as_of], standalone_mode=False)
+    return {"seconds": round(time.perf_counter() - started, 1), "peak_rss_mib": peak_rss_mib()}
+
+
 def _world(name: str) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         figures = world_figures(name, Path(scratch))
@@ -165,8 +183,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--child", nargs="+", metavar="ARG", help="internal: million ROWS FEATURES | world NAME")
     parser.add_argument("--worlds", default=",".join(WORLDS), help="comma-separated: " + ", ".join(WORLDS))
+    parser.add_argument("--train-home", help="measure `concord train --model all` on this CONCORD_HOME instead")
+    parser.add_argument("--as-of", default="2026-06-30", help="with --train-home: the data cut-off")
     args = parser.parse_args()
-    if args.child and args.child[0] == "million":
+    if args.train_home:
+        print(json.dumps(run_child(__file__, "train", args.train_home, args.as_of), indent=2))
+    elif args.child and args.child[0] == "train":
+        print(json.dumps(_train_all(args.child[1], args.child[2])))
+    elif args.child and args.child[0] == "million":
         print(json.dumps(_train_million(int(args.child[1]), int(args.child[2]))))
     elif args.child and args.child[0] == "world":
         print(json.dumps(_world(args.child[1]), default=str))
