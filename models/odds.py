@@ -126,8 +126,11 @@ class CalibratedOdds(ClassifierMixin, BaseEstimator):
     def assemble(self, booster: lgb.Booster, calibrator: IsotonicRegression | None, names: Sequence[str],
                  classes: np.ndarray | None = None) -> CalibratedOdds:
         """Take a fitted booster over the features ``names`` and a calibration map of its raw
-        probabilities (None: the raw probabilities stand); returns self, fitted."""
-        self.booster_ = booster
+        probabilities (None: the raw probabilities stand); returns self, fitted.
+
+        The model keeps the trees only: a copy of the booster made from its text, so that
+        neither its training data nor its training buffers live on with the model."""
+        self.booster_ = lgb.Booster(model_str=booster.model_to_string())
         self.calibrator_ = calibrator
         self.classes_ = np.array([0, 1]) if classes is None else np.asarray(classes)
         self.feature_names_in_ = np.array(list(names), dtype=object)

@@ -36,10 +36,6 @@ class Evaluation:
     last_lightgbm: CalibratedOdds
     last_baseline: LogisticOdds
 
-    def mean_auc(self, data: TrainingSet, estimator: str) -> float:
-        """Mean ROC-AUC over the folds of ``lightgbm`` or ``baseline``."""
-        return float(self.table(data)[f"auc_{estimator}"].mean())
-
     def table(self, data: TrainingSet) -> pd.DataFrame:
         """One row per fold: cut, rows and time ranges of both sides, each estimator's ROC-AUC."""
         labels, times = data.labels, data.times
