@@ -51,6 +51,10 @@ class Settings:
             point-in-time join before it spills to ``home/features/duckdb-spill``
             (``CONCORD_OFFLINE_MEMORY_LIMIT``, DuckDB's syntax: ``2GB``, ``512MB``).
         offline_threads: DuckDB threads (``CONCORD_OFFLINE_THREADS``); default one per CPU.
+        tuning_trials: most settings the hyperparameter search tries per model
+            (``CONCORD_TUNING_TRIALS``, default 30).
+        tuning_seconds: most seconds the search spends per model (``CONCORD_TUNING_SECONDS``,
+            default 600); whichever of the two budgets ends first ends the search.
     """
 
     home: Path
@@ -61,6 +65,8 @@ class Settings:
     progress_threshold: int = 5000
     offline_memory_limit: str = "2GB"
     offline_threads: int | None = None
+    tuning_trials: int = 30
+    tuning_seconds: int = 600
     _pseudonym_key: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -79,6 +85,8 @@ class Settings:
             progress_threshold=_whole(env, "CONCORD_PROGRESS_THRESHOLD", 5000) or 5000,
             offline_memory_limit=env.get("CONCORD_OFFLINE_MEMORY_LIMIT") or "2GB",
             offline_threads=_whole(env, "CONCORD_OFFLINE_THREADS", None),
+            tuning_trials=_whole(env, "CONCORD_TUNING_TRIALS", 30) or 30,
+            tuning_seconds=_whole(env, "CONCORD_TUNING_SECONDS", 600) or 600,
             _pseudonym_key=raw_key.encode("utf-8") if raw_key else None,
         )
 
