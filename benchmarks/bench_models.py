@@ -1,14 +1,29 @@
-"""Model quality against the oracle, and training cost at a million rows.
+"""Model quality against the oracle at a snapshot, on three worlds, and training cost at a million rows.
 
-1. A simulated world of 50,000 cases goes through import, the feature build and training, as
-   any creditor's files would. On the simulator's own decision points after the out-of-time
-   cut (never seen in training) the champion's ROC-AUC is compared with the AUC of the true
-   probabilities (the oracle): share of the way from chance = (AUC - 0.5) / (AUC_oracle - 0.5).
-   Targets: AUC >= 0.80, share >= 0.9, expected calibration error <= 0.02. The whole of it
-   (world, import, build, both point-in-time training sets, training, evaluation) runs in its
-   own process: its peak memory is that of the 50,000-case world end to end.
+1. Three worlds go through import (``--historical``), the feature build and ``train --as-of``
+   the snapshot, as any creditor's files would. The models then score every case open at the
+   snapshot, and are judged against what happened after it: ROC-AUC against the realised
+   outcome (reached within 14 days, settled within 90), beside the AUC of the world's true
+   probabilities at the snapshot (its oracle). Share of the way from chance =
+   (AUC - 0.5) / (AUC_oracle - 0.5); target 0.9 for both models on each world, with the
+   rolling-origin spread of the out-of-time ROC-AUC that training reported.
+
+   - ``simulator``: Concord's simulator (50,000 cases); its truth is the ``truth_snapshot``
+     table (every case open at the world's end minus 90 days).
+   - ``foreign``: the world of ``tests/foreign_world.py``, written by other means (20,000 cases,
+     420 days of history, capacity and litigation fetched once when a case enters).
+   - ``short``: the same generator with short history (20,000 cases, 240 days before the
+     snapshot, capacity and litigation refreshed every 60-120 days; 90-day settlement horizon).
+
+   Nothing is tuned to any of them: the settings are searched by training itself. Each world
+   runs in its own process (peak memory is that world end to end).
 2. Training time and peak memory of the model class on 1,000,000 rows with as many features
    as the reachability service (target: under 5 minutes), in its own process.
+3. On demand, ``concord train --model all`` on a prepared home (a world imported and its
+   features built, e.g. by ``bench_features.py``'s stages): wall time and the peak memory of its
+   process tree (target 8 GiB at 1,000,000 cases)::
+
+       python benchmarks/bench_models.py --train-home HOME --as-of 2026-06-30
 """
 
 from __future__ import annotations
@@ -20,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,11 +44,14 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import peak_rss_mib, run_child  # noqa: E402
 
+TABLES = ("mediators", "cases", "contact_checks", "capacity", "litigation", "events")
+ORACLE = {"reachability": "p_reach_14d", "settlement": "p_settle_90d"}
+WORLDS = ("simulator", "foreign", "short")
 
-def oracle_comparison(n_cases: int = 50_000, seed: int = 7) -> dict:
-    """Figures per model: model AUC, oracle AUC, share of the way, ECE, baseline AUC."""
-    import pandas as pd
 
+def snapshot_figures(home: Path, paths: dict[str, Path], truth: Any, snapshot: dt.datetime) -> dict[str, Any]:
+    """Import the world, train both models up to the snapshot, score the open cases at it and
+    compare with the realised outcomes and the truth; figures per model."""
     from concord.db import make_engine
     from concord.settings import Settings
     from features.offline.build import build_offline_tables
@@ -41,73 +60,88 @@ def oracle_comparison(n_cases: int = 50_000, seed: int = 7) -> dict:
     from ingestion.importer import import_file
     from models.metrics import scores
     from models.specs import SPECS
-    from simulator.world import simulate_world
-    from simulator.writers import write_world
     from training import labels as label_defs
+    from training.dataset import ENTITY_COLUMNS
     from training.pipeline import train
+    from training.scoring import open_cases
 
-    out: dict = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        home = Path(scratch)
-        settings = Settings.from_env({"CONCORD_HOME": str(home), "CONCORD_PSEUDONYM_KEY": "benchmark"})
+    settings = Settings.from_env({"CONCORD_HOME": str(home), "CONCORD_PSEUDONYM_KEY": "benchmark"})
+    engine = make_engine(settings)
+    started = time.perf_counter()
+    for table in TABLES:
+        import_file(table, paths[table], settings, engine, received_at=None)
+    build_offline_tables(settings)
+    apply(settings)
+    out: dict[str, Any] = {"prepare_seconds": round(time.perf_counter() - started, 1)}
+    cases = open_cases(engine, snapshot)
+    truth = truth.assign(creditor=truth["creditor"].astype(str), case_id=truth["case_id"].astype(str))
+    cases = cases.merge(truth[["case_id", "creditor", *ORACLE.values()]], on=["case_id", "creditor"], how="inner")
+    _, events = label_defs.load_history(engine)
+    for name, oracle_column in ORACLE.items():
         started = time.perf_counter()
-        world = simulate_world(n_cases, seed)
-        paths = write_world(world, home / "world", "csv")
-        engine = make_engine(settings)
-        for table in ("mediators", "cases", "contact_checks", "capacity", "litigation", "events"):
-            import_file(table, paths[table], settings, engine, received_at=None)
-        build_offline_tables(settings)
-        apply(settings)
-        out["prepare_seconds"] = round(time.perf_counter() - started, 1)
-        as_of = dt.datetime(2026, 6, 30, tzinfo=dt.UTC)
-        cases, events = label_defs.load_history(engine)
-        truth = world.truth_decisions.copy()
-        truth["creditor"] = truth["creditor"].astype(str)
-        truth["case_id"] = truth["case_id"].astype(str)
-        truth["decision_ts"] = pd.to_datetime(truth["decision_time"], utc=True).dt.floor("s")
-        truth = label_defs.with_feature_cut(truth.merge(cases, on=["creditor", "case_id"], how="inner"))
-        for name, oracle_column in (("reachability", "p_reach_14d"), ("settlement", "p_settle_90d")):
-            started = time.perf_counter()
-            result, _version = train(settings, engine, name, as_of)
-            label = label_defs.LABELS[SPECS[name].label]
-            points = truth[(truth["decision_ts"] >= result.cut) & (truth["decision_ts"] + label.horizon <= as_of)]
-            points = points.reset_index(drop=True)
-            points["label"] = label_defs.attach_labels(points, events, label)
-            entity_rows = points[["case_pk", "debtor_key", "event_timestamp", "decision_ts"]]
-            features = historical_features(settings, entity_rows, SPECS[name].feature_service)
-            frame = points[["case_pk", "event_timestamp", "label", oracle_column, "creditor_type"]].merge(
-                features.drop(columns=[c for c in ("debtor_key", "decision_ts", "creditor_type") if c in features]),
-                on=["case_pk", "event_timestamp"], how="left")
-            p_model = result.model.predict_proba(frame[result.features].astype(float))[:, 1]
-            p_baseline = result.baseline.predict_proba(frame[result.features].astype(float))[:, 1]
-            model, oracle = scores(frame["label"], p_model), scores(frame["label"], frame[oracle_column])
-            figures = {
-                "holdout_points": int(len(frame)), "base_rate": round(model["base_rate"], 4),
-                "roc_auc": round(model["roc_auc"], 4), "oracle_roc_auc": round(oracle["roc_auc"], 4),
-                "share_of_oracle": round((model["roc_auc"] - 0.5) / (oracle["roc_auc"] - 0.5), 3),
-                "ece": round(model["ece"], 4), "brier": round(model["brier"], 4),
-                "baseline_roc_auc": round(scores(frame["label"], p_baseline)["roc_auc"], 4),
-                "train_seconds": round(time.perf_counter() - started, 1),
-            }
-            for kind in ("bank", "consumer_finance"):
-                mask = (frame["creditor_type"] == kind).to_numpy()
-                figures[f"roc_auc_{kind}"] = round(scores(frame["label"][mask], p_model[mask])["roc_auc"], 4)
-                oracle_auc = scores(frame["label"][mask], frame[oracle_column][mask])["roc_auc"]
-                figures[f"oracle_roc_auc_{kind}"] = round(oracle_auc, 4)
-            out[name] = figures
-        engine.dispose()
+        result, _version = train(settings, engine, name, snapshot)
+        label = label_defs.LABELS[SPECS[name].label]
+        realised = label_defs.attach_labels(cases, events, label).to_numpy()
+        features = historical_features(settings, cases[list(ENTITY_COLUMNS)], SPECS[name].feature_service)
+        inputs = features[result.features].astype(float)
+        model = scores(realised, result.model.predict_proba(inputs)[:, 1])
+        oracle = scores(realised, cases[oracle_column])
+        baseline = scores(realised, result.baseline.predict_proba(inputs)[:, 1])
+        mean, spread = result.auc("model")
+        folds = result.folds[f"auc_{result.chosen}"]
+        out[name] = {
+            "open_cases": int(len(cases)), "base_rate": round(model["base_rate"], 4),
+            "roc_auc": round(model["roc_auc"], 4), "oracle_roc_auc": round(oracle["roc_auc"], 4),
+            "share_of_oracle": round((model["roc_auc"] - 0.5) / (oracle["roc_auc"] - 0.5), 3),
+            "baseline_share": round((baseline["roc_auc"] - 0.5) / (oracle["roc_auc"] - 0.5), 3),
+            "ece": round(model["ece"], 4), "brier": round(model["brier"], 4), "registered": result.chosen,
+            "out_of_time_auc": round(mean, 4), "out_of_time_auc_sd": round(spread, 4),
+            "out_of_time_auc_range": [round(float(folds.min()), 4), round(float(folds.max()), 4)],
+            "out_of_time_baseline_auc": round(result.auc("baseline")[0], 4), "origins": int(len(result.folds)),
+            "decisions": result.refit_rows, "search_trials": result.tuned.trials,
+            "train_seconds": round(time.perf_counter() - started, 1),
+        }
+    engine.dispose()
     return out
 
 
+def world_figures(world: str, scratch: Path) -> dict[str, Any]:
+    """Write one world into ``scratch`` and measure it (see the module docstring)."""
+    import pandas as pd
+
+    if world == "simulator":
+        from simulator.world import simulate_world
+        from simulator.writers import write_world
+
+        simulated = simulate_world(50_000, 7)
+        truth = getattr(simulated, "truth_snapshot", None)
+        if truth is None:
+            return {"skipped": "this simulator has no truth_snapshot table yet"}
+        paths = write_world(simulated, scratch / "world", "csv")
+        snapshot = pd.Timestamp(truth["snapshot"].iloc[0])
+    else:
+        from tests.foreign_world import build
+
+        options: dict[str, Any] = {"history_days": 420} if world == "foreign" else {
+            "history_days": 240, "refresh_days": (60, 120)}
+        paths = build(scratch / "world", n_cases=20_000, seed=5, **options)
+        truth = pd.read_csv(paths["truth_snapshot"])
+        snapshot = pd.Timestamp(truth["snapshot"].iloc[0])
+    snapshot = snapshot.tz_localize("UTC") if snapshot.tzinfo is None else snapshot.tz_convert("UTC")
+    figures = snapshot_figures(scratch, paths, truth, snapshot.to_pydatetime())
+    figures["snapshot"] = str(snapshot)
+    return figures
+
+
 def _train_million(rows: int, features: int) -> dict:
+    import pandas as pd
+
     from models.odds import CalibratedOdds
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(rows, features)).astype(np.float32)
     logit = X[:, :8] @ rng.normal(size=8) + 0.5 * np.sin(X[:, 8] * 2) - 2.0
     y = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
-    import pandas as pd
-
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(features)])
     started = time.perf_counter()
     CalibratedOdds(n_jobs=2).fit(frame, y)
@@ -115,30 +149,52 @@ def _train_million(rows: int, features: int) -> dict:
     return {"rows": rows, "features": features, "seconds": round(seconds, 1), "peak_rss_mib": peak_rss_mib()}
 
 
-def _world(n_cases: int) -> dict:
-    figures = oracle_comparison(n_cases)
+def _train_all(home: str, as_of: str) -> dict:
+    """``concord train --model all --as-of`` on ``home``, in this process."""
+    import os
+
+    os.environ["CONCORD_HOME"] = home
+    os.environ.setdefault("CONCORD_PSEUDONYM_KEY", "benchmark")
+    from serving.cli.app import app
+
+    started = time.perf_counter()
+    app(["train", "--model", "all", "--as-of", as_of], standalone_mode=False)
+    return {"seconds": round(time.perf_counter() - started, 1), "peak_rss_mib": peak_rss_mib()}
+
+
+def _world(name: str) -> dict:
+    with tempfile.TemporaryDirectory() as scratch:
+        figures = world_figures(name, Path(scratch))
     figures["peak_rss_mib"] = peak_rss_mib()
     return figures
 
 
-def run(n_cases: int = 50_000, rows: int = 1_000_000, features: int = 60) -> dict:
-    """Both measurements, each in its own process for an honest peak memory."""
+def run(rows: int = 1_000_000, features: int = 60, worlds: tuple[str, ...] = WORLDS) -> dict:
+    """Every measurement, each in its own process for an honest peak memory."""
     results = {"train_1000000": run_child(__file__, "million", str(rows), str(features))}
-    world = run_child(__file__, "world", str(n_cases))
-    for name in ("reachability", "settlement"):
-        results[f"oracle_{name}"] = world.pop(name)
-    results[f"world_{n_cases}"] = world  # prepare_seconds, wall_s, peak memory
+    for world in worlds:
+        figures = run_child(__file__, "world", world)
+        for name in ORACLE:
+            if name in figures:
+                results[f"snapshot_{world}_{name}"] = figures.pop(name)
+        results[f"world_{world}"] = figures  # prepare_seconds, wall_s, peak memory (or why it was skipped)
     return results
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--child", nargs="+", metavar="ARG", help="internal: million ROWS FEATURES | world CASES")
-    parser.add_argument("--cases", type=int, default=50_000)
+    parser.add_argument("--child", nargs="+", metavar="ARG", help="internal: million ROWS FEATURES | world NAME")
+    parser.add_argument("--worlds", default=",".join(WORLDS), help="comma-separated: " + ", ".join(WORLDS))
+    parser.add_argument("--train-home", help="measure `concord train --model all` on this CONCORD_HOME instead")
+    parser.add_argument("--as-of", default="2026-06-30", help="with --train-home: the data cut-off")
     args = parser.parse_args()
-    if args.child and args.child[0] == "million":
+    if args.train_home:
+        print(json.dumps(run_child(__file__, "train", args.train_home, args.as_of), indent=2))
+    elif args.child and args.child[0] == "train":
+        print(json.dumps(_train_all(args.child[1], args.child[2])))
+    elif args.child and args.child[0] == "million":
         print(json.dumps(_train_million(int(args.child[1]), int(args.child[2]))))
     elif args.child and args.child[0] == "world":
-        print(json.dumps(_world(int(args.child[1])), default=str))
+        print(json.dumps(_world(args.child[1]), default=str))
     else:
-        print(json.dumps(run(args.cases), indent=2, default=str))
+        print(json.dumps(run(worlds=tuple(args.worlds.split(","))), indent=2, default=str))

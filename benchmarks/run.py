@@ -26,10 +26,10 @@ TARGETS: dict[str, list[tuple[str, str, float]]] = {
     "import_csv_1000000": [("rows_per_s", ">=", 50_000), ("tree_peak_rss_mib", "<", 2048)],
     "import_xlsx_100000": [("rows_per_s", ">=", 10_000), ("tree_peak_rss_mib", "<", 2048)],
     "taiwan": [("roc_auc_mean", ">=", 0.78)],
-    "oracle_reachability": [("roc_auc", ">=", 0.80), ("share_of_oracle", ">=", 0.9), ("ece", "<=", 0.02)],
-    "oracle_settlement": [("roc_auc", ">=", 0.80), ("share_of_oracle", ">=", 0.9), ("ece", "<=", 0.02)],
+    **{f"snapshot_{world}_{model}": [("share_of_oracle", ">=", 0.9), ("ece", "<=", 0.02)]
+       for world in ("simulator", "foreign", "short") for model in ("reachability", "settlement")},
     "train_1000000": [("seconds", "<", 300)],
-    "world_50000": [("tree_peak_rss_mib", "<", 8192)],
+    **{f"world_{world}": [("tree_peak_rss_mib", "<", 8192)] for world in ("simulator", "foreign", "short")},
     "features_1000000_total_redis": [("seconds", "<", 600), ("peak_rss_mib", "<", 8192)],
     "recommend_1000000": [("seconds", "<", 60)],
     "assign_100000_500": [("seconds", "<", 10), ("mediators_over_limit", "<=", 0)],

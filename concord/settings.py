@@ -53,6 +53,10 @@ class Settings:
         offline_threads: DuckDB threads (``CONCORD_OFFLINE_THREADS``); default one per CPU.
         synonyms_file: a YAML file of spellings of enum values and headers
             (``CONCORD_SYNONYMS``), added to those shipped in ``ingestion/synonyms.yaml``.
+        tuning_trials: most settings the hyperparameter search tries per model
+            (``CONCORD_TUNING_TRIALS``, default 30).
+        tuning_seconds: most seconds the search spends per model (``CONCORD_TUNING_SECONDS``,
+            default 600); whichever of the two budgets ends first ends the search.
     """
 
     home: Path
@@ -64,6 +68,8 @@ class Settings:
     offline_memory_limit: str = "2GB"
     offline_threads: int | None = None
     synonyms_file: Path | None = None
+    tuning_trials: int = 30
+    tuning_seconds: int = 600
     _pseudonym_key: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -84,6 +90,8 @@ class Settings:
             offline_memory_limit=env.get("CONCORD_OFFLINE_MEMORY_LIMIT") or "2GB",
             offline_threads=_whole(env, "CONCORD_OFFLINE_THREADS", None),
             synonyms_file=Path(synonyms).expanduser().absolute() if synonyms else None,
+            tuning_trials=_whole(env, "CONCORD_TUNING_TRIALS", 30) or 30,
+            tuning_seconds=_whole(env, "CONCORD_TUNING_SECONDS", 600) or 600,
             _pseudonym_key=raw_key.encode("utf-8") if raw_key else None,
         )
 

@@ -102,6 +102,7 @@ def import_file(
         report.inserted += stored.inserted
         report.updated += stored.updated
         report.unchanged += stored.unchanged
+        report.redated += stored.redated
         report.rejections.extend(prepared.rejections)
         report.rejections.extend(stored.rejections)
         for flag in stored.flags:

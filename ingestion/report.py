@@ -37,6 +37,7 @@ class ImportReport:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    redated: int = 0  # of the unchanged rows, those now known from an earlier time (a --historical re-import)
     rejected: int = 0
     flagged: int = 0
     flags: dict[str, int] = field(default_factory=dict)

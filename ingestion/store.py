@@ -91,12 +91,12 @@ def _ensure_debtors(conn: Connection, keys: Iterable[str], masks: Iterable[str |
 
 
 def _existing(conn: Connection, sql: SqlTable, keys: list[str], probe: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """Stored (key columns, id, row_hash) of the rows whose key is among ``probe``.
+    """Stored (key columns, id, row_hash, received_at) of the rows whose key is among ``probe``.
 
     The probe keys go to a temporary table and the database joins: no giant IN lists, and it
     scales with the file, not with the ledger.
     """
-    empty = pd.DataFrame(columns=[*keys, "id", "row_hash"])
+    empty = pd.DataFrame(columns=[*keys, "id", "row_hash", "received_at"])
     if not probe:
         return empty
     names = ", ".join(keys)
@@ -105,12 +105,13 @@ def _existing(conn: Connection, sql: SqlTable, keys: list[str], probe: list[tupl
     bulk_insert(conn, "concord_probe", keys, probe)
     on = " AND ".join(f"t.{k} = p.{k}" for k in keys)
     rows = conn.exec_driver_sql(
-        f"SELECT {', '.join('t.' + k for k in keys)}, t.id, t.row_hash FROM {sql.name} t JOIN concord_probe p ON {on}"
+        f"SELECT {', '.join('t.' + k for k in keys)}, t.id, t.row_hash, t.received_at "
+        f"FROM {sql.name} t JOIN concord_probe p ON {on}"
     ).all()
     conn.exec_driver_sql("DROP TABLE concord_probe")
     if not rows:
         return empty
-    return pd.DataFrame(rows, columns=[*keys, "id", "row_hash"])
+    return pd.DataFrame(rows, columns=[*keys, "id", "row_hash", "received_at"])
 
 
 def _defer_indexes(conn: Connection, table: str) -> list[str]:
@@ -176,6 +177,7 @@ class Stored:
     flags: list[str]
     rejections: list[Rejection]
     rejected_frame: pd.DataFrame | None
+    redated: int = 0  # unchanged rows now known from an earlier time
 
 
 def _late_frame(raw: RawTable, source: dict[str, str], rejections: list[Rejection]) -> pd.DataFrame:
@@ -246,6 +248,7 @@ def store(conn: Connection, table: Table, prepared: Prepared, context: _Context,
     if existing.empty:
         stored_id = np.full(count, np.nan)
         stored_hash = np.full(count, None, dtype=object)
+        stored_received = pd.Series(pd.NaT, index=range(count), dtype="datetime64[us, UTC]")
     else:
         # Keys compare as the text the driver stored: SQLite returns that text, PostgreSQL
         # typed values, which _db_values turns into the same text.
@@ -259,9 +262,15 @@ def store(conn: Connection, table: Table, prepared: Prepared, context: _Context,
         merged = lookup.merge(existing, on=prepared.key, how="left")
         stored_id = merged["id"].to_numpy(dtype=float)
         stored_hash = merged["row_hash"].to_numpy(dtype=object)
+        stored_received = pd.to_datetime(merged["received_at"], utc=True, format="ISO8601")
     new = np.isnan(stored_id)
     same = ~new & (stored_hash == hashes)
     changed = ~new & ~same
+    # A row counts from when Concord first learnt it: an unchanged row received again earlier
+    # (a --historical re-import of rows first imported as new) takes the earlier time.
+    known = stored_received.notna().to_numpy()
+    earlier = known if stamp is None else known & (stored_received > pd.Timestamp(stamp, tz="UTC")).to_numpy()
+    redated = np.flatnonzero(same & earlier)
 
     names = [*columns, "row_hash", "batch_id", "received_at"]
     columns["row_hash"] = hashes.tolist()
@@ -274,6 +283,7 @@ def store(conn: Connection, table: Table, prepared: Prepared, context: _Context,
         if new.any():
             bulk_insert(conn, sql.name, names, [rows[i] for i in np.flatnonzero(new)])
         bulk_update(conn, sql, names, [(*rows[i], int(stored_id[i])) for i in np.flatnonzero(changed)])
+    bulk_update(conn, sql, ["received_at", "batch_id"], [(stamp, batch_id, int(stored_id[i])) for i in redated])
     flags = _unpack(prepared.flags)
     flags = flags if every else [flags[i] for i in positions]
-    return Stored(int(new.sum()), int(changed.sum()), int(same.sum()), flags, late, late_frame)
+    return Stored(int(new.sum()), int(changed.sum()), int(same.sum()), flags, late, late_frame, len(redated))

@@ -1,14 +1,17 @@
 """Calibrated gradient-boosted odds: the model class behind reachability and settlement.
 
-A LightGBM classifier (scikit-learn API) with monotone constraints where the domain is sure,
-then isotonic calibration on a held-out tail of the training rows (the caller orders rows by
-time, so the tail is the most recent). Explanations come from LightGBM's ``pred_contrib``
-(identical to SHAP TreeExplainer values, in log-odds, far cheaper).
+A LightGBM booster with monotone constraints where the domain is sure, then isotonic
+calibration of its raw probabilities. ``fit`` is the self-contained scikit-learn path: trees on
+the head of the rows (the caller orders them by time), early stopping and calibration on the
+tail. Training (``training.refit``) instead fits the trees on every row and calibrates on
+cross-fitted scores, then puts the parts together with :meth:`CalibratedOdds.assemble`.
+Explanations come from LightGBM's ``pred_contrib`` (identical to SHAP TreeExplainer values, in
+log-odds, far cheaper).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightgbm as lgb
@@ -20,7 +23,8 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 
-def _frame(X: object, names: list[str] | None = None) -> pd.DataFrame:
+def as_frame(X: object, names: list[str] | None = None) -> pd.DataFrame:
+    """``X`` as a DataFrame: as it is, or a 2-D array with ``names`` (or ``x0, x1, ...``) as columns."""
     if isinstance(X, pd.DataFrame):
         return X
     array = np.asarray(X)
@@ -33,12 +37,18 @@ def _frame(X: object, names: list[str] | None = None) -> pd.DataFrame:
 _TIE_BREAK = 1e-6
 
 
+def isotonic(raw: np.ndarray, labels: np.ndarray) -> IsotonicRegression:
+    """The calibration map from raw probabilities to observed rates."""
+    return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, labels)
+
+
 class CalibratedOdds(ClassifierMixin, BaseEstimator):
     """Probability that a binary event happens (e.g. reached within 14 days), calibrated.
 
-    Parameters mirror LightGBM's; ``monotone`` maps feature names to +1 (never lowers the
-    probability), -1 (never raises it) or 0. ``calibration_fraction`` of the rows (the last
-    ones, in the order given) are held out for early stopping and isotonic calibration.
+    Parameters mirror LightGBM's scikit-learn names; ``monotone`` maps feature names to +1
+    (never lowers the probability), -1 (never raises it) or 0. In :meth:`fit`,
+    ``calibration_fraction`` of the rows (the last ones, in the order given) are held out for
+    early stopping and isotonic calibration.
     """
 
     def __init__(
@@ -69,62 +79,84 @@ class CalibratedOdds(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
+    def booster_params(self, names: Sequence[str]) -> dict[str, Any]:
+        """LightGBM's own parameters for these settings over the features ``names`` (trees
+        are counted separately: ``n_estimators``)."""
+        monotone = self.monotone or {}
+        unknown = set(monotone) - set(names)
+        if unknown:
+            raise ValueError(f"monotone names features the data lacks: {sorted(unknown)}")
+        return {
+            "objective": "binary", "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_child_samples, "bagging_fraction": self.subsample,
+            "bagging_freq": 1 if self.subsample < 1 else 0, "feature_fraction": self.colsample_bytree,
+            "lambda_l2": self.reg_lambda, "monotone_constraints": [int(monotone.get(c, 0)) for c in names],
+            "monotone_constraints_method": "advanced", "seed": self.random_state, "num_threads": self.n_jobs,
+            "feature_pre_filter": False, "verbosity": -1,
+        }
+
     def fit(self, X: object, y: object) -> CalibratedOdds:
-        """Fit the trees on the head of the rows, calibrate on the tail; returns self."""
-        frame = _frame(X)
+        """Fit the trees on the head of the rows, stop early and calibrate on the tail; returns self."""
+        frame = as_frame(X)
         target = np.asarray(y)
         if type_of_target(target) != "binary" and len(np.unique(target)) != 2:
             raise ValueError("CalibratedOdds needs a binary target with both classes present.")
-        self.classes_ = np.unique(target)
-        labels = (target == self.classes_[1]).astype(int)
-        self.feature_names_in_ = np.array(frame.columns, dtype=object)
-        self.n_features_in_ = frame.shape[1]
+        classes = np.unique(target)
+        labels = (target == classes[1]).astype(int)
+        names = [str(c) for c in frame.columns]
         held_out = max(int(len(frame) * self.calibration_fraction), 1) if len(frame) > 10 else 0
         cut = len(frame) - held_out
-        fit_x, fit_y = frame.iloc[:cut], labels[:cut]
-        cal_x, cal_y = frame.iloc[cut:], labels[cut:]
-        if held_out == 0 or len(np.unique(cal_y)) < 2 or len(np.unique(fit_y)) < 2:
-            fit_x, fit_y, cal_x, cal_y = frame, labels, frame, labels
-        monotone = self.monotone or {}
-        unknown = set(monotone) - set(frame.columns)
-        if unknown:
-            raise ValueError(f"monotone names features the data lacks: {sorted(unknown)}")
-        self.booster_ = lgb.LGBMClassifier(
-            n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate,
-            num_leaves=self.num_leaves,
-            min_child_samples=self.min_child_samples,
-            subsample=self.subsample,
-            subsample_freq=1 if self.subsample < 1 else 0,
-            colsample_bytree=self.colsample_bytree,
-            reg_lambda=self.reg_lambda,
-            monotone_constraints=[int(monotone.get(c, 0)) for c in frame.columns],
-            monotone_constraints_method="advanced",
-            random_state=self.random_state,
-            n_jobs=self.n_jobs,
-            verbose=-1,
-        )
+        separate = held_out > 0 and len(np.unique(labels[cut:])) == 2 and len(np.unique(labels[:cut])) == 2
+        fit_rows = slice(0, cut) if separate else slice(None)
+        cal_rows = slice(cut, None) if separate else slice(None)
+        params = self.booster_params(names)
+        train = lgb.Dataset(frame.iloc[fit_rows], labels[fit_rows], feature_name=names, params=params)
         callbacks: list[Callable[..., Any]] = []
-        if cal_x is not frame:
+        valid_sets = []
+        if separate:
+            valid_sets = [lgb.Dataset(frame.iloc[cal_rows], labels[cal_rows], reference=train)]
             callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
-        self.booster_.fit(fit_x, fit_y, eval_X=(cal_x,), eval_y=(cal_y,), callbacks=callbacks)
-        raw = np.asarray(self.booster_.predict_proba(cal_x))[:, 1]
-        self.calibrator_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, cal_y)
+        booster = lgb.train({**params, "metric": "binary_logloss"}, train, num_boost_round=self.n_estimators,
+                            valid_sets=valid_sets, callbacks=callbacks)
+        if separate and booster.best_iteration > 0:  # keep only the trees early stopping chose
+            booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+        raw = np.asarray(booster.predict(frame.iloc[cal_rows]))
+        return self.assemble(booster, isotonic(raw, labels[cal_rows]), names, classes)
+
+    def assemble(self, booster: lgb.Booster, calibrator: IsotonicRegression | None, names: Sequence[str],
+                 classes: np.ndarray | None = None) -> CalibratedOdds:
+        """Take a fitted booster over the features ``names`` and a calibration map of its raw
+        probabilities (None: the raw probabilities stand); returns self, fitted.
+
+        The model keeps the trees only: a copy of the booster made from its text, so that
+        neither its training data nor its training buffers live on with the model."""
+        self.booster_ = lgb.Booster(model_str=booster.model_to_string())
+        self.calibrator_ = calibrator
+        self.classes_ = np.array([0, 1]) if classes is None else np.asarray(classes)
+        self.feature_names_in_ = np.array(list(names), dtype=object)
+        self.n_features_in_ = len(names)
         return self
 
     def _columns(self, X: object) -> pd.DataFrame:
         check_is_fitted(self, "booster_")
-        frame = _frame(X, list(self.feature_names_in_))
+        frame = as_frame(X, list(self.feature_names_in_))
         if frame.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {frame.shape[1]} features, but the model was fitted with {self.n_features_in_}.")
         return frame[list(self.feature_names_in_)]
 
+    def raw_probability(self, X: object) -> np.ndarray:
+        """The booster's probabilities before calibration."""
+        return np.asarray(self.booster_.predict(self._columns(X)))
+
     def predict_proba(self, X: object) -> np.ndarray:
         """Calibrated probabilities, shape (n, 2): columns for classes_[0] and classes_[1]."""
-        raw = np.asarray(self.booster_.predict_proba(self._columns(X)))[:, 1]
-        # Isotonic steps are flat: a millionth of the raw score keeps the trees' order within a
-        # step (a ranked queue needs it) and moves no probability by more than 1e-6.
-        positive = np.clip(self.calibrator_.predict(raw) + _TIE_BREAK * raw, 0.0, 1.0)
+        raw = self.raw_probability(X)
+        if self.calibrator_ is None:
+            positive = raw
+        else:
+            # Isotonic steps are flat: a millionth of the raw score keeps the trees' order within
+            # a step (a ranked queue needs it) and moves no probability by more than 1e-6.
+            positive = np.clip(self.calibrator_.predict(raw) + _TIE_BREAK * raw, 0.0, 1.0)
         return np.column_stack([1.0 - positive, positive])
 
     def predict(self, X: object) -> np.ndarray:
@@ -134,7 +166,7 @@ class CalibratedOdds(ClassifierMixin, BaseEstimator):
     def contributions(self, X: object) -> pd.DataFrame:
         """Per-feature contributions in log-odds (SHAP TreeExplainer values) plus ``bias``."""
         frame = self._columns(X)
-        values = self.booster_.booster_.predict(frame, pred_contrib=True)
+        values = self.booster_.predict(frame, pred_contrib=True)
         return pd.DataFrame(values, columns=[*frame.columns, "bias"], index=frame.index)
 
     def __sklearn_tags__(self):  # noqa: D105

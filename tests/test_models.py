@@ -70,7 +70,7 @@ def test_calibrated_and_discriminating_on_fresh_data(settlement_model) -> None:
 def test_contributions_add_up_to_the_raw_log_odds(settlement_model) -> None:
     X, _ = world(50, seed=5)
     contributions = settlement_model.contributions(X.astype(float))
-    raw = settlement_model.booster_.predict_proba(X.astype(float), raw_score=True)
+    raw = settlement_model.booster_.predict(X.astype(float), raw_score=True)
     np.testing.assert_allclose(contributions.sum(axis=1).to_numpy(), raw, rtol=1e-6, atol=1e-6)
 
 
@@ -93,3 +93,21 @@ def test_labels_do_not_depend_on_timestamp_resolution() -> None:
         # The outcome at the decision time itself counts; one 14 days later does not.
         labels = attach_labels(points, events.assign(at=events["at"].dt.as_unit(unit)), REACHABILITY).tolist()
         assert labels == [1, 0, 1]
+
+
+@pytest.mark.parametrize(("feature", "direction"),
+                         [("monthly_income", 1), ("has_property", 1), ("terminated_no_assets", -1)])
+def test_the_baseline_keeps_the_domain_directions_even_against_the_data(feature: str, direction: int) -> None:
+    # A world where the data point the wrong way for every constrained feature: the baseline,
+    # which is registered when it does better, must still never move against the domain.
+    from models.baseline import LogisticOdds
+
+    X, _ = world(4000, seed=6)
+    logit = -0.8 * np.log(X["monthly_income"] / 5000) - 0.9 * X["has_property"] + 0.9 * X["terminated_no_assets"]
+    y = (np.random.default_rng(7).random(len(X)) < 1 / (1 + np.exp(-logit))).astype(int)
+    model = LogisticOdds(monotone=SETTLEMENT.monotone).fit(X.astype(float), y)
+    base = model.predict_proba(X.astype(float))[:, 1]
+    bumped = X.astype(float).assign(**{feature: X[feature] + 1.0 + X[feature].abs().mean()})
+    assert np.all(direction * (model.predict_proba(bumped)[:, 1] - base) >= -1e-12)
+    contributions = model.contributions(X.astype(float).head(20))
+    np.testing.assert_allclose(contributions.sum(axis=1), model.decision_function(X.astype(float).head(20)))

@@ -43,8 +43,12 @@ def run_governance(settings: Settings) -> None:
     decision = registry.promote(settings, engine, "settlement")
     assert decision.promoted and decision.challenger_version == first
 
-    # A challenger that learnt from noise: the champion keeps its place, with both figures shown.
-    noisy = frame.assign(label=np.random.default_rng(9).permutation(frame["label"].to_numpy()))
+    # A challenger that learnt from corrupted history (labels shuffled before the validated
+    # decisions): the champion keeps its place, with both figures shown.
+    labels = frame["label"].to_numpy().copy()
+    older = int(len(labels) * 0.7)
+    labels[:older] = np.random.default_rng(9).permutation(labels[:older])
+    noisy = frame.assign(label=labels)
     bad = fit_and_evaluate(SETTLEMENT, noisy, {"n_estimators": 150})
     second = log_and_register(settings, engine, bad)
     refused = registry.promote(settings, engine, "settlement")

@@ -1,277 +1,114 @@
-"""Training: point-in-time training sets, fit, out-of-time evaluation, MLflow logging.
+"""Training end to end: evaluate out of time, choose, refit on everything, check, register.
 
-``train`` is what ``concord train`` runs: labels from the ledger's events
-(:mod:`training.labels`), features from ``get_historical_features`` of the model's
-FeatureService, an out-of-time split, the calibrated LightGBM model and the logistic
-baseline, figures overall and by creditor type, artifacts a person reads, and the model
-registered in MLflow under the ``challenger`` alias.
+``train`` is what ``concord train`` runs for one model:
+
+1. the point-in-time training set up to the as-of (:mod:`training.dataset`), refused when most
+   decisions have no feature values or one outcome is too rare (:mod:`training.checks`);
+2. settings for the gradient-boosted model searched on time-ordered validation
+   (:mod:`training.tuning`);
+3. the out-of-time evaluation over several cut-off dates, gradient-boosted model and logistic
+   baseline side by side (:mod:`training.evaluation`); whichever has the higher mean ROC-AUC
+   is the kind registered, so a champion is never worse than the baseline there;
+4. the refit of both on every labelled decision up to the as-of, tree count and calibration
+   by cross-fitting (:mod:`training.refit`); refused when the chosen kind is no better than a
+   constant out of time;
+5. MLflow logging of both fits and registration as ``challenger`` (:mod:`training.tracking`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import subprocess
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
 from concord.settings import Settings
-from models.baseline import logistic_baseline
-from models.metrics import scores_by
-from models.odds import CalibratedOdds
 from models.specs import SPECS, ModelSpec
+from training import checks
 from training import labels as label_defs
-from training import registry
+from training.dataset import ENTITY_COLUMNS, META_COLUMNS, TrainingSet, feature_columns, training_frame, training_set
+from training.evaluation import evaluate
+from training.origins import rolling_origins
+from training.refit import refit
+from training.result import TrainingResult
+from training.skew import feature_profile
+from training.tracking import log_and_register
+from training.tuning import Budget, dataset_of, search
 
 Step = Callable[[str], None]
-ENTITY_COLUMNS = ("case_pk", "debtor_key", "event_timestamp", "decision_ts")
-META_COLUMNS = (*ENTITY_COLUMNS, "creditor", "case_id", "creditor_type", "label")
+__all__ = ["ENTITY_COLUMNS", "META_COLUMNS", "TrainingResult", "feature_columns", "fit_and_evaluate",
+           "log_and_register", "prepare", "train", "training_frame"]
 
 
-@dataclass
-class TrainingResult:
-    """A fitted model, its baseline and how both did on the out-of-time holdout."""
+def fit_and_evaluate(spec: ModelSpec, frame: pd.DataFrame | TrainingSet, params: dict[str, Any] | None = None,
+                     budget: Budget | None = None, as_of: dt.datetime | None = None,
+                     step: Step | None = None) -> TrainingResult:
+    """Search settings, evaluate out of time against the baseline, choose, refit on every decision.
 
-    spec: ModelSpec
-    model: CalibratedOdds
-    baseline: Any
-    features: list[str]
-    metrics: pd.DataFrame  # rows: (estimator, group); columns: figures
-    holdout: pd.DataFrame  # features, label, creditor_type, p_model, p_baseline
-    train_rows: int
-    train_range: tuple[pd.Timestamp, pd.Timestamp]
-    holdout_range: tuple[pd.Timestamp, pd.Timestamp]
-    cut: pd.Timestamp
-
-
-def feature_columns(frame: pd.DataFrame, spec: ModelSpec) -> list[str]:
-    """Model inputs: the service's numeric and boolean features, minus meta and excluded ones
-    and the stored epoch timestamps (``*_ts``): every time after training lies beyond the times
-    training saw, so models take their ages (``days_since_*``, ``days_past_due``) instead."""
-    columns = []
-    for column in frame.columns:
-        if column in META_COLUMNS or column in spec.exclude or column.endswith("_ts"):
-            continue
-        if pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
-            columns.append(column)
-    return columns
-
-
-def out_of_time_split(frame: pd.DataFrame, horizon: pd.Timedelta, holdout_fraction: float = 0.2
-                      ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
-    """Train on decisions whose label window closed before the cut; hold out those after it."""
-    times = frame["event_timestamp"]
-    cut = times.quantile(1 - holdout_fraction)
-    train = frame[times + horizon <= cut]
-    holdout = frame[times >= cut]
-    return train.sort_values("event_timestamp", kind="stable"), holdout, cut
-
-
-def fit_and_evaluate(spec: ModelSpec, frame: pd.DataFrame, params: dict[str, Any] | None = None,
-                     holdout_fraction: float = 0.2) -> TrainingResult:
-    """Fit the model and the baseline on the past, score both on the out-of-time holdout."""
+    ``params`` fixes the gradient-boosted settings instead of searching them (``n_estimators``
+    then caps the tree count). Raises :class:`~training.checks.TrainingRefused` when no rolling
+    origin has both outcomes on both sides."""
+    data = frame if isinstance(frame, TrainingSet) else TrainingSet.from_frame(frame, spec)
     horizon = label_defs.LABELS[spec.label].horizon
-    train, holdout, cut = out_of_time_split(frame, horizon, holdout_fraction)
-    if train["label"].nunique() < 2 or holdout["label"].nunique() < 2:
-        raise ValueError(f"not enough history to train {spec.name}: both outcomes must occur before and after "
-                         f"{cut:%Y-%m-%d} (training rows {len(train)}, holdout rows {len(holdout)})")
-    features = feature_columns(frame, spec)
-    monotone = {name: direction for name, direction in spec.monotone.items() if name in features}
-    settings = {**spec.params, **(params or {})}
-    model = CalibratedOdds(monotone=monotone, **settings).fit(train[features].astype(float), train["label"])
-    baseline = logistic_baseline().fit(train[features].astype(float), train["label"])
-    scored = holdout.copy()
-    scored["p_model"] = model.predict_proba(holdout[features].astype(float))[:, 1]
-    scored["p_baseline"] = baseline.predict_proba(holdout[features].astype(float))[:, 1]
-    metrics = pd.concat([
-        scores_by(scored["label"], scored["p_model"], scored["creditor_type"]).assign(estimator="model"),
-        scores_by(scored["label"], scored["p_baseline"], scored["creditor_type"]).assign(estimator="baseline"),
-    ], ignore_index=True)
-    times = train["event_timestamp"]
-    return TrainingResult(spec, model, baseline, features, metrics, scored, len(train),
-                          (times.min(), times.max()),
-                          (holdout["event_timestamp"].min(), holdout["event_timestamp"].max()), cut)
+    folds = rolling_origins(data.times, data.labels, horizon)
+    if not folds:
+        raise checks.no_history_to_validate(spec, len(data), as_of or data.times.iloc[-1].to_pydatetime())
+    if step:
+        step(f"{spec.name}: choosing settings on {len(folds)} out-of-time folds")
+    tuned = search(spec, data, horizon, budget or Budget(), fixed=params)
+    dataset = dataset_of(data)
+    if step:
+        step(f"{spec.name}: evaluating model and baseline out of time")
+    evaluation = evaluate(spec, data, folds, tuned.params, dataset, tuned.trees)
+    table = evaluation.table(data)
+    chosen = "lightgbm" if table["auc_lightgbm"].mean() >= table["auc_baseline"].mean() else "baseline"
+    if step:
+        step(f"{spec.name}: refitting on all {len(data):,} decisions")
+    refitted = refit(spec, data, tuned.params, dataset, (params or {}).get("n_estimators"))
+    del dataset
+    pooled = evaluation.pooled(data)
+    metrics = pd.concat([pooled, pooled[pooled["estimator"] == chosen].assign(estimator="model")], ignore_index=True)
+    last = folds[-1].valid
+    holdout = data.frame(last)
+    holdout["p_lightgbm"] = evaluation.lightgbm[-1]
+    holdout["p_baseline"] = evaluation.baseline[-1]
+    holdout["p_model"] = holdout[f"p_{chosen}"]
+    times = data.times
+    return TrainingResult(
+        spec=spec, model=refitted.lightgbm if chosen == "lightgbm" else refitted.baseline,
+        baseline=refitted.baseline, lightgbm=refitted.lightgbm, chosen=chosen, features=data.features,
+        metrics=metrics, folds=table, holdout=holdout,
+        evaluation_model=evaluation.last_lightgbm if chosen == "lightgbm" else evaluation.last_baseline,
+        tuned=tuned, refit_rows=refitted.rows, refit_range=(times.iloc[0], times.iloc[-1]),
+        refit_trees=refitted.trees, profile=feature_profile(data.values, data.features))
 
 
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+def prepare(settings: Settings, engine: Engine, model: str, as_of: dt.datetime, params: dict[str, Any] | None = None,
+            step: Step | None = None, budget: Budget | None = None) -> TrainingResult:
+    """Train one model up to ``as_of`` without registering it.
 
-
-def _plots(result: TrainingResult, folder: Path) -> list[Path]:
-    """SHAP summary and dependence plots, calibration curve, lift chart (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import shap
-    from sklearn.calibration import calibration_curve
-
-    paths = []
-    sample = result.holdout[result.features].astype(float).head(2000)
-    contributions = result.model.contributions(sample)
-    values = contributions[result.features].to_numpy()
-    shap.summary_plot(values, sample, show=False, max_display=20, rng=np.random.default_rng(0))  # jitter, reproducible
-    paths.append(folder / "shap_summary.png")
-    plt.savefig(paths[-1], bbox_inches="tight", dpi=110)
-    plt.close("all")
-    top = np.argsort(-np.abs(values).mean(axis=0))[:3]
-    for index in top:
-        name = result.features[index]
-        shap.dependence_plot(index, values, sample, show=False, interaction_index=None)
-        paths.append(folder / f"shap_dependence_{name}.png")
-        plt.savefig(paths[-1], bbox_inches="tight", dpi=110)
-        plt.close("all")
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for column, label in (("p_model", "model"), ("p_baseline", "baseline")):
-        observed, predicted = calibration_curve(result.holdout["label"], result.holdout[column], n_bins=10,
-                                                strategy="quantile")
-        ax.plot(predicted, observed, marker="o", label=label)
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    ax.set(xlabel="predicted probability", ylabel="observed rate", title=f"{result.spec.name}: calibration")
-    ax.legend()
-    paths.append(folder / "calibration.png")
-    fig.savefig(paths[-1], bbox_inches="tight", dpi=110)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for column, label in (("p_model", "model"), ("p_baseline", "baseline")):
-        ordered = result.holdout.sort_values(column, ascending=False)["label"].to_numpy()
-        gains = np.cumsum(ordered) / max(ordered.sum(), 1)
-        ax.plot(np.arange(1, len(gains) + 1) / len(gains), gains, label=label)
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    ax.set(xlabel="share of cases worked, best first", ylabel="share of positives found",
-           title=f"{result.spec.name}: cumulative gains (lift)")
-    ax.legend()
-    paths.append(folder / "lift.png")
-    fig.savefig(paths[-1], bbox_inches="tight", dpi=110)
-    plt.close(fig)
-    return paths
-
-
-def report_markdown(result: TrainingResult, extra: dict[str, Any]) -> str:
-    """The evaluation report a person reads."""
-    table = result.metrics.pivot_table(index=["estimator", "group"], values=[
-        "rows", "base_rate", "roc_auc", "pr_auc", "brier", "ece", "top_decile_lift"]).round(4)
-    lines = [
-        f"# {result.spec.name}: evaluation on the out-of-time holdout",
-        "",
-        f"- label: {result.spec.label} ({label_defs.LABELS[result.spec.label].horizon.days} days after the decision)",
-        f"- feature service: `{result.spec.feature_service}`; {len(result.features)} features",
-        f"- training rows: {result.train_rows:,}, decisions {result.train_range[0]:%Y-%m-%d} to "
-        f"{result.train_range[1]:%Y-%m-%d}",
-        f"- holdout rows: {len(result.holdout):,}, decisions {result.holdout_range[0]:%Y-%m-%d} to "
-        f"{result.holdout_range[1]:%Y-%m-%d} (cut {result.cut:%Y-%m-%d})",
-        *[f"- {k}: {v}" for k, v in extra.items()],
-        "",
-        "## Figures (model = calibrated LightGBM, baseline = logistic regression)",
-        "",
-        table.to_markdown() if hasattr(table, "to_markdown") else table.to_string(),
-        "",
-        "Plots: `shap_summary.png`, `shap_dependence_*.png`, `calibration.png`, `lift.png`.",
-    ]
-    return "\n".join(lines)
-
-
-def log_and_register(settings: Settings, engine: Engine, result: TrainingResult, extra: dict[str, Any] | None = None,
-                     step: Step | None = None) -> str:
-    """Log the run to MLflow, register the model and give it the ``challenger`` alias; returns the version."""
-    import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-
-    extra = dict(extra or {})
-    client = registry.configure(settings)
-    with mlflow.start_run(run_name=f"{result.spec.name}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}") as run:
-        mlflow.set_tags({
-            "model": result.spec.name, "label": result.spec.label, "feature_service": result.spec.feature_service,
-            "git_commit": _git_commit(),
-            "train_rows": str(result.train_rows), "holdout_rows": str(len(result.holdout)),
-            "train_from": str(result.train_range[0]), "train_to": str(result.train_range[1]),
-            "holdout_from": str(result.holdout_range[0]), "holdout_to": str(result.holdout_range[1]),
-        })
-        mlflow.log_params({k: v for k, v in result.model.get_params().items() if k != "monotone"})
-        mlflow.log_param("monotone", json.dumps(result.model.monotone or {}))
-        for row in result.metrics.itertuples(index=False):
-            for figure in ("roc_auc", "pr_auc", "brier", "ece", "top_decile_lift", "base_rate", "rows"):
-                value = getattr(row, figure)
-                if value == value:  # not NaN
-                    mlflow.log_metric(f"{row.estimator}.{row.group}.{figure}", float(value))
-        with tempfile.TemporaryDirectory() as scratch:
-            folder = Path(scratch)
-            if step:
-                step("plots")
-            for path in _plots(result, folder):
-                mlflow.log_artifact(str(path), artifact_path="plots")
-            (folder / "report.md").write_text(report_markdown(result, extra), encoding="utf-8")
-            mlflow.log_artifact(str(folder / "report.md"))
-            (folder / "training_set.json").write_text(json.dumps({
-                "feature_service": result.spec.feature_service, "features": result.features,
-                "train_rows": result.train_rows, "train_range": [str(t) for t in result.train_range],
-                "holdout_rows": len(result.holdout), "holdout_range": [str(t) for t in result.holdout_range],
-                **{k: str(v) for k, v in extra.items()},
-            }, indent=2))
-            mlflow.log_artifact(str(folder / "training_set.json"))
-            holdout = result.holdout[[*result.features, "label", "creditor_type", "event_timestamp"]]
-            holdout.to_parquet(folder / "holdout.parquet")
-            mlflow.log_artifact(str(folder / "holdout.parquet"), artifact_path="holdout")
-        if step:
-            step("registering")
-        sample = result.holdout[result.features].astype(float).head(5)
-        import skops.io
-
-        # skops refuses unknown types on load; these are the ones this very model is made of.
-        trusted = skops.io.get_untrusted_types(data=skops.io.dumps(result.model))
-        info = mlflow.sklearn.log_model(
-            result.model, name="model", signature=infer_signature(sample, result.model.predict_proba(sample)[:, 1]),
-            input_example=sample, pyfunc_predict_fn="predict_proba", skops_trusted_types=trusted,
-            registered_model_name=registry.registered_name(result.spec.name),
-        )
-        version = str(info.registered_model_version)
-        registry.set_alias(client, engine, result.spec.name, registry.CHALLENGER, version,
-                           f"trained in run {run.info.run_id}")
-    return version
-
-
-def training_frame(settings: Settings, engine: Engine, spec: ModelSpec, as_of: dt.datetime,
-                   per_case: float = 3.0, seed: int = 0) -> pd.DataFrame:
-    """Decision points with labels and the model's features, point-in-time correct."""
-    from features.store.retrieval import historical_features
-
-    label = label_defs.LABELS[spec.label]
-    cases, events = label_defs.load_history(engine)
-    points = label_defs.decision_times(cases, events, label, as_of, per_case=per_case, seed=seed)
-    points["label"] = label_defs.attach_labels(points, events, label)
-    # Feast merges entity rows sharing keys and timestamp; one decision per case and instant.
-    points = points.drop_duplicates(["case_pk", "event_timestamp"]).reset_index(drop=True)
-    features = historical_features(settings, points[list(ENTITY_COLUMNS)], spec.feature_service)
-    keys = ["case_pk", "event_timestamp"]
-    # The ledger's columns win over same-named features (creditor_type is both).
-    duplicates = [c for c in features.columns if c in points.columns and c not in keys]
-    return points.merge(features.drop(columns=duplicates), on=keys, how="left")
+    Raises :class:`~training.checks.TrainingRefused` when the training set cannot give a
+    useful model (the message says why and what to do)."""
+    spec = SPECS[model]
+    if step:
+        step(f"{model}: building the point-in-time training set")
+    data = training_set(settings, engine, spec, as_of)
+    checks.require_features(data, spec, engine)
+    checks.require_outcomes(data, spec, as_of)
+    result = fit_and_evaluate(spec, data, params, budget or Budget.from_settings(settings), as_of, step)
+    del data  # one model's data is released before the next is built
+    checks.require_skill(spec, result.folds, result.chosen)
+    return result
 
 
 def train(settings: Settings, engine: Engine, model: str, as_of: dt.datetime | None = None,
-          params: dict[str, Any] | None = None, step: Step | None = None) -> tuple[TrainingResult, str]:
+          params: dict[str, Any] | None = None, step: Step | None = None,
+          budget: Budget | None = None) -> tuple[TrainingResult, str]:
     """Train one model end to end and register it as challenger; returns (result, version)."""
-    spec = SPECS[model]
     as_of = as_of or dt.datetime.now(dt.UTC)
-    if step:
-        step(f"{model}: building the point-in-time training set")
-    frame = training_frame(settings, engine, spec, as_of)
-    if step:
-        step(f"{model}: fitting on {len(frame):,} decisions")
-    result = fit_and_evaluate(spec, frame, params)
+    result = prepare(settings, engine, model, as_of, params, step, budget)
     if step:
         step(f"{model}: logging to MLflow")
-    version = log_and_register(settings, engine, result, {"as_of": as_of.isoformat()}, step)
-    return result, version
+    return result, log_and_register(settings, engine, result, {"as_of": as_of.isoformat()}, step)

@@ -121,6 +121,31 @@ def load_version(model: str, version: str) -> Any:
     return mlflow.sklearn.load_model(f"models:/{registered_name(model)}/{version}")
 
 
+def evaluation_estimator(client: Any, model: str, version: Any) -> Any:
+    """The model a version's run fitted before its last out-of-time origin (``evaluation_model``):
+    registered models are refitted on every decision, the holdout included, so versions are
+    compared by what they learnt before it. Versions logged without one give their registered model."""
+    import mlflow.sklearn
+
+    names = {artifact.path for artifact in client.list_artifacts(version.run_id)}
+    if "evaluation_model" in names:
+        return mlflow.sklearn.load_model(f"runs:/{version.run_id}/evaluation_model")
+    return load_version(model, str(version.version))
+
+
+def artifact_json(client: Any, version: Any, name: str) -> dict[str, Any] | None:
+    """A JSON artifact of a version's run, or None when the run has none of that name."""
+    import mlflow
+
+    if name not in {artifact.path for artifact in client.list_artifacts(version.run_id)}:
+        return None
+    path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=name,
+                                               tracking_uri=client.tracking_uri)
+    with open(path, encoding="utf-8") as handle:
+        loaded: dict[str, Any] = json.load(handle)
+    return loaded
+
+
 def evaluate_on(estimator: Any, holdout: pd.DataFrame) -> dict[str, float]:
     """ROC-AUC and Brier score of an estimator on a holdout frame (label column ``label``)."""
     from models.metrics import scores
@@ -137,8 +162,9 @@ def promote(settings: Settings, engine: Engine, model: str) -> Decision:
     """Make the challenger champion if it is at least as good on the challenger's holdout.
 
     Rule: challenger ROC-AUC not lower than the champion's by more than 0.005 and its Brier
-    score not worse. Both are scored on the same out-of-time holdout. With no champion yet,
-    the challenger is promoted.
+    score not worse. Both are scored on the same out-of-time holdout (the challenger's last
+    origin), each by the model its run fitted before its own last origin
+    (:func:`evaluation_estimator`). With no champion yet, the challenger is promoted.
     """
     client = configure(settings)
     challenger = version_by_alias(client, model, CHALLENGER)
@@ -155,8 +181,8 @@ def promote(settings: Settings, engine: Engine, model: str) -> Decision:
         return Decision(True, "no champion yet: the challenger becomes champion", None, str(challenger.version))
     holdout = holdout_of(client, challenger)
     figures = {
-        "champion": evaluate_on(load_version(model, str(champion.version)), holdout),
-        "challenger": evaluate_on(load_version(model, str(challenger.version)), holdout),
+        "champion": evaluate_on(evaluation_estimator(client, model, champion), holdout),
+        "challenger": evaluate_on(evaluation_estimator(client, model, challenger), holdout),
     }
     auc_ok = figures["challenger"]["roc_auc"] >= figures["champion"]["roc_auc"] - AUC_TOLERANCE
     brier_ok = figures["challenger"]["brier"] <= figures["champion"]["brier"]

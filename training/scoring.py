@@ -1,11 +1,15 @@
-"""Batch scoring with the champions: every case open at a time, its reach and settle odds.
+"""Batch scoring with the champions: every case open at a time, its reach and settle odds, and
+how the features at scoring compare with the ones each champion was trained on.
 
 Explanations for one case come from the model's ``pred_contrib`` (SHAP values in log-odds).
+The comparison (:mod:`training.skew`) is the drift report ``concord score`` writes beside the
+scores and logs to MLflow.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +21,8 @@ from concord.settings import Settings
 from models.specs import SPECS
 from training import labels as label_defs
 from training import registry
-from training.pipeline import ENTITY_COLUMNS
+from training.dataset import ENTITY_COLUMNS
+from training.skew import drift_report
 
 
 def open_cases(engine: Engine, as_of: dt.datetime) -> pd.DataFrame:
@@ -44,24 +49,57 @@ def open_cases(engine: Engine, as_of: dt.datetime) -> pd.DataFrame:
 
 def champion(settings: Settings, model: str) -> tuple[Any, str]:
     """The champion estimator of a model and its version."""
+    estimator, version = _champion(settings, model)
+    return estimator, str(version.version)
+
+
+def _champion(settings: Settings, model: str) -> tuple[Any, Any]:
     client = registry.configure(settings)
     version = registry.version_by_alias(client, model, registry.CHAMPION)
     if version is None:
         raise LookupError(f"{registry.registered_name(model)} has no champion yet; run `concord train` first")
-    return registry.load_version(model, str(version.version)), str(version.version)
+    return registry.load_version(model, str(version.version)), version
 
 
-def score(settings: Settings, engine: Engine, as_of: dt.datetime) -> pd.DataFrame:
-    """``case_id, creditor, p_reach, p_settle`` and the model versions, for every open case."""
+def score_and_compare(settings: Settings, engine: Engine, as_of: dt.datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The scores (``case_id, creditor, p_reach, p_settle`` and the model versions, for every
+    open case) and the drift report of each champion's features (see :func:`training.skew.drift_report`;
+    empty for a champion trained before feature profiles were logged)."""
     from features.store.retrieval import historical_features
 
     cases = open_cases(engine, as_of)
     out = cases[["case_pk", "case_id", "creditor", "creditor_type"]].copy()
+    reports = []
+    client = registry.configure(settings)
     for model, column in (("reachability", "p_reach"), ("settlement", "p_settle")):
-        estimator, version = champion(settings, model)
+        estimator, version = _champion(settings, model)
         features = historical_features(settings, cases[list(ENTITY_COLUMNS)], SPECS[model].feature_service)
         features = cases[["case_pk"]].merge(features.drop_duplicates("case_pk"), on="case_pk", how="left")
         names = list(estimator.feature_names_in_)
         out[column] = estimator.predict_proba(features[names].astype(float))[:, 1] if len(features) else np.array([])
-        out[f"{model}_version"] = version
-    return out.drop(columns=["case_pk"])
+        out[f"{model}_version"] = str(version.version)
+        profile = registry.artifact_json(client, version, "feature_profile.json")
+        if profile is not None:
+            reports.append(drift_report(profile, features, model).assign(version=str(version.version)))
+    drift = pd.concat(reports, ignore_index=True) if reports else pd.DataFrame(
+        columns=["model", "feature", "present_training", "present_scoring", "psi", "flag", "version"])
+    return out.drop(columns=["case_pk"]), drift
+
+
+def score(settings: Settings, engine: Engine, as_of: dt.datetime) -> pd.DataFrame:
+    """``case_id, creditor, p_reach, p_settle`` and the model versions, for every open case."""
+    return score_and_compare(settings, engine, as_of)[0]
+
+
+def log_drift(settings: Settings, drift: pd.DataFrame, as_of: dt.datetime, path: Path) -> None:
+    """Log a scoring run's drift report to MLflow (run ``score-<as_of>``): the CSV at ``path``,
+    and per model the largest PSI and the number of flagged features."""
+    import mlflow
+
+    registry.configure(settings)
+    with mlflow.start_run(run_name=f"score-{as_of:%Y%m%dT%H%M%S}"):
+        mlflow.set_tags({"kind": "scoring", "as_of": as_of.isoformat()})
+        for model, rows in drift.groupby("model"):
+            mlflow.log_metrics({f"{model}.psi_max": float(rows["psi"].max()),
+                                f"{model}.flagged": float((rows["flag"] != "").sum())})
+        mlflow.log_artifact(str(path))

@@ -16,6 +16,9 @@ from serving.cli.common import console, errors, fail, timestamp
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
+    from sqlalchemy import Engine
+
+    from ingestion.lateness import Lateness
 
 
 def import_one(table: str, file: Path, sheet: str | None, report: Path | None, *, quiet: bool = False,
@@ -48,6 +51,7 @@ def import_one(table: str, file: Path, sheet: str | None, report: Path | None, *
         try:
             result = import_file(table, file, settings, engine, sheet=sheet, progress=progress, rejected_rows=rejected,
                                  received_at=received_at)
+            late = _history_received_late(engine, table, result.batch_id) if received_at is not None else None
         except ContractError as error:
             fail(f"{error} Nothing was imported.")
         except SynonymError as error:
@@ -61,11 +65,14 @@ def import_one(table: str, file: Path, sheet: str | None, report: Path | None, *
     console.print(
         f"import {table} from {file.name} (batch {result.batch_id}): "
         f"rows read {result.rows_read:,}, imported {result.imported:,} "
-        f"(new {result.inserted:,}, changed {result.updated:,}), unchanged {result.unchanged:,}, "
-        f"rejected {result.rejected:,}, flagged {result.flagged:,}",
+        f"(new {result.inserted:,}, changed {result.updated:,}), unchanged {result.unchanged:,}"
+        + (f" (of which {result.redated:,} now count from when they happened)" if result.redated else "")
+        + f", rejected {result.rejected:,}, flagged {result.flagged:,}",
         highlight=False,
         soft_wrap=True,
     )
+    if late is not None:
+        errors.print(f"[bold yellow]warning:[/] {late.advice()}.", highlight=False, soft_wrap=True)
     if quiet:
         return result
     console.print(result.layout_sentence(), highlight=False, soft_wrap=True)
@@ -81,6 +88,14 @@ def import_one(table: str, file: Path, sheet: str | None, report: Path | None, *
     if rejected_csv:
         console.print(f"rejected rows to fix and re-send: {rejected_csv}", soft_wrap=True)
     return result
+
+
+def _history_received_late(engine: Engine, table: str, batch_id: int | None) -> Lateness | None:
+    """The import's lateness when most of its rows happened well before they were received."""
+    from ingestion.lateness import lateness
+
+    found = lateness(engine, table, batch_id) if batch_id is not None else None
+    return found if found is not None and found.mostly_late else None
 
 
 def import_command(

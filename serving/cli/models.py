@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from serving.cli.common import console, fail, model_names, timestamp
+from serving.cli.common import console, errors, fail, model_names, timestamp
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from concord.settings import Settings
     from training.registry import Decision
+    from training.result import TrainingResult
 
 
 def train_command(
@@ -37,23 +38,50 @@ def train_command(
 
 
 def train_models(settings: Settings, engine: Engine, names: tuple[str, ...], cut: dt.datetime | None,
-                  promote_first: bool) -> None:
-    from training import registry
-    from training.pipeline import train
+                 promote_first: bool) -> None:
+    """Train every model named; register them only if none is refused (else exit 1)."""
+    import datetime as dt
 
+    from training import registry
+    from training.checks import TrainingRefused
+    from training.pipeline import prepare
+    from training.tracking import log_and_register
+
+    as_of = cut or dt.datetime.now(dt.UTC)
+    results, refusals = [], []
     for name in names:
         with console.status(f"{name}: starting") as status:
-            result, version = train(settings, engine, name, cut, step=lambda text: status.update(text))
-        overall = result.metrics[result.metrics["group"] == "all"].set_index("estimator")
-        console.print(
-            f"{name}: version {version} (challenger); holdout ROC-AUC {overall.loc['model', 'roc_auc']:.4f} "
-            f"(baseline {overall.loc['baseline', 'roc_auc']:.4f}), Brier {overall.loc['model', 'brier']:.4f}, "
-            f"ECE {overall.loc['model', 'ece']:.4f}, top-decile lift {overall.loc['model', 'top_decile_lift']:.2f}",
-            soft_wrap=True, highlight=False)
+            try:
+                results.append(prepare(settings, engine, name, as_of, step=lambda text: status.update(text)))
+            except TrainingRefused as refusal:
+                refusals.append(f"{name}: {refusal}.")
+    if refusals:
+        for sentence in refusals:
+            errors.print(f"[bold red]error:[/] {sentence}", highlight=False, soft_wrap=True)
+        errors.print("nothing was registered.", highlight=False)
+        raise typer.Exit(1)
+    for result in results:
+        name = result.spec.name
+        with console.status(f"{name}: logging to MLflow") as status:
+            version = log_and_register(settings, engine, result, {"as_of": as_of.isoformat()},
+                                       step=lambda text: status.update(text))
+        _print_training(result, version)
         client = registry.configure(settings)
         if promote_first and registry.version_by_alias(client, name, registry.CHAMPION) is None:
             decision = registry.promote(settings, engine, name)
             console.print(f"{name}: {decision.reason}", soft_wrap=True)
+
+
+def _print_training(result: TrainingResult, version: str) -> None:
+    auc, spread = result.auc("model")
+    overall = result.metrics[(result.metrics["group"] == "all") & (result.metrics["estimator"] == "model")].iloc[0]
+    kind = "gradient-boosted model" if result.chosen == "lightgbm" else "logistic baseline (it did better)"
+    console.print(
+        f"{result.spec.name}: version {version} (challenger), the {kind} refitted on {result.refit_rows:,} decisions "
+        f"up to {result.refit_range[1]:%Y-%m-%d}; out of time over {len(result.folds)} origins ROC-AUC {auc:.4f} "
+        f"+/- {spread:.4f} (baseline {result.auc('baseline')[0]:.4f}), Brier {overall['brier']:.4f}, "
+        f"ECE {overall['ece']:.4f}, top-decile lift {overall['top_decile_lift']:.2f}",
+        soft_wrap=True, highlight=False)
 
 
 def _print_decision(model: str, decision: Decision) -> None:
@@ -118,16 +146,24 @@ def score_command(
     as_of: Annotated[str, typer.Option(help="score the cases open at this time (naive = Asia/Shanghai)")],
     out: Annotated[Path, typer.Option(help="CSV file to write")],
 ) -> None:
-    """Every case open at a time with p_reach and p_settle from the champions, and their versions."""
+    """Every case open at a time with p_reach and p_settle from the champions, and their versions;
+    beside it, `<out>.drift.csv`: each feature now against the training set (share present, PSI)."""
     from concord.db import make_engine
     from concord.outputs import write_csv
     from concord.settings import get_settings
-    from training.scoring import score
+    from training.scoring import log_drift, score_and_compare
+    from training.skew import presence_warnings
 
     settings = get_settings()
+    when = timestamp(as_of, "--as-of")
     try:
-        frame = score(settings, make_engine(settings), timestamp(as_of, "--as-of"))
+        frame, drift = score_and_compare(settings, make_engine(settings), when)
     except LookupError as error:
         fail(str(error))
     write_csv(frame, out)  # owner only, formula-like text neutralised
-    console.print(f"scored {len(frame):,} open cases into {out}", soft_wrap=True)
+    report = write_csv(drift, out.with_name(f"{out.stem}.drift.csv"))
+    log_drift(settings, drift, when, report)
+    console.print(f"scored {len(frame):,} open cases into {out}; features against training: {report}",
+                  soft_wrap=True, highlight=False)
+    for sentence in presence_warnings(drift):
+        errors.print(f"[bold yellow]warning:[/] {sentence}.", highlight=False, soft_wrap=True)
