@@ -3,13 +3,19 @@
 Decisions and labels come from the ledger's events (:mod:`training.labels`), features from
 ``get_historical_features`` of the model's FeatureService, fetched in batches of neighbouring
 cases and written straight into one float32 matrix (missing = NaN): at a million cases the
-three million decisions of a model take 1.2 GB, not the several copies of a float64 frame.
+three million decisions of a model take 1.2 GB, not the several copies of a float64 frame. The
+fetching runs in a child process, so that what the join needed is given back when it ends.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import multiprocessing
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -121,11 +127,35 @@ def decisions(engine: Engine, spec: ModelSpec, as_of: dt.datetime, per_case: flo
 def training_set(settings: Settings, engine: Engine, spec: ModelSpec, as_of: dt.datetime,
                  per_case: float = 3.0, seed: int = 0) -> TrainingSet:
     """Decision points with labels and the model's features, point-in-time correct (of each
-    decision: ``KEPT_COLUMNS`` and the features)."""
+    decision: ``KEPT_COLUMNS`` and the features).
+
+    The work runs in a child process that hands the result over in files under
+    ``CONCORD_HOME``: the memory the point-in-time join takes (DuckDB's buffers, Arrow's pools,
+    Feast's frames; gigabytes at a million cases, kept by their allocators once used) ends with
+    the child, and training starts from the matrix alone. ``engine`` is the ledger's; the child
+    opens its own from the settings."""
+    settings.ensure_home()
+    with tempfile.TemporaryDirectory(prefix="training-set-", dir=settings.home) as scratch:
+        folder = Path(scratch)
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as child:
+            child.submit(write_training_set, settings, spec, as_of, per_case, seed, folder).result()
+        meta = pd.read_parquet(folder / "meta.parquet")
+        values = np.load(folder / "values.npy")
+        features = json.loads((folder / "features.json").read_text(encoding="utf-8"))
+    return TrainingSet(meta, values, features)
+
+
+def write_training_set(settings: Settings, spec: ModelSpec, as_of: dt.datetime, per_case: float, seed: int,
+                       folder: Path) -> None:
+    """Build the training set (see :func:`training_set`) into ``folder``: ``meta.parquet``,
+    ``values.npy`` (float32, column-major) and ``features.json``."""
+    from concord.db import make_engine
     from features.store.config import feature_store
     from features.store.retrieval import historical_features
 
+    engine = make_engine(settings)
     meta = decisions(engine, spec, as_of, per_case, seed)[list(KEPT_COLUMNS)]
+    engine.dispose()
     meta["creditor_type"] = meta["creditor_type"].astype("category")
     features = service_features(settings, spec)
     values = np.full((len(meta), len(features)), np.nan, dtype=np.float32, order="F")
@@ -137,7 +167,9 @@ def training_set(settings: Settings, engine: Engine, spec: ModelSpec, as_of: dt.
         entities["debtor_key"] = entities["debtor_key"].astype(object)  # the categories end here: Feast takes text
         part = historical_features(settings, entities, spec.feature_service, store=store)
         values[rows] = part[features].to_numpy(dtype=np.float32, na_value=np.nan)
-    return TrainingSet(meta, values, features)
+    meta.to_parquet(folder / "meta.parquet")
+    np.save(folder / "values.npy", values)
+    (folder / "features.json").write_text(json.dumps(features), encoding="utf-8")
 
 
 def training_frame(settings: Settings, engine: Engine, spec: ModelSpec, as_of: dt.datetime,

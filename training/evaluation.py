@@ -22,7 +22,7 @@ from models.specs import ModelSpec
 from training.calibration import cross_fit
 from training.dataset import TrainingSet
 from training.origins import Fold
-from training.tuning import odds_for
+from training.tuning import EARLY_STOPPING, MAX_TREES, odds_for
 
 
 @dataclass
@@ -35,6 +35,7 @@ class Evaluation:
     baseline: list[np.ndarray]
     last_lightgbm: CalibratedOdds
     last_baseline: LogisticOdds
+    trees: int  # the gradient-boosted model's tree count on the folds
 
     def table(self, data: TrainingSet) -> pd.DataFrame:
         """One row per fold: cut, rows and time ranges of both sides, each estimator's ROC-AUC."""
@@ -63,22 +64,28 @@ class Evaluation:
         ], ignore_index=True)
 
 
-def fold_boosters(params: dict, dataset: lgb.Dataset, folds: list[Fold], trees: int) -> list[lgb.Booster]:
-    """One booster of ``trees`` trees per fold, fitted on the fold's training rows."""
-    found = lgb.cv(params, dataset, num_boost_round=trees, folds=[(f.train, f.valid) for f in folds],
-                   return_cvbooster=True, stratified=False, shuffle=False)
+def fold_boosters(params: dict, dataset: lgb.Dataset, folds: list[Fold], max_trees: int
+                  ) -> tuple[list[lgb.Booster], int]:
+    """One booster per fold, fitted on the fold's training rows, and their tree count: where the
+    mean validation ROC-AUC over the folds stopped improving (at most ``max_trees``)."""
+    found = lgb.cv(params, dataset, num_boost_round=max_trees, folds=[(f.train, f.valid) for f in folds],
+                   return_cvbooster=True, stratified=False, shuffle=False,
+                   callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)])
     cv_booster = found["cvbooster"]
     assert isinstance(cv_booster, lgb.CVBooster)  # return_cvbooster=True gives one
-    return list(cv_booster.boosters)
+    trees = max(int(cv_booster.best_iteration), 1)
+    return [lgb.Booster(model_str=b.model_to_string(num_iteration=trees)) for b in cv_booster.boosters], trees
 
 
 def evaluate(spec: ModelSpec, data: TrainingSet, folds: list[Fold], params: dict[str, Any], dataset: lgb.Dataset,
-             trees: int) -> Evaluation:
-    """Fit the gradient-boosted model (``params``, ``trees`` trees; calibrated by cross-fitting
-    over two groups of the fold's debtors, as the registered model is over three) and the
-    baseline on each fold's past, and predict its validation rows."""
-    odds = odds_for(spec, params, int(np.mean([len(f.train) for f in folds])), trees)
-    boosters = fold_boosters({**odds.booster_params(data.features), "metric": "auc"}, dataset, folds, trees)
+             max_trees: int = MAX_TREES) -> Evaluation:
+    """Fit the gradient-boosted model (``params``; its tree count chosen on the folds' mean
+    validation curve; calibrated by cross-fitting over two groups of the fold's debtors, as the
+    registered model is over three) and the baseline on each fold's past, and predict its
+    validation rows."""
+    odds = odds_for(spec, params, int(np.mean([len(f.train) for f in folds])))
+    boosters, trees = fold_boosters({**odds.booster_params(data.features), "metric": "auc"}, dataset, folds,
+                                    max_trees)
     models = []
     for booster, fold in zip(boosters, folds, strict=True):
         crossed = cross_fit(spec, data, fold.train, params, dataset, 2, trees, stop_early=False)
@@ -88,7 +95,7 @@ def evaluate(spec: ModelSpec, data: TrainingSet, folds: list[Fold], params: dict
     baseline = [fit_baseline(spec, data, fold.train) for fold in folds]
     predictions = [model.predict_proba(data.frame_of(fold.valid))[:, 1] for model, fold in zip(baseline, folds,
                                                                                                  strict=True)]
-    return Evaluation(folds, lightgbm, predictions, models[-1], baseline[-1])
+    return Evaluation(folds, lightgbm, predictions, models[-1], baseline[-1], trees)
 
 
 def fit_baseline(spec: ModelSpec, data: TrainingSet, rows: np.ndarray) -> LogisticOdds:

@@ -35,7 +35,7 @@ from training.refit import refit
 from training.result import TrainingResult
 from training.skew import feature_profile
 from training.tracking import log_and_register
-from training.tuning import Budget, dataset_of, search
+from training.tuning import MAX_TREES, Budget, dataset_of, search
 
 Step = Callable[[str], None]
 __all__ = ["ENTITY_COLUMNS", "META_COLUMNS", "TrainingResult", "feature_columns", "fit_and_evaluate",
@@ -61,7 +61,7 @@ def fit_and_evaluate(spec: ModelSpec, frame: pd.DataFrame | TrainingSet, params:
     dataset = dataset_of(data)
     if step:
         step(f"{spec.name}: evaluating model and baseline out of time")
-    evaluation = evaluate(spec, data, folds, tuned.params, dataset, tuned.trees)
+    evaluation = evaluate(spec, data, folds, tuned.params, dataset, int((params or {}).get("n_estimators", MAX_TREES)))
     table = evaluation.table(data)
     chosen = "lightgbm" if table["auc_lightgbm"].mean() >= table["auc_baseline"].mean() else "baseline"
     if step:
@@ -82,7 +82,8 @@ def fit_and_evaluate(spec: ModelSpec, frame: pd.DataFrame | TrainingSet, params:
         metrics=metrics, folds=table, holdout=holdout,
         evaluation_model=evaluation.last_lightgbm if chosen == "lightgbm" else evaluation.last_baseline,
         tuned=tuned, refit_rows=refitted.rows, refit_range=(times.iloc[0], times.iloc[-1]),
-        refit_trees=refitted.trees, profile=feature_profile(data.values, data.features))
+        refit_trees=refitted.trees, validation_trees=evaluation.trees,
+        profile=feature_profile(data.values, data.features))
 
 
 def prepare(settings: Settings, engine: Engine, model: str, as_of: dt.datetime, params: dict[str, Any] | None = None,

@@ -44,6 +44,7 @@ class TrainingResult:
     refit_rows: int
     refit_range: tuple[pd.Timestamp, pd.Timestamp]
     refit_trees: int
+    validation_trees: int = 0  # the gradient-boosted model's tree count on the rolling origins
     profile: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -65,7 +65,7 @@ def report_markdown(result: TrainingResult, extra: dict[str, Any]) -> str:
         f"- out of time over {len(result.folds)} origins: ROC-AUC {model_auc:.4f} +/- {spread:.4f} "
         f"(gradient-boosted {result.auc('lightgbm')[0]:.4f}, baseline {result.auc('baseline')[0]:.4f})",
         f"- settings: {tuned.trials} trial(s) in {tuned.seconds:.0f} s; chosen {json.dumps(tuned.params)}, "
-        f"{tuned.trees} trees at validation",
+        f"{result.validation_trees} trees on the rolling origins",
         *[f"- {k}: {v}" for k, v in extra.items()],
         "",
         "## Rolling origins",
@@ -129,7 +129,8 @@ def log_and_register(settings: Settings, engine: Engine, result: TrainingResult,
             **{k: str(v) for k, v in extra.items()},
         })
         mlflow.log_params({**{f"tuned.{k}": v for k, v in result.tuned.params.items()},
-                           "validation_trees": result.tuned.trees, "refit_trees": result.refit_trees,
+                           "search_trees": result.tuned.trees, "validation_trees": result.validation_trees,
+                           "refit_trees": result.refit_trees,
                            "search_trials": result.tuned.trials, "search_seconds": round(result.tuned.seconds, 1),
                            "monotone": json.dumps(result.spec.monotone)})
         _log_figures(result)
