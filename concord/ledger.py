@@ -286,3 +286,54 @@ class DisputeResolution(Base):
     resolved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     resolved_by: Mapped[str] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class ApiKey(Base):
+    """A key of the service (``Authorization: Bearer KEY``): its role and scope, never the key itself
+    (``key_hash`` is ``salt$sha256(salt + secret)``; the raw key is shown once when made)."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(32))  # platform | supervisor | court | data_scientist | admin
+    creditor: Mapped[str | None] = mapped_column(String(255))
+    court: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditRecord(Base):
+    """One link of the append-only, hash-chained audit trail (``concord/audit.py``): ``hash`` is
+    sha256 over ``prev_hash`` and the canonical JSON of the record's other fields."""
+
+    __tablename__ = "audit_records"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(32), index=True)  # recommendation | event | review | assignment
+    decision_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    case_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    creditor: Mapped[str | None] = mapped_column(String(255))
+    actor: Mapped[str | None] = mapped_column(String(64))  # key id or role: never a person's data
+    payload: Mapped[str] = mapped_column(Text)  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Decision(Base):
+    """The current state of one recommendation (approval, override, review); the audit chain
+    holds every step that led to it."""
+
+    __tablename__ = "decisions"
+    decision_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(64), index=True)
+    creditor: Mapped[str] = mapped_column(String(255))
+    court: Mapped[str | None] = mapped_column(String(255))
+    stage: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))
+    sensitive: Mapped[bool] = mapped_column(Boolean)
+    approval: Mapped[str] = mapped_column(String(16), index=True)  # not_required | pending | approved | overridden
+    final_action: Mapped[str | None] = mapped_column(String(32))
+    risk_flags: Mapped[str | None] = mapped_column(Text)
+    mediator: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

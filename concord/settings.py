@@ -41,6 +41,10 @@ class Settings:
         database_url: SQLAlchemy URL of the case ledger (``CONCORD_DATABASE_URL``); default a
             SQLite file under ``home``. PostgreSQL URLs name their driver:
             ``postgresql+psycopg://user@host:5432/db``.
+        audit_url: SQLAlchemy URL of the service's store: API keys, the hash-chained audit trail
+            and the decisions (``CONCORD_AUDIT_URL``). Default: the ledger itself on PostgreSQL;
+            beside a SQLite ledger its own SQLite file ``home/audit.db`` (WAL), so that an audit
+            write never waits behind an import holding the ledger's write lock.
         redis_url: Redis for the production online store (``CONCORD_REDIS_URL``), or None.
         mlflow_tracking_uri: MLflow backend store (``CONCORD_MLFLOW_TRACKING_URI``); default a
             SQLite file under ``home``.
@@ -61,6 +65,7 @@ class Settings:
 
     home: Path
     database_url: str
+    audit_url: str = ""
     redis_url: str | None = None
     mlflow_tracking_uri: str | None = None
     require_services: bool = False
@@ -78,11 +83,14 @@ class Settings:
         env = os.environ if environ is None else environ
         home = Path(env.get("CONCORD_HOME") or "./var").expanduser().absolute()
         database_url = env.get("CONCORD_DATABASE_URL") or f"sqlite:///{home / 'concord.db'}"
+        audit_url = env.get("CONCORD_AUDIT_URL") or (
+            f"sqlite:///{home / 'audit.db'}" if database_url.startswith("sqlite") else database_url)
         raw_key = env.get("CONCORD_PSEUDONYM_KEY")
         synonyms = env.get("CONCORD_SYNONYMS")
         return cls(
             home=home,
             database_url=database_url,
+            audit_url=audit_url,
             redis_url=env.get("CONCORD_REDIS_URL") or None,
             mlflow_tracking_uri=env.get("CONCORD_MLFLOW_TRACKING_URI") or None,
             require_services=_flag(env.get("CONCORD_REQUIRE_SERVICES")),
