@@ -27,7 +27,7 @@ from concord.settings import Settings
 
 GENESIS = "0" * 64  # the prev_hash of the first record
 _AUDIT_LOCK_KEY = 0x61756469745F6C  # "audit_l": PostgreSQL advisory lock of the chain's writers
-KINDS = ("recommendation", "event", "review", "assignment", "key", "reload")
+KINDS = ("recommendation", "event", "review", "assignment", "litigation_list", "key", "reload")
 
 
 def audit_url(settings: Settings) -> str:

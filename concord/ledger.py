@@ -126,7 +126,7 @@ class Case(Base):
     __table_args__ = (UniqueConstraint("creditor_id", "case_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     creditor_id: Mapped[int] = mapped_column(ForeignKey("creditors.id"))
-    case_id: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[str] = mapped_column(String(64), index=True)
     debtor_key: Mapped[str | None] = mapped_column(ForeignKey("debtors.debtor_key"), index=True)
     product: Mapped[str] = mapped_column(String(32))
     debtor_type: Mapped[str] = mapped_column(String(16))

@@ -61,6 +61,12 @@ class Settings:
             (``CONCORD_TUNING_TRIALS``, default 30).
         tuning_seconds: most seconds the search spends per model (``CONCORD_TUNING_SECONDS``,
             default 600); whichever of the two budgets ends first ends the search.
+        policy_dir: the policy folder the service decides by (``CONCORD_POLICY_DIR``); default
+            the packaged one.
+        model_poll_seconds: how often the service asks MLflow whether the ``champion`` alias moved
+            (``CONCORD_MODEL_POLL_SECONDS``, default 30).
+        event_sync_seconds: how often the service imports the events it acknowledged into the
+            ledger (``CONCORD_EVENT_SYNC_SECONDS``, default 5).
     """
 
     home: Path
@@ -75,6 +81,9 @@ class Settings:
     synonyms_file: Path | None = None
     tuning_trials: int = 30
     tuning_seconds: int = 600
+    policy_dir: Path | None = None
+    model_poll_seconds: int = 30
+    event_sync_seconds: int = 5
     _pseudonym_key: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -87,6 +96,7 @@ class Settings:
             f"sqlite:///{home / 'audit.db'}" if database_url.startswith("sqlite") else database_url)
         raw_key = env.get("CONCORD_PSEUDONYM_KEY")
         synonyms = env.get("CONCORD_SYNONYMS")
+        policy_dir = env.get("CONCORD_POLICY_DIR")
         return cls(
             home=home,
             database_url=database_url,
@@ -100,6 +110,9 @@ class Settings:
             synonyms_file=Path(synonyms).expanduser().absolute() if synonyms else None,
             tuning_trials=_whole(env, "CONCORD_TUNING_TRIALS", 30) or 30,
             tuning_seconds=_whole(env, "CONCORD_TUNING_SECONDS", 600) or 600,
+            policy_dir=Path(policy_dir).expanduser().absolute() if policy_dir else None,
+            model_poll_seconds=_whole(env, "CONCORD_MODEL_POLL_SECONDS", 30) or 30,
+            event_sync_seconds=_whole(env, "CONCORD_EVENT_SYNC_SECONDS", 5) or 5,
             _pseudonym_key=raw_key.encode("utf-8") if raw_key else None,
         )
 

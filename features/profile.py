@@ -145,7 +145,7 @@ def debtor_profile(settings: Settings, case_id: str, creditor: str | None = None
             engine.dispose()
     notes: list[str] = []
     features: dict[str, Any] = {}
-    kwargs = {"project": project} if project else {}
+    kwargs: dict[str, Any] = {"project": project} if project else {}
     try:
         fs = store or feature_store(settings, **kwargs)
         row = {"case_pk": case["case_pk"], "debtor_key": case["debtor_key"] or ""}

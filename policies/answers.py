@@ -194,3 +194,30 @@ def single_answer(decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any
                                     _number(offers.capacity_cny[0])),
         reasons=reasons, policy_version=policy.version, action_value=engine.value_version,
         model_versions=model_versions)
+
+
+def one_case(decisions: Decisions, i: int) -> Decisions:
+    """The decisions of case ``i`` of a batch, as if it had been decided alone (caps counted
+    across the batch stay as the batch decided them)."""
+    from dataclasses import replace
+
+    rows = slice(i, i + 1)
+    estimates = replace(decisions.estimates, p_settle=decisions.estimates.p_settle[rows],
+                        recovery=decisions.estimates.recovery[rows])
+    claims = replace(decisions.claims, **{f: getattr(decisions.claims, f)[rows]
+                                          for f in decisions.claims.__dataclass_fields__})
+    offers = replace(decisions.offers, **{f: getattr(decisions.offers, f)[rows]
+                                          for f in decisions.offers.__dataclass_fields__})
+    return Decisions(facts=decisions.facts.subset(np.array([i])), workflow=decisions.workflow[rows],
+                     stage=decisions.stage[rows], eligible=decisions.eligible[rows],
+                     blocked_by=decisions.blocked_by[rows], estimates=estimates, chosen=decisions.chosen[rows],
+                     fallback=decisions.fallback[rows], ranking=decisions.ranking[rows], claims=claims,
+                     limitation_day=decisions.limitation_day[rows], offers=offers)
+
+
+def batch_answers(decisions: Decisions, engine: PolicyEngine, reasons: list[tuple[Any, ...]],
+                  model_versions: dict[str, str]) -> list[Recommendation]:
+    """One :class:`Recommendation` per case of a batch decided together (so that per-debtor caps
+    hold across the batch), with each case's reasons."""
+    return [single_answer(one_case(decisions, i), engine, reasons[i], model_versions)
+            for i in range(decisions.facts.n)]

@@ -65,7 +65,8 @@ def redis_connection_string(url: str) -> str:
     return ",".join(parts)
 
 
-def store_config(settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bool = False) -> dict[str, Any]:
+def store_config(settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bool = False,
+                 serving: bool = False) -> dict[str, Any]:
     """The feature store configuration as plain data (what ``feature_store.yaml`` holds).
 
     Project ``concord`` by default (tests sharing one Redis pass their own); file registry and
@@ -87,7 +88,8 @@ def store_config(settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bo
     return {
         "project": project,
         "provider": "local",
-        "registry": {"registry_type": "file", "path": str(home / "registry.db"), "cache_ttl_seconds": 60},
+        "registry": {"registry_type": "file", "path": str(home / "registry.db"), "cache_ttl_seconds": 60,
+                     **({"cache_mode": "thread"} if serving else {})},
         "online_store": online,
         "offline_store": {"type": "duckdb"},
         "entity_key_serialization_version": 3,
@@ -95,9 +97,10 @@ def store_config(settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bo
     }
 
 
-def repo_config(settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bool = False) -> RepoConfig:
+def repo_config(settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bool = False,
+                serving: bool = False) -> RepoConfig:
     """Feast RepoConfig of :func:`store_config`."""
-    return RepoConfig(repo_path=repo_dir(settings), **store_config(settings, project, bulk=bulk))
+    return RepoConfig(repo_path=repo_dir(settings), **store_config(settings, project, bulk=bulk, serving=serving))
 
 
 def write_feature_store_yaml(settings: Settings, project: str = DEFAULT_PROJECT) -> Path:
@@ -151,10 +154,11 @@ def configure_offline_engine(settings: Settings) -> None:
     _offline_engine = wanted
 
 
-def feature_store(settings: Settings, project: str = DEFAULT_PROJECT) -> FeatureStore:
-    """The Feast FeatureStore of these settings (writes ``feature_store.yaml`` alongside)."""
+def feature_store(settings: Settings, project: str = DEFAULT_PROJECT, *, serving: bool = False) -> FeatureStore:
+    """The Feast FeatureStore of these settings (writes ``feature_store.yaml`` alongside);
+    ``serving``: with the registry refreshed in the background (see :func:`store_config`)."""
     write_feature_store_yaml(settings, project)
-    return FeatureStore(repo_path=str(repo_dir(settings)), config=repo_config(settings, project))
+    return FeatureStore(repo_path=str(repo_dir(settings)), config=repo_config(settings, project, serving=serving))
 
 
 def apply(settings: Settings, project: str = DEFAULT_PROJECT, *, store: FeatureStore | None = None) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from serving.cli import features, imports, models, policy, world
+from serving.cli import features, imports, models, policy, service, world
 from serving.cli.common import console, fail
 from serving.cli.doctor import doctor_command
 
@@ -76,3 +76,16 @@ app.command("assign")(policy.assign_command)
 app.command("litigation-list")(policy.litigation_list_command)
 app.add_typer(policy_app, name="policy")
 app.add_typer(disputes_app, name="disputes")
+
+keys_app = typer.Typer(help="API keys of the service (stored hashed; shown once).", no_args_is_help=True)
+keys_app.command("create")(service.keys_create_command)
+keys_app.command("revoke")(service.keys_revoke_command)
+audit_app = typer.Typer(help="The service's hash-chained audit trail.", no_args_is_help=True)
+audit_app.command("verify")(service.audit_verify_command)
+events_app = typer.Typer(help="Events the service acknowledged.", no_args_is_help=True)
+events_app.command("sync")(service.events_sync_command)
+
+app.command("serve")(service.serve_command)
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+app.add_typer(events_app, name="events")

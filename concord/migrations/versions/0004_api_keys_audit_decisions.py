@@ -67,8 +67,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_decisions_approval'), ['approval'], unique=False)
         batch_op.create_index(batch_op.f('ix_decisions_case_id'), ['case_id'], unique=False)
 
+    # the service finds a case by the creditor's case id alone when the key names no creditor
+    with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_cases_case_id'), ['case_id'], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_cases_case_id'))
     with op.batch_alter_table('decisions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_decisions_case_id'))
         batch_op.drop_index(batch_op.f('ix_decisions_approval'))

@@ -1,0 +1,97 @@
+"""Finding the case a request names, within the caller's scope, and the refusals the service
+gives (:class:`ApiError`: an HTTP status, one sentence, the field it is about).
+
+A platform key serves one creditor: its cases only, whatever the request says. A court key reads
+its own court's list only. Other roles name the creditor when several creditors use a case id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+
+from serving.auth import COURT, PLATFORM, Principal
+
+
+class ApiError(Exception):
+    """A refusal: ``status`` (4xx, or 503), one sentence, and the request ``field`` it is about."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """The ledger's facts of a case that the decision path reads (no personal data)."""
+
+    case_pk: int
+    case_id: str
+    creditor: str
+    debtor_key: str
+    court: str | None
+    province: str | None
+    product: str
+
+    def facts(self) -> dict[str, object]:
+        """The case facts the policy engine reads."""
+        return {"case_pk": self.case_pk, "case_id": self.case_id, "creditor": self.creditor,
+                "debtor_key": self.debtor_key, "court": self.court, "province": self.province,
+                "product": self.product}
+
+
+_FIND = ("SELECT c.id AS case_pk, c.case_id, cr.name AS creditor, COALESCE(c.debtor_key, '') AS debtor_key, "
+         "c.court, c.province, c.product FROM cases c JOIN creditors cr ON cr.id = c.creditor_id "
+         "WHERE c.case_id = :case_id")
+
+
+def scoped_creditor(principal: Principal, creditor: str | None, field: str = "creditor") -> str | None:
+    """The creditor a request is about: a platform key's own creditor (refusing another named in
+    the request), or the one named."""
+    if principal.role == PLATFORM:
+        if creditor is not None and creditor != principal.creditor:
+            raise ApiError(403, f"this key serves the cases of '{principal.creditor}' only, not of '{creditor}'",
+                           field)
+        return principal.creditor
+    return creditor
+
+
+def scoped_court(principal: Principal, court: str | None) -> str:
+    """The court a list is for: a court key's own court (refusing another), or the one named."""
+    if principal.role == COURT:
+        if court is not None and court != principal.court:
+            raise ApiError(403, f"this key reads the list of '{principal.court}' only, not of '{court}'", "court")
+        assert principal.court is not None
+        return principal.court
+    if not court:
+        raise ApiError(400, "name the court whose list you want", "court")
+    return court
+
+
+def find_case(connection: Connection, principal: Principal, case_id: str, creditor: str | None,
+              field: str = "case_id") -> CaseRow:
+    """The case the request names, within the key's scope.
+
+    Raises:
+        ApiError: 404 unknown case, 403 another creditor's case, 400 a case id several creditors use
+            and no creditor named.
+    """
+    wanted = scoped_creditor(principal, creditor, field.replace("case_id", "creditor"))
+    sql, params = _FIND, {"case_id": case_id}
+    if wanted is not None:
+        sql += " AND cr.name = :creditor"
+        params["creditor"] = wanted
+    rows = connection.execute(text(sql), params).all()
+    if not rows:
+        where = f" of creditor '{wanted}'" if wanted else ""
+        raise ApiError(404, f"no case '{case_id}'{where} in the ledger", field)
+    if len(rows) > 1:
+        names = ", ".join(sorted(str(r.creditor) for r in rows))
+        raise ApiError(400, f"case '{case_id}' exists at several creditors ({names}): name one in 'creditor'",
+                       field.replace("case_id", "creditor"))
+    r = rows[0]
+    return CaseRow(int(r.case_pk), str(r.case_id), str(r.creditor), str(r.debtor_key or ""), r.court, r.province,
+                   str(r.product))

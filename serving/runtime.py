@@ -1,0 +1,186 @@
+"""What a service worker holds while it runs: engines on the ledger and the service's store, the
+feature store, the policy, and the champions (fast path and full models), re-loaded when asked or
+when the ``champion`` alias moves.
+
+Built once per worker (``Runtime.start``); no migrations here (``concord serve`` runs them before
+the workers start, so that workers never race on Alembic). A worker whose schema is behind, or
+that finds no champion, stays up and says why on ``/readyz`` and with 503 on each request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from concord.settings import Settings
+
+log = logging.getLogger("concord.service")
+MODELS = ("reachability", "settlement")
+
+
+class NotReady(RuntimeError):
+    """The service cannot answer yet (no champion, schema behind): one sentence saying what to do."""
+
+
+@dataclass(frozen=True)
+class Champions:
+    """One consistent set of champion models: fast one-row scorers, the full estimators (batch
+    scoring), and their registered versions."""
+
+    fast: dict[str, Any]
+    scorer: Any  # policies.scores.ChampionScorer
+    versions: dict[str, str]
+
+
+def _schema_behind(engine: Any) -> str | None:
+    """A sentence when ``engine``'s database is not at the migrations' head, else None."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from concord.db import alembic_config
+
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    if current != head:
+        where = engine.url.render_as_string(hide_password=True)
+        return f"the database {where} is at schema {current or 'none'}, not {head}: run `concord db upgrade`"
+    return None
+
+
+class Runtime:
+    """The loaded state of one worker. Thread-safe: requests read ``champions`` (swapped whole on
+    reload), the background thread re-loads and syncs events."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ledger: Any = None
+        self.audit: Any = None
+        self.store: Any = None
+        self.policy_engine: Any = None
+        self.champions: Champions | None = None
+        self.problem: str | None = "starting"
+        self._reload_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Runtime:
+        """Open the engines and the feature store, load the policy and the champions."""
+        from concord.audit import audit_engine
+        from concord.db import make_engine
+        from features.repo import SETTLEMENT_V1
+        from features.store.config import feature_store
+        from features.store.retrieval import feature_service
+        from policies.config import load_policy
+        from policies.engine import PolicyEngine
+
+        self.ledger = make_engine(self.settings, migrate=False)
+        self.audit = audit_engine(self.settings, migrate=False)
+        self.policy_engine = PolicyEngine(load_policy(self.settings.policy_dir))
+        self.store = feature_store(self.settings, serving=True)
+        feature_service(self.store, SETTLEMENT_V1)  # the registry read once, before the first request
+        problems = [p for p in (_schema_behind(self.ledger), _schema_behind(self.audit)) if p]
+        self.problem = problems[0] if problems else None
+        if self.problem is None:
+            self.reload(force=True)
+        return self
+
+    def ready(self) -> bool:
+        """Whether requests can be answered."""
+        return self.problem is None and self.champions is not None
+
+    def require(self) -> Champions:
+        """The champions, or :class:`NotReady` naming what is missing."""
+        champions = self.champions
+        if self.problem is not None or champions is None:
+            raise NotReady(f"the service is not ready: {self.problem or 'no champion models loaded'}")
+        return champions
+
+    def registered_versions(self) -> dict[str, str | None]:
+        """The version each model's ``champion`` alias names in MLflow now (None: no champion)."""
+        from training import registry
+
+        client = registry.configure(self.settings)
+        out: dict[str, str | None] = {}
+        for model in MODELS:
+            version = registry.version_by_alias(client, model, registry.CHAMPION)
+            out[model] = None if version is None else str(version.version)
+        return out
+
+    def reload(self, *, force: bool = False) -> bool:
+        """Load the champions again when an alias moved (always with ``force``); True when a new set
+        was loaded. A failure leaves the previous set serving and is logged in one line."""
+        from models.fast_path import FastOdds
+        from policies.scores import ChampionScorer
+        from training import registry
+
+        with self._reload_lock:
+            try:
+                wanted = self.registered_versions()
+                missing = [m for m, v in wanted.items() if v is None]
+                if missing:
+                    self.problem = (f"{', '.join(registry.registered_name(m) for m in missing)} has no champion "
+                                    "yet; run `concord train` first")
+                    return False
+                current = self.champions.versions if self.champions else None
+                if not force and current == wanted:
+                    return False
+                models = {m: registry.load_version(m, str(v)) for m, v in wanted.items()}
+            except Exception as error:  # MLflow unreachable, artifact missing: keep serving what we have
+                log.error("champion models not (re)loaded: %s: %s", type(error).__name__, error)
+                if self.champions is None:
+                    self.problem = f"the champion models could not be loaded ({type(error).__name__})"
+                return False
+            versions = {m: str(v) for m, v in wanted.items()}
+            self.champions = Champions(fast={m: FastOdds(models[m]) for m in MODELS},
+                                       scorer=ChampionScorer(models, versions), versions=versions)
+            if self.problem and "champion" in self.problem:
+                self.problem = None
+            log.info("champions loaded: %s", ", ".join(f"{m} v{v}" for m, v in versions.items()))
+            return True
+
+    def run_background(self) -> None:
+        """Start the thread that follows the champion alias and imports acknowledged events into
+        the ledger, each at its own interval."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._background, name="concord-background", daemon=True)
+        self._thread.start()
+
+    def _background(self) -> None:
+        from serving.events import sync_events
+
+        poll, sync = self.settings.model_poll_seconds, self.settings.event_sync_seconds
+        waited = 0
+        while not self._stop.wait(1.0):
+            waited += 1
+            if self.problem is None and waited % sync == 0:
+                try:
+                    sync_events(self.settings, self.ledger, self.audit)
+                except Exception as error:  # an import holding the lock, a rejected row: try again later
+                    log.warning("events not yet imported into the ledger: %s: %s", type(error).__name__, error)
+            if waited % poll == 0:
+                self.reload()
+
+    def stop(self) -> None:
+        """Stop the background thread and close the engines."""
+        self._stop.set()
+        for engine in (self.ledger, self.audit):
+            if engine is not None:
+                engine.dispose()
+
+
+_current: Runtime | None = None
+
+
+def current() -> Runtime | None:
+    """The runtime of this worker, once its service has started (the gate reads keys through it)."""
+    return _current
+
+
+def set_current(runtime: Runtime | None) -> None:
+    """Make ``runtime`` this worker's runtime."""
+    global _current
+    _current = runtime
