@@ -35,6 +35,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/litigation_list": (COURT, SUPERVISOR, ADMIN),
     "/events": (PLATFORM, ADMIN),
     "/reload": (DATA_SCIENTIST, ADMIN),
+    "/decision_status": (PLATFORM, SUPERVISOR, ADMIN),
 }
 
 Send = Any

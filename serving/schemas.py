@@ -273,3 +273,30 @@ class ReloadRequest(Strict):
     """Reload the champions if the alias moved, or always with ``force``."""
 
     force: bool = False
+
+
+class DecisionStatusRequest(Strict):
+    """Recommendations whose approval state the caller wants (at most 1,000 decision ids)."""
+
+    decision_ids: list[Annotated[str, Field(min_length=1, max_length=64)]]
+
+
+class DecisionStatus(BaseModel):
+    """Where a recommendation stands: a sensitive action waits for a supervisor (``pending``); once
+    ``approved`` the recommended action may be taken, once ``overridden`` the ``final_action`` instead."""
+
+    decision_id: str
+    case_id: str
+    creditor: str
+    recommended_action: str
+    sensitive: bool
+    approval: Literal["not_required", "pending", "approved", "overridden"]
+    final_action: str | None = Field(description="the action to take; None while pending")
+    may_act: bool = Field(description="whether the platform may act now (false while pending)")
+    decided_at: str
+    reviewed_at: str | None
+
+
+class DecisionStatusResponse(BaseModel):
+    decisions: list[DecisionStatus]
+    unknown: list[str] = Field(description="ids of no decision this key may see")

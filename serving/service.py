@@ -18,12 +18,15 @@ from starlette.responses import JSONResponse, Response
 
 from serving.cases import ApiError
 from serving.gate import Gate
+from serving.review.app import create_app as create_review_app
 from serving.schemas import (
     BATCH_LIMIT,
     AssignRequest,
     AssignResponse,
     CaseRef,
     CaseRequest,
+    DecisionStatusRequest,
+    DecisionStatusResponse,
     EventIn,
     EventsRequest,
     EventsResponse,
@@ -38,6 +41,7 @@ from serving.schemas import (
 )
 
 log = logging.getLogger("concord.service")
+review_page = create_review_app()  # the supervisor's page at /review/ (no I/O until a request comes)
 
 
 def _refusal(ctx: bentoml.Context, status: int, message: str, field: str | None = None) -> Any:
@@ -54,6 +58,7 @@ def _batch(ctx: bentoml.Context, items: list[Any] | None, field: str) -> Any:
 
 
 @bentoml.service(name="concord", workers=1, threads=4, traffic={"timeout": 120})
+@bentoml.asgi_app(review_page, path="/review")
 class NextBestAction:
     """Concord: what to do next for a debt case, who works it, and what a court should see."""
 
@@ -67,7 +72,18 @@ class NextBestAction:
         restrict_new_files()  # the audit store, the xlsx scratch files: owner only
         self.runtime = Runtime(get_settings()).start()
         set_current(self.runtime)
+        self._attach_review_page()
         self.runtime.run_background()
+
+    def _attach_review_page(self) -> None:
+        """Give the mounted review page this worker's engines, policy and feature store (a mounted
+        app's own start-up hooks are not to be relied on)."""
+        from serving.review.context import ReviewContext
+
+        rt = self.runtime
+        policy = rt.policy_engine.policy if rt.policy_engine is not None else None
+        review_page.state.review.context = ReviewContext(rt.settings, ledger=rt.ledger, audit=rt.audit,
+                                                         policy=policy, feature_store=rt.store)
 
     def __is_ready__(self) -> bool:
         return self.runtime.ready()
@@ -180,6 +196,24 @@ class NextBestAction:
             acks = record_events(self.runtime.audit, self.runtime.ledger, principal, events)
             return EventsResponse(accepted=len(acks), events=[EventAck(case_id=c, creditor=cr, seq=s, hash=h)
                                                               for c, cr, s, h in acks])
+
+        return self._answer(ctx, work)
+
+    @bentoml.api(route="/decision_status", input_spec=DecisionStatusRequest)
+    def decision_status(self, ctx: bentoml.Context, decision_ids: list[str]) -> DecisionStatusResponse:
+        """Where recommendations stand (up to 1,000 decision ids from `next_best_action`): a sensitive
+        action is `pending` until a supervisor approves it (`approved`: take it) or overrides it
+        (`overridden`: take `final_action` instead). A platform key sees its own creditor's only."""
+        from serving.review.status import decision_statuses
+
+        if (too_many := _batch(ctx, decision_ids, "decision_ids")) is not None:
+            return too_many
+        if not decision_ids:
+            return _refusal(ctx, 400, "'decision_ids' is empty: name at least one decision", "decision_ids")
+
+        def work(principal: Any) -> DecisionStatusResponse:
+            found, unknown = decision_statuses(self.runtime.audit, principal, decision_ids)
+            return DecisionStatusResponse.model_validate({"decisions": found, "unknown": unknown})
 
         return self._answer(ctx, work)
 

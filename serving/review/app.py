@@ -135,12 +135,13 @@ class ReviewApp:
         context = self.ctx()
         chosen = {name: request.query_params.get(name) or None for name in store.FILTERS}
         status = request.query_params.get("status") or "pending"
-        rows = store.queue(context.audit, status, **chosen)
+        rows = store.queue(context.audit, context.ledger, status, **chosen)
         disputes = store.open_disputes(context.ledger, chosen["creditor"])
         if _wants_json(request):
             return JSONResponse({"decisions": [_plain(r) for r in rows], "disputes": [_plain(d) for d in disputes]})
         options = store.filter_values(context.audit)
         options["risk_flag"] = [flag.id for flag in context.policy.court.flags]
+        options["mediator"] = store.mediator_ids(context.ledger)
         return self.page(request, "queue.html", rows=rows, disputes=disputes, chosen=chosen, status=status,
                          options=options, statuses=list(store.STATUSES))
 

@@ -52,7 +52,7 @@ class ReviewContext:
             if self._policy is None:
                 from policies.config import load_policy
 
-                self._policy = load_policy()
+                self._policy = load_policy(self.settings.policy_dir)
             return self._policy
 
     @property

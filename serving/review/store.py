@@ -21,6 +21,7 @@ from concord.audit import append
 from concord.ledger import Decision, UTCDateTime, table, utcnow
 
 QUEUE_LIMIT = 200
+SCAN_LIMIT = 5000  # decisions read to filter by mediator, which lives in the ledger
 STATUSES = {"pending": ("pending",), "reviewed": ("approved", "overridden"),
             "all": ("pending", "approved", "overridden", "not_required")}
 FILTERS = ("creditor", "stage", "action", "risk_flag", "mediator")
@@ -35,12 +36,14 @@ class ReviewRefused(ValueError):
         self.status = status
 
 
-def queue(audit: Engine, status: str = "pending", **filters: str | None) -> list[dict[str, Any]]:
+def queue(audit: Engine, ledger: Engine, status: str = "pending", **filters: str | None) -> list[dict[str, Any]]:
     """Decisions in ``status`` (pending: awaiting approval, oldest first; reviewed; all), matching
-    every filter given (``creditor, stage, action, mediator`` exactly, ``risk_flag`` among the flags)."""
+    every filter given (``creditor, stage, action`` exactly, ``risk_flag`` among the flags,
+    ``mediator``: the one recorded with the decision, else the case's current mediator in the
+    ledger). Each row carries ``mediator`` so found."""
     decisions = table(Decision)
     query = select(decisions).where(decisions.c.approval.in_(STATUSES.get(status, STATUSES["pending"])))
-    for name in ("creditor", "stage", "action", "mediator"):
+    for name in ("creditor", "stage", "action"):
         value = filters.get(name)
         if value:
             query = query.where(decisions.c[name] == value)
@@ -50,9 +53,35 @@ def queue(audit: Engine, status: str = "pending", **filters: str | None) -> list
         padded = "; " + func.coalesce(decisions.c.risk_flags, "") + ";"
         query = query.where(padded.contains(f"; {flag};"))
     order = decisions.c.created_at.asc() if status == "pending" else decisions.c.created_at.desc()
+    mediator = filters.get("mediator")
     with audit.connect() as connection:
-        rows = connection.execute(query.order_by(order).limit(QUEUE_LIMIT)).all()
-    return [dict(row._mapping) for row in rows]
+        rows = [dict(row._mapping) for row in
+                connection.execute(query.order_by(order).limit(SCAN_LIMIT if mediator else QUEUE_LIMIT))]
+    current = current_mediators(ledger, [(r["case_id"], r["creditor"]) for r in rows if not r["mediator"]])
+    for row in rows:
+        row["mediator"] = row["mediator"] or current.get((row["case_id"], row["creditor"]), "")
+    if mediator:
+        rows = [row for row in rows if row["mediator"] == mediator]
+    return rows[:QUEUE_LIMIT]
+
+
+def current_mediators(ledger: Engine, cases: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(case_id, creditor) -> the case's current mediator: its latest Concord assignment, else the
+    mediator who last acted on it (``policies.staffing``'s rule), for these cases only."""
+    if not cases:
+        return {}
+    sql = text("""
+        SELECT c.case_id, cr.name AS creditor,
+               (SELECT a.mediator_id FROM assignments a WHERE a.case_pk = c.id ORDER BY a.id DESC LIMIT 1) AS assigned,
+               (SELECT e.actor FROM events e WHERE e.case_pk = c.id AND e.actor <> 'system'
+                ORDER BY e.at DESC, e.id DESC LIMIT 1) AS acted
+        FROM cases c JOIN creditors cr ON cr.id = c.creditor_id WHERE c.case_id IN :ids
+    """).bindparams(bindparam("ids", expanding=True))
+    wanted = set(cases)
+    with ledger.connect() as connection:
+        rows = connection.execute(sql, {"ids": sorted({case_id for case_id, _ in cases})}).all()
+    return {(r.case_id, r.creditor): str(r.assigned or r.acted or "") for r in rows
+            if (r.case_id, r.creditor) in wanted}
 
 
 def filter_values(audit: Engine) -> dict[str, list[str]]:
@@ -60,11 +89,17 @@ def filter_values(audit: Engine) -> dict[str, list[str]]:
     decisions = table(Decision)
     out: dict[str, list[str]] = {}
     with audit.connect() as connection:
-        for name in ("creditor", "stage", "action", "mediator"):
+        for name in ("creditor", "stage", "action"):
             column = decisions.c[name]
             out[name] = [str(v) for (v,) in connection.execute(
                 select(column).where(column.is_not(None)).distinct().order_by(column))]
     return out
+
+
+def mediator_ids(ledger: Engine) -> list[str]:
+    """Every mediator of the ledger (the mediator filter's choices)."""
+    with ledger.connect() as connection:
+        return [str(v) for (v,) in connection.execute(text("SELECT mediator_id FROM mediators ORDER BY mediator_id"))]
 
 
 def decision(audit: Engine, decision_id: str) -> dict[str, Any] | None:

@@ -171,7 +171,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "override_to": ("改为", "Change to"), "review_reason": ("理由（必填）", "Reason (required)"),
     "decision": ("复核决定", "Decision"), "approval": ("审批状态", "Approval"),
     "pending": ("待审批", "pending"), "approved": ("已批准", "approved"), "overridden": ("已改判", "overridden"),
-    "not_required": ("无需审批", "not required"), "resolve": ("处理异议", "Resolve the dispute"),
+    "not_required": ("无需审批", "not required"), "sensitive_tag": ("敏感", "sensitive"),
+    "dispute_count": ("异议次数", "Disputes raised"),
+    "review_note": ("备注（选填）", "Note (optional)"), "raises": ("提高概率", "raises the chance"),
+    "lowers": ("降低概率", "lowers the chance"), "resolve": ("处理异议", "Resolve the dispute"),
     "note": ("处理说明", "Note"), "sensitive": ("敏感动作，需主管批准后平台方可执行", "Sensitive: the platform may act "
                                                                    "only after a supervisor approves"),
     "back": ("返回队列", "Back to the queue"), "claim": ("可追回债权（元）", "Recoverable claim (CNY)"),
