@@ -111,7 +111,13 @@ class Gate:
             await _json(send, 413, {"error": f"the request body is over {MAX_BODY_BYTES // 1024 // 1024} MiB; "
                                              "send fewer cases or events at a time", "field": None})
             return
-        principal = await self._principal(headers.get("authorization", ""))
+        try:
+            principal = await self._principal(headers.get("authorization", ""))
+        except Exception as error:  # the key store is away: refuse clearly rather than hang or 500
+            log.error("API keys unreadable: %s", type(error).__name__)
+            await _json(send, 503, {"error": "the service cannot check API keys now; try again shortly",
+                                    "field": None})
+            return
         if principal is None:
             await _json(send, 401, {"error": "send a valid API key as 'Authorization: Bearer KEY' "
                                              "(made with `concord keys create`)", "field": None},
@@ -151,7 +157,12 @@ class Gate:
         if self._openapi is None:
             from serving.openapi import document
 
-            self._openapi = json.dumps(document(), ensure_ascii=False).encode("utf-8")
+            try:
+                self._openapi = json.dumps(document(), ensure_ascii=False).encode("utf-8")
+            except Exception:  # a bug: say so rather than leave the request hanging
+                log.exception("the OpenAPI document could not be built")
+                await _json(send, 500, {"error": "the OpenAPI document could not be built", "field": None})
+                return
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(self._openapi)).encode())]})

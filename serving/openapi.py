@@ -36,7 +36,8 @@ def document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for route in ROUTES:
         operation = spec["paths"][route]["post"]
-        responses = {"200": operation["responses"]["200"]}
+        generated = {str(code): response for code, response in operation["responses"].items()}
+        responses = {"200": generated["200"]}
         responses.update({code: {"description": text, "content": error_ref} for code, text in ERRORS.items()})
         operation["responses"] = responses
         operation["security"] = [{"bearer": []}]

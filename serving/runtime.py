@@ -85,6 +85,8 @@ class Runtime:
         self.problem = problems[0] if problems else None
         if self.problem is None:
             self.reload(force=True)
+        if self.problem is not None:
+            log.warning("not ready: %s", self.problem)
         return self
 
     def ready(self) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from concord.vocabulary import ACTIONS, OUTCOMES
 
@@ -212,6 +212,13 @@ class EventIn(Strict):
     amount: float | None = Field(default=None, ge=0, le=1e13, description="CNY, for paid, partial_paid, agreement")
     propensity: float | None = Field(default=None, gt=0, le=1,
                                      description="probability with which the deciding policy chose this action")
+
+    @field_validator("at")
+    @classmethod
+    def _plausible(cls, value: dt.datetime) -> dt.datetime:
+        if not 1990 <= value.year <= 2200:
+            raise ValueError("must be a time between 1990 and 2200")
+        return value
 
 
 class EventAck(BaseModel):

@@ -97,3 +97,26 @@ def ledger_settings(request, tmp_path, monkeypatch) -> Settings:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return Settings.from_env(env)
+
+
+@pytest.fixture(scope="session")
+def service_world(tmp_path_factory) -> str:
+    """CONCORD_HOME of a small simulated world (1,000 cases, ending yesterday), imported, featurised,
+    materialised, trained and promoted once per session; service tests copy it (``copy_world``).
+    ``CONCORD_TEST_SERVICE_WORLD`` names one built before (``python -m tests.service_world``), to
+    iterate on the service's tests without building it each run."""
+    from tests.service_world import build_world
+
+    if os.environ.get("CONCORD_TEST_SERVICE_WORLD"):
+        return os.environ["CONCORD_TEST_SERVICE_WORLD"]
+    root = tmp_path_factory.mktemp("service-world")
+    build_world(root, {"CONCORD_HOME": str(root / "home"), "CONCORD_PSEUDONYM_KEY": "service-test"})
+    return str(root / "home")
+
+
+def copy_world(home: str, target) -> dict[str, str]:
+    """A private copy of a world's CONCORD_HOME under ``target``; its environment."""
+    import shutil
+
+    shutil.copytree(home, target / "home", symlinks=True)
+    return {"CONCORD_HOME": str(target / "home"), "CONCORD_PSEUDONYM_KEY": "service-test"}

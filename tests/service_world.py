@@ -1,0 +1,157 @@
+"""Worlds and running services for the service's tests.
+
+``python -m tests.service_world HOME simulated|foreign N`` builds a world under ``HOME`` (settings
+from the environment, so PostgreSQL and Redis can be given): its six tables imported as history,
+features built, applied and materialised, both models trained (a fixed small booster: these tests
+are about the service, not the models) and promoted. The world ends yesterday, so that "now", when
+the service decides, is just after it.
+
+:class:`Service` starts ``concord serve`` (which migrates, then runs ``bentoml serve``) on a free
+port in its own process group, waits for ``/readyz``, and stops it, politely or with kill -9.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLES = ("mediators", "cases", "contact_checks", "capacity", "litigation", "events")
+
+
+def build(home: Path, kind: str, cases: int) -> None:
+    """Build the world (run in its own process: ``main``)."""
+    from concord.db import make_engine
+    from concord.settings import get_settings
+    from features.offline.build import build_offline_tables
+    from features.store.config import apply
+    from features.store.materialisation import materialize
+    from ingestion.importer import import_file
+    from training import registry
+    from training.pipeline import train
+
+    settings = get_settings()
+    end = dt.date.today() - dt.timedelta(days=1)
+    if kind == "simulated":
+        from simulator.world import simulate_world
+        from simulator.writers import write_world
+
+        paths = write_world(simulate_world(cases, 5, end=end), home / "world", "csv")
+    else:
+        from tests.foreign_world import build as build_foreign
+
+        paths = build_foreign(home / "world", n_cases=cases, snapshot=end - dt.timedelta(days=60), follow_days=59)
+    engine = make_engine(settings)
+    for table in TABLES:
+        report = import_file(table, paths[table], settings, engine, received_at=None)
+        assert report.rejected == 0, (table, report.rejections[:3])
+    build_offline_tables(settings)
+    apply(settings)
+    materialize(settings)
+    as_of = dt.datetime(end.year, end.month, end.day, tzinfo=dt.UTC)
+    for model in ("reachability", "settlement"):
+        train(settings, engine, model, as_of, params={"n_estimators": 80})
+        registry.promote(settings, engine, model)
+    engine.dispose()
+
+
+def build_world(home: Path, env: dict[str, str], kind: str = "simulated", cases: int = 1000) -> None:
+    """Build a world in a child process with ``env`` (its CONCORD_* settings)."""
+    result = subprocess.run([sys.executable, "-m", "tests.service_world", str(home), kind, str(cases)],
+                            env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def concord(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``concord ARGS`` in a child process with ``env``."""
+    return subprocess.run([sys.executable, "-m", "serving.cli", *args], env={**os.environ, **env,
+                          "PYTHONPATH": str(ROOT)}, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def make_key(env: dict[str, str], role: str, *scope: str) -> str:
+    """A new API key from ``concord keys create`` (the last word of its output)."""
+    result = concord(env, "keys", "create", "--role", role, *scope)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()[-1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Service:
+    """``concord serve`` on a free port, in its own process group."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "CONCORD_EVENT_SYNC_SECONDS": "1"}
+        self.log = log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 180) -> Service:
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(self.port)],
+                                            env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the service ended with {self.process.returncode}: "
+                                     f"{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise AssertionError(f"the service was not ready in {timeout} s: {self.log.read_text()[-3000:]}")
+
+    def _processes(self) -> list[psutil.Process]:
+        """The service's processes: ``bentoml serve`` and its workers (circus puts each worker in a
+        process group of its own, so a group signal would miss them)."""
+        assert self.process is not None
+        try:
+            leader = psutil.Process(self.process.pid)
+            return [leader, *leader.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def kill9(self) -> None:
+        """kill -9 every process of the service at once: a crash, nothing flushed or closed."""
+        assert self.process is not None
+        processes = self._processes()
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(signal.SIGKILL)
+        psutil.wait_procs(processes, timeout=30)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        processes = self._processes()
+        self.process.send_signal(signal.SIGTERM)
+        _, alive = psutil.wait_procs(processes, timeout=30)
+        for process in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    build(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]))
