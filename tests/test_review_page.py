@@ -19,28 +19,37 @@ from starlette.testclient import TestClient
 
 from concord.audit import audit_engine, records, verify
 from concord.db import make_engine
+from concord.settings import Settings
 from serving.auth import create_key
 from serving.review.app import create_app
 from serving.review.context import ReviewContext
-from tests.review_world import build_world, record_recommendations
+from tests.review_world import personal_values, recommend_in_process, review_env, world_files
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Iterator[dict[str, Any]]:
-    home = tmp_path_factory.mktemp("review-world")
-    settings = build_world(home)
+def world(service_world: str, tmp_path_factory) -> Iterator[dict[str, Any]]:
+    """A copy of the session's service world, its open cases decided by the service's own code."""
+    root = tmp_path_factory.mktemp("review-page")
+    env = review_env(service_world, root)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CONCORD_HOME", str(settings.home))
-        patch.setenv("CONCORD_PSEUDONYM_KEY", "review-test")
+        for key, value in env.items():
+            patch.setenv(key, value)
         patch.delenv("CONCORD_DATABASE_URL", raising=False)
+        patch.delenv("CONCORD_AUDIT_URL", raising=False)
+        settings = Settings.from_env(env)
         audit = audit_engine(settings)
         keys = {role: create_key(audit, role, **scope) for role, scope in (
             ("supervisor", {}), ("admin", {}), ("data_scientist", {}),
             ("platform", {"creditor": "安信消费金融有限公司"}), ("court", {"court": "晋江市人民法院"}))}
-        recorded = record_recommendations(settings)
+        recorded = []
+        for answer in recommend_in_process(settings, keys["supervisor"]):
+            payload = records(audit, kind="recommendation", decision_id=answer.decision_id)[0].payload
+            recorded.append({"decision_id": answer.decision_id, "approval": answer.approval, "answer": answer,
+                             "scores": answer.scores.model_dump(), "features": payload["features"]})
         context = ReviewContext(settings)
         app = Starlette(routes=[Mount("/review", create_app(context))])
-        yield {"settings": settings, "home": home, "keys": keys, "recorded": recorded, "app": app, "audit": audit}
+        yield {"settings": settings, "keys": keys, "recorded": recorded, "app": app, "audit": audit,
+               "service_world": service_world}
         context.dispose()
         audit.dispose()
 
@@ -143,8 +152,10 @@ def test_queue_lists_pending_sensitive_recommendations_and_filters_them(world) -
 def test_case_view_shows_scores_actions_rules_and_a_waterfall_that_adds_up(world) -> None:
     from serving.review.case_view import build, find_case_row
     from serving.review.store import decision
+    from serving.review.words import has_plain_name
 
-    pending = next(r for r in world["recorded"] if r["approval"] == "pending" and r["answer"].blocked)
+    waiting = [r for r in world["recorded"] if r["approval"] == "pending"]
+    pending = next((r for r in waiting if r["answer"].blocked), waiting[0])
     answer = pending["answer"]
     page = logged_in(world).get(f"/review/decisions/{pending['decision_id']}")
     assert page.status_code == 200
@@ -165,7 +176,8 @@ def test_case_view_shows_scores_actions_rules_and_a_waterfall_that_adds_up(world
         assert math.isclose(waterfall.probability, model.predict_proba(frame[list(model.feature_names_in_)])[0, 1])
         column = "p_reach" if waterfall.model == "reachability" else "p_settle"
         assert math.isclose(waterfall.probability, pending["scores"][column], rel_tol=1e-9)
-        assert not any(re.fullmatch(r"[a-z0-9_]+", s.label) for s in waterfall.steps), "a feature without words"
+        named = [s for s in waterfall.steps if s.feature]
+        assert named and all(has_plain_name(s.feature) for s in named)
     english = logged_in(world).get(f"/review/decisions/{pending['decision_id']}", params={"lang": "en"}).text
     assert "log-odds, before calibration" in english and "Supervisor review" in english
     context.dispose()
@@ -225,6 +237,25 @@ def test_approve_then_override_are_recorded_once_in_the_audit_chain(world) -> No
     assert "debtor called back" in trail and "审计链完整" in trail
 
 
+def test_reviews_are_exported_as_labels(world, tmp_path) -> None:
+    import stat
+
+    from typer.testing import CliRunner
+
+    from serving.cli.app import app
+
+    out = tmp_path / "reviews.csv"
+    result = CliRunner().invoke(app, ["audit", "reviews", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out, encoding="utf-8-sig", keep_default_na=False)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert set(frame["verdict"]) == {"approve", "override"}
+    override = frame[frame["reason"] == "debtor called back: try a mediator"].iloc[0]
+    assert override["verdict"] == "override" and override["final_action"] != override["recommended_action"]
+    assert override["reviewer"].endswith(":supervisor") and override["decision_id"]
+    assert "overrides" in result.output
+
+
 def test_a_disputed_case_waits_until_a_supervisor_resolves_it(world) -> None:
     browser = logged_in(world)
     api = client(world).get("/review/queue", headers={**bearer(world, "supervisor"), "Accept": "application/json"})
@@ -269,11 +300,11 @@ def test_models_page_shows_the_champions_figures_and_plots_from_mlflow(world) ->
 
 
 def test_funnel_by_creditor_agrees_with_the_stage_feature(world) -> None:
+    from features.offline.build import built_as_of
     from serving.review.funnel import funnel
 
     ledger = make_engine(world["settings"])
-    as_of = dt.datetime(2026, 6, 20, tzinfo=dt.timezone(dt.timedelta(hours=8)))  # the features' build
-    rows = funnel(ledger, as_of=as_of)
+    rows = funnel(ledger, as_of=built_as_of(world["settings"]))  # the events the stage feature saw
     state = pd.read_parquet(world["settings"].home / "features" / "offline" / "case_state.latest.parquet")
     assert sum(r.by_stage[s] for r in rows for s in r.by_stage) == sum(r.cases for r in rows)
     expected = state["stage"].value_counts().to_dict()
@@ -283,7 +314,7 @@ def test_funnel_by_creditor_agrees_with_the_stage_feature(world) -> None:
             if n:
                 got[stage] = got.get(stage, 0) + n
     assert got == expected
-    events = pd.read_parquet(world["home"] / "world" / "events.parquet")
+    events = pd.read_csv(world_files(world["service_world"]) / "events.csv", dtype={"amount": str})
     paid = events[events["outcome"].isin(["paid", "partial_paid"])]
     recovered = sum(r.recovered for r in funnel(ledger))
     assert math.isclose(recovered, float(paid["amount"].astype(float).sum()), rel_tol=1e-9)
@@ -293,7 +324,6 @@ def test_funnel_by_creditor_agrees_with_the_stage_feature(world) -> None:
 
 
 def test_no_page_shows_a_raw_id_number_phone_or_name(world) -> None:
-    cases = pd.read_parquet(world["home"] / "world" / "cases.parquet")
     browser = logged_in(world)
     pages = [browser.get(f"/review/decisions/{r['decision_id']}").text for r in world["recorded"]]
     pages += [browser.get(p).text for p in ("/review/queue?status=all", "/review/audit", "/review/funnel")]
@@ -301,6 +331,6 @@ def test_no_page_shows_a_raw_id_number_phone_or_name(world) -> None:
                                                            "Accept": "application/json"}).json()["disputes"]
     pages += [browser.get(f"/review/cases/{d['case_pk']}").text for d in disputes[:5]]
     shown = "\n".join(pages)
-    for column in ("id_number", "phone", "debtor_name"):
-        leaked = [v for v in cases[column].dropna().astype(str) if len(v) >= 2 and v in shown]
+    for column, values in personal_values(world["service_world"]).items():
+        leaked = [v for v in values if v in shown]
         assert not leaked, f"{column} shown: {leaked[:3]}"

@@ -83,14 +83,14 @@ def test_health_metrics_and_openapi(api) -> None:
     document = httpx.get(api["url"] + "/openapi.json", timeout=60).json()
     assert document["openapi"] == "3.1.0"
     assert set(document["paths"]) == {"/next_best_action", "/assign", "/explain", "/profile", "/litigation_list",
-                                      "/events", "/reload"}
+                                      "/events", "/reload", "/decision_status"}
     operation = document["paths"]["/next_best_action"]["post"]
     assert operation["security"] == [{"bearer": []}]
     assert {"200", "400", "401", "403", "404", "413", "503"} <= set(operation["responses"])
 
 
 @pytest.mark.parametrize("route", ["next_best_action", "assign", "explain", "profile", "litigation_list", "events",
-                                   "reload"])
+                                   "reload", "decision_status"])
 def test_every_route_wants_a_key(api, route) -> None:
     missing = post(api, route, {}, role=None)
     assert missing.status_code == 401 and "Bearer" in missing.json()["error"]

@@ -40,13 +40,13 @@ def running(service_world: str, tmp_path_factory) -> Iterator[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("route", ["/next_best_action", "/assign", "/explain", "/profile", "/litigation_list",
-                                   "/events", "/reload"])
+                                   "/events", "/reload", "/decision_status"])
 def test_our_endpoints_follow_their_document(running: tuple[str, str], route: str) -> None:
     url, key = running
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} == {"/next_best_action", "/assign", "/explain", "/profile",
-                                              "/litigation_list", "/events", "/reload"}
+                                              "/litigation_list", "/events", "/reload", "/decision_status"}
     operation = next(op for op in operations if op.path == route)
     calls = []
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from serving.cli import features, imports, models, policy, service, world
+from serving.cli import features, imports, models, policy, reviews, service, world
 from serving.cli.common import console, fail
 from serving.cli.doctor import doctor_command
 
@@ -82,6 +82,7 @@ keys_app.command("create")(service.keys_create_command)
 keys_app.command("revoke")(service.keys_revoke_command)
 audit_app = typer.Typer(help="The service's hash-chained audit trail.", no_args_is_help=True)
 audit_app.command("verify")(service.audit_verify_command)
+audit_app.command("reviews")(reviews.reviews_command)
 events_app = typer.Typer(help="Events the service acknowledged.", no_args_is_help=True)
 events_app.command("sync")(service.events_sync_command)
 

@@ -23,9 +23,10 @@ from concord.audit import records, verify
 from serving.review import access, case_view, store
 from serving.review.context import ReviewContext
 from serving.review.funnel import funnel
-from serving.review.words import LANGUAGES, feature_name, stage_name, text
+from serving.review.words import LANGUAGES, feature_name, outcome_name, stage_name, text
 
 TEMPLATES = Path(__file__).parent / "templates"
+FUNNEL_SECONDS, DISPUTES_SECONDS = 60.0, 30.0  # whole-ledger scans, computed at most this often
 CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self'; form-action 'self'"  # no script at all
 
 
@@ -59,7 +60,7 @@ class ReviewApp:
             lang=lang, t=lambda key: text(key, lang), root=root, csrf=access.csrf_token(request),
             feature=lambda n: feature_name(n, lang), stage_name=lambda s: _stage_name(policy, s, lang),
             workflow_name=lambda w: _workflow_name(policy, w, lang), lang_url=lambda other: _lang_url(request, other),
-            funnel_stage=lambda s: stage_name(s, lang),
+            funnel_stage=lambda s: stage_name(s, lang), outcome=lambda o: outcome_name(o, lang), num=_number,
             action_name=lambda a: _action_name(policy, a, lang), when=case_view.local_time,
             flag_name=lambda f: _flag_name(policy, f, lang), path=request.url.path,
             signed_in=bool(request.session.get("key_id")))
@@ -136,7 +137,8 @@ class ReviewApp:
         chosen = {name: request.query_params.get(name) or None for name in store.FILTERS}
         status = request.query_params.get("status") or "pending"
         rows = store.queue(context.audit, context.ledger, status, **chosen)
-        disputes = store.open_disputes(context.ledger, chosen["creditor"])
+        disputes = context.cached(("disputes", chosen["creditor"]), DISPUTES_SECONDS,
+                                  lambda: store.open_disputes(context.ledger, chosen["creditor"]))
         if _wants_json(request):
             return JSONResponse({"decisions": [_plain(r) for r in rows], "disputes": [_plain(d) for d in disputes]})
         options = store.filter_values(context.audit)
@@ -215,6 +217,7 @@ class ReviewApp:
             return self.refuse(request, who, "no such case", 404)
         try:
             store.resolve(context.ledger, context.audit, case, who.actor, values.get("note", ""))
+            context.forget("disputes")
         except store.ReviewRefused as refused:
             return self.refuse(request, who, str(refused), refused.status)
         if who.via == "bearer" or _wants_json(request):
@@ -242,7 +245,8 @@ class ReviewApp:
         who = self.guard(request)
         if isinstance(who, Response):
             return who
-        rows = funnel(self.ctx().ledger, request.query_params.get("creditor") or None)
+        creditor = request.query_params.get("creditor") or None
+        rows = self.ctx().cached(("funnel", creditor), FUNNEL_SECONDS, lambda: funnel(self.ctx().ledger, creditor))
         if _wants_json(request):
             return JSONResponse([{**r.__dict__, "reach_rate": r.reach_rate, "settle_rate": r.settle_rate}
                                  for r in rows])
@@ -261,6 +265,15 @@ class ReviewApp:
             return JSONResponse([_plain(e.__dict__) for e in found])
         return self.page(request, "audit.html", entries=found, kind=kind or "", case_id=query.get("case_id") or "",
                          chain=verify(self.ctx().audit) if query.get("verify") else None)
+
+
+def _number(value: Any, places: int = 2) -> str:
+    """A number as people read it: whole numbers without decimals, '—' for none."""
+    if value is None or not isinstance(value, int | float) or value != value:
+        return "—"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.{places}f}"
 
 
 def _wants_json(request: Request) -> bool:

@@ -143,7 +143,7 @@ def build(context: ReviewContext, case: dict[str, Any], decision: dict[str, Any]
             scores[column] = explained.probability
     reviews = [r for r in records(context.audit, kind="review", case_id=str(case["case_id"]), limit=50)
                if r.creditor == case["creditor"]]
-    disputes = [d for d in store.open_disputes(context.ledger, case["creditor"]) if d["case_pk"] == case["case_pk"]]
+    disputes = store.open_disputes(context.ledger, case_pk=int(case["case_pk"]))
     return CaseView(case=case, decision=decision, answer=answer, scores=scores, features=features,
                     waterfalls=waterfalls, events=_events(context, int(case["case_pk"])), reviews=reviews,
                     dispute=disputes[0] if disputes else None, recorded=recorded, notes=notes)

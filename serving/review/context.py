@@ -9,12 +9,16 @@ its ``on_startup``); standalone, the page makes them on first use. Nothing runs 
 from __future__ import annotations
 
 import threading
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
 from concord.settings import Settings
 from serving.review.figures import ChampionFigures
+
+T = TypeVar("T")
 
 
 class ReviewContext:
@@ -24,7 +28,9 @@ class ReviewContext:
                  policy: Any = None, feature_store: Any = None) -> None:
         self.settings = settings
         self._ledger, self._audit, self._policy, self._store = ledger, audit, policy, feature_store
+        self._own: list[Engine] = []  # engines made here (the service's are the service's to close)
         self._models: dict[tuple[str, str], Any] = {}
+        self._cache: dict[Any, tuple[float, Any]] = {}
         self._lock = threading.RLock()
         self.figures = ChampionFigures(settings)
 
@@ -35,6 +41,7 @@ class ReviewContext:
                 from concord.db import make_engine
 
                 self._ledger = make_engine(self.settings, migrate=False)
+                self._own.append(self._ledger)
             return self._ledger
 
     @property
@@ -44,6 +51,7 @@ class ReviewContext:
                 from concord.audit import audit_engine
 
                 self._audit = audit_engine(self.settings, migrate=False)
+                self._own.append(self._audit)
             return self._audit
 
     @property
@@ -84,8 +92,26 @@ class ReviewContext:
             self._models[(name, wanted)] = registry.load_version(name, wanted)
             return self._models[(name, wanted)], wanted
 
+    def cached(self, key: Any, seconds: float, make: Callable[[], T]) -> T:
+        """``make()``, kept for ``seconds``: figures that scan the whole ledger (the funnel, the
+        open disputes) are computed at most that often, whoever asks."""
+        now = time.monotonic()
+        with self._lock:
+            found = self._cache.get(key)
+        if found is not None and found[0] > now:
+            return found[1]  # type: ignore[no-any-return]
+        value = make()
+        with self._lock:
+            self._cache[key] = (now + seconds, value)
+        return value
+
+    def forget(self, prefix: str) -> None:
+        """Drop the cached figures whose key starts with ``prefix`` (after a write changed them)."""
+        with self._lock:
+            for key in [k for k in self._cache if isinstance(k, tuple) and k and k[0] == prefix]:
+                del self._cache[key]
+
     def dispose(self) -> None:
         """Close the engines this context made."""
-        for engine in (self._ledger, self._audit):
-            if engine is not None:
-                engine.dispose()
+        for engine in self._own:
+            engine.dispose()

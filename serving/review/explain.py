@@ -33,6 +33,7 @@ class Step:
     x: float  # px
     width: float  # px
     kind: str  # up, down, total
+    feature: str = ""  # the model's own name of the feature ('' for the summary bars)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def waterfall(model_name: str, version: str, model: Any, features: pd.DataFrame,
     order = pushes.abs().sort_values(ascending=False, kind="stable").index
     top, rest = list(order[:shown]), list(order[shown:])
     items: list[tuple[str, str, float, str]] = [
-        (feature_name(name, lang), _shown(row.iloc[0][name]), float(pushes[name]), "") for name in top]
+        (feature_name(name, lang), _shown(row.iloc[0][name]), float(pushes[name]), name) for name in top]
     if rest:
         items.append((text("others", lang) + f" ({len(rest)})", "", float(pushes[rest].sum()), ""))
     raw = bias + float(pushes.sum())
@@ -90,9 +91,10 @@ def waterfall(model_name: str, version: str, model: Any, features: pd.DataFrame,
     steps = [Step(text("start", lang), "", bias, 0.0, min(x_of(0.0), x_of(bias)),
                   abs(x_of(bias) - x_of(0.0)), "total")]
     running = bias
-    for label, value, push, _ in items:
+    for label, value, push, name in items:
         a, b = x_of(running), x_of(running + push)
-        steps.append(Step(label, value, push, running, min(a, b), max(abs(b - a), 1.0), "up" if push >= 0 else "down"))
+        steps.append(Step(label, value, push, running, min(a, b), max(abs(b - a), 1.0), "up" if push >= 0 else "down",
+                          name))
         running += push
     steps.append(Step(text("raw_score", lang), "", raw, 0.0, min(x_of(0.0), x_of(raw)),
                       abs(x_of(raw) - x_of(0.0)), "total"))

@@ -194,9 +194,9 @@ def _already(current: dict[str, Any]) -> str:
             f"({current.get('final_action') or current['action']}); reload the page")
 
 
-def open_disputes(ledger: Engine, creditor: str | None = None) -> list[dict[str, Any]]:
-    """Cases whose latest dispute (异议) came after their latest resolution, oldest first:
-    ``case_pk, case_id, creditor, disputed_at, disputes``."""
+def open_disputes(ledger: Engine, creditor: str | None = None, case_pk: int | None = None) -> list[dict[str, Any]]:
+    """Cases (of ``creditor``, or the one case ``case_pk``) whose latest dispute (异议) came after
+    their latest resolution, oldest first: ``case_pk, case_id, creditor, disputed_at, disputes``."""
     sql = """
         SELECT c.id AS case_pk, c.case_id, cr.name AS creditor, MAX(e.at) AS disputed_at, COUNT(*) AS disputes
         FROM events e JOIN cases c ON c.id = e.case_pk JOIN creditors cr ON cr.id = c.creditor_id
@@ -207,10 +207,15 @@ def open_disputes(ledger: Engine, creditor: str | None = None) -> list[dict[str,
         ORDER BY MAX(e.at) ASC, c.id
     """
     params: dict[str, Any] = {"never": dt.datetime(1900, 1, 1, tzinfo=dt.UTC)}
+    where = ""
     if creditor:
         params["creditor"] = creditor
+        where += " AND cr.name = :creditor"
+    if case_pk is not None:
+        params["case_pk"] = int(case_pk)
+        where += " AND e.case_pk = :case_pk"
     # typed: Feast registers a global sqlite3 adapter that would bind a bare datetime as epoch seconds
-    query = text(sql.format(creditor="AND cr.name = :creditor" if creditor else "")).bindparams(
+    query = text(sql.format(creditor=where)).bindparams(
         bindparam("never", type_=UTCDateTime()))
     with ledger.connect() as connection:
         rows = connection.execute(query, params).fetchmany(QUEUE_LIMIT)
@@ -233,3 +238,23 @@ def resolve(ledger: Engine, audit: Engine, case: dict[str, Any], actor: str, not
                case_id=str(case["case_id"]), creditor=str(case["creditor"]), actor=actor, at=now)
         # The audit record commits only once the ledger has the resolution.
         resolve_dispute(ledger, int(case["case_pk"]), actor, note, at=now)
+
+
+LABEL_COLUMNS = ("decision_id", "case_id", "creditor", "stage", "sensitive", "recommended_at", "reviewed_at",
+                 "verdict", "recommended_action", "final_action", "reason", "reviewer", "audit_seq")
+
+
+def review_labels(audit: Engine) -> list[dict[str, Any]]:
+    """Every approve or override in the audit trail, oldest first: what Concord recommended, what a
+    supervisor chose, why, when and by which key (the labels of human review)."""
+    from concord.audit import iter_payloads
+
+    rows = []
+    for entry in iter_payloads(audit, "review"):
+        payload = entry.payload
+        if payload.get("verdict") not in ("approve", "override"):
+            continue  # dispute resolutions are reviews of a case, not of a recommendation
+        row = {name: payload.get(name) for name in LABEL_COLUMNS}
+        row.update(case_id=entry.case_id, creditor=entry.creditor, reviewer=entry.actor, audit_seq=entry.seq)
+        rows.append(row)
+    return rows

@@ -132,6 +132,19 @@ STAGES = {
 }
 
 
+OUTCOMES = {
+    "sent": "已发送", "delivered": "已送达", "failed": "失败（号码不通）", "no_answer": "未接听", "reached": "已联系上",
+    "refused": "拒绝还款", "promise_to_pay": "承诺还款", "agreement": "达成协议", "paid": "已还清",
+    "partial_paid": "部分还款", "disputed": "提出异议", "opted_out": "要求停止联系", "certificate_issued": "已出具证明",
+    "order_issued": "已发支付令", "filed": "已立案", "judged": "已判决", "closed": "已结案",
+}
+
+
+def outcome_name(outcome: str, lang: str = "zh") -> str:
+    """An event outcome (``concord.vocabulary.OUTCOMES``) in words."""
+    return OUTCOMES.get(outcome, outcome) if lang == "zh" else outcome.replace("_", " ")
+
+
 def stage_name(stage: str, lang: str = "zh") -> str:
     """A funnel stage (``features.offline.schemas.STAGES``) in words."""
     return STAGES.get(stage, (stage, stage))[lang == "en"]
