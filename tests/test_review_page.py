@@ -334,3 +334,39 @@ def test_no_page_shows_a_raw_id_number_phone_or_name(world) -> None:
     for column, values in personal_values(world["service_world"]).items():
         leaked = [v for v in values if v in shown]
         assert not leaked, f"{column} shown: {leaked[:3]}"
+
+
+def test_funnel_of_a_world_our_simulator_did_not_make(settings, tmp_path) -> None:
+    """The foreign world (Chinese headers, xlsx pool, its own actions and outcomes): the funnel's
+    counts, recomputed here from its files with pandas."""
+    from ingestion.importer import import_file
+    from serving.review.funnel import funnel
+    from tests.foreign_world import build as build_foreign
+
+    paths = build_foreign(tmp_path / "foreign", n_cases=600)
+    ledger = make_engine(settings)
+    for table in ("mediators", "cases", "contact_checks", "capacity", "litigation", "events"):
+        assert import_file(table, paths[table], settings, ledger, received_at=None).rejected == 0
+    cases = pd.read_excel(paths["cases"], dtype=str)
+    events = pd.read_csv(paths["events"], dtype=str, encoding="utf-8-sig")
+    rank = pd.Series(1, index=events.index)  # every event of this world is an attempt or a close
+    rank[events["结果"].isin(["reached", "refused", "promise_to_pay"])] = 2
+    rank[events["结果"] == "agreement"] = 3
+    rank[events["处置动作"] == "close"] = 7
+    furthest = rank.groupby([events["债权机构"], events["案件编号"]]).max()
+    rows = {row.creditor: row for row in funnel(ledger)}
+    assert sum(row.cases for row in rows.values()) == len(cases)
+    for creditor, group in cases.groupby("债权机构"):
+        row = rows[creditor]
+        mine = events[events["债权机构"] == creditor]
+        assert row.cases == len(group)
+        assert row.reached == mine[mine["结果"].isin(["reached", "refused", "promise_to_pay", "agreement"])][
+            "案件编号"].nunique()
+        assert row.settled == mine[mine["结果"] == "agreement"]["案件编号"].nunique()
+        assert row.recovered == 0.0  # agreements promise money; only paid events recover it
+        stages = furthest.loc[creditor].value_counts()
+        expected = {"warning": stages.get(1, 0), "mediation": stages.get(2, 0), "agreement": stages.get(3, 0),
+                    "closed": stages.get(7, 0)}
+        expected["new"] = len(group) - int(stages.sum())
+        assert {k: v for k, v in row.by_stage.items() if v} == {k: int(v) for k, v in expected.items() if v}
+    ledger.dispose()
