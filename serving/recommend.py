@@ -87,7 +87,7 @@ def _write(rt: Runtime, principal: Principal, items: Sequence[tuple[CaseRow, Any
     """Audit every decision and record its state, in one transaction; then the answers."""
     catalogue = rt.policy_engine.policy.catalogue
     staged = []
-    with rt.audit.begin() as connection:
+    with audit.transaction(rt.audit) as connection:
         for case, answer, features, history, scores in items:
             decision_id = uuid.uuid4().hex
             sensitive = bool(catalogue[answer.action].sensitive) and not answer.fallback
