@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 # name -> module in benchmarks/ with a run() -> dict of results
 BENCHMARKS = {"import": "bench_import", "taiwan": "bench_taiwan", "features": "bench_features",
-              "models": "bench_models", "policy": "bench_policy"}
+              "models": "bench_models", "policy": "bench_policy", "service": "bench_service"}
 
 # result key -> (figure, comparison, bound)
 TARGETS: dict[str, list[tuple[str, str, float]]] = {
@@ -33,6 +33,8 @@ TARGETS: dict[str, list[tuple[str, str, float]]] = {
     "features_1000000_total_redis": [("seconds", "<", 600), ("peak_rss_mib", "<", 8192)],
     "recommend_1000000": [("seconds", "<", 60)],
     "assign_100000_500": [("seconds", "<", 10), ("mediators_over_limit", "<=", 0)],
+    "service_nba_one_case": [("p99_ms_100rps", "<", 20), ("ratio_p50_100rps_to_bare", "<=", 4),
+                             ("failures_100rps", "<=", 0), ("failures_200rps", "<=", 0)],
 }
 
 

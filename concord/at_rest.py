@@ -80,7 +80,20 @@ def personal_data_places(settings: Settings) -> list[Place]:
         Place("MLflow runs and registry", "metrics, training-set figures, holdout rows by pseudonym",
               mlflow_file, str(mlflow_file) if mlflow_file else server(tracking)),
         Place("MLflow artifacts", "models, plots and reports", home / "mlartifacts", str(home / "mlartifacts")),
+        _service_store(settings),
     ]
+
+
+def _service_store(settings: Settings) -> Place:
+    """The service's store: API key hashes, the audit trail (case ids, feature values by pseudonym,
+    decisions), the decisions' state; its own SQLite file beside a SQLite ledger."""
+    from concord.audit import audit_url
+
+    url = audit_url(settings)
+    path = sqlite_file(url)
+    where = str(path) if path else make_url(url).render_as_string(hide_password=True)
+    return Place("service's store", "API key hashes, the audit trail and decisions: case ids, pseudonymised "
+                 "feature values, recommendations", path, where)
 
 
 @dataclass(frozen=True)

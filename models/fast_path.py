@@ -3,7 +3,9 @@ a numpy row) and its isotonic calibration as ``np.interp`` over the fitted thres
 
 The same numbers as :meth:`models.odds.CalibratedOdds.predict_proba` (a test holds them equal),
 about 50x faster for one row: the DataFrame path costs milliseconds in pandas and LightGBM's
-thread pool (``../shared/stack/NOTES.md``); this one tens of microseconds.
+thread pool (``../shared/stack/NOTES.md``); this one tens of microseconds. Any other champion
+(the logistic baseline wins sometimes) is scored through its own ``predict_proba`` and
+``contributions`` on a one-row DataFrame.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ class FastOdds:
     rows given as float arrays (columns in ``names`` order) or as mappings of feature to value."""
 
     def __init__(self, model: Any) -> None:
-        self.booster = model.booster_
+        self.model = model
+        self.booster = getattr(model, "booster_", None)  # None: not a booster model, the generic path
         self.names: tuple[str, ...] = tuple(str(n) for n in model.feature_names_in_)
-        calibrator = model.calibrator_
+        calibrator = getattr(model, "calibrator_", None)
         if calibrator is None:
             self._x = self._y = None
         else:
@@ -41,12 +44,20 @@ class FastOdds:
                 out[0, j] = np.nan
         return out
 
+    def _frame(self, rows: np.ndarray) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(rows, columns=list(self.names))
+
     def raw(self, rows: np.ndarray) -> np.ndarray:
         """The booster's uncalibrated probabilities."""
+        assert self.booster is not None
         return np.asarray(self.booster.predict(rows, num_threads=1), dtype=np.float64)
 
     def probability(self, rows: np.ndarray) -> np.ndarray:
         """Calibrated probability of the event for each row (``predict_proba(X)[:, 1]``)."""
+        if self.booster is None:
+            return np.asarray(self.model.predict_proba(self._frame(rows))[:, 1], dtype=np.float64)
         raw = self.raw(rows)
         if self._x is None or self._y is None:
             return raw
@@ -55,4 +66,6 @@ class FastOdds:
 
     def contributions(self, rows: np.ndarray) -> np.ndarray:
         """Per-feature log-odds contributions (SHAP values), ``bias`` last: rows x (features + 1)."""
+        if self.booster is None:
+            return np.asarray(self.model.contributions(self._frame(rows)).to_numpy(), dtype=np.float64)
         return np.asarray(self.booster.predict(rows, pred_contrib=True, num_threads=1), dtype=np.float64)

@@ -161,7 +161,7 @@ def assign_cases(rt: Runtime, principal: Principal, refs: Sequence[CaseRef], sav
                          expected_recovery=float(r.expected_recovery), reason=str(r.reason))
             for r in table.itertuples(index=False)]
     payload = {"assignments": [r.model_dump() for r in rows], "policy_version": policy.version, "saved": save}
-    with rt.audit.begin() as connection:
+    with audit.transaction(rt.audit) as connection:
         seq, _ = audit.append(connection, "assignment", payload, actor=principal.actor)
     if save and len(assigned):
         save_assignments(rt.ledger, assigned, policy.version, now)
@@ -188,7 +188,7 @@ def litigation_sheets(rt: Runtime, principal: Principal, court: str | None) -> t
     payload = {"court": name, "as_of": now.isoformat(), "policy_version": policy.version,
                "model_versions": rt.require().versions,
                "sheets": {sheet: [str(v) for v in frame.iloc[:, 0]] for sheet, frame in sheets.items()}}
-    with rt.audit.begin() as connection:
+    with audit.transaction(rt.audit) as connection:
         audit.append(connection, "litigation_list", payload, actor=principal.actor)
     return name, sheets
 

@@ -59,7 +59,7 @@ def record_events(audit_engine: Engine, ledger: Engine, principal: Principal,
                 raise ApiError(400, f"event {i} happened at {at.isoformat()}, in the future", f"events[{i}].at")
             checked.append((case, event, at))
     acks = []
-    with audit_engine.begin() as connection:
+    with audit.transaction(audit_engine) as connection:
         for case, event, at in checked:
             payload = {"case_pk": case.case_pk, "case_id": case.case_id, "creditor": case.creditor,
                        "at": at.isoformat(), "action": event.action, "actor": event.actor, "outcome": event.outcome,

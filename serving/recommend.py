@@ -69,9 +69,8 @@ def score_one(champions: Champions, features: dict[str, Any]) -> tuple[dict[str,
     return scores, tuple(reasons), rows
 
 
-def _audit_payload(decision_id: str, case: CaseRow, answer: Any, features: dict[str, Any], history: dict[str, Any],
-                   scores: dict[str, float], approval: str) -> dict[str, Any]:
-    body = answer.to_dict()
+def _audit_payload(decision_id: str, case: CaseRow, body: dict[str, Any], features: dict[str, Any],
+                   history: dict[str, Any], scores: dict[str, float], approval: str) -> dict[str, Any]:
     return {
         "decision_id": decision_id, "case_pk": case.case_pk, "case_id": case.case_id, "creditor": case.creditor,
         "court": case.court, "decided_at": body["decided_at"], "action": body["action"], "approval": approval,
@@ -88,21 +87,21 @@ def _write(rt: Runtime, principal: Principal, items: Sequence[tuple[CaseRow, Any
     """Audit every decision and record its state, in one transaction; then the answers."""
     catalogue = rt.policy_engine.policy.catalogue
     staged = []
-    with rt.audit.begin() as connection:
+    with audit.transaction(rt.audit) as connection:
         for case, answer, features, history, scores in items:
             decision_id = uuid.uuid4().hex
             sensitive = bool(catalogue[answer.action].sensitive) and not answer.fallback
             approval = "pending" if sensitive else "not_required"
-            payload = _audit_payload(decision_id, case, answer, features, history, scores, approval)
+            body = answer.to_dict()
+            payload = _audit_payload(decision_id, case, body, features, history, scores, approval)
             seq, _ = audit.append(connection, "recommendation", payload, decision_id=decision_id,
                                   case_id=case.case_id, creditor=case.creditor, actor=principal.actor)
             audit.record_decision(connection, decision_id=decision_id, case_id=case.case_id, creditor=case.creditor,
                                   court=case.court, stage=answer.stage, action=answer.action, sensitive=sensitive,
                                   risk_flags="; ".join(answer.risk_flags) or None)
-            staged.append((decision_id, seq, approval, sensitive, answer, scores))
+            staged.append((decision_id, seq, approval, sensitive, body, scores))
     out = []
-    for decision_id, seq, approval, sensitive, answer, scores in staged:
-        body = answer.to_dict()
+    for decision_id, seq, approval, sensitive, body, scores in staged:
         body.update(decision_id=decision_id, audit_seq=seq, approval=approval, sensitive=sensitive, scores=scores)
         out.append(Recommendation.model_validate(body))
     return out

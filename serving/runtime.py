@@ -130,14 +130,15 @@ class Runtime:
                 if not force and current == wanted:
                     return False
                 models = {m: registry.load_version(m, str(v)) for m, v in wanted.items()}
+                versions = {m: str(v) for m, v in wanted.items()}
+                loaded = Champions(fast={m: FastOdds(models[m]) for m in MODELS},
+                                   scorer=ChampionScorer(models, versions), versions=versions)
             except Exception as error:  # MLflow unreachable, artifact missing: keep serving what we have
                 log.error("champion models not (re)loaded: %s: %s", type(error).__name__, error)
                 if self.champions is None:
                     self.problem = f"the champion models could not be loaded ({type(error).__name__})"
                 return False
-            versions = {m: str(v) for m, v in wanted.items()}
-            self.champions = Champions(fast={m: FastOdds(models[m]) for m in MODELS},
-                                       scorer=ChampionScorer(models, versions), versions=versions)
+            self.champions = loaded
             if self.problem and "champion" in self.problem:
                 self.problem = None
             log.info("champions loaded: %s", ", ".join(f"{m} v{v}" for m, v in versions.items()))

@@ -226,7 +226,7 @@ class NextBestAction:
 
             changed = self.runtime.reload(force=force)
             versions = self.runtime.require().versions
-            with self.runtime.audit.begin() as connection:
+            with audit.transaction(self.runtime.audit) as connection:
                 audit.append(connection, "reload", {"reloaded": changed, "model_versions": versions, "force": force},
                              actor=principal.actor)
             return ReloadResponse(reloaded=changed, model_versions=versions)

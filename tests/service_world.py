@@ -95,7 +95,8 @@ def free_port() -> int:
 class Service:
     """``concord serve`` on a free port, in its own process group."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
+        self.args = args  # more options of `concord serve`
         self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "CONCORD_EVENT_SYNC_SECONDS": "1"}
         self.log = log
         self.port = free_port()
@@ -104,7 +105,8 @@ class Service:
 
     def start(self, timeout: float = 180) -> Service:
         with open(self.log, "ab") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(self.port)],
+            self.process = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(self.port),
+                                             *self.args],
                                             env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                             start_new_session=True)
         deadline = time.monotonic() + timeout

@@ -41,9 +41,17 @@ def prepare_service() -> None:
 def serve_command(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on", min=1, max=65535)] = 3000,
+    workers: Annotated[int, typer.Option(help="worker processes (each loads the models once)", min=1, max=32)] = 1,
+    threads: Annotated[int, typer.Option(help="requests each worker runs at once", min=1, max=64)] = 4,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
+                                             help="log every request (method, path, status, time)")] = True,
 ) -> None:
     """Start the next-best-action service (BentoML) on HOST:PORT, after migrating the databases."""
     prepare_service()
+    options = [f"services.concord.workers={workers}", f"services.concord.threads={threads}"]
+    if not access_log:
+        options.append("services.concord.logging.access.enabled=false")
+    os.environ["BENTOML_CONFIG_OPTIONS"] = " ".join([os.environ.get("BENTOML_CONFIG_OPTIONS", ""), *options]).strip()
     console.print(f"serving on http://{host}:{port} (OpenAPI at /openapi.json, readiness at /readyz)",
                   highlight=False, soft_wrap=True)
     sys.stdout.flush()

@@ -72,8 +72,12 @@ def _print_calibration(frame: object) -> None:
 def demo_command(
     cases: Annotated[int, typer.Option(help="cases in the demo world", min=100)] = 3000,
     seed: Annotated[int, typer.Option(help="random seed of the demo world")] = 1,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="end by serving it on --host:--port")] = True,
+    host: Annotated[str, typer.Option(help="address the service listens on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port the service listens on", min=1, max=65535)] = 3000,
 ) -> None:
-    """Build a demo world under CONCORD_HOME and import it (what `make run` does)."""
+    """Build a demo world under CONCORD_HOME, import it, build its features, train, and serve it
+    (what `make run` does): the service on 127.0.0.1:3000 with demo keys printed."""
     from concord.settings import get_settings
     from simulator.world import simulate_world
     from simulator.writers import write_world
@@ -102,4 +106,34 @@ def demo_command(
     # Train with what was known when the demo world ends.
     end = dt.datetime(DEMO_END.year, DEMO_END.month, DEMO_END.day, tzinfo=dt.UTC)
     train_models(settings, engine, MODEL_NAMES, end, promote_first=True)
+    creditor = _first_creditor(engine)
     engine.dispose()
+    if serve:
+        _serve_demo(creditor, host, port)
+
+
+def _first_creditor(engine: object) -> str:
+    from sqlalchemy import text
+
+    with engine.connect() as connection:  # type: ignore[attr-defined]
+        return str(connection.execute(text("SELECT name FROM creditors ORDER BY id LIMIT 1")).scalar_one())
+
+
+def _serve_demo(creditor: str, host: str, port: int) -> None:
+    """Make demo keys, print how to call the service, and serve (this process becomes the service)."""
+    from concord.audit import audit_engine
+    from concord.settings import get_settings
+    from serving.auth import ADMIN, PLATFORM, create_key
+    from serving.cli.service import prepare_service, serve_command
+
+    prepare_service()
+    store = audit_engine(get_settings())
+    try:
+        admin, platform = create_key(store, ADMIN), create_key(store, PLATFORM, creditor=creditor)
+    finally:
+        store.dispose()
+    console.print(f"demo keys (shown once): admin {admin}\n  platform of {creditor}: {platform}", highlight=False,
+                  soft_wrap=True)
+    console.print(f"try: curl -s -H 'Authorization: Bearer {platform}' -d '{{\"case_id\": \"CASE_ID\"}}' "
+                  f"http://{host}:{port}/next_best_action   (README: every endpoint)", highlight=False, soft_wrap=True)
+    serve_command(host=host, port=port)
