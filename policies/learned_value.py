@@ -5,7 +5,9 @@ the documented prior for every action the model cannot estimate, per action, say
 champion, loaded once by :meth:`LearnedValue.champion`, or handed over). ``estimate`` reads the
 model's features from the case facts (NaN where a fact is absent), predicts only the actions asked
 for (the engine asks for the eligible, unblocked ones), and takes the prior (``PriorValue``) for
-actions the model left to it: ``source`` names ``action_effects`` or ``prior`` per action. For one
+actions the model left to it, moved onto the model's scale (shifted by the mean log-odds gap
+between model and prior over the case's learned actions, so that a prior action competes with the
+learned ones on the same footing): ``source`` names ``action_effects`` or ``prior`` per action. For one
 case it also gives each action's 95 % interval (the bootstrap members' spread) and the features
 that make one action better than another (:meth:`explain`: the difference of the two actions'
 ``pred_contrib`` rows, in log-odds).
@@ -47,6 +49,23 @@ class Explanation:
     note: str
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def _on_scale(prior: np.ndarray, learned: np.ndarray) -> np.ndarray:
+    """The prior's odds moved onto the model's scale, case by case: shifted by the mean log-odds
+    difference between the model and the prior over the case's actions the model estimated (the
+    prior's shifts stay relative to what the model says current practice achieves); unchanged for a
+    case with none."""
+    both = np.isfinite(learned)
+    gap = np.where(both, _logit(np.where(both, learned, 0.5)) - _logit(prior), 0.0)
+    count = both.sum(axis=1)
+    delta = np.where(count > 0, gap.sum(axis=1) / np.maximum(count, 1), 0.0)
+    return 1.0 / (1.0 + np.exp(-(_logit(prior) + delta[:, None])))
+
+
 class LearnedValue:
     """Values from the action-effect model; the prior where the model leaves an action to it."""
 
@@ -85,7 +104,7 @@ class LearnedValue:
                                    self.sources(catalogue))
         learned = self.model.predict_actions(self.inputs(facts), catalogue.names, wanted,
                                              num_threads=1 if facts.n == 1 else 0)
-        p_settle = np.where(np.isfinite(learned), learned, prior.p_settle)
+        p_settle = np.where(np.isfinite(learned), learned, _on_scale(prior.p_settle, learned))
         return ActionEstimates(catalogue.names, p_settle, prior.recovery, prior.cost, self.sources(catalogue))
 
     def intervals(self, facts: Facts, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
