@@ -7,10 +7,11 @@
    also says which actions each debtor could have got), used where the history records none;
    its overlap diagnostics per action;
 3. out of time (decisions from the newest 20 % of the period, models fitted on decisions whose
-   90-day windows had closed before it), each method of :class:`models.effects.ActionEffects`
-   is fitted and its greedy policy (the action of highest estimated settlement odds among those
-   the logging policy gave at least ``SUPPORT_FLOOR`` probability) is valued by doubly robust
-   off-policy evaluation; the method with the higher value is chosen;
+   90-day windows had closed before it), each candidate of ``METHODS`` (pooled, pooled without
+   weights, per action: :class:`models.effects.ActionEffects`) is fitted and its greedy policy
+   (the action of highest estimated settlement odds among those the logging policy gave at least
+   ``SUPPORT_FLOOR`` probability) is valued by doubly robust off-policy evaluation; the candidate
+   with the higher value is chosen;
 4. the chosen method refitted on every decision, with bootstrap members for intervals;
 5. refusals (no decisions, too few settlements, no action supported) with one sentence.
 
@@ -35,7 +36,10 @@ from training.effects_data import LoggedDecisions, logged_decisions
 from training.ope import PolicyEstimates, greedy, off_policy
 
 Step = Callable[[str], None]
-METHODS = ("pooled", "per_action")
+# Candidate methods (name -> ActionEffects settings); the holdout's DR value chooses among them.
+METHODS: dict[str, dict[str, Any]] = {"pooled": {"method": "pooled"},
+                                      "pooled_unweighted": {"method": "pooled", "weight_clip": 1.0},
+                                      "per_action": {"method": "per_action"}}
 SUPPORT_FLOOR = 0.01  # an action the logging policy gave less than this is not one the debtor could get
 HOLDOUT_SHARE = 0.2
 MIN_SETTLED = 30
@@ -130,7 +134,7 @@ def split(data: LoggedDecisions) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
 
 
 def fit_effects(data: LoggedDecisions, params: dict[str, Any] | None = None, step: Step | None = None,
-                methods: tuple[str, ...] = METHODS) -> EffectsResult:
+                methods: tuple[str, ...] = tuple(METHODS)) -> EffectsResult:
     """Propensities, out-of-time choice of method, refit (see the module doc).
 
     Raises :class:`~training.checks.TrainingRefused` when the decisions cannot give a model."""
@@ -156,8 +160,8 @@ def fit_effects(data: LoggedDecisions, params: dict[str, Any] | None = None, ste
     for method in methods:
         if step:
             step(f"action_effects: {method} fitted on {len(past):,} decisions, valued on {len(holdout):,}")
-        model = ActionEffects(**{**params, "method": method, "members": 0}).fit(past.values, past.actions, past.labels,
-                                                                     past_mu, data.features)
+        settings = {**params, **METHODS[method], "members": 0}
+        model = ActionEffects(**settings).fit(past.values, past.actions, past.labels, past_mu, data.features)
         value, q = holdout_value(model, propensity, holdout, holdout_mu)
         fitted[method] = (model, value)
         candidates.append({"method": method, **value.as_dict(),
@@ -167,7 +171,8 @@ def fit_effects(data: LoggedDecisions, params: dict[str, Any] | None = None, ste
     chosen = str(table.loc[table["dr"].idxmax(), "method"])
     if step:
         step(f"action_effects: {chosen} refitted on all {len(data):,} decisions")
-    model = ActionEffects(**{**params, "method": chosen}).fit(data.values, data.actions, data.labels, mu, data.features)
+    model = ActionEffects(**{**params, **METHODS[chosen]}).fit(data.values, data.actions, data.labels, mu,
+                                                               data.features)
     if not model.supported_:
         reasons = "; ".join(f"{name}: {why}" for name, why in model.fallback_.items())
         raise TrainingRefused(f"action_effects: no action has enough history and overlap to be estimated ({reasons})")

@@ -16,6 +16,7 @@ policy the estimate is worth. Pure numpy; the callers (``policies.evaluation``,
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,7 +95,9 @@ def off_policy(pi: np.ndarray, logged: np.ndarray, mu: np.ndarray, reward: np.nd
     for b in range(boot):
         index = rng.integers(0, n, n)
         draws[b] = (ips_terms[index].mean(), snips(index), dr_terms[index].mean())
-    low, high = np.nanpercentile(draws, 2.5, axis=0), np.nanpercentile(draws, 97.5, axis=0)
+    with warnings.catch_warnings():  # a resample without any weight leaves SNIPS undefined: NaN, skipped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(draws, 2.5, axis=0), np.nanpercentile(draws, 97.5, axis=0)
     points = (float(ips_terms.mean()), snips(slice(None)), float(dr_terms.mean()))
     estimates = [Estimate(p, float(lo), float(hi)) for p, lo, hi in zip(points, low, high, strict=True)]
     ess = float(w.sum() ** 2 / (w**2).sum()) if (w**2).sum() > 0 else 0.0
