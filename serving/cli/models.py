@@ -61,7 +61,7 @@ def train_effects(settings: Settings, engine: Engine, cut: dt.datetime | None, p
     value = result.policy_value
     console.print(
         f"action_effects: version {version} (challenger), method {result.chosen} (out of time: "
-        + ", ".join(f"{row.method} DR {row.dr:.4f}" for row in result.candidates.itertuples())
+        + ", ".join(f"{row.method} SNIPS {row.snips:.4f}" for row in result.candidates.itertuples())
         + f"), refitted on {result.rows:,} decisions up to {result.time_range[1]:%Y-%m-%d}; its policy on the "
         f"holdout: settlement rate {value.dr.value:.4f} [{value.dr.low:.4f}, {value.dr.high:.4f}] (DR), the logging "
         f"policy's {result.logging_value:.4f}", soft_wrap=True, highlight=False)
