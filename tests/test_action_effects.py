@@ -136,3 +136,18 @@ def test_the_different_actions_world_records_every_actions_truth() -> None:
     assert best.iloc[0] < 0.75  # no single action is best for most debtors
     logged = events[events["处置动作"] != "close"]["决策概率"]
     assert logged.between(0, 1, inclusive="right").all()
+
+
+def test_promotion_compares_both_policies_doubly_robust_on_the_challengers_holdout() -> None:
+    from training.effects_tracking import compare_on_holdout
+
+    data = _group_world(8000, seed=5)
+    good = fit_effects(data, params={"n_estimators": 80, "members": 0})
+    blind = data.rows(np.arange(len(data)))
+    blind.meta["label"] = np.random.default_rng(0).permutation(blind.meta["label"].to_numpy())  # no signal left
+    bad = fit_effects(blind, params={"n_estimators": 80, "members": 0})
+    challenger = good.evaluation_model
+    challenger.propensity_ = good.model.propensity_
+    figures = compare_on_holdout(challenger, bad.evaluation_model, good.holdout)
+    assert figures["challenger"]["dr"] > figures["champion"]["dr"]
+    assert figures["difference"]["low"] > 0  # the paired interval says the gain is real
