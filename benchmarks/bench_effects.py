@@ -195,6 +195,8 @@ def _ope(settings, engine, policy, scorer, learned, truth, snapshot) -> dict:  #
     for name, pi in evaluation.policies.items():
         missing = np.isnan(true_p) & (pi > 0)
         filled = np.where(np.isnan(true_p), logging_truth[:, None], true_p)
+        if name == "logging":  # the world's own logging probabilities, not the estimated ones
+            pi = _logging_probabilities(truth, cases, names)
         truth_settle = float((pi * filled).sum(axis=1).mean())
         truth_value = float((pi * (filled * claim[:, None] - cost[None, :])).sum(axis=1).mean())
         entry: dict = {"truth_settlement_rate": round(truth_settle, 5), "truth_net_value_cny": round(truth_value, 2),
