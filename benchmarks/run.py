@@ -19,7 +19,8 @@ sys.path.insert(0, str(ROOT))
 
 # name -> module in benchmarks/ with a run() -> dict of results
 BENCHMARKS = {"import": "bench_import", "taiwan": "bench_taiwan", "features": "bench_features",
-              "models": "bench_models", "policy": "bench_policy", "service": "bench_service"}
+              "models": "bench_models", "policy": "bench_policy", "effects": "bench_effects",
+              "service": "bench_service"}
 
 # result key -> (figure, comparison, bound)
 TARGETS: dict[str, list[tuple[str, str, float]]] = {
@@ -35,6 +36,11 @@ TARGETS: dict[str, list[tuple[str, str, float]]] = {
     "assign_100000_500": [("seconds", "<", 10), ("mediators_over_limit", "<=", 0)],
     "service_nba_one_case": [("p99_ms_100rps", "<", 20), ("ratio_p50_100rps_to_bare", "<=", 4),
                              ("failures_100rps", "<=", 0), ("failures_200rps", "<=", 0)],
+    **{f"effects_{world}": [(f"share_learned_{workflow}", ">=", 0.8) for workflow in ("five_level", "one_plus_x")]
+       + [("ope_intervals_missing_truth", "<=", 0)]
+       for world in ("simulator", "simulator_no_propensity", "foreign", "foreign_no_propensity", "different",
+                     "different_no_propensity")},
+    "recommend_learned_1000000": [("seconds", "<", 120)],
 }
 
 

@@ -48,9 +48,11 @@ class ActionValue(Protocol):
     name: str
     version: str
 
-    def estimate(self, facts: Facts, catalogue: Catalogue) -> ActionEstimates:
+    def estimate(self, facts: Facts, catalogue: Catalogue, wanted: np.ndarray | None = None) -> ActionEstimates:
         """Estimates for every case of ``facts`` and every catalogue action; ``facts`` carries the
-        scores (``p_reach``, ``p_settle``), the features and ``recoverable_claim`` (CNY)."""
+        scores (``p_reach``, ``p_settle``), the features and ``recoverable_claim`` (CNY).
+        ``wanted`` (cases x actions, bool), when given, marks the estimates the caller will read
+        (the eligible, unblocked actions); others may be left to any value."""
         ...
 
 
@@ -126,7 +128,7 @@ class PriorValue:
         self.effects = effects
         self.version = f"effects-{effects.version}"
 
-    def estimate(self, facts: Facts, catalogue: Catalogue) -> ActionEstimates:
+    def estimate(self, facts: Facts, catalogue: Catalogue, wanted: np.ndarray | None = None) -> ActionEstimates:
         base = np.clip(facts["p_settle"], _P_FLOOR, 1 - _P_FLOOR)
         logit = np.log(base / (1 - base))
         dead_line = facts["line_works"] == 0

@@ -3,10 +3,13 @@
 The batch table (``concord recommend --all``) has one row per case: ``case_id, creditor``, the
 workflow and stage, the recommended ``action`` and its ``expected_value`` (CNY), the runner-up
 actions with theirs, the blocked actions with the rule that blocked each, the recoverable claim,
-the installment plan, flags and the versions that decided it. One case's answer
-(:class:`Recommendation`, what the service returns) adds every eligible action ranked, every
-blocked one with all its rules and reasons, the ineligible ones with why, the risk flags, and the
-top reasons behind the scores. Neither carries a name, an ID number or a phone number.
+the installment plan, flags, whether exploration drew the action and the probability it was
+recommended with (``propensity``), and the versions that decided it. One case's answer
+(:class:`Recommendation`, what the service returns) adds every eligible action ranked (with a 95 %
+interval where the action-effect model estimated it), every blocked one with all its rules and
+reasons, the ineligible ones with why, the risk flags, the top reasons behind the scores, and why
+the recommended action beats the runner-up for this debtor (``explanation``, from the model).
+Neither carries a name, an ID number or a phone number.
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ def batch_frame(decisions: Decisions, engine: PolicyEngine, cases: pd.DataFrame)
     out["installment_months"] = np.where(plan, decisions.offers.term_months, np.nan)
     out["installment_monthly_cny"] = np.where(plan, decisions.offers.monthly_cny, np.nan)
     out["flags"] = _flags(decisions, engine)
+    out["explored"] = decisions.explored
+    out["propensity"] = np.round(decisions.propensity, 6)
     out["policy_version"] = engine.policy.version
     out["action_value"] = engine.value_version
     for name in ("reachability_version", "settlement_version"):
@@ -96,6 +101,10 @@ class RankedAction:
     p_settle: float  # P(settled within 90 days | this action now)
     cost_cny: float
     source: str  # "prior", or the model that estimated it
+    p_settle_low: float | None = None  # 95 % interval of p_settle (the model's bootstrap members)
+    p_settle_high: float | None = None
+    value_low: float | None = None  # CNY, from the interval of p_settle
+    value_high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,11 @@ class Recommendation:
     policy_version: str
     action_value: str
     model_versions: dict[str, str]
+    greedy_action: str = ""  # the best action by value (differs from ``action`` when explored)
+    explored: bool = False  # exploration drew the action at random
+    epsilon: float = 0.0  # the exploration share applied to this case
+    propensity: float = 1.0  # the probability with which ``action`` was recommended: record it with the action
+    explanation: Any = None  # policies.learned_value.Explanation, or None (prior values, or no runner-up)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -161,8 +175,12 @@ def single_answer(decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any
     value = est.value[0]
     candidate = decisions.eligible[0] & (decisions.blocked_by[0] == 0)
     order = [int(j) for j in np.argsort(-np.where(candidate, value, -np.inf), kind="stable") if candidate[j]]
+    low, high = _intervals(decisions, engine)
+    recovery = float(est.recovery[0])
     ranked = tuple(RankedAction(catalogue.names[j], round(float(value[j]), 2), round(float(est.p_settle[0, j]), 6),
-                                catalogue.actions[j].cost_cny, est.source[j]) for j in order)
+                                catalogue.actions[j].cost_cny, est.source[j], _rounded(low[j], 6), _rounded(high[j], 6),
+                                _rounded(low[j] * recovery - catalogue.actions[j].cost_cny, 2),
+                                _rounded(high[j] * recovery - catalogue.actions[j].cost_cny, 2)) for j in order)
     rule_hits = [rule.matrix(facts, catalogue)[0] for rule in policy.guardrails.rules]
     blocked, ineligible = [], []
     stage_allows = engine.stage_allows(str(decisions.workflow[0]), str(decisions.stage[0]))
@@ -193,7 +211,31 @@ def single_answer(decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any
                                     _number(offers.monthly_cny[0]), _number(offers.covers[0]),
                                     _number(offers.capacity_cny[0])),
         reasons=reasons, policy_version=policy.version, action_value=engine.value_version,
-        model_versions=model_versions)
+        model_versions=model_versions, greedy_action=catalogue.names[int(decisions.greedy[0])],
+        explored=bool(decisions.explored[0]), epsilon=float(decisions.epsilon[0]),
+        propensity=round(float(decisions.propensity[0]), 6), explanation=_explanation(decisions, engine, order))
+
+
+def _rounded(value: float, digits: int) -> float | None:
+    return None if np.isnan(value) else round(float(value), digits)
+
+
+def _intervals(decisions: Decisions, engine: PolicyEngine) -> tuple[np.ndarray, np.ndarray]:
+    """Per action, the 95 % interval of p_settle for the one case (NaN where there is none)."""
+    value = engine.action_value
+    if hasattr(value, "intervals"):
+        low, high = value.intervals(decisions.facts, engine.policy.catalogue)
+        return low[0], high[0]
+    nan = np.full(len(engine.policy.catalogue.actions), np.nan)
+    return nan, nan
+
+
+def _explanation(decisions: Decisions, engine: PolicyEngine, order: list[int]) -> Any:
+    """Why the best action beats the runner-up, when the values come from a model that can say."""
+    value = engine.action_value
+    if len(order) < 2 or not hasattr(value, "explain"):
+        return None
+    return value.explain(decisions.facts, engine.policy.catalogue, decisions.estimates, order[0], order[1])
 
 
 def one_case(decisions: Decisions, i: int) -> Decisions:
@@ -212,7 +254,9 @@ def one_case(decisions: Decisions, i: int) -> Decisions:
                      stage=decisions.stage[rows], eligible=decisions.eligible[rows],
                      blocked_by=decisions.blocked_by[rows], estimates=estimates, chosen=decisions.chosen[rows],
                      fallback=decisions.fallback[rows], ranking=decisions.ranking[rows], claims=claims,
-                     limitation_day=decisions.limitation_day[rows], offers=offers)
+                     limitation_day=decisions.limitation_day[rows], offers=offers,
+                     greedy=decisions.greedy[rows], explored=decisions.explored[rows],
+                     probabilities=decisions.probabilities[rows], epsilon=decisions.epsilon[rows])
 
 
 def batch_answers(decisions: Decisions, engine: PolicyEngine, reasons: list[tuple[Any, ...]],

@@ -3,7 +3,8 @@
 The packaged folder (``policies/``) holds the shipped policy; ``load_policy(path)`` reads another.
 Files: ``policy.yaml`` (declared version, which workflow files and which workflow per creditor or
 court), ``catalogue.yaml``, the workflow files, ``guardrails.yaml``, ``effects.yaml``,
-``claims.yaml``, ``offers.yaml``, ``court.yaml``, ``assignment.yaml``. Any bad key is refused with
+``claims.yaml``, ``offers.yaml``, ``court.yaml``, ``assignment.yaml``, and optionally
+``exploration.yaml`` (without it, no recommendation is explored). Any bad key is refused with
 one sentence naming the file and the key's path. The policy version is the declared version plus
 the first 12 hex digits of the SHA-256 of every file read, so two different contents never share
 a version. Load once (at start, in the service) and reuse: loading reads and checks every file.
@@ -20,6 +21,7 @@ from policies.assignment import AssignmentRules, parse_assignment
 from policies.catalogue import Catalogue, parse_catalogue
 from policies.claims import ClaimRules, parse_claims
 from policies.court import CourtRules, parse_court
+from policies.exploration import Exploration, parse_exploration
 from policies.facts import known_facts
 from policies.guardrails import Guardrails, parse_guardrails
 from policies.offers import OfferRules, parse_offers
@@ -46,6 +48,7 @@ class Policy:
     offers: OfferRules
     court: CourtRules
     assignment: AssignmentRules
+    exploration: Exploration = Exploration()
 
     def with_workflow(self, name: str) -> Policy:
         """The same policy with every case on workflow ``name``."""
@@ -54,6 +57,14 @@ class Policy:
         from dataclasses import replace
 
         return replace(self, choice=WorkflowChoice(default=name))
+
+    def with_exploration(self, exploration: Exploration) -> Policy:
+        """The same policy with other exploration settings (the version says so)."""
+        from dataclasses import replace
+
+        shares = ",".join(f"{k}={v}" for k, v in sorted(exploration.by_creditor.items()))
+        return replace(self, exploration=exploration,
+                       version=f"{self.version}+explore-{exploration.epsilon}{'-' + shares if shares else ''}")
 
 
 def _label(directory: Path, name: str) -> str:
@@ -103,4 +114,6 @@ def load_policy(directory: Path | None = None) -> Policy:
         offers=parse_offers(nodes["offers"]),
         court=parse_court(nodes["court"], catalogue, known),
         assignment=parse_assignment(nodes["assignment"]),
+        exploration=(parse_exploration(read("exploration.yaml"), catalogue) if (directory / "exploration.yaml").exists()
+                     else Exploration()),
     )

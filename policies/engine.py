@@ -8,12 +8,19 @@ and says so. In a batch, per-debtor caps are also enforced across the debtor's c
 cases of one debtor choosing a capped channel, the most valuable keep what is left of the cap and
 the others are ranked again without that action.
 
+Exploration (``policies/exploration.py``): where the policy gives a creditor a share epsilon, that
+share of its recommendations is taken at random among the case's explorable candidates; every
+answer carries the probability it was made with (``propensity``), so that Concord's own decisions
+become propensity-logged history. Off by default.
+
 Deterministic: the same facts and policy version give the same answer, whatever the order of the
-cases. Load the policy and build the engine once; :meth:`PolicyEngine.decide` does no I/O.
+cases (exploration's draws are hashes of the case id and decision time). Load the policy and build
+the engine once; :meth:`PolicyEngine.decide` does no I/O.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +32,7 @@ from policies.action_value import ActionEstimates, ActionValue, PriorValue
 from policies.claims import Claims, compute_claims, limitation_end_day, local_day
 from policies.conditions import ALWAYS
 from policies.config import Policy
+from policies.exploration import explore, uniforms
 from policies.facts import Facts
 from policies.guardrails import debtor_overflow
 from policies.offers import Offers, size_offers
@@ -42,17 +50,26 @@ class Decisions:
     eligible: np.ndarray  # (cases, actions) allowed by the stage and the action's preconditions
     blocked_by: np.ndarray  # (cases, actions) 0, or 1 + the index of the first guardrail blocking it
     estimates: ActionEstimates
-    chosen: np.ndarray  # (cases,) action index
+    chosen: np.ndarray  # (cases,) action index: the best, or the one exploration drew
     fallback: np.ndarray  # (cases,) True where nothing eligible was left and the answer is wait
     ranking: np.ndarray  # (cases, 1 + RUNNER_UPS) action indices, best first, -1 where fewer
     claims: Claims
     limitation_day: np.ndarray  # days since 1970-01-01 when the limitation period ends
     offers: Offers
+    greedy: np.ndarray  # (cases,) the best action by value (= chosen unless explored)
+    explored: np.ndarray  # (cases,) True where exploration drew the action
+    probabilities: np.ndarray  # (cases, actions) the chance each action had of being recommended
+    epsilon: np.ndarray  # (cases,) the exploration share applied
 
     @property
     def value(self) -> np.ndarray:
         """(cases,) expected value of the chosen action, CNY."""
         return self.estimates.value[np.arange(len(self.chosen)), self.chosen]
+
+    @property
+    def propensity(self) -> np.ndarray:
+        """(cases,) the probability with which the recommended action was chosen."""
+        return self.probabilities[np.arange(len(self.chosen)), self.chosen]
 
 
 class PolicyEngine:
@@ -63,6 +80,9 @@ class PolicyEngine:
         self.action_value: ActionValue = action_value or PriorValue(policy.effects)
         self._allowed = {name: workflow.allowed(policy.catalogue) for name, workflow in policy.workflows.items()}
         self._wait = policy.catalogue.index("wait")
+        self._explorable = policy.exploration.explorable(policy.catalogue)
+        # Estimators written before ``wanted`` existed keep working: it is passed only to those that take it.
+        self._takes_wanted = "wanted" in inspect.signature(self.action_value.estimate).parameters
 
     @property
     def value_version(self) -> str:
@@ -88,17 +108,40 @@ class PolicyEngine:
         blocked_by = np.zeros(eligible.shape, dtype=np.int16)
         for k, rule in enumerate(policy.guardrails.rules):
             blocked_by[(blocked_by == 0) & rule.matrix(facts, catalogue)] = k + 1
-        estimates = self.action_value.estimate(facts, catalogue)
-        value = np.nan_to_num(estimates.value, nan=-np.inf)
         candidate = eligible & (blocked_by == 0)
+        estimates = (self.action_value.estimate(facts, catalogue, candidate.copy()) if self._takes_wanted
+                     else self.action_value.estimate(facts, catalogue))
+        value = np.nan_to_num(estimates.value, nan=-np.inf)
         chosen = _best(value, candidate, self._wait)
         if facts.n > 1:
             chosen = self._within_debtor_caps(facts, value, candidate, blocked_by, chosen)
+        greedy = chosen.copy()
+        epsilon, draws = self._explore(facts)
+        if draws is not None:
+            chosen, explored, probabilities = explore(greedy, candidate, self._explorable, epsilon, *draws)
+        else:
+            explored = np.zeros(facts.n, dtype=bool)
+            probabilities = np.zeros(candidate.shape)
+            probabilities[np.arange(facts.n), greedy] = 1.0
         offers = size_offers(facts, policy.offers, claims.outstanding)
         return Decisions(facts=facts, workflow=workflow, stage=stage, eligible=eligible, blocked_by=blocked_by,
                          estimates=estimates, chosen=chosen, fallback=~candidate.any(axis=1),
                          ranking=_ranking(value, candidate, 1 + RUNNER_UPS), claims=claims,
-                         limitation_day=limitation, offers=offers)
+                         limitation_day=limitation, offers=offers, greedy=greedy, explored=explored,
+                         probabilities=probabilities, epsilon=epsilon)
+
+    def _explore(self, facts: Facts) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """Each case's exploration share and its two uniform draws (None when nobody explores).
+        A debtor with several cases in the batch is not explored: the caps count across them."""
+        exploration = self.policy.exploration
+        if not exploration.active:
+            return np.zeros(facts.n), None
+        epsilon = exploration.epsilons(facts.text("creditor"))
+        if facts.n > 1:
+            keys = facts.text("debtor_key")
+            shared = pd.Series(keys).duplicated(keep=False).to_numpy() & (keys != "")
+            epsilon[shared] = 0.0
+        return epsilon, uniforms(facts.text("case_id"), facts["decision_ts"], self.policy.version)
 
     def _stages(self, facts: Facts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each case's workflow, stage and the actions its stage allows."""

@@ -79,6 +79,8 @@ def _audit_payload(decision_id: str, case: CaseRow, body: dict[str, Any], featur
         "scores": scores, "model_versions": body["model_versions"], "policy_version": body["policy_version"],
         "action_value": body["action_value"], "ranked": body["ranked"], "blocked": body["blocked"],
         "flags": list(body["flags"]), "risk_flags": list(body["risk_flags"]), "reasons": body["reasons"],
+        "greedy_action": body["greedy_action"], "explored": body["explored"], "epsilon": body["epsilon"],
+        "propensity": body["propensity"], "explanation": body["explanation"],
     }
 
 

@@ -127,12 +127,15 @@ class Runtime:
                                     "yet; run `concord train` first")
                     return False
                 current = self.champions.versions if self.champions else None
-                if not force and current == wanted:
+                effects = self._action_effects(client_versions=current)
+                if not force and current == {**wanted, **effects[0]}:
                     return False
                 models = {m: registry.load_version(m, str(v)) for m, v in wanted.items()}
                 versions = {m: str(v) for m, v in wanted.items()}
                 loaded = Champions(fast={m: FastOdds(models[m]) for m in MODELS},
-                                   scorer=ChampionScorer(models, versions), versions=versions)
+                                   scorer=ChampionScorer(models, versions), versions={**versions, **effects[0]})
+                if effects[1] is not None:
+                    self.policy_engine = effects[1]
             except Exception as error:  # MLflow unreachable, artifact missing: keep serving what we have
                 log.error("champion models not (re)loaded: %s: %s", type(error).__name__, error)
                 if self.champions is None:
@@ -143,6 +146,24 @@ class Runtime:
                 self.problem = None
             log.info("champions loaded: %s", ", ".join(f"{m} v{v}" for m, v in versions.items()))
             return True
+
+    def _action_effects(self, client_versions: dict[str, str] | None) -> tuple[dict[str, str], Any]:
+        """The action-effect champion's version ({} without one) and, when it is not the one in use,
+        a policy engine valuing actions with it (None: keep the engine). Without a champion the
+        engine values actions with the documented priors."""
+        from policies.engine import PolicyEngine
+        from policies.learned_value import MODEL_NAME, LearnedValue
+        from training import registry
+
+        client = registry.configure(self.settings)
+        version = registry.version_by_alias(client, MODEL_NAME, registry.CHAMPION)
+        if version is None:
+            return {}, None
+        found = {MODEL_NAME: str(version.version)}
+        if client_versions is not None and client_versions.get(MODEL_NAME) == found[MODEL_NAME]:
+            return found, None
+        policy = self.policy_engine.policy
+        return found, PolicyEngine(policy, LearnedValue.champion(self.settings, policy.effects))
 
     def run_background(self) -> None:
         """Start the thread that follows the champion alias and imports acknowledged events into

@@ -48,6 +48,10 @@ class RankedAction(BaseModel):
     p_settle: float = Field(description="P(settled within 90 days | this action now)")
     cost_cny: float
     source: str = Field(description="'prior', or the model that estimated it")
+    p_settle_low: float | None = Field(None, description="95 % interval of p_settle (learned actions only)")
+    p_settle_high: float | None = None
+    value_low: float | None = Field(None, description="CNY, from the interval of p_settle")
+    value_high: float | None = None
 
 
 class BlockedAction(BaseModel):
@@ -74,6 +78,23 @@ class Reason(BaseModel):
     feature: str
     value: float | None
     log_odds: float = Field(description="contribution to the model's raw score; > 0 raises the probability")
+
+
+class FeatureDifference(BaseModel):
+    feature: str
+    value: float | None
+    log_odds: float = Field(description="its part in the chosen action's log-odds minus the runner-up's")
+
+
+class Explanation(BaseModel):
+    """Why the chosen action and not the runner-up, when a learned action-effect model valued both."""
+
+    chosen: str
+    runner_up: str
+    value_difference: float = Field(description="CNY")
+    p_settle_difference: float
+    features: list[FeatureDifference]
+    note: str
 
 
 class Scores(BaseModel):
@@ -110,6 +131,11 @@ class Recommendation(BaseModel):
     policy_version: str
     action_value: str
     model_versions: dict[str, str]
+    greedy_action: str = Field(description="the best action by value (differs from `action` when explored)")
+    explored: bool = Field(description="exploration drew the action at random among the eligible ones")
+    epsilon: float = Field(description="the exploration share applied to this case")
+    propensity: float = Field(description="the probability with which `action` was recommended")
+    explanation: Explanation | None = None
 
 
 class CaseError(BaseModel):

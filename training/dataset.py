@@ -150,26 +150,35 @@ def write_training_set(settings: Settings, spec: ModelSpec, as_of: dt.datetime, 
     """Build the training set (see :func:`training_set`) into ``folder``: ``meta.parquet``,
     ``values.npy`` (float32, column-major) and ``features.json``."""
     from concord.db import make_engine
-    from features.store.config import feature_store
-    from features.store.retrieval import historical_features
 
     engine = make_engine(settings)
     meta = decisions(engine, spec, as_of, per_case, seed)[list(KEPT_COLUMNS)]
     engine.dispose()
     meta["creditor_type"] = meta["creditor_type"].astype("category")
+    values, features = fetch_values(settings, meta, spec)
+    meta.to_parquet(folder / "meta.parquet")
+    np.save(folder / "values.npy", values)
+    (folder / "features.json").write_text(json.dumps(features), encoding="utf-8")
+
+
+def fetch_values(settings: Settings, meta: pd.DataFrame, spec: ModelSpec) -> tuple[np.ndarray, list[str]]:
+    """The features of ``spec``'s FeatureService for each row of ``meta`` (entity columns), point
+    in time: a float32 column-major matrix (NaN where unknown) and the feature names. Fetched in
+    batches of neighbouring cases."""
+    from features.store.config import feature_store
+    from features.store.retrieval import historical_features
+
     features = service_features(settings, spec)
     values = np.full((len(meta), len(features)), np.nan, dtype=np.float32, order="F")
     store = feature_store(settings)
     by_case = np.argsort(meta["case_pk"].to_numpy(), kind="stable")
     for start in range(0, len(by_case), FETCH_ROWS):
         rows = np.sort(by_case[start:start + FETCH_ROWS])
-        entities = meta.loc[rows, list(ENTITY_COLUMNS)]
+        entities = meta.iloc[rows][list(ENTITY_COLUMNS)].copy()
         entities["debtor_key"] = entities["debtor_key"].astype(object)  # the categories end here: Feast takes text
         part = historical_features(settings, entities, spec.feature_service, store=store)
         values[rows] = part[features].to_numpy(dtype=np.float32, na_value=np.nan)
-    meta.to_parquet(folder / "meta.parquet")
-    np.save(folder / "values.npy", values)
-    (folder / "features.json").write_text(json.dumps(features), encoding="utf-8")
+    return values, features
 
 
 def training_frame(settings: Settings, engine: Engine, spec: ModelSpec, as_of: dt.datetime,

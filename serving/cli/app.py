@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from serving.cli import features, imports, models, policy, reviews, service, world
+from serving.cli import evaluate, features, imports, models, policy, reviews, service, world
 from serving.cli.common import console, fail
 from serving.cli.doctor import doctor_command
 
@@ -72,6 +72,7 @@ disputes_app = typer.Typer(help="Disputes (异议) raised by debtors.", no_args_
 disputes_app.command("resolve")(policy.resolve_dispute_command)
 
 app.command("recommend")(policy.recommend_command)
+app.command("evaluate-policy")(evaluate.evaluate_policy_command)
 app.command("assign")(policy.assign_command)
 app.command("litigation-list")(policy.litigation_list_command)
 app.add_typer(policy_app, name="policy")

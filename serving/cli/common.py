@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 console = Console()
 errors = Console(stderr=True)
 
-MODEL_NAMES = ("reachability", "settlement")
+MODEL_NAMES = ("reachability", "settlement")  # what ``--model all`` trains
+EFFECTS_MODEL = "action_effects"  # trained on its own: it learns from the events, not from sampled decisions
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -69,6 +70,6 @@ def model_names(model: str) -> tuple[str, ...]:
     """The models a ``--model`` option names (``all`` for every one)."""
     if model == "all":
         return MODEL_NAMES
-    if model not in MODEL_NAMES:
-        fail(f"--model must be {', '.join(MODEL_NAMES)} or all, not '{model}'.")
+    if model not in (*MODEL_NAMES, EFFECTS_MODEL):
+        fail(f"--model must be {', '.join((*MODEL_NAMES, EFFECTS_MODEL))} or all, not '{model}'.")
     return (model,)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from serving.cli.common import console, errors, fail, model_names, timestamp
+from serving.cli.common import EFFECTS_MODEL, console, errors, fail, model_names, timestamp
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def train_command(
-    model: Annotated[str, typer.Option(help="reachability, settlement or all")] = "all",
+    model: Annotated[str, typer.Option(help="reachability, settlement, all (those two) or action_effects")] = "all",
     as_of: Annotated[str | None, typer.Option(help="data cut-off (default: now); naive = Asia/Shanghai")] = None,
     promote_first: Annotated[bool, typer.Option(help="make the new model champion when there is none yet")] = True,
 ) -> None:
@@ -33,8 +33,44 @@ def train_command(
 
     settings = get_settings()
     engine = make_engine(settings)
-    train_models(settings, engine, model_names(model), timestamp(as_of, "--as-of"), promote_first)
+    names = model_names(model)
+    if names == (EFFECTS_MODEL,):
+        train_effects(settings, engine, timestamp(as_of, "--as-of"), promote_first)
+    else:
+        train_models(settings, engine, names, timestamp(as_of, "--as-of"), promote_first)
     engine.dispose()
+
+
+def train_effects(settings: Settings, engine: Engine, cut: dt.datetime | None, promote_first: bool) -> None:
+    """Train the action-effect model, register it as challenger (exit 1, nothing registered, when refused)."""
+    import datetime as dt
+
+    from training import registry
+    from training.checks import TrainingRefused
+    from training.effects import prepare_effects
+    from training.effects_tracking import log_effects, promote_effects
+
+    as_of = cut or dt.datetime.now(dt.UTC)
+    with console.status("action_effects: starting") as status:
+        try:
+            result = prepare_effects(settings, as_of, step=lambda text: status.update(text))
+        except TrainingRefused as refusal:
+            fail(f"{refusal}; nothing was registered.", code=1)
+        status.update("action_effects: logging to MLflow")
+        version = log_effects(settings, engine, result, {"as_of": as_of.isoformat()})
+    value = result.policy_value
+    console.print(
+        f"action_effects: version {version} (challenger), method {result.chosen} (out of time: "
+        + ", ".join(f"{row.method} SNIPS {row.snips:.4f}" for row in result.candidates.itertuples())
+        + f"), refitted on {result.rows:,} decisions up to {result.time_range[1]:%Y-%m-%d}; its policy on the "
+        f"holdout: settlement rate {value.dr.value:.4f} [{value.dr.low:.4f}, {value.dr.high:.4f}] (DR), the logging "
+        f"policy's {result.logging_value:.4f}", soft_wrap=True, highlight=False)
+    fallback = [f"{name} ({why})" for name, why in result.model.fallback_.items() if why]
+    console.print(f"estimated: {', '.join(result.model.supported_)}; left to the prior: "
+                  f"{'; '.join(fallback) or 'none'}", soft_wrap=True, highlight=False)
+    client = registry.configure(settings)
+    if promote_first and registry.version_by_alias(client, EFFECTS_MODEL, registry.CHAMPION) is None:
+        console.print(f"action_effects: {promote_effects(settings, engine).reason}", soft_wrap=True)
 
 
 def train_models(settings: Settings, engine: Engine, names: tuple[str, ...], cut: dt.datetime | None,
@@ -89,12 +125,17 @@ def _print_decision(model: str, decision: Decision) -> None:
     for side in ("champion", "challenger"):
         if side in figures:
             f = figures[side]
+            if "dr" in f:
+                console.print(f"  {side}: policy settlement rate {f['dr']:.4f} (DR, 95 % interval {f['dr_low']:.4f} "
+                              f"to {f['dr_high']:.4f}), effective sample size {f['ess']:,.0f}", highlight=False)
+                continue
             console.print(f"  {side}: ROC-AUC {f['roc_auc']:.4f}, Brier {f['brier']:.4f}, ECE {f['ece']:.4f}, "
                           f"rows {f['rows']:,}", highlight=False)
     console.print(f"{model}: {decision.reason}", soft_wrap=True, highlight=False)
 
 
-def promote_command(model: Annotated[str, typer.Option(help="reachability, settlement or all")] = "all") -> None:
+def promote_command(
+        model: Annotated[str, typer.Option(help="reachability, settlement, all or action_effects")] = "all") -> None:
     """Make the challenger champion if it beats the champion on the same holdout; else refuse."""
     from concord.db import make_engine
     from concord.settings import get_settings
@@ -104,7 +145,12 @@ def promote_command(model: Annotated[str, typer.Option(help="reachability, settl
     engine = make_engine(settings)
     refused = False
     for name in model_names(model):
-        decision = registry.promote(settings, engine, name)
+        if name == EFFECTS_MODEL:
+            from training.effects_tracking import promote_effects
+
+            decision = promote_effects(settings, engine)
+        else:
+            decision = registry.promote(settings, engine, name)
         _print_decision(name, decision)
         refused |= not decision.promoted
     if refused:

@@ -43,10 +43,12 @@ def _as_of(text: str | None) -> dt.datetime:
 
 
 def _context(policy_dir: Path | None, workflow: str | None = None) -> tuple[Any, Any, Any, Any]:
-    """Settings, ledger engine, policy engine and champion scorer; exit 2 without champions."""
+    """Settings, ledger engine, policy engine and champion scorer; exit 2 without champions. The
+    engine values actions with the action-effect champion when there is one, else the priors."""
     from concord.db import make_engine
     from concord.settings import get_settings
     from policies.engine import PolicyEngine
+    from policies.learned_value import LearnedValue
     from policies.scores import ChampionScorer
 
     policy = _policy(policy_dir, workflow)
@@ -55,7 +57,11 @@ def _context(policy_dir: Path | None, workflow: str | None = None) -> tuple[Any,
         scorer = ChampionScorer.champions(settings)
     except LookupError as error:
         fail(f"{error}.")
-    return settings, make_engine(settings), PolicyEngine(policy), scorer
+    try:
+        value = LearnedValue.champion(settings, policy.effects)
+    except LookupError:
+        value = None  # no action-effect model yet: the documented priors
+    return settings, make_engine(settings), PolicyEngine(policy, value), scorer
 
 
 def _write(frames: dict[str, pd.DataFrame], out: Path) -> None:
@@ -119,12 +125,25 @@ def _print_one(answer: Any) -> None:
                   f"{' (needs review)' if answer.needs_review else ''}; recoverable claim "
                   f"{answer.recoverable_claim:,.2f} CNY", highlight=False)
     table = Table(title="eligible actions, best first")
-    for column in ("action", "expected value (CNY)", "P(settle 90d)", "cost (CNY)", "source"):
+    for column in ("action", "expected value (CNY)", "95 % interval (CNY)", "P(settle 90d)", "cost (CNY)", "source"):
         table.add_column(column)
     for ranked in answer.ranked:
-        table.add_row(ranked.action, f"{ranked.expected_value:,.2f}", f"{ranked.p_settle:.4f}",
+        interval = ("" if ranked.value_low is None else f"{ranked.value_low:,.2f} to {ranked.value_high:,.2f}")
+        table.add_row(ranked.action, f"{ranked.expected_value:,.2f}", interval, f"{ranked.p_settle:.4f}",
                       f"{ranked.cost_cny:,.2f}", ranked.source)
     console.print(table)
+    if answer.explored:
+        console.print(f"explored: drawn at random (share {answer.epsilon:.0%}); the best by value was "
+                      f"{answer.greedy_action}", highlight=False)
+    console.print(f"propensity (record it with the action): {answer.propensity:.4f}", highlight=False)
+    why = answer.explanation
+    if why is not None:
+        console.print(f"why {why.chosen} and not {why.runner_up}: {why.value_difference:+,.2f} CNY, P(settle) "
+                      f"{why.p_settle_difference:+.4f}; {why.note}", highlight=False, soft_wrap=True)
+        for item in why.features:
+            shown = "unknown" if item.value is None else f"{item.value:.4g}"
+            console.print(f"  {item.feature} = {shown}: {item.log_odds:+.3f} log-odds for {why.chosen}",
+                          highlight=False)
     for blocked in answer.blocked:
         console.print(f"blocked {blocked.action}: {'; '.join(blocked.rules)} ({'; '.join(blocked.reasons)})",
                       highlight=False, soft_wrap=True)

@@ -1,0 +1,296 @@
+"""Action-effect figures: how good the learned policy is where the truth is known, whether off-policy
+estimates cover the truth, and batch recommendations with the learned model.
+
+1. Per world (Concord's simulator with and without recorded propensities; the two worlds of
+   ``tests/foreign_actions.py``, written without the simulator): simulate, import, build features,
+   train the odds models and the action-effect model with concord's own commands, all as of the
+   snapshot whose truth is known (``truth_actions``: P(settled within 90 days) for every case open
+   then and every action the world can take, the logging policy after it). Then
+   - the share of the way from a random choice to the per-case best action (true value: that
+     probability x the recoverable claim - the action's cost) of the learned policy, the
+     prior-based one and the best constant action, per shipped workflow. The engine ranks the
+     world's actions its policy allows by its own values (all the world's actions where it allows
+     none), as ``bench_policy`` does; ``*_allowed`` measures random and best within the allowed
+     ones only;
+   - ``concord evaluate-policy`` at the snapshot: each policy's IPS, SNIPS and DR (settlement rate
+     and net value per case) with 95 % intervals, beside its true value on the same decisions
+     (sum over actions of the policy's probability x the truth), and whether the truth is inside.
+2. ``recommend --all`` over 1,000,000 cases with the learned model (the simulator world's,
+   pickled by part 1, or one fitted on synthetic decisions): bench_policy's synthetic facts and
+   nine million events; history facts, decisions (the model predicts every eligible action of
+   every case) and the answer table, timed; peak memory.
+
+    python benchmarks/bench_effects.py --only world simulator
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_policy import TABLES, WORLD_END, _cli, synthetic_cases, synthetic_events  # noqa: E402
+from benchmarks.common import peak_rss_mib, run_child  # noqa: E402
+
+MODEL_FILE = ROOT / "benchmarks" / "out" / "effects_model.pkl"
+WORLDS = {"simulator": (20_000, 11), "simulator_no_propensity": (20_000, 11), "foreign": (6000, 7),
+          "foreign_no_propensity": (6000, 7), "different": (6000, 7), "different_no_propensity": (6000, 7)}
+
+
+def _prepare(world: str, n_cases: int, seed: int, folder: Path, env: dict) -> dict:
+    """Write the world; returns table -> path (truth_actions, truth_snapshot included)."""
+    propensity = not world.endswith("_no_propensity")
+    kind = world.removesuffix("_no_propensity")
+    if kind == "simulator":
+        _cli(env, "simulate", "--cases", str(n_cases), "--seed", str(seed), "--out", str(folder), "--format", "parquet",
+             *([] if propensity else ["--no-propensity"]))
+        return {name: folder / f"{name}.parquet" for name in (*TABLES, "truth_actions", "truth_snapshot")}
+    from tests.foreign_actions import build
+
+    return build(folder, kind, n_cases, seed, record_propensity=propensity)
+
+
+def _read(path: Path):  # noqa: ANN202
+    import pandas as pd
+
+    return pd.read_parquet(path) if str(path).endswith(".parquet") else pd.read_csv(path)
+
+
+def _world(world: str) -> dict:
+    import pandas as pd
+
+    n_cases, seed = WORLDS[world]
+    with tempfile.TemporaryDirectory() as scratch:
+        folder, home = Path(scratch) / "world", Path(scratch) / "home"
+        env = {**os.environ, "CONCORD_HOME": str(home), "CONCORD_PSEUDONYM_KEY": "benchmark", "PYTHONPATH": str(ROOT)}
+        env.pop("CONCORD_DATABASE_URL", None)
+        started = time.perf_counter()
+        paths = _prepare(world, n_cases, seed, folder, env)
+        truth = _read(paths["truth_actions"])
+        snapshot = pd.Timestamp(truth["snapshot"].iloc[0])
+        snapshot = snapshot.tz_convert("UTC") if snapshot.tzinfo else snapshot.tz_localize("UTC")
+        for table in TABLES:
+            _cli(env, "import", table, str(paths[table]), "--historical")
+        _cli(env, "features", "build", "--as-of", WORLD_END if world.startswith("simulator") else "2025-07-01")
+        _cli(env, "features", "apply")
+        _cli(env, "train", "--model", "all", "--as-of", snapshot.isoformat())
+        prepared = time.perf_counter() - started
+        _cli(env, "train", "--model", "action_effects", "--as-of", snapshot.isoformat())
+        trained = time.perf_counter() - started - prepared
+        os.environ.update({"CONCORD_HOME": str(home), "CONCORD_PSEUDONYM_KEY": "benchmark"})
+        figures = {"cases": n_cases, "prepare_seconds": round(prepared, 1), "train_effects_seconds": round(trained, 1),
+                   **_judge(world, truth, snapshot)}
+    figures["peak_rss_mib"] = peak_rss_mib()
+    return figures
+
+
+def _judge(world: str, truth, snapshot) -> dict:  # noqa: ANN001
+    """Shares of the way to the best action and off-policy estimates against the truth."""
+    from concord.db import make_engine
+    from concord.settings import get_settings
+    from policies.config import load_policy
+    from policies.learned_value import LearnedValue
+    from policies.scores import ChampionScorer
+
+    settings = get_settings()
+    engine = make_engine(settings)
+    policy, scorer = load_policy(), ChampionScorer.champions(settings)
+    learned = LearnedValue.champion(settings, policy.effects)
+    if world == "simulator":
+        MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
+        MODEL_FILE.write_bytes(pickle.dumps(learned.model))
+    out: dict = {"model_version": learned.version, "method": learned.model.method,
+                 "estimated_actions": list(learned.model.supported_),
+                 "left_to_prior": {k: v for k, v in learned.model.fallback_.items() if v}}
+    out["shares"] = _shares(settings, engine, policy, scorer, learned, truth, snapshot)
+    out["ope"] = _ope(settings, engine, policy, scorer, learned, truth, snapshot)
+    engine.dispose()
+    for name in policy.workflows:  # the headline figures, flat, for run.py's targets
+        for key in ("share_learned", "share_prior", "share_best_constant", "share_learned_allowed"):
+            out[f"{key}_{name}"] = out["shares"][name][key]
+    covers = [v for entry in out["ope"].values() if isinstance(entry, dict)
+              for k, v in entry.items() if k.endswith("_covers_truth")]
+    out["ope_intervals_covering_truth"] = f"{sum(covers)} of {len(covers)}"
+    out["ope_intervals_missing_truth"] = len(covers) - sum(covers)
+    return out
+
+
+def _shares(settings, engine, policy, scorer, learned, truth, snapshot) -> dict:  # noqa: ANN001
+    import pandas as pd
+
+    from policies.action_value import PriorValue
+    from policies.cases import case_inputs, case_rows
+    from policies.engine import PolicyEngine
+    from policies.facts import Facts
+
+    keys = case_rows(engine)[["case_pk", "case_id", "creditor"]]
+    truth = truth.merge(keys, on=["case_id", "creditor"], how="inner")
+    truth = truth[truth["action"].isin(policy.catalogue.names)]
+    pks = sorted(int(pk) for pk in truth["case_pk"].unique())
+    frame = case_inputs(settings, engine, snapshot.to_pydatetime(), policy.catalogue, scorer, case_pks=pks).frame
+    frame["decision_ts"] = snapshot + pd.Timedelta(hours=10)  # the world's steps happen in the daytime
+    row_of = pd.Series(np.arange(len(frame)), index=frame["case_pk"].to_numpy())
+    truth = truth.assign(i=row_of.loc[truth["case_pk"]].to_numpy(),
+                         j=[policy.catalogue.index(a) for a in truth["action"].astype(str)])
+    i, j = truth["i"].to_numpy(), truth["j"].to_numpy()
+    out: dict = {"cases": len(pks), "truth_rows": len(truth)}
+    for name in policy.workflows:
+        row: dict = {}
+        for label, value in (("learned", learned), ("prior", PriorValue(policy.effects))):
+            decisions = PolicyEngine(policy.with_workflow(name), value).decide(Facts.from_frame(frame.copy()))
+            rows = truth.assign(true_value=truth["p_settle_90d"].to_numpy() * decisions.claims.outstanding[i]
+                                - policy.catalogue.costs()[j], ours=decisions.estimates.value[i, j],
+                                allowed=decisions.eligible[i, j] & (decisions.blocked_by[i, j] == 0))
+            picked = rows.sort_values(["i", "allowed", "ours", "j"], ascending=[True, False, False, True],
+                                      kind="stable").groupby("i").head(1)
+            for scope, pool in (("", rows), ("_allowed", rows[rows["allowed"]])):
+                per_case = pool.groupby("i")["true_value"]
+                chosen = picked[picked["i"].isin(per_case.mean().index)]
+                random, best = per_case.mean(), per_case.max()
+                gap = float(best.sum() - random.sum())
+                row[f"share_{label}{scope}"] = round((float(chosen["true_value"].sum()) - float(random.sum())) / gap, 3)
+                if label == "prior":
+                    constant = {}
+                    for action, group in pool.groupby("action", observed=True):
+                        value_c = random.copy()
+                        value_c.loc[group["i"].to_numpy()] = group["true_value"].to_numpy()
+                        constant[str(action)] = (float(value_c.sum()) - float(random.sum())) / gap
+                    top = max(constant, key=lambda a: constant[a])
+                    row[f"share_best_constant{scope}"] = round(constant[top], 3)
+                    row[f"best_constant{scope}"] = top
+            row[f"recommended_{label}"] = {str(k): int(v) for k, v in picked["action"].value_counts().head(5).items()}
+        out[name] = row
+    return out
+
+
+def _ope(settings, engine, policy, scorer, learned, truth, snapshot) -> dict:  # noqa: ANN001
+
+    from policies.evaluation import evaluate_policies
+
+    evaluation = evaluate_policies(settings, engine, policy, scorer, learned, snapshot.to_pydatetime())
+    cases = evaluation.cases.reset_index(drop=True)
+    names = evaluation.actions
+    true_p = np.full((len(cases), len(names)), np.nan)
+    index = {(c, cr): r for r, (c, cr) in enumerate(zip(cases["case_id"], cases["creditor"], strict=True))}
+    for row in truth.itertuples(index=False):
+        r = index.get((row.case_id, row.creditor))
+        if r is not None and row.action in names:
+            true_p[r, names.index(row.action)] = row.p_settle_90d
+    logging_truth = np.nansum(np.nan_to_num(np.where(np.isnan(true_p), 0, true_p))
+                              * _logging_probabilities(truth, cases, names), axis=1)
+    cost = policy.catalogue.costs()
+    claim = cases["claim"].to_numpy()
+    out: dict = {"decisions": len(cases), "as_of": str(evaluation.as_of), "notes": evaluation.notes}
+    table = evaluation.table
+    for name, pi in evaluation.policies.items():
+        missing = np.isnan(true_p) & (pi > 0)
+        filled = np.where(np.isnan(true_p), logging_truth[:, None], true_p)
+        if name == "logging":  # the world's own logging probabilities, not the estimated ones
+            pi = _logging_probabilities(truth, cases, names)
+        truth_settle = float((pi * filled).sum(axis=1).mean())
+        truth_value = float((pi * (filled * claim[:, None] - cost[None, :])).sum(axis=1).mean())
+        entry: dict = {"truth_settlement_rate": round(truth_settle, 5), "truth_net_value_cny": round(truth_value, 2),
+                       "mass_without_truth": round(float((pi * missing).sum() / len(pi)), 4)}
+        for measure, true_value in (("settlement_rate", truth_settle), ("net_value_cny", truth_value)):
+            part = table[(table["policy"] == name) & (table["measure"] == measure)]
+            for est in part.itertuples(index=False):
+                digits = 5 if measure == "settlement_rate" else 2
+                entry[f"{measure}_{est.estimator}"] = [round(est.value, digits), round(est.low, digits),
+                                                       round(est.high, digits)]
+                entry[f"{measure}_{est.estimator}_covers_truth"] = bool(est.low <= true_value <= est.high)
+            entry["ess"] = round(float(part["ess"].iloc[0]), 1)
+        out[name] = entry
+    return out
+
+
+def _logging_probabilities(truth, cases, names):  # noqa: ANN001, ANN202
+    probabilities = np.zeros((len(cases), len(names)))
+    index = {(c, cr): r for r, (c, cr) in enumerate(zip(cases["case_id"], cases["creditor"], strict=True))}
+    for row in truth.itertuples(index=False):
+        r = index.get((row.case_id, row.creditor))
+        if r is not None and row.action in names:
+            probabilities[r, names.index(row.action)] = row.logging_probability
+    return probabilities
+
+
+def _recommend(n: int) -> dict:
+    from policies.answers import batch_frame
+    from policies.config import load_policy
+    from policies.engine import PolicyEngine
+    from policies.facts import Facts
+    from policies.history import contact_facts
+    from policies.learned_value import LearnedValue
+
+    policy = load_policy()
+    if MODEL_FILE.exists():
+        model, source = pickle.loads(MODEL_FILE.read_bytes()), "the simulator world's trained model"
+    else:
+        model, source = _synthetic_model(), "a model fitted on synthetic decisions"
+    cases = synthetic_cases(n)
+    events = synthetic_events(cases)
+    engine = PolicyEngine(policy, LearnedValue(model, policy.effects, "benchmark"))
+    started = time.perf_counter()
+    history = contact_facts(cases, events, policy.catalogue)
+    frame = cases.join(history)
+    del events
+    history_s = time.perf_counter() - started
+    started = time.perf_counter()
+    decisions = engine.decide(Facts.from_frame(frame))
+    decide_s = time.perf_counter() - started
+    started = time.perf_counter()
+    answer = batch_frame(decisions, engine, frame)
+    answer_s = time.perf_counter() - started
+    learned = [a for a, s in zip(policy.catalogue.names, decisions.estimates.source, strict=True) if s != "prior"]
+    return {"cases": n, "model": source, "method": model.method, "trees": model.trees_, "learned_actions": learned,
+            "history_seconds": round(history_s, 1), "decide_seconds": round(decide_s, 1),
+            "answer_seconds": round(answer_s, 1), "seconds": round(history_s + decide_s + answer_s, 1),
+            "top_actions": {str(k): int(v) for k, v in answer["action"].value_counts().head(5).items()},
+            "peak_rss_mib": peak_rss_mib()}
+
+
+def _synthetic_model():  # noqa: ANN202
+    from models.effects import ActionEffects
+    from policies.config import load_policy
+    from training.effects_data import EFFECT_SPEC  # noqa: F401 - the model reads the settlement features
+
+    cases = synthetic_cases(100_000, seed=3)
+    names = ["voice_call", "mediator_call", "installment_offer", "lawyer_letter", "sms_warning"]
+    rng = np.random.default_rng(0)
+    action = rng.choice(names, len(cases))
+    features = [c for c in cases.columns if cases[c].dtype.kind == "f"]
+    x = cases[features].to_numpy(np.float32)
+    p = 0.05 + 0.1 * (action == "installment_offer") * (cases["monthly_income"].fillna(0).to_numpy() < 5000)
+    y = rng.random(len(cases)) < p
+    del load_policy
+    return ActionEffects().fit(x, action, y, np.full(len(cases), 0.2), features)
+
+
+def run() -> dict:
+    """Every world, then the 1,000,000-case recommendation, each in its own process."""
+    results = {f"effects_{world}": run_child(__file__, "world", world) for world in WORLDS}
+    results["recommend_learned_1000000"] = run_child(__file__, "recommend", "1000000")
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--child", nargs="+", metavar="ARG", help="internal: world NAME | recommend N")
+    parser.add_argument("--only", nargs="+", metavar="ARG", help="world NAME | recommend N: one part, here")
+    args = parser.parse_args()
+    if args.child:
+        kind, value = args.child
+        print(json.dumps(_world(value) if kind == "world" else _recommend(int(value)), default=str))
+    elif args.only:
+        print(json.dumps(run_child(__file__, *args.only), indent=2, default=str))
+    else:
+        print(json.dumps(run(), indent=2, default=str))

@@ -1,0 +1,272 @@
+"""Action-effect models: P(settled within the horizon | this action is taken now), per case and action,
+and the logging policy's propensities, both learnt from logged decisions.
+
+:class:`ActionEffects` fits one of two methods on the logged decisions (features before the
+decision, the action taken, its 0/1 outcome, the probability the logging policy chose it with):
+
+- ``pooled``: one LightGBM model with the action as a categorical treatment feature (an S-learner);
+- ``per_action``: one LightGBM model per action on that action's decisions (a T-learner).
+
+Both weight each decision by its inverse propensity (clipped at ``weight_clip``, then scaled so
+that each action's weights sum to its count), so that every action's outcomes are learnt over the
+mix of debtors all decisions cover, not only those the logging policy sent it to. Training
+(``training.effects``) chooses the method by measurement. An action is *supported* when it has at
+least ``min_decisions`` decisions of which at least ``min_choice_share`` were real choices
+(propensity below 0.95); the others are not estimated (NaN), and the caller falls back on its
+prior, saying so. ``members`` bootstrap refits give each estimate an interval.
+:class:`LoggingPropensity` is a multiclass LightGBM model of the logging policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+from sklearn.base import BaseEstimator
+
+CHOICE_BELOW = 0.95  # a decision taken with a lower probability was a real choice among actions
+ACTION_FEATURE = "action"
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def _booster(model: lgb.Booster) -> lgb.Booster:
+    """A copy holding the trees only (no training data or buffers)."""
+    return lgb.Booster(model_str=model.model_to_string())
+
+
+class ActionEffects(BaseEstimator):
+    """P(outcome within the horizon | action now) for each supported action (see the module doc).
+
+    ``fit`` takes the rows in time order: the last ``valid_fraction`` of them choose the tree
+    count (early stopping on weighted log-loss); the model is then refitted on every row.
+    """
+
+    def __init__(self, method: str = "pooled", n_estimators: int = 400, learning_rate: float = 0.08,
+                 num_leaves: int = 31, min_child_share: float = 0.005, colsample_bytree: float = 0.8,
+                 subsample: float = 0.8, reg_lambda: float = 1.0, weight_clip: float = 20.0,
+                 min_decisions: int = 200, min_choice_share: float = 0.05, members: int = 3,
+                 valid_fraction: float = 0.2, early_stopping_rounds: int = 30, random_state: int = 0,
+                 n_jobs: int = 1) -> None:
+        self.method = method
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_share = min_child_share
+        self.colsample_bytree = colsample_bytree
+        self.subsample = subsample
+        self.reg_lambda = reg_lambda
+        self.weight_clip = weight_clip
+        self.min_decisions = min_decisions
+        self.min_choice_share = min_choice_share
+        self.members = members
+        self.valid_fraction = valid_fraction
+        self.early_stopping_rounds = early_stopping_rounds
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    # ----------------------------------------------------------------------------- fitting
+    def _params(self, rows: int) -> dict[str, Any]:
+        return {"objective": "binary", "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
+                "min_data_in_leaf": max(50, int(self.min_child_share * rows)), "bagging_fraction": self.subsample,
+                "bagging_freq": 1 if self.subsample < 1 else 0, "feature_fraction": self.colsample_bytree,
+                "lambda_l2": self.reg_lambda, "seed": self.random_state, "num_threads": self.n_jobs,
+                "feature_pre_filter": False, "verbosity": -1, "max_cat_to_onehot": 64}
+
+    def weights(self, actions: np.ndarray, propensity: np.ndarray) -> np.ndarray:
+        """Stabilised inverse-propensity weights: 1 / max(p, 1 / weight_clip), each action's
+        weights scaled to sum to its count (missing propensities count as 1)."""
+        p = np.where(np.isnan(propensity), 1.0, propensity)
+        w = 1.0 / np.maximum(p, 1.0 / self.weight_clip)
+        out = np.empty_like(w)
+        for code in np.unique(actions):
+            rows = actions == code
+            out[rows] = w[rows] * rows.sum() / w[rows].sum()
+        return out
+
+    def support(self, actions: np.ndarray, propensity: np.ndarray, names: Sequence[str]) -> dict[str, str]:
+        """Per action name: '' when supported, else why it is not (one phrase)."""
+        out = {}
+        for code, name in enumerate(names):
+            taken = actions == code
+            count = int(taken.sum())
+            p = propensity[taken]
+            choice = float(np.mean(np.where(np.isnan(p), 1.0, p) < CHOICE_BELOW)) if count else 0.0
+            if count < self.min_decisions:
+                out[name] = f"too little history: {count} decisions (at least {self.min_decisions} needed)"
+            elif choice < self.min_choice_share:
+                out[name] = (f"too little overlap: a real choice (probability below {CHOICE_BELOW}) in "
+                             f"{choice:.1%} of its {count} decisions (at least {self.min_choice_share:.0%} needed)")
+            else:
+                out[name] = ""
+        return out
+
+    def fit(self, X: np.ndarray, actions: Sequence[str] | np.ndarray, y: np.ndarray, propensity: np.ndarray,
+            features: Sequence[str]) -> ActionEffects:
+        """Fit on ``X`` (rows in time order, float32, columns ``features``), the action name of each
+        row, its 0/1 outcome and the logging propensity (NaN where unknown); returns self."""
+        names = sorted({str(a) for a in actions})
+        codes = np.searchsorted(np.asarray(names, dtype=object), np.asarray(actions, dtype=object))
+        y = np.asarray(y, dtype=np.float64)
+        propensity = np.asarray(propensity, dtype=np.float64)
+        self.actions_ = tuple(names)
+        self.feature_names_in_ = np.asarray(list(features), dtype=object)
+        self.n_features_in_ = len(features)
+        self.fallback_ = self.support(codes, propensity, names)
+        self.counts_ = {name: int((codes == j).sum()) for j, name in enumerate(names)}
+        self.supported_ = tuple(name for name in names if not self.fallback_[name])
+        weight = self.weights(codes, propensity)
+        rng = np.random.default_rng(self.random_state)
+        self.models_: dict[str, lgb.Booster] = {}
+        self.members_: dict[str, list[lgb.Booster]] = {}
+        self.trees_: dict[str, int] = {}
+        if self.method == "pooled":
+            keep = np.isin(codes, [names.index(a) for a in self.supported_])
+            data = np.column_stack([X[keep], codes[keep].astype(np.float32)])
+            self._fit_one("*", data, y[keep], weight[keep], rng, categorical=[data.shape[1] - 1])
+        elif self.method == "per_action":
+            for name in self.supported_:
+                rows = codes == names.index(name)
+                self._fit_one(name, X[rows], y[rows], weight[rows], rng, categorical=[])
+        else:
+            raise ValueError(f"unknown method '{self.method}' (pooled or per_action)")
+        return self
+
+    def _fit_one(self, key: str, data: np.ndarray, y: np.ndarray, weight: np.ndarray, rng: np.random.Generator,
+                 categorical: list[int]) -> None:
+        params = self._params(len(data))
+        cut = len(data) - int(len(data) * self.valid_fraction)
+        trees = self.n_estimators
+        if 0 < cut < len(data) and len(np.unique(y[:cut])) == 2 and len(np.unique(y[cut:])) == 2:
+            train = lgb.Dataset(data[:cut], y[:cut], weight=weight[:cut], categorical_feature=categorical,
+                                free_raw_data=False)
+            valid = lgb.Dataset(data[cut:], y[cut:], weight=weight[cut:], reference=train,
+                                categorical_feature=categorical)
+            found = lgb.train({**params, "metric": "binary_logloss"}, train, num_boost_round=self.n_estimators,
+                              valid_sets=[valid], callbacks=[lgb.early_stopping(self.early_stopping_rounds,
+                                                                                verbose=False)])
+            trees = max(1, found.best_iteration or self.n_estimators)
+        everything = lgb.Dataset(data, y, weight=weight, categorical_feature=categorical, free_raw_data=False)
+        self.models_[key] = _booster(lgb.train(params, everything, num_boost_round=trees))
+        self.trees_[key] = trees
+        members = []
+        for _ in range(self.members):
+            resample = weight * rng.poisson(1.0, len(weight))
+            seeded = {**params, "seed": int(rng.integers(1 << 30))}
+            members.append(_booster(lgb.train(seeded, lgb.Dataset(data, y, weight=resample,
+                                                                   categorical_feature=categorical),
+                                              num_boost_round=trees)))
+        self.members_[key] = members
+
+    # ----------------------------------------------------------------------------- predicting
+    def _rows(self, X: np.ndarray, name: str) -> tuple[lgb.Booster, list[lgb.Booster], np.ndarray]:
+        if self.method == "pooled":
+            code = np.full((len(X), 1), self.actions_.index(name), dtype=np.float32)
+            return self.models_["*"], self.members_["*"], np.hstack([X.astype(np.float32, copy=False), code])
+        return self.models_[name], self.members_[name], X
+
+    def predict_actions(self, X: np.ndarray, actions: Sequence[str], wanted: np.ndarray | None = None,
+                        num_threads: int = 0) -> np.ndarray:
+        """(rows, len(actions)) probabilities; NaN for unsupported actions and where ``wanted``
+        (rows x actions, bool) is false."""
+        X = np.asarray(X, dtype=np.float32)
+        out = np.full((len(X), len(actions)), np.nan)
+        for j, name in enumerate(actions):
+            if name not in self.supported_:
+                continue
+            rows = np.arange(len(X)) if wanted is None else np.flatnonzero(wanted[:, j])
+            if rows.size:
+                model, _, data = self._rows(X[rows], name)  # a copy of the wanted rows only
+                out[rows, j] = model.predict(data, num_threads=num_threads)
+        return out
+
+    def interval(self, X: np.ndarray, name: str, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, a 95 % interval for the action's probability from the bootstrap members'
+        spread (in log-odds around the model's estimate); NaN for an unsupported action."""
+        X = np.asarray(X, dtype=np.float32)
+        if name not in self.supported_:
+            nan = np.full(len(X), np.nan)
+            return nan, nan
+        model, members, data = self._rows(X, name)
+        centre = _logit(np.asarray(model.predict(data, num_threads=1)))
+        if not members:
+            p = 1 / (1 + np.exp(-centre))
+            return p, p
+        spread = np.std([_logit(np.asarray(m.predict(data, num_threads=1))) for m in members], axis=0, ddof=1)
+        return 1 / (1 + np.exp(-(centre - z * spread))), 1 / (1 + np.exp(-(centre + z * spread)))
+
+    def contributions(self, X: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
+        """Per row, each input's contribution to the action's log-odds (SHAP values, LightGBM's
+        ``pred_contrib``) and the inputs' names (the pooled model adds ``action``); no bias term."""
+        model, _, data = self._rows(np.asarray(X, dtype=np.float32), name)
+        names = list(self.feature_names_in_) + ([ACTION_FEATURE] if self.method == "pooled" else [])
+        values = np.asarray(model.predict(data, pred_contrib=True, num_threads=1))
+        return values[:, :-1], names
+
+
+class LoggingPropensity(BaseEstimator):
+    """P(the logging policy takes each action | the features): a multiclass LightGBM model."""
+
+    def __init__(self, n_estimators: int = 120, learning_rate: float = 0.2, num_leaves: int = 15,
+                 min_child_samples: int = 50, valid_fraction: float = 0.2, max_rows: int = 60_000,
+                 random_state: int = 0, n_jobs: int = 1) -> None:
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.valid_fraction = valid_fraction
+        self.max_rows = max_rows
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, X: np.ndarray, actions: Sequence[str] | np.ndarray, features: Sequence[str]) -> LoggingPropensity:
+        """Fit on ``X`` (rows in time order) and the action taken at each row; returns self."""
+        names = sorted({str(a) for a in actions})
+        codes = np.searchsorted(np.asarray(names, dtype=object), np.asarray(actions, dtype=object))
+        rows = np.arange(len(X))
+        if len(rows) > self.max_rows:  # an even sample keeps the time order
+            rows = np.sort(np.random.default_rng(self.random_state).choice(rows, self.max_rows, replace=False))
+        X, codes = np.asarray(X, dtype=np.float32)[rows], codes[rows]
+        self.actions_ = tuple(names)
+        self.feature_names_in_ = np.asarray(list(features), dtype=object)
+        self.n_features_in_ = len(features)
+        params = {"objective": "multiclass", "num_class": len(names), "learning_rate": self.learning_rate,
+                  "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_child_samples,
+                  "seed": self.random_state, "num_threads": self.n_jobs, "verbosity": -1,
+                  "feature_pre_filter": False, "feature_fraction": 0.5, "max_bin": 63}
+        if len(names) == 1:
+            self.model_ = None
+            return self
+        cut = len(X) - int(len(X) * self.valid_fraction)
+        trees = self.n_estimators
+        if 0 < cut < len(X):
+            train = lgb.Dataset(X[:cut], codes[:cut], free_raw_data=False)
+            found = lgb.train({**params, "metric": "multi_logloss"}, train, num_boost_round=self.n_estimators,
+                              valid_sets=[lgb.Dataset(X[cut:], codes[cut:], reference=train)],
+                              callbacks=[lgb.early_stopping(20, verbose=False)])
+            trees = max(1, found.best_iteration or self.n_estimators)
+        self.trees_ = trees
+        self.model_ = _booster(lgb.train(params, lgb.Dataset(X, codes), num_boost_round=trees))
+        return self
+
+    def predict_proba(self, X: np.ndarray, num_threads: int = 0) -> np.ndarray:
+        """(rows, len(actions_)) probabilities, columns in ``actions_`` order."""
+        if self.model_ is None:
+            return np.ones((len(X), 1))
+        if len(X) == 0:
+            return np.zeros((0, len(self.actions_)))
+        return np.asarray(self.model_.predict(np.asarray(X, dtype=np.float32), num_threads=num_threads))
+
+    def of(self, X: np.ndarray, actions: Sequence[str]) -> np.ndarray:
+        """(rows, len(actions)) probabilities of the named actions (0 for actions never logged)."""
+        proba = self.predict_proba(X)
+        out = np.zeros((len(X), len(actions)))
+        for j, name in enumerate(actions):
+            if name in self.actions_:
+                out[:, j] = proba[:, self.actions_.index(name)]
+        return out

@@ -1,0 +1,153 @@
+"""The action-effect model, off-policy evaluation and exploration, on worlds whose truth is set here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from policies.config import load_policy
+from policies.engine import PolicyEngine
+from policies.exploration import Exploration
+from policies.facts import Facts
+from policies.learned_value import LearnedValue
+from tests.policy_cases import case
+from training.effects import fit_effects
+from training.effects_data import LoggedDecisions
+from training.ope import off_policy
+
+FEATURES = ["has_property", "monthly_income", "attempts_total", "days_since_first_event"]
+
+
+def _group_world(n: int = 12_000, seed: int = 3) -> LoggedDecisions:
+    """Installment offers settle debtors without property, lawyer letters those with property; a
+    mediator call is average for both. The platform sent letters to the propertied more often."""
+    rng = np.random.default_rng(seed)
+    prop = (rng.random(n) < 0.4).astype(np.float32)
+    weights = np.column_stack([np.full(n, 1.0), np.where(prop > 0, 0.5, 1.5), np.where(prop > 0, 1.5, 0.5)])
+    weights /= weights.sum(axis=1, keepdims=True)
+    names = np.array(["mediator_call", "installment_offer", "lawyer_letter"])
+    pick = (rng.random(n)[:, None] > np.cumsum(weights, axis=1)).sum(axis=1)
+    p = np.select([pick == 1, pick == 2], [np.where(prop > 0, 0.05, 0.35), np.where(prop > 0, 0.35, 0.05)], 0.15)
+    values = np.column_stack([prop, rng.lognormal(8.8, 0.5, n), rng.integers(0, 10, n), rng.uniform(0, 90, n)])
+    meta = pd.DataFrame({"decision_ts": pd.Timestamp("2024-01-01", tz="UTC")
+                         + pd.to_timedelta(np.sort(rng.uniform(0, 700, n)), unit="D"),
+                         "action": names[pick], "propensity": weights[np.arange(n), pick],
+                         "label": (rng.random(n) < p).astype(np.int8)})
+    return LoggedDecisions(meta, values.astype(np.float32), FEATURES)
+
+
+def test_each_visible_group_is_recommended_the_action_that_works_for_it() -> None:
+    result = fit_effects(_group_world(), params={"n_estimators": 120, "members": 2})
+    assert {"installment_offer", "lawyer_letter", "mediator_call"} <= set(result.model.supported_)
+    policy = load_policy().with_workflow("one_plus_x")
+    engine = PolicyEngine(policy, LearnedValue(result.model, policy.effects, "test"))
+    rows = [case(policy.catalogue, case_id=f"C{i}", debtor_key=f"d{i}", has_property=float(i % 2), ever_reached=1.0,
+                 reached_total=1.0, days_since_last_reached=2.0, p_settle=0.01) for i in range(40)]
+    decisions = engine.decide(Facts.from_frame(pd.DataFrame(rows)))
+    chosen = np.asarray(policy.catalogue.names)[decisions.chosen]
+    assert set(decisions.stage) == {"mediation"}
+    assert (chosen[0::2] == "installment_offer").all(), chosen[0::2]
+    assert (chosen[1::2] == "lawyer_letter").all(), chosen[1::2]
+    source = dict(zip(policy.catalogue.names, decisions.estimates.source, strict=True))
+    assert source["lawyer_letter"] == "action_effects" and source["video_mediation"] == "prior"
+    answer = engine.recommend_one(rows[1])
+    assert answer.action == "lawyer_letter" and answer.explanation is not None
+    why = answer.explanation
+    assert why.runner_up and (why.features or "prior" in why.note)
+    value = engine.action_value
+    facts = Facts.from_mapping(rows[1])
+    decisions = engine.decide(facts)
+    letter, plan = policy.catalogue.index("lawyer_letter"), policy.catalogue.index("installment_offer")
+    against = value.explain(decisions.facts, policy.catalogue, decisions.estimates, letter, plan)
+    assert against.value_difference > 0 and against.features
+    assert {f.feature for f in against.features[:2]} & {"has_property", "action"}  # what tells the groups apart
+    top = answer.ranked[0]
+    assert top.p_settle_low is not None and top.p_settle_low <= top.p_settle <= top.p_settle_high
+
+
+def test_actions_with_too_little_history_fall_back_to_the_prior_and_say_why() -> None:
+    data = _group_world(3000)
+    data.meta.loc[data.meta.index[:150], "action"] = "video_mediation"  # 150 decisions: below the 200 needed
+    result = fit_effects(data, params={"n_estimators": 60, "members": 0})
+    assert "video_mediation" not in result.model.supported_
+    assert "too little history" in result.model.fallback_["video_mediation"]
+    assert not result.overlap.set_index("action").loc["video_mediation", "estimated_by_model"]
+
+
+def test_a_policy_identical_to_the_logging_policy_is_estimated_at_the_logged_outcome() -> None:
+    rng = np.random.default_rng(8)
+    n, k = 5000, 4
+    x = rng.normal(size=(n, 2))
+    logits = np.column_stack([x[:, 0], -x[:, 0], x[:, 1], np.zeros(n)])
+    mu = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    taken = (rng.random(n)[:, None] > np.cumsum(mu, axis=1)).sum(axis=1).clip(0, k - 1)
+    p = 1 / (1 + np.exp(-(-2 + 0.5 * taken + 0.3 * x[:, 0])))
+    reward = (rng.random(n) < p).astype(float)
+    q = np.tile(np.full(k, reward.mean()), (n, 1))
+    estimates = off_policy(mu, taken, mu[np.arange(n), taken], reward, q, boot=300)
+    for name in ("ips", "snips", "dr"):
+        assert getattr(estimates, name).covers(reward.mean()), name
+    assert estimates.ess == pytest.approx(n)
+    other = off_policy(np.eye(k)[np.zeros(n, dtype=int)], taken, mu[np.arange(n), taken], reward, q, boot=300)
+    assert other.ess < n / 2  # a different policy is worth fewer logged decisions
+
+
+def test_exploration_probabilities_sum_to_one_over_the_eligible_actions() -> None:
+    policy = load_policy().with_exploration(Exploration(epsilon=0.3))
+    engine = PolicyEngine(policy)
+    rng = np.random.default_rng(2)
+    rows = [case(policy.catalogue, case_id=f"C{i}", debtor_key=f"d{i}", ever_reached=float(i % 3 > 0),
+                 days_since_first_event=float(rng.integers(0, 80)), attempts_total=float(rng.integers(0, 12)),
+                 has_property=float(i % 2), count_lawyer_letter=0.0, p_settle=float(rng.uniform(0.01, 0.2)))
+            for i in range(3000)]
+    decisions = engine.decide(Facts.from_frame(pd.DataFrame(rows)))
+    candidate = decisions.eligible & (decisions.blocked_by == 0)
+    has = candidate.any(axis=1)
+    total = (decisions.probabilities * candidate).sum(axis=1)
+    assert np.allclose(total[has], 1.0)
+    assert np.allclose((decisions.probabilities * ~candidate)[has], 0.0)
+    assert np.allclose(decisions.propensity, decisions.probabilities[np.arange(len(rows)), decisions.chosen])
+    sensitive = np.array([a.sensitive for a in policy.catalogue.actions])
+    greedy_mask = np.zeros_like(candidate)
+    greedy_mask[np.arange(len(rows)), decisions.greedy] = True
+    assert np.allclose(decisions.probabilities[:, sensitive] * ~greedy_mask[:, sensitive], 0.0)
+    assert 0.2 < decisions.explored[has].mean() < 0.4
+    again = engine.decide(Facts.from_frame(pd.DataFrame(rows)))
+    assert (again.chosen == decisions.chosen).all()  # reproducible draws
+    answer = engine.recommend_one(rows[5])
+    assert 0 < answer.propensity <= 1 and answer.epsilon == 0.3
+    assert PolicyEngine(load_policy()).recommend_one(rows[5]).propensity == 1.0  # off by default
+
+
+def test_the_different_actions_world_records_every_actions_truth() -> None:
+    from pathlib import Path
+    from tempfile import TemporaryDirectory
+
+    from tests.foreign_actions import build
+
+    with TemporaryDirectory() as scratch:
+        paths = build(Path(scratch), "different", n_cases=400, seed=1)
+        truth = pd.read_csv(paths["truth_actions"])
+        events = pd.read_csv(paths["events"])
+    sums = truth.groupby("case_id")["logging_probability"].sum()
+    assert np.allclose(sums, 1.0) and truth["p_settle_90d"].between(0, 1).all()
+    best = truth.loc[truth.groupby("case_id")["p_settle_90d"].idxmax(), "action"].value_counts(normalize=True)
+    assert best.iloc[0] < 0.75  # no single action is best for most debtors
+    logged = events[events["处置动作"] != "close"]["决策概率"]
+    assert logged.between(0, 1, inclusive="right").all()
+
+
+def test_promotion_compares_both_policies_doubly_robust_on_the_challengers_holdout() -> None:
+    from training.effects_tracking import compare_on_holdout
+
+    data = _group_world(8000, seed=5)
+    good = fit_effects(data, params={"n_estimators": 80, "members": 0})
+    blind = data.rows(np.arange(len(data)))
+    blind.meta["label"] = np.random.default_rng(0).permutation(blind.meta["label"].to_numpy())  # no signal left
+    bad = fit_effects(blind, params={"n_estimators": 80, "members": 0})
+    challenger = good.evaluation_model
+    challenger.propensity_ = good.model.propensity_
+    figures = compare_on_holdout(challenger, bad.evaluation_model, good.holdout)
+    assert figures["challenger"]["dr"] > figures["champion"]["dr"]
+    assert figures["difference"]["low"] > 0  # the paired interval says the gain is real
