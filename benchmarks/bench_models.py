@@ -150,16 +150,63 @@ def _train_million(rows: int, features: int) -> dict:
 
 
 def _train_all(home: str, as_of: str) -> dict:
-    """``concord train --model all --as-of`` on ``home``, in this process."""
+    """``concord train --model all --as-of`` on ``home``, in this process; each stage it shows
+    goes to stderr with the time and this process's memory (the parent samples the tree)."""
     import os
+
+    from rich.status import Status
 
     os.environ["CONCORD_HOME"] = home
     os.environ.setdefault("CONCORD_PSEUDONYM_KEY", "benchmark")
     from serving.cli.app import app
 
     started = time.perf_counter()
+    shown = Status.update
+
+    def update(self: Status, status: Any = None, **options: Any) -> None:
+        if status is not None:
+            elapsed = time.perf_counter() - started
+            print(f"{elapsed:8.0f} s  rss {_rss_mib():6d} MiB (peak {peak_rss_mib():6d})  {status}", file=sys.stderr,
+                  flush=True)
+        shown(self, status, **options)
+
+    Status.update = update  # type: ignore[method-assign]
     app(["train", "--model", "all", "--as-of", as_of], standalone_mode=False)
     return {"seconds": round(time.perf_counter() - started, 1), "peak_rss_mib": peak_rss_mib()}
+
+
+def _apply(home: str) -> dict:
+    """``concord features apply`` on ``home`` (training reads the FeatureServices it registers)."""
+    import os
+
+    os.environ["CONCORD_HOME"] = home
+    os.environ.setdefault("CONCORD_PSEUDONYM_KEY", "benchmark")
+    from serving.cli.app import app
+
+    app(["features", "apply"], standalone_mode=False)
+    return {"peak_rss_mib": peak_rss_mib()}
+
+
+def _rss_mib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024)
+    return 0
+
+
+def train_at_scale(cases: int = 1_000_000, as_of: str = "2026-06-30", scratch: Path | None = None,
+                   timeline: Path | None = None) -> dict:
+    """``concord train --model all`` on a simulated world of ``cases`` cases, imported as history and
+    its features built (``bench_features.py``'s stages, each in its own process): the training's
+    wall time and the peak memory of its process tree (the training-set children included)."""
+    features = str(ROOT / "benchmarks" / "bench_features.py")
+    with tempfile.TemporaryDirectory(dir=scratch) as folder:
+        world, home = Path(folder) / "world", Path(folder) / "home"
+        prepared = {stage: run_child(features, stage, *args)["wall_s"] for stage, args in (
+            ("simulate", (str(cases), "1", str(world))), ("import", (str(home), str(world))), ("build", (str(home),)))}
+        prepared["apply"] = run_child(__file__, "apply", str(home))["wall_s"]
+        figures = run_child(__file__, "train", str(home), as_of, timeline=timeline)
+    return {f"train_all_{cases}": {**figures, "cases": cases, **{f"{k}_s": v for k, v in prepared.items()}}}
 
 
 def _world(name: str) -> dict:
@@ -186,10 +233,18 @@ if __name__ == "__main__":
     parser.add_argument("--child", nargs="+", metavar="ARG", help="internal: million ROWS FEATURES | world NAME")
     parser.add_argument("--worlds", default=",".join(WORLDS), help="comma-separated: " + ", ".join(WORLDS))
     parser.add_argument("--train-home", help="measure `concord train --model all` on this CONCORD_HOME instead")
-    parser.add_argument("--as-of", default="2026-06-30", help="with --train-home: the data cut-off")
+    parser.add_argument("--as-of", default="2026-06-30", help="with --train-home or --scale large: the data cut-off")
+    parser.add_argument("--scale", choices=("normal", "large"), default="normal",
+                        help="large: `concord train --model all` on a simulated 1,000,000-case world (over an hour)")
+    parser.add_argument("--timeline", type=Path,
+                        help="with --train-home or --scale large: the memory every 10 s, to this file")
     args = parser.parse_args()
     if args.train_home:
-        print(json.dumps(run_child(__file__, "train", args.train_home, args.as_of), indent=2))
+        print(json.dumps(run_child(__file__, "train", args.train_home, args.as_of, timeline=args.timeline), indent=2))
+    elif args.scale == "large":
+        print(json.dumps(train_at_scale(as_of=args.as_of, timeline=args.timeline), indent=2))
+    elif args.child and args.child[0] == "apply":
+        print(json.dumps(_apply(args.child[1])))
     elif args.child and args.child[0] == "train":
         print(json.dumps(_train_all(args.child[1], args.child[2])))
     elif args.child and args.child[0] == "million":

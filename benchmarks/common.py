@@ -25,21 +25,36 @@ def peak_rss_mib() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def run_child(script: str, *args: str) -> dict:
+def run_child(script: str, *args: str, timeline: Path | None = None) -> dict:
     """Run ``script --child ARGS`` in its own process; it prints its figures as JSON on its
-    last line. Adds ``wall_s`` and ``tree_peak_rss_mib`` (the process tree's peak)."""
+    last line. Adds ``wall_s`` and ``tree_peak_rss_mib`` (the process tree's peak).
+
+    With ``timeline``, a line per 10 s goes to that file: seconds since the start, the tree's
+    PSS and each process's RSS (MiB), so a peak can be matched with the stage that made it."""
     import psutil
 
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, script, "--child", *args], stdout=subprocess.PIPE, text=True)
-    tree, peak = psutil.Process(proc.pid), 0
+    tree, peak, written = psutil.Process(proc.pid), 0, -10.0
+    log = timeline.open("a", encoding="utf-8") if timeline else None
     while proc.poll() is None:
         try:
-            rss = sum(p.memory_full_info().pss for p in [tree, *tree.children(recursive=True)])
+            processes = [tree, *tree.children(recursive=True)]
+            infos = [p.memory_full_info() for p in processes]
+            rss = sum(info.pss for info in infos)
         except psutil.Error:  # a worker ended between listing and reading
-            rss = 0
+            rss, infos = 0, []
         peak = max(peak, rss)
+        elapsed = time.perf_counter() - started
+        if log and infos and elapsed - written >= 10:
+            each = " ".join(f"{p.pid}:{round(i.rss / 2**20)}" for p, i in zip(processes, infos, strict=True))
+            log.write(f"{elapsed:8.0f} s  tree {round(rss / 2**20):6d} MiB  peak {round(peak / 2**20):6d} MiB  "
+                      f"rss {each}\n")
+            log.flush()
+            written = elapsed
         time.sleep(0.2)
+    if log:
+        log.close()
     out = proc.stdout.read() if proc.stdout else ""
     if proc.returncode:
         raise RuntimeError(f"{Path(script).name} --child {args[0]} failed with exit code {proc.returncode}")
