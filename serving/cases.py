@@ -7,7 +7,9 @@ its own court's list only. Other roles name the creditor when several creditors 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -95,3 +97,19 @@ def find_case(connection: Connection, principal: Principal, case_id: str, credit
     r = rows[0]
     return CaseRow(int(r.case_pk), str(r.case_id), str(r.creditor), str(r.debtor_key or ""), r.court, r.province,
                    str(r.product))
+
+
+def find_cases(connection: Connection, principal: Principal, refs: Sequence[Any],
+               errors: list[Any]) -> Iterator[tuple[int, CaseRow]]:
+    """Each case of a batch (``refs``: ``case_id`` and ``creditor``) found in the caller's scope,
+    with its index; a case not found is appended to ``errors`` as a ``CaseError`` and skipped."""
+    from serving.schemas import CaseError
+
+    for i, ref in enumerate(refs):
+        try:
+            case = find_case(connection, principal, ref.case_id, ref.creditor, field=f"cases[{i}].case_id")
+        except ApiError as error:
+            errors.append(CaseError(case_id=ref.case_id, creditor=ref.creditor, status=error.status,
+                                    error=error.message))
+            continue
+        yield i, case

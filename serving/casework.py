@@ -20,7 +20,7 @@ import pandas as pd
 from concord import audit
 from concord.ledger import utcnow
 from serving.auth import Principal
-from serving.cases import ApiError, CaseRow, find_case, scoped_court
+from serving.cases import ApiError, CaseRow, find_case, find_cases, scoped_court
 from serving.events import pending_events, synced_through
 from serving.recommend import online_one, plain, score_one
 from serving.runtime import Runtime
@@ -121,13 +121,8 @@ def assign_cases(rt: Runtime, principal: Principal, refs: Sequence[CaseRef], sav
     cases: list[CaseRow] = []
     open_now = set(open_cases(rt.ledger, now)["case_pk"].astype(int))
     with rt.ledger.connect() as connection:
-        for i, ref in enumerate(refs):
-            try:
-                case = find_case(connection, principal, ref.case_id, ref.creditor, field=f"cases[{i}].case_id")
-            except ApiError as error:
-                errors.append(CaseError(case_id=ref.case_id, creditor=ref.creditor, status=error.status,
-                                        error=error.message))
-                continue
+        for i, case in find_cases(connection, principal, refs, errors):
+            ref = refs[i]
             if case.case_pk not in open_now:
                 errors.append(CaseError(case_id=ref.case_id, creditor=case.creditor, status=409,
                                         error=f"case '{case.case_id}' is closed: only open cases are assigned"))

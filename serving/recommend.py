@@ -25,7 +25,7 @@ from features.store.retrieval import online_features
 from policies.history_one import ledger_events, one_case_facts, resolution_times
 from policies.scores import Reason
 from serving.auth import Principal
-from serving.cases import ApiError, CaseRow, find_case
+from serving.cases import ApiError, CaseRow, find_case, find_cases
 from serving.events import pending_events, synced_through
 from serving.runtime import Champions, Runtime
 from serving.schemas import CaseError, CaseRef, Recommendation
@@ -142,13 +142,7 @@ def recommend_batch(rt: Runtime, principal: Principal, refs: Sequence[CaseRef]) 
     errors: list[CaseError] = []
     seen: dict[int, int] = {}
     with rt.ledger.connect() as connection:
-        for i, ref in enumerate(refs):
-            try:
-                case = find_case(connection, principal, ref.case_id, ref.creditor, field=f"cases[{i}].case_id")
-            except ApiError as error:
-                errors.append(CaseError(case_id=ref.case_id, creditor=ref.creditor, status=error.status,
-                                        error=error.message))
-                continue
+        for i, case in find_cases(connection, principal, refs, errors):
             if case.case_pk in seen:
                 raise ApiError(400, f"cases[{i}] repeats cases[{seen[case.case_pk]}]: ask for each case once",
                                f"cases[{i}].case_id")
