@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import decimal
+import functools
 import hashlib
 import json
 import threading
@@ -65,6 +66,23 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         lock = _WRITERS.setdefault(engine.url.render_as_string(hide_password=False), threading.Lock())
     with lock, engine.begin() as connection:
         yield connection
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The append path's statements, built once: SQLAlchemy then finds each compiled form in its
+    cache by identity instead of building and hashing a new statement per record."""
+
+    last: Any
+    add_record: Any
+    add_decision: Any
+
+
+@functools.cache
+def _statements() -> _Statements:
+    records = table(AuditRecord)
+    return _Statements(last=select(records.c.seq, records.c.hash).order_by(records.c.seq.desc()).limit(1),
+                       add_record=insert(records), add_decision=insert(table(Decision)))
 
 
 def _plain(value: Any) -> Any:
@@ -126,17 +144,16 @@ def append(connection: Connection, kind: str, payload: dict[str, Any], *, decisi
     if kind not in KINDS:
         raise ValueError(f"audit kind must be one of {', '.join(KINDS)}, not {kind!r}")
     _take_writer_lock(connection)
-    records = table(AuditRecord)
-    last = connection.execute(
-        select(records.c.seq, records.c.hash).order_by(records.c.seq.desc()).limit(1)).first()
+    statements = _statements()
+    last = connection.execute(statements.last).first()
     seq, prev_hash = (last.seq + 1, last.hash) if last is not None else (1, GENESIS)
     created_at = (at or utcnow()).astimezone(dt.UTC)
     text = canonical(payload)
     fields = _fields(seq, created_at, kind, decision_id, case_id, creditor, actor, text)
     digest = record_hash(prev_hash, fields)
-    connection.execute(insert(records).values(
-        seq=seq, created_at=created_at, kind=kind, decision_id=decision_id, case_id=case_id,
-        creditor=creditor, actor=actor, payload=text, prev_hash=prev_hash, hash=digest))
+    connection.execute(statements.add_record, {
+        "seq": seq, "created_at": created_at, "kind": kind, "decision_id": decision_id, "case_id": case_id,
+        "creditor": creditor, "actor": actor, "payload": text, "prev_hash": prev_hash, "hash": digest})
     return seq, digest
 
 
@@ -234,8 +251,9 @@ def record_decision(connection: Connection, *, decision_id: str, case_id: str, c
     """Insert the current state of a new recommendation; return its approval: ``pending`` for a
     sensitive action (a supervisor must approve or override it), else ``not_required``."""
     approval = "pending" if sensitive else "not_required"
-    connection.execute(insert(table(Decision)).values(
-        decision_id=decision_id, case_id=case_id, creditor=creditor, court=court, stage=stage,
-        action=action, sensitive=sensitive, approval=approval, final_action=None if sensitive else action,
-        risk_flags=risk_flags or None, mediator=mediator, created_at=at or utcnow(), reviewed_at=None))
+    connection.execute(_statements().add_decision, {
+        "decision_id": decision_id, "case_id": case_id, "creditor": creditor, "court": court, "stage": stage,
+        "action": action, "sensitive": sensitive, "approval": approval,
+        "final_action": None if sensitive else action, "risk_flags": risk_flags or None, "mediator": mediator,
+        "created_at": at or utcnow(), "reviewed_at": None})
     return approval

@@ -10,11 +10,13 @@ hours, the case's own attempts and actions, opt-outs, open disputes and the fail
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, bindparam, func, select
 
 from concord import ledger
 from concord.vocabulary import REACHED_OUTCOMES
@@ -39,26 +41,36 @@ def _epoch(value: dt.datetime) -> float:
     return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
 
 
+@functools.cache
+def _queries() -> tuple[Any, Any, Any]:
+    """The one-case reads, built once (SQLAlchemy then reuses their compiled form): events of a
+    debtor's cases, events of one case, a case's resolutions."""
+    events, cases = ledger.table(ledger.Event), ledger.table(ledger.Case)
+    as_of = bindparam("as_of", type_=events.c.at.type)
+    known = and_(events.c.at <= as_of, func.coalesce(events.c.received_at, events.c.at) <= as_of)
+    query = select(events.c.case_pk, events.c.at, events.c.action, events.c.outcome, events.c.actor).where(known)
+    pks = select(cases.c.id).where(cases.c.debtor_key == bindparam("debtor_key")).scalar_subquery()
+    resolutions = ledger.table(ledger.DisputeResolution)
+    resolved = resolutions.c.resolved_at
+    return (query.where(events.c.case_pk.in_(pks)), query.where(events.c.case_pk == bindparam("case_pk")),
+            select(resolved).where(resolutions.c.case_pk == bindparam("case_pk"),
+                                   resolved <= bindparam("as_of", type_=resolved.type)))
+
+
 def ledger_events(connection: Connection, case_pk: int, debtor_key: str, as_of: dt.datetime) -> list[PastEvent]:
     """Events known at ``as_of`` of every case of the debtor (of the case alone when the debtor is
     unknown), in the ledger's order: two indexed lookups, no scan."""
-    events, cases = ledger.table(ledger.Event), ledger.table(ledger.Case)
-    known = and_(events.c.at <= as_of, func.coalesce(events.c.received_at, events.c.at) <= as_of)
-    query = select(events.c.case_pk, events.c.at, events.c.action, events.c.outcome, events.c.actor).where(known)
+    by_debtor, by_case, _ = _queries()
     if debtor_key:
-        pks = select(cases.c.id).where(cases.c.debtor_key == debtor_key).scalar_subquery()
-        query = query.where(events.c.case_pk.in_(pks))
+        rows = connection.execute(by_debtor, {"as_of": as_of, "debtor_key": debtor_key})
     else:
-        query = query.where(events.c.case_pk == case_pk)
-    return [PastEvent(int(r.case_pk), _epoch(r.at), str(r.action), str(r.outcome), str(r.actor))
-            for r in connection.execute(query)]
+        rows = connection.execute(by_case, {"as_of": as_of, "case_pk": case_pk})
+    return [PastEvent(int(r.case_pk), _epoch(r.at), str(r.action), str(r.outcome), str(r.actor)) for r in rows]
 
 
 def resolution_times(connection: Connection, case_pk: int, as_of: dt.datetime) -> list[float]:
     """Epoch seconds of the supervisors' dispute resolutions of the case known at ``as_of``."""
-    table = ledger.table(ledger.DisputeResolution)
-    rows = connection.execute(select(table.c.resolved_at).where(table.c.case_pk == case_pk,
-                                                                 table.c.resolved_at <= as_of))
+    rows = connection.execute(_queries()[2], {"case_pk": case_pk, "as_of": as_of})
     return [_epoch(r.resolved_at) for r in rows]
 
 

@@ -7,11 +7,12 @@ its own court's list only. Other roles name the creditor when several creditors 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, TextClause, text
 
 from serving.auth import COURT, PLATFORM, Principal
 
@@ -50,6 +51,12 @@ _FIND = ("SELECT c.id AS case_pk, c.case_id, cr.name AS creditor, COALESCE(c.deb
          "WHERE c.case_id = :case_id")
 
 
+@functools.cache
+def _find_query(by_creditor: bool) -> TextClause:
+    """The case lookup, with or without the creditor's name (built once: its compiled form is reused)."""
+    return text(_FIND + " AND cr.name = :creditor" if by_creditor else _FIND)
+
+
 def scoped_creditor(principal: Principal, creditor: str | None, field: str = "creditor") -> str | None:
     """The creditor a request is about: a platform key's own creditor (refusing another named in
     the request), or the one named."""
@@ -82,11 +89,10 @@ def find_case(connection: Connection, principal: Principal, case_id: str, credit
             and no creditor named.
     """
     wanted = scoped_creditor(principal, creditor, field.replace("case_id", "creditor"))
-    sql, params = _FIND, {"case_id": case_id}
+    params = {"case_id": case_id}
     if wanted is not None:
-        sql += " AND cr.name = :creditor"
         params["creditor"] = wanted
-    rows = connection.execute(text(sql), params).all()
+    rows = connection.execute(_find_query(wanted is not None), params).all()
     if not rows:
         where = f" of creditor '{wanted}'" if wanted else ""
         raise ApiError(404, f"no case '{case_id}'{where} in the ledger", field)

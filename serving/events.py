@@ -11,15 +11,17 @@ records how far the copy went. Until then the decision path adds those events it
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, bindparam, select, text
 
 from concord import audit
 from concord.ledger import AuditRecord, table
@@ -85,16 +87,21 @@ def _past(payload: dict[str, object]) -> PastEvent:
                      str(payload["outcome"]), str(payload["actor"]))
 
 
+@functools.cache
+def _pending_query() -> Any:
+    """Acknowledged events of some cases after an audit seq, oldest first (built once)."""
+    records = table(AuditRecord)
+    return (select(records.c.payload).where(records.c.kind == "event", records.c.seq > bindparam("after"),
+                                            records.c.case_id.in_(bindparam("case_ids", expanding=True)))
+            .order_by(records.c.seq))
+
+
 def pending_events(audit_connection: Connection, after_seq: int, case_ids: Sequence[str],
                    creditors: Sequence[str]) -> list[PastEvent]:
     """Acknowledged events of these cases that the ledger has not imported yet (after ``after_seq``)."""
-    records = table(AuditRecord)
-    query = (select(records.c.payload).where(records.c.kind == "event", records.c.seq > after_seq,
-                                             records.c.case_id.in_(list(set(case_ids))))
-             .order_by(records.c.seq))
     wanted = set(zip(case_ids, creditors, strict=True))
     out = []
-    for row in audit_connection.execute(query):
+    for row in audit_connection.execute(_pending_query(), {"after": after_seq, "case_ids": sorted(set(case_ids))}):
         payload = json.loads(row.payload)
         if (payload["case_id"], payload["creditor"]) in wanted:
             out.append(_past(payload))

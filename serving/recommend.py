@@ -46,9 +46,14 @@ def plain(value: Any) -> Any:
 
 
 def online_one(rt: Runtime, case: CaseRow, now: dt.datetime) -> dict[str, Any]:
-    """The case's online features (every view of ``settlement_v1``) at ``now``: one Feast read."""
-    values = online_features(rt.settings, [{"case_pk": case.case_pk, "debtor_key": case.debtor_key,
-                                            "decision_ts": now}], SETTLEMENT_V1, store=rt.store)
+    """The case's online features (every view of ``settlement_v1``) at ``now``: one read of each
+    stored view (``serving.online``), or Feast's ``get_online_features`` where that reader does not
+    apply."""
+    entity = [{"case_pk": case.case_pk, "debtor_key": case.debtor_key, "decision_ts": now}]
+    reader = rt.online
+    if reader is not None and reader.supported():
+        return {name: column[0] for name, column in reader.read(entity).items()}
+    values = online_features(rt.settings, entity, SETTLEMENT_V1, store=rt.store)
     return {name: column[0] for name, column in values.items() if name not in ENTITY_KEYS}
 
 

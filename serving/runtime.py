@@ -59,6 +59,7 @@ class Runtime:
         self.ledger: Any = None
         self.audit: Any = None
         self.store: Any = None
+        self.online: Any = None  # serving.online.OnlineReader of settlement_v1
         self.policy_engine: Any = None
         self.champions: Champions | None = None
         self.problem: str | None = "starting"
@@ -75,12 +76,17 @@ class Runtime:
         from features.store.retrieval import feature_service
         from policies.config import load_policy
         from policies.engine import PolicyEngine
+        from serving.online import OnlineReader
 
         self.ledger = make_engine(self.settings, migrate=False)
         self.audit = audit_engine(self.settings, migrate=False)
         self.policy_engine = PolicyEngine(load_policy(self.settings.policy_dir))
         self.store = feature_store(self.settings, serving=True)
         feature_service(self.store, SETTLEMENT_V1)  # the registry read once, before the first request
+        self.online = OnlineReader(self.store, SETTLEMENT_V1)
+        if not self.online.supported():
+            log.warning("%s has on-demand views the fast reader does not run: Feast's own read serves it",
+                        SETTLEMENT_V1)
         problems = [p for p in (_schema_behind(self.ledger), _schema_behind(self.audit)) if p]
         self.problem = problems[0] if problems else None
         if self.problem is None:
