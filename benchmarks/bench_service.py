@@ -1,13 +1,17 @@
 """Service latency under load: ``next_best_action`` for one case (online features, both models, the
-policy, the audit write) at 100 and 200 requests a second from locust in its own process on loopback.
+policy, the audit write) at 100 and 200 requests a second from a load generator in its own process
+on loopback: wrk (C, one thread, paced by ``benchmarks/wrk_service.lua``) when it is installed,
+else locust (``benchmarks/locust_service.py``); the figures say which ran.
 
 A simulated world of 1,000 cases (as the service's tests build it: ``tests/service_world.py``) is
-served by ``concord serve --workers 2 --no-access-log`` (two processes for two cores); locust's
-users each ask for one random case of one creditor a second for ``SECONDS`` (statistics reset
-once all users run). In the same run, with the service idle, the bare in-process work for the
-same cases: one Feast online read of ``settlement_v1`` and both champions' LightGBM
-``Booster.predict`` (one thread); the ratio of the service's p50 at 100 requests a second to that
-bare p50 (target at most 4), and the service's p99 (target under 20 ms).
+served by ``concord serve --workers 2 --no-access-log`` (two processes for two cores). Each rate runs
+for ``SECONDS`` after a warm-up of ``WARMUP`` seconds at the same rate. Besides p50/p99 and the
+throughput served, each rate reports the service's CPU seconds per request (its processes' user +
+system time over the run / requests served: less sensitive to other work on the machine than the
+latencies) and the 1-minute load average at its end. In the same run, with the service idle, the
+bare in-process work for the same cases: one Feast online read of ``settlement_v1`` and both
+champions' LightGBM ``Booster.predict`` (one thread); the ratio of the service's p50 at 100 requests
+a second to that bare p50 (target at most 4), and the service's p99 (target under 20 ms).
 
     python benchmarks/bench_service.py
 """
@@ -16,7 +20,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SECONDS = 30
+WARMUP = 5
 RATES = (100, 200)
 CASES = 1000
 SERVE = ("--workers", "2", "--no-access-log")
@@ -55,6 +62,7 @@ def _bare(home: Path, case_ids: list[str]) -> dict:
     store = feature_store(settings, serving=True)
     service = feature_service(store, SETTLEMENT_V1)
     models = [FastOdds(champion(settings, name)[0]) for name in ("reachability", "settlement")]
+    boosters = [(model, model.booster) for model in models if model.booster is not None]
     times = []
     for i in range(600):
         pk, key = rows[case_ids[i % len(case_ids)]]
@@ -62,27 +70,77 @@ def _bare(home: Path, case_ids: list[str]) -> dict:
         values = store.get_online_features(features=service, entity_rows=[
             {"case_pk": pk, "debtor_key": key, "decision_ts": dt.datetime.now(dt.UTC)}]).to_dict()
         features = {k: v[0] for k, v in values.items()}
-        for model in models:
-            model.raw(model.row(features))
+        for model, booster in boosters:  # LightGBM's own Booster.predict, not the service's single-row call
+            booster.predict(model.row(features), num_threads=1)
         times.append(time.perf_counter() - started)
     ms = np.array(times[100:]) * 1e3
     return {"bare_p50_ms": round(float(np.median(ms)), 2), "bare_p99_ms": round(float(np.percentile(ms, 99)), 2)}
 
 
-def _load(url: str, key: str, case_ids: list[str], rate: int, folder: Path) -> dict:
-    """Run locust headless at ``rate`` users of one request a second; its figures at steady state."""
-    prefix = folder / f"locust-{rate}"
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds so far of the given processes (those still running)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _service_pids(service: object) -> list[int]:
+    return [p.pid for p in service._processes()]  # type: ignore[attr-defined]
+
+
+def _wrk(url: str, env: dict[str, str], rate: int, seconds: int) -> dict:
+    """One paced wrk run at ``rate`` requests a second; its figures (the Lua script's JSON line)."""
+    connections = max(8, rate // 5)  # idle connections cost nothing; enough to keep the pace when slow
+    result = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+                             "-s", str(ROOT / "benchmarks" / "wrk_service.lua"), url],
+                            env={**env, "CONCORD_BENCH_RATE": str(rate), "CONCORD_BENCH_THREADS": "1"},
+                            check=False, capture_output=True, text=True, timeout=seconds + 60)
+    line = next((x for x in result.stdout.splitlines() if x.startswith("{")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no figures: {result.stdout[-500:]} {result.stderr[-500:]}")
+    return json.loads(line)
+
+
+def _load(url: str, key: str, case_ids: list[str], rate: int, folder: Path, pids: list[int]) -> dict:
+    """Load the service at ``rate`` requests a second (wrk, else locust); figures at steady state."""
     env = {**os.environ, "CONCORD_BENCH_KEY": key, "CONCORD_BENCH_CASES": ",".join(case_ids)}
-    locust = Path(sys.executable).with_name("locust")
-    subprocess.run([str(locust), "-f", str(ROOT / "benchmarks" / "locust_service.py"), "--headless",
-                    "-u", str(rate), "-r", str(rate), "--run-time", f"{SECONDS + 5}s", "--reset-stats",
-                    "--host", url, "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"],
-                   env=env, check=False, capture_output=True, timeout=SECONDS * 4 + 60)
-    with open(f"{prefix}_stats.csv", encoding="utf-8") as handle:
-        row = next(r for r in csv.DictReader(handle) if r["Name"] == "next_best_action")
-    return {f"p50_ms_{rate}rps": float(row["50%"]), f"p99_ms_{rate}rps": float(row["99%"]),
-            f"throughput_{rate}rps": round(float(row["Requests/s"]), 1),
-            f"failures_{rate}rps": int(row["Failure Count"]), f"requests_{rate}rps": int(row["Request Count"])}
+    if shutil.which("wrk"):
+        _wrk(url, env, rate, WARMUP)
+        cpu = _cpu_seconds(pids)
+        got = _wrk(url, env, rate, SECONDS)
+        cpu = _cpu_seconds(pids) - cpu
+        requests, p50, p99 = got["requests"], got["p50_ms"], got["p99_ms"]
+        throughput, failures = requests / got["duration_s"], got["errors_status"] + got["errors_other"]
+    else:
+        prefix = folder / f"locust-{rate}"
+        locust = Path(sys.executable).with_name("locust")
+        cpu = _cpu_seconds(pids)  # locust's warm-up (spawning, then --reset-stats) is inside this span
+        subprocess.run([str(locust), "-f", str(ROOT / "benchmarks" / "locust_service.py"), "--headless",
+                        "-u", str(rate), "-r", str(rate), "--run-time", f"{SECONDS + WARMUP}s", "--reset-stats",
+                        "--host", url, "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"],
+                       env=env, check=False, capture_output=True, timeout=SECONDS * 4 + 60)
+        cpu = _cpu_seconds(pids) - cpu
+        with open(f"{prefix}_stats.csv", encoding="utf-8") as handle:
+            row = next(r for r in csv.DictReader(handle) if r["Name"] == "next_best_action")
+        requests, p50, p99 = int(row["Request Count"]), float(row["50%"]), float(row["99%"])
+        throughput, failures = float(row["Requests/s"]), int(row["Failure Count"])
+        requests_in_span = max(1.0, throughput * (SECONDS + WARMUP))
+        return {f"p50_ms_{rate}rps": p50, f"p99_ms_{rate}rps": p99, f"throughput_{rate}rps": round(throughput, 1),
+                f"failures_{rate}rps": failures, f"requests_{rate}rps": requests,
+                f"service_cpu_ms_per_request_{rate}rps": round(cpu / requests_in_span * 1e3, 2),
+                f"load_1min_after_{rate}rps": round(os.getloadavg()[0], 1)}
+    return {f"p50_ms_{rate}rps": round(p50, 2), f"p99_ms_{rate}rps": round(p99, 2),
+            f"throughput_{rate}rps": round(throughput, 1), f"failures_{rate}rps": failures,
+            f"requests_{rate}rps": requests,
+            f"service_cpu_ms_per_request_{rate}rps": round(cpu / max(requests, 1) * 1e3, 2),
+            f"load_1min_after_{rate}rps": round(os.getloadavg()[0], 1)}
 
 
 def run() -> dict:
@@ -103,11 +161,13 @@ def run() -> dict:
         service = Service(env, root / "service.log", *SERVE).start()
         try:
             figures: dict = {"cases": CASES, "serve_options": " ".join(SERVE), "world_seconds": round(world_s),
-                             "seconds_per_rate": SECONDS,
+                             "load_generator": "wrk" if shutil.which("wrk") else "locust",
+                             "seconds_per_rate": SECONDS, "cpus": os.cpu_count(),
                              "load_1min": round(os.getloadavg()[0], 1)}
             figures.update(_bare(Path(env["CONCORD_HOME"]), case_ids))
+            pids = _service_pids(service)
             for rate in RATES:
-                figures.update(_load(service.url, key, case_ids, rate, root))
+                figures.update(_load(service.url, key, case_ids, rate, root, pids))
         finally:
             service.stop()
     figures["ratio_p50_100rps_to_bare"] = round(figures["p50_ms_100rps"] / max(figures["bare_p50_ms"], 1e-9), 1)
@@ -115,6 +175,4 @@ def run() -> dict:
 
 
 if __name__ == "__main__":
-    import json
-
     print(json.dumps(run(), indent=2))

@@ -9,6 +9,7 @@ the debtor's name and masked ID number, because the court needs them.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -244,6 +245,14 @@ class EventIn(Strict):
     def _plausible(cls, value: dt.datetime) -> dt.datetime:
         if not 1990 <= value.year <= 2200:
             raise ValueError("must be a time between 1990 and 2200")
+        return value
+
+    @field_validator("amount")
+    @classmethod
+    def _to_the_fen(cls, value: float | None) -> float | None:
+        # the shortest decimal that reads back as the number sent: 12.345 has three places, 10.1 one
+        if value is not None and decimal.Decimal(repr(value)).as_tuple().exponent < -2:  # type: ignore[operator]
+            raise ValueError(f"{value!r} has more than 2 decimal places: amounts are in CNY to the fen (0.01)")
         return value
 
 

@@ -242,6 +242,12 @@ def test_events_are_acknowledged_all_or_none_counted_and_imported(api) -> None:
                                               "action": "sms_warning", "actor": "system", "outcome": "sent"}]},
                   role="platform")
     assert future.status_code == 400 and future.json()["field"] == "events[0].at"
+    fen = post(api, "events", {"events": [{"case_id": case_id, "at": now.isoformat(), "action": "voice_call",
+                                           "actor": "system", "outcome": "no_answer"},
+                                          {"case_id": case_id, "at": now.isoformat(), "action": "voice_call",
+                                           "actor": "system", "outcome": "paid", "amount": 12.345}]},
+               role="platform")
+    assert fen.status_code == 400 and fen.json()["field"] == "events[1].amount", fen.text
     assert post(api, "events", {"events": [{"case_id": case_id, "at": "0001-01-01T00:00:00", "action": "wait",
                                             "actor": "system", "outcome": "sent"}]}).status_code == 400
     events = [{"case_id": case_id, "at": (now - dt.timedelta(minutes=i)).isoformat(), "action": "voice_call",

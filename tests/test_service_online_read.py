@@ -60,3 +60,31 @@ def test_reader_equals_feast_for_every_case(world: Settings) -> None:
     assert sum(v is not None for v in got["days_past_due"]) > len(rows) // 2
     assert sum(v is not None for v in got["paid_share"]) > len(rows) // 2
     assert all(v is None for name in got for v in [got[name][len(rows)]])  # the unknown case
+
+
+def test_single_row_c_api_equals_booster_predict(world: Settings) -> None:
+    """``models.fast_path.SingleRow`` (LightGBM's single-row C entry point) gives ``Booster.predict``'s
+    values exactly, probabilities and contributions, for every case's online features."""
+    import numpy as np
+
+    from models.fast_path import FastOdds, SingleRow
+    from training.scoring import champion
+
+    engine = make_engine(world)
+    rows = case_rows(engine)
+    engine.dispose()
+    now = dt.datetime.now(dt.UTC)
+    entities = [{"case_pk": int(pk), "debtor_key": key, "decision_ts": now}
+                for pk, key in zip(rows["case_pk"], rows["debtor_key"], strict=True)]
+    values = OnlineReader(feature_store(world, serving=True), SETTLEMENT_V1).read(entities)
+    for name in ("reachability", "settlement"):
+        fast = FastOdds(champion(world, name)[0])
+        assert fast.single is not None
+        matrix = np.vstack([fast.row({k: v[i] for k, v in values.items()}) for i in range(len(entities))])
+        assert np.isnan(matrix).any()  # missing values take the trees' default branches too
+        single = np.array([fast.single.predict(matrix[i:i + 1], SingleRow.NORMAL)[0] for i in range(len(matrix))])
+        contrib = np.vstack([fast.single.predict(matrix[i:i + 1], SingleRow.CONTRIB) for i in range(len(matrix))])
+        np.testing.assert_array_equal(single, fast.booster.predict(matrix, num_threads=1))
+        np.testing.assert_array_equal(contrib, fast.booster.predict(matrix, pred_contrib=True, num_threads=1))
+        with pytest.raises(ValueError, match="one row of"):
+            fast.single.predict(matrix[0, :-1], SingleRow.NORMAL)
