@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from feast import FeatureStore, FeatureView, OnDemandFeatureView
+from feast.errors import FeatureViewNotFoundException
 from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
 from feast.value_type import ValueType
 
@@ -67,7 +68,7 @@ def _plan(store: FeatureStore, service_name: str, stamp: object) -> _Plan:
         wanted = [f.name for f in projection.features]
         try:
             view: Any = registry.get_feature_view(projection.name, project, allow_cache=True)
-        except Exception:  # not a stored view: an on-demand one
+        except FeatureViewNotFoundException:  # not a stored view: an on-demand one
             view = registry.get_on_demand_feature_view(projection.name, project, allow_cache=True)
         if isinstance(view, OnDemandFeatureView):
             if (view.mode != "python" or view.singleton or view.aggregations or view.write_to_online_store
