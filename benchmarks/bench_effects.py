@@ -67,23 +67,35 @@ def _read(path: Path):  # noqa: ANN202
 
 
 def _world(world: str) -> dict:
+    """One world's figures. With ``CONCORD_BENCH_KEEP`` (a folder), the world, its store and its
+    odds models are kept there and reused by the next run of the same world: only the
+    action-effect model is trained again (for iterating on it)."""
     import pandas as pd
 
     n_cases, seed = WORLDS[world]
+    keep = os.environ.get("CONCORD_BENCH_KEEP")
     with tempfile.TemporaryDirectory() as scratch:
-        folder, home = Path(scratch) / "world", Path(scratch) / "home"
+        base = Path(keep) / world if keep else Path(scratch)
+        folder, home = base / "world", base / "home"
         env = {**os.environ, "CONCORD_HOME": str(home), "CONCORD_PSEUDONYM_KEY": "benchmark", "PYTHONPATH": str(ROOT)}
         env.pop("CONCORD_DATABASE_URL", None)
         started = time.perf_counter()
-        paths = _prepare(world, n_cases, seed, folder, env)
+        ready = base / "prepared.json"
+        if ready.exists():
+            paths = {k: Path(v) for k, v in json.loads(ready.read_text(encoding="utf-8")).items()}
+        else:
+            paths = _prepare(world, n_cases, seed, folder, env)
         truth = _read(paths["truth_actions"])
         snapshot = pd.Timestamp(truth["snapshot"].iloc[0])
         snapshot = snapshot.tz_convert("UTC") if snapshot.tzinfo else snapshot.tz_localize("UTC")
-        for table in TABLES:
-            _cli(env, "import", table, str(paths[table]), "--historical")
-        _cli(env, "features", "build", "--as-of", WORLD_END if world.startswith("simulator") else "2025-07-01")
-        _cli(env, "features", "apply")
-        _cli(env, "train", "--model", "all", "--as-of", snapshot.isoformat())
+        if not ready.exists():
+            for table in TABLES:
+                _cli(env, "import", table, str(paths[table]), "--historical")
+            _cli(env, "features", "build", "--as-of", WORLD_END if world.startswith("simulator") else "2025-07-01")
+            _cli(env, "features", "apply")
+            _cli(env, "train", "--model", "all", "--as-of", snapshot.isoformat())
+            if keep:
+                ready.write_text(json.dumps({k: str(v) for k, v in paths.items()}), encoding="utf-8")
         prepared = time.perf_counter() - started
         _cli(env, "train", "--model", "action_effects", "--as-of", snapshot.isoformat())
         trained = time.perf_counter() - started - prepared

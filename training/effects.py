@@ -8,7 +8,7 @@
    its overlap diagnostics per action;
 3. out of time (decisions from the newest 20 % of the period, models fitted on decisions whose
    90-day windows had closed before it), each candidate of ``METHODS`` (pooled, pooled without
-   weights, per action: :class:`models.effects.ActionEffects`) is fitted and its greedy policy
+   weights, per action, DR-learner, surrogate: :class:`models.effects.ActionEffects`) is fitted and its greedy policy
    (the action of highest estimated settlement odds among those the logging policy gave at least
    ``SUPPORT_FLOOR`` probability) is valued off policy; the candidate with the higher
    self-normalised IPS value is chosen (model-free: no candidate's outcome model grades its own
@@ -40,7 +40,9 @@ Step = Callable[[str], None]
 # Candidate methods (name -> ActionEffects settings); the holdout's DR value chooses among them.
 METHODS: dict[str, dict[str, Any]] = {"pooled": {"method": "pooled"},
                                       "pooled_unweighted": {"method": "pooled", "weight_clip": 1.0},
-                                      "per_action": {"method": "per_action"}}
+                                      "per_action": {"method": "per_action"},
+                                      "dr_learner": {"method": "dr_learner"},
+                                      "surrogate": {"method": "surrogate"}}
 SUPPORT_FLOOR = 0.02  # an action the logging policy gave less than this is not one the debtor could get
 HOLDOUT_SHARE = 0.2
 MIN_SETTLED = 30
@@ -98,6 +100,18 @@ def overlap_table(data: LoggedDecisions, propensity: LoggingPropensity, mu: np.n
             "fallback_reason": fallback.get(name, "no history"),
         })
     return pd.DataFrame(rows)
+
+
+def fit_model(settings: dict[str, Any], data: LoggedDecisions, mu: np.ndarray,
+              propensity: LoggingPropensity) -> ActionEffects:
+    """An :class:`ActionEffects` with ``settings`` fitted on ``data`` (the support of each action
+    from the propensity model, the cases as cross-fitting groups)."""
+    names = sorted({str(a) for a in data.actions})
+    support = propensity.of(data.values, names) >= SUPPORT_FLOOR
+    meta = data.meta
+    return ActionEffects(**settings).fit(data.values, data.actions, data.labels, mu, data.features, support=support,
+                                         groups=meta["case_pk"].to_numpy() if "case_pk" in meta else None,
+                                         outcomes=meta["outcome"].astype(str).to_numpy() if "outcome" in meta else None)
 
 
 def holdout_value(model: ActionEffects, propensity: LoggingPropensity, holdout: LoggedDecisions,
@@ -158,11 +172,13 @@ def fit_effects(data: LoggedDecisions, params: dict[str, Any] | None = None, ste
     past, holdout = data.rows(fit_rows), data.rows(holdout_rows)
     past_mu, holdout_mu = mu[fit_rows], mu[holdout_rows]
     candidates, fitted = [], {}
+    if "outcome" not in data.meta:  # decisions without their immediate outcomes: no surrogate
+        methods = tuple(m for m in methods if METHODS[m].get("method") != "surrogate")
     for method in methods:
         if step:
             step(f"action_effects: {method} fitted on {len(past):,} decisions, valued on {len(holdout):,}")
         settings = {**params, **METHODS[method], "members": 0}
-        model = ActionEffects(**settings).fit(past.values, past.actions, past.labels, past_mu, data.features)
+        model = fit_model(settings, past, past_mu, propensity)
         value, q = holdout_value(model, propensity, holdout, holdout_mu)
         fitted[method] = (model, value)
         candidates.append({"method": method, **value.as_dict(),
@@ -176,8 +192,7 @@ def fit_effects(data: LoggedDecisions, params: dict[str, Any] | None = None, ste
     chosen = str(table.loc[table["snips"].idxmax(), "method"])
     if step:
         step(f"action_effects: {chosen} refitted on all {len(data):,} decisions")
-    model = ActionEffects(**{**params, **METHODS[chosen]}).fit(data.values, data.actions, data.labels, mu,
-                                                               data.features)
+    model = fit_model({**params, **METHODS[chosen]}, data, mu, propensity)
     if not model.supported_:
         reasons = "; ".join(f"{name}: {why}" for name, why in model.fallback_.items())
         raise TrainingRefused(f"action_effects: no action has enough history and overlap to be estimated ({reasons})")
