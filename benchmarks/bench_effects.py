@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_policy import TABLES, WORLD_END, _cli, synthetic_cases, synthetic_events  # noqa: E402
+from benchmarks.bench_policy import TABLES, WORLD_END, _cli, synthetic_cases, time_recommendations  # noqa: E402
 from benchmarks.common import peak_rss_mib, run_child  # noqa: E402
 
 MODEL_FILE = ROOT / "benchmarks" / "out" / "effects_model.pkl"
@@ -236,11 +236,7 @@ def _logging_probabilities(truth, cases, names):  # noqa: ANN001, ANN202
 
 
 def _recommend(n: int) -> dict:
-    from policies.answers import batch_frame
     from policies.config import load_policy
-    from policies.engine import PolicyEngine
-    from policies.facts import Facts
-    from policies.history import contact_facts
     from policies.learned_value import LearnedValue
 
     policy = load_policy()
@@ -248,25 +244,9 @@ def _recommend(n: int) -> dict:
         model, source = pickle.loads(MODEL_FILE.read_bytes()), "the simulator world's trained model"
     else:
         model, source = _synthetic_model(), "a model fitted on synthetic decisions"
-    cases = synthetic_cases(n)
-    events = synthetic_events(cases)
-    engine = PolicyEngine(policy, LearnedValue(model, policy.effects, "benchmark"))
-    started = time.perf_counter()
-    history = contact_facts(cases, events, policy.catalogue)
-    frame = cases.join(history)
-    del events
-    history_s = time.perf_counter() - started
-    started = time.perf_counter()
-    decisions = engine.decide(Facts.from_frame(frame))
-    decide_s = time.perf_counter() - started
-    started = time.perf_counter()
-    answer = batch_frame(decisions, engine, frame)
-    answer_s = time.perf_counter() - started
+    _, _, _, decisions, figures = time_recommendations(n, LearnedValue(model, policy.effects, "benchmark"))
     learned = [a for a, s in zip(policy.catalogue.names, decisions.estimates.source, strict=True) if s != "prior"]
-    return {"cases": n, "model": source, "method": model.method, "trees": model.trees_, "learned_actions": learned,
-            "history_seconds": round(history_s, 1), "decide_seconds": round(decide_s, 1),
-            "answer_seconds": round(answer_s, 1), "seconds": round(history_s + decide_s + answer_s, 1),
-            "top_actions": {str(k): int(v) for k, v in answer["action"].value_counts().head(5).items()},
+    return {**figures, "model": source, "method": model.method, "trees": model.trees_, "learned_actions": learned,
             "peak_rss_mib": peak_rss_mib()}
 
 
