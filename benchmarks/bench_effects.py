@@ -113,11 +113,18 @@ def _judge(world: str, truth, snapshot) -> dict:  # noqa: ANN001
     from policies.config import load_policy
     from policies.learned_value import LearnedValue
     from policies.scores import ChampionScorer
+    from training import registry
 
     settings = get_settings()
     engine = make_engine(settings)
     policy, scorer = load_policy(), ChampionScorer.champions(settings)
-    learned = LearnedValue.champion(settings, policy.effects)
+    # The model this run trained: the champion on a new world, the challenger on a kept one.
+    client = registry.configure(settings)
+    newest = max((v for v in (registry.version_by_alias(client, "action_effects", alias)
+                              for alias in (registry.CHAMPION, registry.CHALLENGER)) if v is not None),
+                 key=lambda v: int(v.version))
+    learned = LearnedValue(registry.load_version("action_effects", str(newest.version)), policy.effects,
+                           str(newest.version))
     if world == "simulator":
         MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
         MODEL_FILE.write_bytes(pickle.dumps(learned.model))
