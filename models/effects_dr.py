@@ -27,6 +27,7 @@ import numpy as np
 
 BASELINE = "~baseline"  # the key of m(x), the logging policy's settlement odds, among the boosters
 P_FLOOR = 1e-4
+SHORT_ROUNDS = 30
 
 
 METRICS = {"binary": "binary_logloss", "multiclass": "multi_logloss", "regression": "l2"}
@@ -36,9 +37,11 @@ def _train(params: dict[str, Any], data: np.ndarray, y: np.ndarray, weight: np.n
            valid_fraction: float, stopping: int, categorical: list[int] | None = None) -> tuple[lgb.Booster, int]:
     """Train with early stopping on the newest ``valid_fraction`` (rows in time order), then refit on all."""
     cut = len(data) - int(len(data) * valid_fraction)
-    trees = rounds
     classes = params["objective"] != "regression"
     usable = 0 < cut < len(data) and (not classes or (len(np.unique(y[:cut])) >= 2 and len(np.unique(y[cut:])) >= 2))
+    # Without a validation set with every outcome, a short model: nothing tells how long to grow it
+    # (an action with one outcome, such as a close, would otherwise get every round x every class).
+    trees = rounds if usable or not classes else min(rounds, SHORT_ROUNDS)
     cats: list[int] | Literal["auto"] = categorical or "auto"
     if usable:
         w_fit, w_valid = (None, None) if weight is None else (weight[:cut], weight[cut:])
