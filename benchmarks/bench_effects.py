@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_policy import TABLES, WORLD_END, _cli, synthetic_cases, synthetic_events  # noqa: E402
+from benchmarks.bench_policy import TABLES, WORLD_END, _cli, synthetic_cases, time_recommendations  # noqa: E402
 from benchmarks.common import peak_rss_mib, run_child  # noqa: E402
 
 MODEL_FILE = ROOT / "benchmarks" / "out" / "effects_model.pkl"
@@ -67,23 +67,35 @@ def _read(path: Path):  # noqa: ANN202
 
 
 def _world(world: str) -> dict:
+    """One world's figures. With ``CONCORD_BENCH_KEEP`` (a folder), the world, its store and its
+    odds models are kept there and reused by the next run of the same world: only the
+    action-effect model is trained again (for iterating on it)."""
     import pandas as pd
 
     n_cases, seed = WORLDS[world]
+    keep = os.environ.get("CONCORD_BENCH_KEEP")
     with tempfile.TemporaryDirectory() as scratch:
-        folder, home = Path(scratch) / "world", Path(scratch) / "home"
+        base = Path(keep) / world if keep else Path(scratch)
+        folder, home = base / "world", base / "home"
         env = {**os.environ, "CONCORD_HOME": str(home), "CONCORD_PSEUDONYM_KEY": "benchmark", "PYTHONPATH": str(ROOT)}
         env.pop("CONCORD_DATABASE_URL", None)
         started = time.perf_counter()
-        paths = _prepare(world, n_cases, seed, folder, env)
+        ready = base / "prepared.json"
+        if ready.exists():
+            paths = {k: Path(v) for k, v in json.loads(ready.read_text(encoding="utf-8")).items()}
+        else:
+            paths = _prepare(world, n_cases, seed, folder, env)
         truth = _read(paths["truth_actions"])
         snapshot = pd.Timestamp(truth["snapshot"].iloc[0])
         snapshot = snapshot.tz_convert("UTC") if snapshot.tzinfo else snapshot.tz_localize("UTC")
-        for table in TABLES:
-            _cli(env, "import", table, str(paths[table]), "--historical")
-        _cli(env, "features", "build", "--as-of", WORLD_END if world.startswith("simulator") else "2025-07-01")
-        _cli(env, "features", "apply")
-        _cli(env, "train", "--model", "all", "--as-of", snapshot.isoformat())
+        if not ready.exists():
+            for table in TABLES:
+                _cli(env, "import", table, str(paths[table]), "--historical")
+            _cli(env, "features", "build", "--as-of", WORLD_END if world.startswith("simulator") else "2025-07-01")
+            _cli(env, "features", "apply")
+            _cli(env, "train", "--model", "all", "--as-of", snapshot.isoformat())
+            if keep:
+                ready.write_text(json.dumps({k: str(v) for k, v in paths.items()}), encoding="utf-8")
         prepared = time.perf_counter() - started
         _cli(env, "train", "--model", "action_effects", "--as-of", snapshot.isoformat())
         trained = time.perf_counter() - started - prepared
@@ -101,11 +113,18 @@ def _judge(world: str, truth, snapshot) -> dict:  # noqa: ANN001
     from policies.config import load_policy
     from policies.learned_value import LearnedValue
     from policies.scores import ChampionScorer
+    from training import registry
 
     settings = get_settings()
     engine = make_engine(settings)
     policy, scorer = load_policy(), ChampionScorer.champions(settings)
-    learned = LearnedValue.champion(settings, policy.effects)
+    # The model this run trained: the champion on a new world, the challenger on a kept one.
+    client = registry.configure(settings)
+    newest = max((v for v in (registry.version_by_alias(client, "action_effects", alias)
+                              for alias in (registry.CHAMPION, registry.CHALLENGER)) if v is not None),
+                 key=lambda v: int(v.version))
+    learned = LearnedValue(registry.load_version("action_effects", str(newest.version)), policy.effects,
+                           str(newest.version))
     if world == "simulator":
         MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
         MODEL_FILE.write_bytes(pickle.dumps(learned.model))
@@ -224,11 +243,7 @@ def _logging_probabilities(truth, cases, names):  # noqa: ANN001, ANN202
 
 
 def _recommend(n: int) -> dict:
-    from policies.answers import batch_frame
     from policies.config import load_policy
-    from policies.engine import PolicyEngine
-    from policies.facts import Facts
-    from policies.history import contact_facts
     from policies.learned_value import LearnedValue
 
     policy = load_policy()
@@ -236,25 +251,9 @@ def _recommend(n: int) -> dict:
         model, source = pickle.loads(MODEL_FILE.read_bytes()), "the simulator world's trained model"
     else:
         model, source = _synthetic_model(), "a model fitted on synthetic decisions"
-    cases = synthetic_cases(n)
-    events = synthetic_events(cases)
-    engine = PolicyEngine(policy, LearnedValue(model, policy.effects, "benchmark"))
-    started = time.perf_counter()
-    history = contact_facts(cases, events, policy.catalogue)
-    frame = cases.join(history)
-    del events
-    history_s = time.perf_counter() - started
-    started = time.perf_counter()
-    decisions = engine.decide(Facts.from_frame(frame))
-    decide_s = time.perf_counter() - started
-    started = time.perf_counter()
-    answer = batch_frame(decisions, engine, frame)
-    answer_s = time.perf_counter() - started
+    _, _, _, decisions, figures = time_recommendations(n, LearnedValue(model, policy.effects, "benchmark"))
     learned = [a for a, s in zip(policy.catalogue.names, decisions.estimates.source, strict=True) if s != "prior"]
-    return {"cases": n, "model": source, "method": model.method, "trees": model.trees_, "learned_actions": learned,
-            "history_seconds": round(history_s, 1), "decide_seconds": round(decide_s, 1),
-            "answer_seconds": round(answer_s, 1), "seconds": round(history_s + decide_s + answer_s, 1),
-            "top_actions": {str(k): int(v) for k, v in answer["action"].value_counts().head(5).items()},
+    return {**figures, "model": source, "method": model.method, "trees": model.trees_, "learned_actions": learned,
             "peak_rss_mib": peak_rss_mib()}
 
 

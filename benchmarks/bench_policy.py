@@ -101,7 +101,10 @@ def synthetic_events(cases, per_case: float = 9.0, seed: int = 1):  # noqa: ANN2
     })
 
 
-def _recommend(n: int) -> dict:
+def time_recommendations(n: int, action_value=None) -> tuple:  # noqa: ANN001
+    """``recommend --all``'s steps over ``n`` synthetic cases (about nine events each), timed:
+    history facts, decisions, the answer table. Returns the engine, the cases' facts frame, the
+    answer, the decisions and the figures (seconds, top actions). Shared with ``bench_effects``."""
     from policies.answers import batch_frame
     from policies.config import load_policy
     from policies.engine import PolicyEngine
@@ -110,7 +113,7 @@ def _recommend(n: int) -> dict:
 
     cases = synthetic_cases(n)
     events = synthetic_events(cases)
-    engine = PolicyEngine(load_policy())
+    engine = PolicyEngine(load_policy(), action_value)
     started = time.perf_counter()
     history = contact_facts(cases, events, engine.policy.catalogue)
     frame = cases.join(history)
@@ -123,11 +126,17 @@ def _recommend(n: int) -> dict:
     answer = batch_frame(decisions, engine, frame)
     answer_s = time.perf_counter() - started
     top = answer["action"].value_counts().head(5)
+    figures = {"cases": n, "events_per_case": 9, "history_seconds": round(history_s, 1),
+               "decide_seconds": round(decide_s, 1), "answer_seconds": round(answer_s, 1),
+               "seconds": round(history_s + decide_s + answer_s, 1),
+               "top_actions": {str(k): int(v) for k, v in top.items()}}
+    return engine, frame, answer, decisions, figures
+
+
+def _recommend(n: int) -> dict:
+    engine, frame, _, _, figures = time_recommendations(n)
     one = _one_case_ms(engine, frame.head(2000))
-    return {"cases": n, "events_per_case": 9, "history_seconds": round(history_s, 1),
-            "decide_seconds": round(decide_s, 1), "answer_seconds": round(answer_s, 1),
-            "seconds": round(history_s + decide_s + answer_s, 1),
-            "top_actions": {str(k): int(v) for k, v in top.items()}, **one, "peak_rss_mib": peak_rss_mib()}
+    return {**figures, **one, "peak_rss_mib": peak_rss_mib()}
 
 
 def _one_case_ms(engine, frame) -> dict:  # noqa: ANN001

@@ -5,9 +5,13 @@ and the logging policy's propensities, both learnt from logged decisions.
 decision, the action taken, its 0/1 outcome, the probability the logging policy chose it with):
 
 - ``pooled``: one LightGBM model with the action as a categorical treatment feature (an S-learner);
-- ``per_action``: one LightGBM model per action on that action's decisions (a T-learner).
+- ``per_action``: one LightGBM model per action on that action's decisions (a T-learner);
+- ``dr_learner``: the logging policy's odds plus each action's advantage over it, regressed on
+  cross-fitted doubly robust pseudo-outcomes (:mod:`models.effects_dr`);
+- ``surrogate``: each action's odds of each immediate outcome (reached, promise, agreement ...)
+  times the 90-day odds after that outcome (:mod:`models.effects_surrogate`).
 
-Both weight each decision by its inverse propensity (clipped at ``weight_clip``, then scaled so
+The first two weight each decision by its inverse propensity (clipped at ``weight_clip``, then scaled so
 that each action's weights sum to its count), so that every action's outcomes are learnt over the
 mix of debtors all decisions cover, not only those the logging policy sent it to. Training
 (``training.effects``) chooses the method by measurement. An action is *supported* when it has at
@@ -25,6 +29,9 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 from sklearn.base import BaseEstimator
+
+from models.effects_dr import BASELINE, fit_dr, odds
+from models.effects_surrogate import fit_surrogate, settle_odds, values_by_outcome
 
 CHOICE_BELOW = 0.95  # a decision taken with a lower probability was a real choice among actions
 ACTION_FEATURE = "action"
@@ -52,7 +59,8 @@ class ActionEffects(BaseEstimator):
                  subsample: float = 0.8, reg_lambda: float = 1.0, weight_clip: float = 20.0,
                  min_decisions: int = 200, min_choice_share: float = 0.05, members: int = 3,
                  valid_fraction: float = 0.2, early_stopping_rounds: int = 30, random_state: int = 0,
-                 n_jobs: int = 1) -> None:
+                 n_jobs: int = 1, folds: int = 2, dr_leaves: int = 15, dr_lambda: float = 10.0,
+                 dr_child_share: float = 0.02) -> None:
         self.method = method
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -69,6 +77,10 @@ class ActionEffects(BaseEstimator):
         self.early_stopping_rounds = early_stopping_rounds
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.folds = folds
+        self.dr_leaves = dr_leaves
+        self.dr_lambda = dr_lambda
+        self.dr_child_share = dr_child_share
 
     # ----------------------------------------------------------------------------- fitting
     def _params(self, rows: int) -> dict[str, Any]:
@@ -107,9 +119,13 @@ class ActionEffects(BaseEstimator):
         return out
 
     def fit(self, X: np.ndarray, actions: Sequence[str] | np.ndarray, y: np.ndarray, propensity: np.ndarray,
-            features: Sequence[str]) -> ActionEffects:
+            features: Sequence[str], support: np.ndarray | None = None,
+            groups: np.ndarray | None = None, outcomes: np.ndarray | None = None) -> ActionEffects:
         """Fit on ``X`` (rows in time order, float32, columns ``features``), the action name of each
-        row, its 0/1 outcome and the logging propensity (NaN where unknown); returns self."""
+        row, its 0/1 outcome and the logging propensity (NaN where unknown); returns self.
+        ``dr_learner`` also reads ``support`` (rows x sorted action names, bool: where the logging
+        policy could have taken each action; None: everywhere) and ``groups`` (each row's case, for
+        the cross-fitting folds); ``surrogate`` reads ``outcomes`` (each decision's immediate outcome)."""
         names = sorted({str(a) for a in actions})
         codes = np.searchsorted(np.asarray(names, dtype=object), np.asarray(actions, dtype=object))
         y = np.asarray(y, dtype=np.float64)
@@ -133,8 +149,17 @@ class ActionEffects(BaseEstimator):
             for name in self.supported_:
                 rows = codes == names.index(name)
                 self._fit_one(name, X[rows], y[rows], weight[rows], rng, categorical=[])
+        elif self.method == "dr_learner":
+            self.models_, self.members_, self.trees_ = fit_dr(self, X, codes, y, propensity, self.actions_, support,
+                                                              groups, rng)
+        elif self.method == "surrogate":
+            if outcomes is None:
+                raise ValueError("the surrogate method needs each decision's immediate outcome")
+            self.models_, self.trees_, self.outcomes_ = fit_surrogate(self, X, codes, y, outcomes, weight,
+                                                                      self.actions_)
+            self.members_ = {key: [] for key in self.models_}
         else:
-            raise ValueError(f"unknown method '{self.method}' (pooled or per_action)")
+            raise ValueError(f"unknown method '{self.method}' (pooled, per_action, dr_learner or surrogate)")
         return self
 
     def _fit_one(self, key: str, data: np.ndarray, y: np.ndarray, weight: np.ndarray, rng: np.random.Generator,
@@ -176,13 +201,25 @@ class ActionEffects(BaseEstimator):
         (rows x actions, bool) is false."""
         X = np.asarray(X, dtype=np.float32)
         out = np.full((len(X), len(actions)), np.nan)
+        base = value = None
+        if self.method in ("dr_learner", "surrogate") and any(name in self.supported_ for name in actions):
+            asked = np.ones(len(X), dtype=bool) if wanted is None else wanted.any(axis=1)
+            if self.method == "dr_learner":
+                base = np.full(len(X), np.nan)
+                base[asked] = self.models_[BASELINE].predict(X[asked], num_threads=num_threads)
+            else:
+                value = np.full((len(X), len(self.outcomes_)), np.nan)
+                value[asked] = values_by_outcome(self.models_, X[asked], self.outcomes_, num_threads)
         for j, name in enumerate(actions):
             if name not in self.supported_:
                 continue
             rows = np.arange(len(X)) if wanted is None else np.flatnonzero(wanted[:, j])
-            if rows.size:
+            if rows.size and value is not None:
+                out[rows, j] = settle_odds(self.models_, name, X[rows], value[rows], num_threads)
+            elif rows.size:
                 model, _, data = self._rows(X[rows], name)  # a copy of the wanted rows only
-                out[rows, j] = model.predict(data, num_threads=num_threads)
+                estimate = np.asarray(model.predict(data, num_threads=num_threads))
+                out[rows, j] = estimate if base is None else odds(base[rows], estimate)
         return out
 
     def interval(self, X: np.ndarray, name: str, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
@@ -192,20 +229,35 @@ class ActionEffects(BaseEstimator):
         if name not in self.supported_:
             nan = np.full(len(X), np.nan)
             return nan, nan
+        if self.method == "surrogate":  # no bootstrap members: the estimate alone
+            p = self.predict_actions(X, [name], num_threads=1)[:, 0]
+            return p, p
         model, members, data = self._rows(X, name)
-        centre = _logit(np.asarray(model.predict(data, num_threads=1)))
-        if not members:
+        base = np.asarray(self.models_[BASELINE].predict(data, num_threads=1)) if self.method == "dr_learner" else None
+
+        def p_of(booster: lgb.Booster) -> np.ndarray:
+            estimate = np.asarray(booster.predict(data, num_threads=1))
+            return estimate if base is None else odds(base, estimate)
+
+        centre = _logit(p_of(model))
+        if len(members) < 2:
             p = 1 / (1 + np.exp(-centre))
             return p, p
-        spread = np.std([_logit(np.asarray(m.predict(data, num_threads=1))) for m in members], axis=0, ddof=1)
+        spread = np.std([_logit(p_of(m)) for m in members], axis=0, ddof=1)
         return 1 / (1 + np.exp(-(centre - z * spread))), 1 / (1 + np.exp(-(centre + z * spread)))
 
     def contributions(self, X: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
         """Per row, each input's contribution to the action's log-odds (SHAP values, LightGBM's
-        ``pred_contrib``) and the inputs' names (the pooled model adds ``action``); no bias term."""
+        ``pred_contrib``; for ``dr_learner``, to its advantage over the logging policy, in
+        probability; for ``surrogate``, to the log-odds of the action's most valuable immediate
+        outcome for the case) and the inputs' names (the pooled model adds ``action``); no bias term."""
         model, _, data = self._rows(np.asarray(X, dtype=np.float32), name)
         names = list(self.feature_names_in_) + ([ACTION_FEATURE] if self.method == "pooled" else [])
         values = np.asarray(model.predict(data, pred_contrib=True, num_threads=1))
+        if self.method == "surrogate":
+            best = np.argmax(values_by_outcome(self.models_, data, self.outcomes_, 1), axis=1)
+            width = len(names) + 1
+            values = np.stack([values[i, k * width:(k + 1) * width] for i, k in enumerate(best)])
         return values[:, :-1], names
 
 

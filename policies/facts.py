@@ -80,7 +80,7 @@ def _fallback(name: str) -> Derivation | None:
         if kind.startswith("connected"):
             return (lambda f: f[reached]) if reached else (lambda f: np.zeros(f.n))
         return (lambda f: np.maximum(f[attempts] - f[reached], 0.0)) if reached else (lambda f: f[attempts])
-    if name.startswith("opted_out_"):
+    if name.startswith("opted_out_") and name != "opted_out_total":  # the total is a feature: never its own fallback
         return lambda f: (f["opted_out_total"] > 0).astype(float)
     if name == "dispute_open":
         return lambda f: (f["disputed_total"] > 0).astype(float)

@@ -27,31 +27,21 @@ from concord import ledger
 from concord.settings import Settings
 from models.specs import SETTLEMENT, ModelSpec
 from training import labels as label_defs
-from training.dataset import ENTITY_COLUMNS, fetch_values
+from training.dataset import ENTITY_COLUMNS, TrainingSet, fetch_values
 
 EFFECT_SPEC = ModelSpec(name="action_effects", label="settlement", feature_service=SETTLEMENT.feature_service)
 MAX_DECISIONS = 1_000_000  # an even sample of cases beyond this many decisions
 
 
 @dataclass
-class LoggedDecisions:
-    """Decisions oldest first: ``meta`` (entity columns, ``action``, ``propensity``, ``label``)
-    and ``values`` (float32 features, one column per name of ``features``)."""
-
-    meta: pd.DataFrame
-    values: np.ndarray
-    features: list[str]
-
-    def __len__(self) -> int:
-        return len(self.meta)
+class LoggedDecisions(TrainingSet):
+    """Decisions oldest first: ``meta`` (entity columns, ``action``, ``outcome``, ``propensity``,
+    ``label``) and ``values`` (float32 features, one column per name of ``features``): a
+    :class:`~training.dataset.TrainingSet` with the action taken and its propensity."""
 
     @property
     def actions(self) -> np.ndarray:
         return self.meta["action"].astype(str).to_numpy()
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self.meta["label"].to_numpy(dtype=np.int8)
 
     @property
     def propensity(self) -> np.ndarray:
