@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import hypothesis
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -18,6 +19,10 @@ from concord.settings import Settings
 REQUIRE_SERVICES = os.environ.get("CONCORD_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes"}
 POSTGRES_URL = os.environ.get("CONCORD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CONCORD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Hypothesis checks behaviour, not speed (speed is the benchmarks' job): no per-example deadline,
+# which failed test_parsing on a loaded machine (DeadlineExceeded at 557 ms > 200 ms).
+hypothesis.settings.register_profile("concord", deadline=None)
+hypothesis.settings.load_profile("concord")
 # The hyperparameter search of worlds that tests use rather than test: the start settings and two
 # more trials (the default is 30 trials or 600 s per model, which would dominate the suite).
 SMALL_SEARCH = {"CONCORD_TUNING_TRIALS": "3", "CONCORD_TUNING_SECONDS": "60"}
