@@ -3,10 +3,13 @@ profile (PostgreSQL, Redis), which skip when unreachable unless CONCORD_REQUIRE_
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import hypothesis
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -16,6 +19,13 @@ from concord.settings import Settings
 REQUIRE_SERVICES = os.environ.get("CONCORD_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes"}
 POSTGRES_URL = os.environ.get("CONCORD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CONCORD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Hypothesis checks behaviour, not speed (speed is the benchmarks' job): no per-example deadline,
+# which failed test_parsing on a loaded machine (DeadlineExceeded at 557 ms > 200 ms).
+hypothesis.settings.register_profile("concord", deadline=None)
+hypothesis.settings.load_profile("concord")
+# The hyperparameter search of worlds that tests use rather than test: the start settings and two
+# more trials (the default is 30 trials or 600 s per model, which would dominate the suite).
+SMALL_SEARCH = {"CONCORD_TUNING_TRIALS": "3", "CONCORD_TUNING_SECONDS": "60"}
 
 
 def service_unavailable(what: str, error: Exception) -> None:
@@ -99,19 +109,75 @@ def ledger_settings(request, tmp_path, monkeypatch) -> Settings:
     return Settings.from_env(env)
 
 
-@pytest.fixture(scope="session")
-def service_world(tmp_path_factory) -> str:
-    """CONCORD_HOME of a small simulated world (1,000 cases, ending yesterday), imported, featurised,
-    materialised, trained and promoted once per session; service tests copy it (``copy_world``).
-    ``CONCORD_TEST_SERVICE_WORLD`` names one built before (``python -m tests.service_world``), to
-    iterate on the service's tests without building it each run."""
-    from tests.service_world import build_world
+def _reachable(postgres: str, redis_server: str) -> bool:
+    """Whether both servers answer (checked quietly: the fixtures that need them skip or fail)."""
+    import redis
 
+    engine = create_engine(postgres, connect_args={"connect_timeout": 3})
+    client = redis.Redis.from_url(redis_server, socket_connect_timeout=3)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+        return bool(client.ping())
+    except Exception:  # any driver error means: not now
+        return False
+    finally:
+        engine.dispose()
+        client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def early_worlds(request, tmp_path_factory) -> Iterator[dict[str, tuple[dict[str, str], Any]]]:
+    """The slow worlds the selected tests will need (``service_world``, ``production_world``),
+    started in child processes when the session starts, so that they are built while the tests
+    before them run; the fixtures wait for them. Name: (environment, build)."""
+    from tests.service_world import WorldBuild, production_profile
+
+    wanted = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    started: dict[str, tuple[dict[str, str], Any]] = {}
+    with contextlib.ExitStack() as stack:
+        if "service_world" in wanted and not os.environ.get("CONCORD_TEST_SERVICE_WORLD"):
+            root = tmp_path_factory.mktemp("service-world")
+            env = {"CONCORD_HOME": str(root / "home"), "CONCORD_PSEUDONYM_KEY": "service-test"}
+            started["service_world"] = env, WorldBuild(root, env)
+            stack.callback(started["service_world"][1].stop)
+        if "production_world" in wanted and _reachable(POSTGRES_URL, REDIS_URL):
+            root = tmp_path_factory.mktemp("service-production")
+            env = stack.enter_context(production_profile(POSTGRES_URL, REDIS_URL, root))
+            started["production_world"] = env, WorldBuild(root, env, kind="foreign", cases=1500)
+            stack.callback(started["production_world"][1].stop)
+        yield started
+
+
+@pytest.fixture(scope="session")
+def service_world(early_worlds) -> str:
+    """CONCORD_HOME of a small simulated world (1,000 cases, ending yesterday), imported, featurised,
+    materialised, trained and promoted once per session (built from the session's start:
+    ``early_worlds``); service tests copy it (``copy_world``). ``CONCORD_TEST_SERVICE_WORLD`` names
+    one built before (``python -m tests.service_world``), to iterate on the service's tests
+    without building it each run."""
     if os.environ.get("CONCORD_TEST_SERVICE_WORLD"):
         return os.environ["CONCORD_TEST_SERVICE_WORLD"]
-    root = tmp_path_factory.mktemp("service-world")
-    build_world(root, {"CONCORD_HOME": str(root / "home"), "CONCORD_PSEUDONYM_KEY": "service-test"})
-    return str(root / "home")
+    env, build = early_worlds["service_world"]
+    build.wait()
+    return env["CONCORD_HOME"]
+
+
+@pytest.fixture(scope="session")
+def production_world(postgres_server: str, redis_url: str, early_worlds, tmp_path_factory) -> Iterator[dict[str, str]]:
+    """The environment of a world not made by Concord's simulator (``tests/foreign_world.py``,
+    1,500 cases) on the production profile: PostgreSQL ledger and audit, Redis online store."""
+    from tests.service_world import WorldBuild, production_profile
+
+    if "production_world" in early_worlds:
+        env, build = early_worlds["production_world"]
+        build.wait()
+        yield env
+        return
+    root = tmp_path_factory.mktemp("service-production")
+    with production_profile(postgres_server, redis_url, root) as env:
+        WorldBuild(root, env, kind="foreign", cases=1500).wait()
+        yield env
 
 
 def copy_world(home: str, target) -> dict[str, str]:

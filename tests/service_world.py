@@ -20,6 +20,8 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,6 +29,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("mediators", "cases", "contact_checks", "capacity", "litigation", "events")
+REDIS_DB = 11  # the production world's online store: a database of its own on the shared server
 
 
 def build(home: Path, kind: str, cases: int) -> None:
@@ -65,12 +68,66 @@ def build(home: Path, kind: str, cases: int) -> None:
     engine.dispose()
 
 
+class WorldBuild:
+    """A world being built in a child process (``main``) with ``env`` (its CONCORD_* settings).
+
+    Started early, the build runs beside the tests that come before the ones needing it (most
+    tests use one core; CI has two); :meth:`wait` joins it and fails with the end of its log."""
+
+    def __init__(self, home: Path, env: dict[str, str], kind: str = "simulated", cases: int = 1000) -> None:
+        home.mkdir(parents=True, exist_ok=True)
+        self.log = home / "build.log"
+        with open(self.log, "wb") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "tests.service_world", str(home), kind, str(cases)],
+                                            env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+                                            stdout=out, stderr=subprocess.STDOUT)
+
+    def wait(self, timeout: float = 1800) -> None:
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"the world was not built in {timeout} s: {self.log.read_text()[-3000:]}") from None
+        assert code == 0, self.log.read_text()[-3000:]
+
+    def stop(self) -> None:
+        """End a build nobody waited for (the session ended early)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
 def build_world(home: Path, env: dict[str, str], kind: str = "simulated", cases: int = 1000) -> None:
     """Build a world in a child process with ``env`` (its CONCORD_* settings)."""
-    result = subprocess.run([sys.executable, "-m", "tests.service_world", str(home), kind, str(cases)],
-                            env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-                            capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
+    WorldBuild(home, env, kind, cases).wait(timeout=900)
+
+
+@contextlib.contextmanager
+def production_profile(postgres_url: str, redis_url: str, root: Path) -> Iterator[dict[str, str]]:
+    """The environment of a home under ``root`` on the production profile: a new PostgreSQL
+    database (ledger and audit) and Redis database ``REDIS_DB`` (online store), emptied first;
+    both are dropped or emptied afterwards."""
+    import redis
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"concord_service_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    online = make_url(redis_url).set(database=str(REDIS_DB)).render_as_string(hide_password=False)
+    client = redis.Redis.from_url(online)
+    client.flushdb()
+    try:
+        yield {"CONCORD_HOME": str(root / "home"), "CONCORD_PSEUDONYM_KEY": "service-test", "CONCORD_REDIS_URL": online,
+               "CONCORD_DATABASE_URL": make_url(postgres_url).set(database=name).render_as_string(hide_password=False)}
+    finally:
+        client.flushdb()
+        client.close()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def concord(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -26,6 +26,7 @@ from concord import ledger
 from concord.db import make_engine
 from serving.cli.app import app
 from tests import bank_exports as be
+from tests.conftest import SMALL_SEARCH
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -112,7 +113,7 @@ def pipeline(tmp_path_factory) -> Pipeline:
                 ["features", "build"], ["features", "apply"], ["features", "materialize"],
                 ["train", "--as-of", AS_OF], ["score", "--as-of", "2026-05-31", "--out", str(home / "scores.csv")]]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONCORD_")}
-    env.update(CONCORD_HOME=str(home), PYTHONPATH=str(ROOT))
+    env.update(CONCORD_HOME=str(home), PYTHONPATH=str(ROOT), **SMALL_SEARCH)
     out, err = root / "stdout.txt", root / "stderr.txt"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         result = subprocess.run([sys.executable, "-m", "tests.run_commands", json.dumps(commands)], cwd=root, env=env,

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from concord.db import make_engine
 from concord.settings import Settings
 from serving.cli.app import app
+from tests.conftest import SMALL_SEARCH
 
 AS_OF = "2026-06-20 10:00"
 
@@ -25,7 +26,7 @@ def world(tmp_path_factory) -> Iterator[Settings]:
     """A 1,500-case world simulated, imported, featurised, trained and promoted with `concord`'s
     own commands, as a user would."""
     home = tmp_path_factory.mktemp("policy-world")
-    env = {"CONCORD_HOME": str(home / "home"), "CONCORD_PSEUDONYM_KEY": "policy-test"}
+    env = {"CONCORD_HOME": str(home / "home"), "CONCORD_PSEUDONYM_KEY": "policy-test", **SMALL_SEARCH}
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)

@@ -12,47 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from concord import audit
 from concord.settings import Settings
 from tests.conftest import copy_world
-from tests.service_world import Service, build_world, concord, make_key
-
-REDIS_DB = 11  # the production world's online store: a database of its own on the shared server
-
-
-@pytest.fixture(scope="module")
-def production_world(postgres_server: str, redis_url: str, tmp_path_factory) -> Iterator[dict[str, str]]:
-    """The foreign world on PostgreSQL (ledger and audit) and Redis (online store)."""
-    import redis
-
-    name = f"concord_service_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    online = make_url(redis_url).set(database=str(REDIS_DB)).render_as_string(hide_password=False)
-    client = redis.Redis.from_url(online)
-    client.flushdb()
-    root = tmp_path_factory.mktemp("service-production")
-    env = {"CONCORD_HOME": str(root / "home"), "CONCORD_PSEUDONYM_KEY": "service-test", "CONCORD_REDIS_URL": online,
-           "CONCORD_DATABASE_URL": make_url(postgres_server).set(database=name).render_as_string(hide_password=False)}
-    try:
-        build_world(root, env, kind="foreign", cases=1500)
-        yield env
-    finally:
-        client.flushdb()
-        client.close()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+from tests.service_world import Service, concord, make_key
 
 
 def _open_case(env: dict[str, str]) -> tuple[str, str]:

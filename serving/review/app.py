@@ -8,6 +8,7 @@ tools may call with ``Authorization: Bearer KEY`` and ``Accept: application/json
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from serving.review.words import LANGUAGES, feature_name, outcome_name, stage_na
 
 TEMPLATES = Path(__file__).parent / "templates"
 FUNNEL_SECONDS, DISPUTES_SECONDS = 60.0, 30.0  # whole-ledger scans, computed at most this often
+Changed = Response | tuple[dict[str, Any], str]  # a refusal, or (JSON answer, page to go back to)
+Change = Callable[[Request, "access.Visitor", dict[str, str]], Changed]
 CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self'; form-action 'self'"  # no script at all
 
 
@@ -177,12 +180,31 @@ class ReviewApp:
                          done=request.query_params.get("done"))
 
     async def review(self, request: Request) -> Response:
+        """Approve or override a recommendation (the form's ``verdict``)."""
+        return await self.act(request, self._review)
+
+    async def resolve(self, request: Request) -> Response:
+        """Resolve a case's open dispute."""
+        return await self.act(request, self._resolve)
+
+    async def act(self, request: Request, change: Change) -> Response:
+        """A change posted by a supervisor's form or tool: guard and CSRF check, then ``change``, which
+        refuses (a response) or gives its JSON answer and the page (under the mount) people go back to."""
         who = self.guard(request)
         if isinstance(who, Response):
             return who
         values = await self.form(request, who)
         if values is None:
             return self.refuse(request, who, "the form's CSRF token is missing or wrong; reload the page", 403)
+        done = change(request, who, values)
+        if isinstance(done, Response):
+            return done
+        answer, page = done
+        if who.via == "bearer" or _wants_json(request):
+            return JSONResponse(answer)
+        return RedirectResponse(f"{request.scope.get('root_path', '')}{page}?done=1", status_code=303)
+
+    def _review(self, request: Request, who: access.Visitor, values: dict[str, str]) -> Changed:
         context = self.ctx()
         decision_id = request.path_params["decision_id"]
         current = store.decision(context.audit, decision_id)
@@ -199,18 +221,9 @@ class ReviewApp:
             if who.via == "bearer" or _wants_json(request):
                 return JSONResponse({"detail": str(refused)}, status_code=refused.status)
             return self.case_page(request, case, current, error=str(refused), status=refused.status)
-        if who.via == "bearer" or _wants_json(request):
-            return JSONResponse(_plain(state))
-        return RedirectResponse(f"{request.scope.get('root_path', '')}/decisions/{decision_id}?done=1",
-                                status_code=303)
+        return _plain(state), f"/decisions/{decision_id}"
 
-    async def resolve(self, request: Request) -> Response:
-        who = self.guard(request)
-        if isinstance(who, Response):
-            return who
-        values = await self.form(request, who)
-        if values is None:
-            return self.refuse(request, who, "the form's CSRF token is missing or wrong; reload the page", 403)
+    def _resolve(self, request: Request, who: access.Visitor, values: dict[str, str]) -> Changed:
         context = self.ctx()
         case = case_view.case_by_pk(context, request.path_params["case_pk"])
         if case is None:
@@ -220,10 +233,7 @@ class ReviewApp:
             context.forget("disputes")
         except store.ReviewRefused as refused:
             return self.refuse(request, who, str(refused), refused.status)
-        if who.via == "bearer" or _wants_json(request):
-            return JSONResponse({"case_id": case["case_id"], "creditor": case["creditor"], "resolved": True})
-        return RedirectResponse(f"{request.scope.get('root_path', '')}/cases/{case['case_pk']}?done=1",
-                                status_code=303)
+        return {"case_id": case["case_id"], "creditor": case["creditor"], "resolved": True}, f"/cases/{case['case_pk']}"
 
     # -- figures, funnel, audit -----------------------------------------------------------
     async def models(self, request: Request) -> Response:
