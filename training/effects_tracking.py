@@ -27,17 +27,16 @@ from concord.settings import Settings
 from training import registry
 from training.effects import SUPPORT_FLOOR, EffectsResult
 from training.ope import dr_difference, greedy, off_policy
+from training.tracking import sklearn_model_options
 
 MODEL = "action_effects"
 
 
 def _log_model(estimator: Any, name: str, registered: str | None = None) -> Any:
     import mlflow.sklearn
-    import skops.io
 
-    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(estimator))
-    return mlflow.sklearn.log_model(estimator, name=name, skops_trusted_types=trusted,
-                                    registered_model_name=registered)
+    return mlflow.sklearn.log_model(estimator, name=name, registered_model_name=registered,
+                                    **sklearn_model_options(estimator))
 
 
 def report_markdown(result: EffectsResult, extra: dict[str, Any]) -> str:

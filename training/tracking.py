@@ -11,6 +11,8 @@ that is registered (its rows, time range and tree count). Artifacts: ``report.md
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib.metadata
 import json
 import subprocess
 import tempfile
@@ -97,18 +99,41 @@ def _log_figures(result: TrainingResult) -> None:
         mlflow.log_metrics({f"{estimator}.auc_mean": mean, f"{estimator}.auc_std": spread})
 
 
+@functools.cache
+def _distributions() -> dict[str, tuple[str, ...]]:
+    return {module: tuple(names) for module, names in importlib.metadata.packages_distributions().items()}
+
+
+def pip_requirements(trusted: list[str]) -> list[str]:
+    """The pinned packages a model needs, read off the types it is made of (skops' list) and the
+    libraries that save and load it. MLflow's own inference loads every model again in a child
+    process (about 50 s a save on a loaded machine). Concord's own package is left out: it is
+    what loads the model, and it is not on an index."""
+    modules = {"mlflow", "sklearn", "skops", "numpy", "pandas", "scipy"} | {name.split(".")[0] for name in trusted}
+    own = set(_distributions().get("concord", ()))
+    names = {dist for module in modules for dist in _distributions().get(module, ()) if dist not in own}
+    return sorted(f"{name}=={importlib.metadata.version(name)}" for name in names)
+
+
+def sklearn_model_options(estimator: Any) -> dict[str, Any]:
+    """``mlflow.sklearn.log_model`` options every Concord model is saved with: skops serialisation
+    trusting exactly the types this model is made of (skops refuses unknown ones on load), and
+    the packages it needs."""
+    import skops.io
+
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(estimator))
+    return {"skops_trusted_types": trusted, "pip_requirements": pip_requirements(trusted)}
+
+
 def _log_model(estimator: Any, name: str, registered: str | None = None) -> Any:
     import mlflow.sklearn
-    import skops.io
     from mlflow.models import infer_signature
 
     sample = pd.DataFrame([[0.0] * len(estimator.feature_names_in_)], columns=list(estimator.feature_names_in_))
-    # skops refuses unknown types on load; these are the ones this very model is made of.
-    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(estimator))
     return mlflow.sklearn.log_model(
         estimator, name=name, signature=infer_signature(sample, estimator.predict_proba(sample)[:, 1]),
-        input_example=sample, pyfunc_predict_fn="predict_proba", skops_trusted_types=trusted,
-        registered_model_name=registered)
+        input_example=sample, pyfunc_predict_fn="predict_proba", registered_model_name=registered,
+        **sklearn_model_options(estimator))
 
 
 def log_and_register(settings: Settings, engine: Engine, result: TrainingResult, extra: dict[str, Any] | None = None,
