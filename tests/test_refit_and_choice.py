@@ -88,3 +88,31 @@ def test_rolling_origins_fit_only_on_decisions_whose_outcome_was_known_at_the_cu
         assert (times.iloc[fold.train] + horizon <= fold.cut).all()
         assert (times.iloc[fold.valid] >= fold.cut).all()
     assert [f.cut for f in folds] == sorted(f.cut for f in folds)
+
+
+def test_the_folds_tree_count_is_the_best_of_the_mean_curve_with_short_curves_carried_on() -> None:
+    from training.evaluation import mean_curve_best
+
+    # the second fold stopped at 3 trees: its last value counts on, so the mean peaks at 4
+    curves = [np.array([0.6, 0.7, 0.8, 0.9, 0.85]), np.array([0.6, 0.7, 0.65])]
+    assert mean_curve_best(curves) == 4
+    assert mean_curve_best([np.array([0.7, 0.6])]) == 1
+
+
+def test_each_fold_booster_is_fitted_on_its_own_past_and_cut_at_the_shared_tree_count() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from training.dataset import TrainingSet
+    from training.evaluation import fold_boosters
+    from training.origins import rolling_origins
+    from training.tuning import dataset_of
+
+    data = TrainingSet.from_frame(linear_world(3000, 3), REACHABILITY)
+    folds = rolling_origins(data.times, data.labels, pd.Timedelta(days=14))
+    params = {"objective": "binary", "metric": "auc", "learning_rate": 0.1, "num_leaves": 7, "verbosity": -1,
+              "feature_pre_filter": False}
+    boosters, trees = fold_boosters(params, dataset_of(data), folds, 400)
+    assert len(boosters) == len(folds) and 1 <= trees < 400
+    for booster, fold in zip(boosters, folds, strict=True):
+        assert booster.num_trees() <= trees  # the trees alone, cut at the shared count
+        assert roc_auc_score(data.labels[fold.valid], booster.predict(data.values[fold.valid])) > 0.6

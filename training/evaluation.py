@@ -8,7 +8,7 @@ blocks' ROC-AUC.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import lightgbm as lgb
 import numpy as np
@@ -67,14 +67,34 @@ class Evaluation:
 def fold_boosters(params: dict, dataset: lgb.Dataset, folds: list[Fold], max_trees: int
                   ) -> tuple[list[lgb.Booster], int]:
     """One booster per fold, fitted on the fold's training rows, and their tree count: where the
-    mean validation ROC-AUC over the folds stopped improving (at most ``max_trees``)."""
-    found = lgb.cv(params, dataset, num_boost_round=max_trees, folds=[(f.train, f.valid) for f in folds],
-                   return_cvbooster=True, stratified=False, shuffle=False,
-                   callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)])
-    cv_booster = found["cvbooster"]
-    assert isinstance(cv_booster, lgb.CVBooster)  # return_cvbooster=True gives one
-    trees = max(int(cv_booster.best_iteration), 1)
-    return [lgb.Booster(model_str=b.model_to_string(num_iteration=trees)) for b in cv_booster.boosters], trees
+    mean validation ROC-AUC over the folds stopped improving (at most ``max_trees``).
+
+    The folds are fitted one at a time, each stopping early on its own validation rows, and of
+    each only the trees and the validation curve are kept: a fold's binned rows and training
+    buffers are released before the next (``lgb.cv`` holds every fold's at once). A fold that
+    stopped before the others counts in the mean with the last value of its curve."""
+    curves, kept = [], []
+    for fold in folds:
+        record: dict[str, Any] = {}
+        # LightGBM takes the indices as an array (its type hint says list; a list of millions costs memory)
+        train = dataset.subset(cast("list[int]", fold.train))
+        valid = dataset.subset(cast("list[int]", fold.valid))
+        booster = lgb.train(params, train, num_boost_round=max_trees, valid_sets=[valid], valid_names=["valid"],
+                            callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False),
+                                       lgb.record_evaluation(record)])
+        curves.append(np.asarray(record["valid"]["auc"], dtype=float))
+        kept.append(lgb.Booster(model_str=booster.model_to_string(num_iteration=-1)))  # the trees alone
+        del booster, train, valid
+    trees = mean_curve_best(curves)
+    return [lgb.Booster(model_str=booster.model_to_string(num_iteration=trees)) for booster in kept], trees
+
+
+def mean_curve_best(curves: list[np.ndarray]) -> int:
+    """The tree count (1-based) at the best mean of validation curves of unequal length (each
+    shorter one carried on at its last value)."""
+    length = max(len(curve) for curve in curves)
+    padded = np.vstack([np.pad(curve, (0, length - len(curve)), mode="edge") for curve in curves])
+    return int(np.argmax(padded.mean(axis=0))) + 1
 
 
 def evaluate(spec: ModelSpec, data: TrainingSet, folds: list[Fold], params: dict[str, Any], dataset: lgb.Dataset,

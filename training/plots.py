@@ -25,7 +25,7 @@ def plots(result: TrainingResult, folder: Path) -> list[Path]:
     from sklearn.calibration import calibration_curve
 
     paths = []
-    sample = result.holdout[result.features].astype(float).head(2000)
+    sample = result.holdout[result.features].head(2000).astype(float)  # not a float64 copy of the whole holdout
     contributions = result.model.contributions(sample)
     values = contributions[result.features].to_numpy()
     shap.summary_plot(values, sample, show=False, max_display=20, rng=np.random.default_rng(0))  # jitter, reproducible
