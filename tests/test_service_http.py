@@ -4,6 +4,8 @@ audit before the answer, approval pending for sensitive actions, events reaching
 
 from __future__ import annotations
 
+import collections
+
 import datetime as dt
 import io
 import math
@@ -36,6 +38,12 @@ def api(service_world: str, tmp_path_factory) -> Iterator[dict]:
     assert "    zh: 失联修复\n" in catalogue
     marked = catalogue.replace("    zh: 失联修复\n", "    zh: 失联修复\n    sensitive: true\n")
     (policy / "catalogue.yaml").write_text(marked)
+    # The service decides at the wall clock: with quiet hours (22:00-08:00 Shanghai) on, every
+    # contact would wait while the suite runs in those hours. Quiet hours are tested at fixed
+    # times by the policy engine's tests; here they are off so the answers do not depend on the hour.
+    guardrails = (policy / "guardrails.yaml").read_text()
+    assert "\nquiet_hours:\n" in guardrails
+    (policy / "guardrails.yaml").write_text(guardrails.replace("\nquiet_hours:\n", "\nquiet_hours:\n  enabled: false\n"))
     env["CONCORD_POLICY_DIR"] = str(policy)
     settings = Settings.from_env(env)
     ledger = create_engine(settings.database_url)
@@ -191,7 +199,8 @@ def test_sensitive_actions_wait_for_approval(api) -> None:
                                                                       strict=True)][:1000]
     results = post(api, "next_best_action", {"cases": refs}, role="supervisor").json()["results"]
     sensitive = [r for r in results if r["sensitive"]]
-    assert sensitive and all(r["action"] in SENSITIVE for r in sensitive)
+    assert sensitive, collections.Counter(r["action"] for r in results)
+    assert all(r["action"] in SENSITIVE for r in sensitive)
     assert all(r["approval"] == "pending" and r["needs_review"] for r in sensitive)
     assert all(r["approval"] == "not_required" for r in results if not r["sensitive"])
     audit = create_engine(f"sqlite:///{api['home'] / 'audit.db'}")
