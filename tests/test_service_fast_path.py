@@ -24,18 +24,22 @@ from tests.conftest import copy_world
 from training.scoring import champion
 
 
+def every_case(settings: Settings, now: dt.datetime) -> list[dict]:
+    """One online entity row per case of the world's ledger, all at ``now``."""
+    engine = make_engine(settings)
+    rows = case_rows(engine)
+    engine.dispose()
+    return [{"case_pk": int(pk), "debtor_key": key, "decision_ts": now}
+            for pk, key in zip(rows["case_pk"], rows["debtor_key"], strict=True)]
+
+
 @pytest.fixture(scope="module")
 def world(service_world: str, tmp_path_factory) -> Settings:
     return Settings.from_env(copy_world(service_world, tmp_path_factory.mktemp("fast-path")))
 
 
 def test_fast_scores_equal_predict_proba(world: Settings) -> None:
-    engine = make_engine(world)
-    rows = case_rows(engine)
-    engine.dispose()
-    now = dt.datetime.now(dt.UTC)
-    entities = [{"case_pk": int(pk), "debtor_key": key, "decision_ts": now}
-                for pk, key in zip(rows["case_pk"], rows["debtor_key"], strict=True)]
+    entities = every_case(world, dt.datetime.now(dt.UTC))
     values = online_features(world, entities, SETTLEMENT_V1, store=feature_store(world))
     for name in ("reachability", "settlement"):
         model, _ = champion(world, name)

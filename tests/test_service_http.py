@@ -5,7 +5,6 @@ audit before the answer, approval pending for sensitive actions, events reaching
 from __future__ import annotations
 
 import collections
-
 import datetime as dt
 import io
 import math
@@ -43,7 +42,8 @@ def api(service_world: str, tmp_path_factory) -> Iterator[dict]:
     # times by the policy engine's tests; here they are off so the answers do not depend on the hour.
     guardrails = (policy / "guardrails.yaml").read_text()
     assert "\nquiet_hours:\n" in guardrails
-    (policy / "guardrails.yaml").write_text(guardrails.replace("\nquiet_hours:\n", "\nquiet_hours:\n  enabled: false\n"))
+    off = guardrails.replace("\nquiet_hours:\n", "\nquiet_hours:\n  enabled: false\n")
+    (policy / "guardrails.yaml").write_text(off)
     env["CONCORD_POLICY_DIR"] = str(policy)
     settings = Settings.from_env(env)
     ledger = create_engine(settings.database_url)

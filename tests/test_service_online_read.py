@@ -9,14 +9,13 @@ import math
 
 import pytest
 
-from concord.db import make_engine
 from concord.settings import Settings
 from features.repo import SETTLEMENT_V1
 from features.store.config import feature_store
 from features.store.retrieval import online_features
-from policies.cases import case_rows
 from serving.online import OnlineReader
 from tests.conftest import copy_world
+from tests.test_service_fast_path import every_case
 
 ENTITY = ("case_pk", "debtor_key", "decision_ts")
 
@@ -33,18 +32,14 @@ def _same(a: object, b: object) -> bool:
 
 
 def test_reader_equals_feast_for_every_case(world: Settings) -> None:
-    engine = make_engine(world)
-    rows = case_rows(engine)
-    engine.dispose()
     store = feature_store(world, serving=True)
     reader = OnlineReader(store, SETTLEMENT_V1)
     assert reader.supported()
     # a moment with microseconds (Feast's request data keeps whole seconds), an unknown case, no debtor
     now = dt.datetime.now(dt.UTC).replace(microsecond=987654)
-    entities = [{"case_pk": int(pk), "debtor_key": key, "decision_ts": now}
-                for pk, key in zip(rows["case_pk"], rows["debtor_key"], strict=True)]
-    entities += [{"case_pk": 10**9, "debtor_key": "nobody", "decision_ts": now},
-                 {"case_pk": int(rows["case_pk"].iloc[0]), "debtor_key": "", "decision_ts": now}]
+    cases = every_case(world, now)
+    entities = [*cases, {"case_pk": 10**9, "debtor_key": "nobody", "decision_ts": now},
+                {"case_pk": cases[0]["case_pk"], "debtor_key": "", "decision_ts": now}]
     expected = {k: v for k, v in online_features(world, entities, SETTLEMENT_V1, store=store).items()
                 if k not in ENTITY}
     got = reader.read(entities)
@@ -57,9 +52,9 @@ def test_reader_equals_feast_for_every_case(world: Settings) -> None:
         one = reader.read([entities[i]])
         assert all(_same(one[name][0], got[name][i]) for name in got)
     # the ages and ratios are there, not all missing
-    assert sum(v is not None for v in got["days_past_due"]) > len(rows) // 2
-    assert sum(v is not None for v in got["paid_share"]) > len(rows) // 2
-    assert all(v is None for name in got for v in [got[name][len(rows)]])  # the unknown case
+    assert sum(v is not None for v in got["days_past_due"]) > len(cases) // 2
+    assert sum(v is not None for v in got["paid_share"]) > len(cases) // 2
+    assert all(v is None for name in got for v in [got[name][len(cases)]])  # the unknown case
 
 
 def test_single_row_c_api_equals_booster_predict(world: Settings) -> None:
@@ -70,12 +65,7 @@ def test_single_row_c_api_equals_booster_predict(world: Settings) -> None:
     from models.fast_path import FastOdds, SingleRow
     from training.scoring import champion
 
-    engine = make_engine(world)
-    rows = case_rows(engine)
-    engine.dispose()
-    now = dt.datetime.now(dt.UTC)
-    entities = [{"case_pk": int(pk), "debtor_key": key, "decision_ts": now}
-                for pk, key in zip(rows["case_pk"], rows["debtor_key"], strict=True)]
+    entities = every_case(world, dt.datetime.now(dt.UTC))
     values = OnlineReader(feature_store(world, serving=True), SETTLEMENT_V1).read(entities)
     for name in ("reachability", "settlement"):
         fast = FastOdds(champion(world, name)[0])
