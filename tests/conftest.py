@@ -3,10 +3,12 @@ profile (PostgreSQL, Redis), which skip when unreachable unless CONCORD_REQUIRE_
 
 from __future__ import annotations
 
-import contextlib
+import fcntl
+import json
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -126,27 +128,83 @@ def _reachable(postgres: str, redis_server: str) -> bool:
         client.close()
 
 
+# Under pytest-xdist (``-n 2 --dist loadfile``, pyproject.toml) each worker takes the next whole test
+# file when it runs short: the longest files go first, so that none of them starts last while the
+# other worker idles. The service tests come late in either order: their worlds build meanwhile.
+LONGEST_FIRST = ("test_notebooks.py", "test_foreign_world.py", "test_policy_cli.py", "test_personal_data.py",
+                 "test_simulate_snapshot.py", "test_simulate.py", "test_refit_and_choice.py", "test_service_build.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
+EARLY_WORLDS = "early-worlds"
+
+
+def _run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder that every process of this run shares: the base temporary folder, or under
+    pytest-xdist the controller's, which holds each worker's."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session", autouse=True)
-def early_worlds(request, tmp_path_factory) -> Iterator[dict[str, tuple[dict[str, str], Any]]]:
+def early_worlds(request, tmp_path_factory) -> dict[str, tuple[dict[str, str], Any]]:
     """The slow worlds the selected tests will need (``service_world``, ``production_world``),
     started in child processes when the session starts, so that they are built while the tests
-    before them run; the fixtures wait for them. Name: (environment, build)."""
-    from tests.service_world import WorldBuild, production_profile
+    before them run; the fixtures wait for them. Name: (environment, build).
+
+    Each is built once per run: under pytest-xdist the first worker here starts it (under a lock,
+    in the run's shared folder) and the others wait for the same build. They are stopped, and the
+    production world's database and Redis data removed, when the whole run ends
+    (``pytest_sessionfinish``), not when the worker that started them ends."""
+    from tests.service_world import WorldBuild, open_production
 
     wanted = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    folder = _run_folder(tmp_path_factory) / EARLY_WORLDS
+    folder.mkdir(exist_ok=True)
     started: dict[str, tuple[dict[str, str], Any]] = {}
-    with contextlib.ExitStack() as stack:
-        if "service_world" in wanted and not os.environ.get("CONCORD_TEST_SERVICE_WORLD"):
-            root = tmp_path_factory.mktemp("service-world")
-            env = {"CONCORD_HOME": str(root / "home"), "CONCORD_PSEUDONYM_KEY": "service-test"}
-            started["service_world"] = env, WorldBuild(root, env)
-            stack.callback(started["service_world"][1].stop)
-        if "production_world" in wanted and _reachable(POSTGRES_URL, REDIS_URL):
-            root = tmp_path_factory.mktemp("service-production")
-            env = stack.enter_context(production_profile(POSTGRES_URL, REDIS_URL, root))
-            started["production_world"] = env, WorldBuild(root, env, kind="foreign", cases=1500)
-            stack.callback(started["production_world"][1].stop)
-        yield started
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        for name in ("service_world", "production_world"):
+            root = folder / name
+            if name not in wanted:
+                continue
+            if (root / "env.json").exists():  # another worker started it
+                started[name] = json.loads((root / "env.json").read_text()), WorldBuild.attach(root)
+                continue
+            if name == "service_world" and not os.environ.get("CONCORD_TEST_SERVICE_WORLD"):
+                env = {"CONCORD_HOME": str(root / "home"), "CONCORD_PSEUDONYM_KEY": "service-test"}
+                started[name] = env, WorldBuild(root, env)
+            elif name == "production_world" and _reachable(POSTGRES_URL, REDIS_URL):
+                root.mkdir()
+                env, made = open_production(POSTGRES_URL, REDIS_URL, root)
+                (root / "made.json").write_text(json.dumps(made))
+                started[name] = env, WorldBuild(root, env, kind="foreign", cases=1500)
+            else:
+                continue
+            (root / "env.json").write_text(json.dumps(started[name][0]))
+    return started
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """At the end of the run (in the pytest-xdist controller, after every worker): stop the early
+    world builds nobody waited for, drop the production world's database and empty its Redis."""
+    from tests.service_world import WorldBuild, close_production
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if os.environ.get("PYTEST_XDIST_WORKER") or factory is None:
+        return
+    folder = factory.getbasetemp() / EARLY_WORLDS
+    for root in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if (root / "build.pid").exists():
+            WorldBuild.attach(root).stop()
+        if (root / "made.json").exists():
+            close_production(json.loads((root / "made.json").read_text()))
+            (root / "made.json").unlink()
 
 
 @pytest.fixture(scope="session")

@@ -72,29 +72,55 @@ class WorldBuild:
     """A world being built in a child process (``main``) with ``env`` (its CONCORD_* settings).
 
     Started early, the build runs beside the tests that come before the ones needing it (most
-    tests use one core; CI has two); :meth:`wait` joins it and fails with the end of its log."""
+    tests use one core; CI has two); :meth:`wait` joins it and fails with the end of its log. The
+    child writes its exit status to ``build.status`` under ``home``, so that another process (a
+    pytest-xdist worker) can wait for a build it did not start: :meth:`attach`."""
 
     def __init__(self, home: Path, env: dict[str, str], kind: str = "simulated", cases: int = 1000) -> None:
         home.mkdir(parents=True, exist_ok=True)
         self.log = home / "build.log"
+        self.status = home / "build.status"
         with open(self.log, "wb") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "tests.service_world", str(home), kind, str(cases)],
-                                            env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-                                            stdout=out, stderr=subprocess.STDOUT)
+            self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
+                [sys.executable, "-m", "tests.service_world", str(home), kind, str(cases)],
+                env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        self.pid = self.process.pid
+        (home / "build.pid").write_text(str(self.pid))
+
+    @classmethod
+    def attach(cls, home: Path) -> WorldBuild:
+        """The build another process started under ``home``."""
+        build = cls.__new__(cls)
+        build.log, build.status, build.process = home / "build.log", home / "build.status", None
+        build.pid = int((home / "build.pid").read_text())
+        return build
+
+    def _running(self) -> bool:
+        if self.process is not None:
+            return self.process.poll() is None
+        try:
+            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
 
     def wait(self, timeout: float = 1800) -> None:
-        try:
-            code = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        deadline = time.monotonic() + timeout
+        while not self.status.exists() and self._running():
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"the world was not built in {timeout} s: {self.log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        if self.process is not None:
             self.process.wait()
-            raise AssertionError(f"the world was not built in {timeout} s: {self.log.read_text()[-3000:]}") from None
-        assert code == 0, self.log.read_text()[-3000:]
+        code = self.status.read_text().strip() if self.status.exists() else "no status (killed?)"
+        assert code == "0", f"the world build ended with {code}: {self.log.read_text()[-3000:]}"
 
     def stop(self) -> None:
         """End a build nobody waited for (the session ended early)."""
-        if self.process.poll() is None:
-            self.process.kill()
+        if not self.status.exists() and self._running():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(self.pid).kill()
+        if self.process is not None:
             self.process.wait()
 
 
@@ -103,31 +129,58 @@ def build_world(home: Path, env: dict[str, str], kind: str = "simulated", cases:
     WorldBuild(home, env, kind, cases).wait(timeout=900)
 
 
-@contextlib.contextmanager
-def production_profile(postgres_url: str, redis_url: str, root: Path) -> Iterator[dict[str, str]]:
+def open_production(postgres_url: str, redis_url: str, root: Path) -> tuple[dict[str, str], dict[str, str]]:
     """The environment of a home under ``root`` on the production profile: a new PostgreSQL
     database (ledger and audit) and Redis database ``REDIS_DB`` (online store), emptied first;
-    both are dropped or emptied afterwards."""
+    and what :func:`close_production` needs to drop and empty them."""
     import redis
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
     name = f"concord_service_{uuid.uuid4().hex[:10]}"
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
     online = make_url(redis_url).set(database=str(REDIS_DB)).render_as_string(hide_password=False)
     client = redis.Redis.from_url(online)
-    client.flushdb()
     try:
-        yield {"CONCORD_HOME": str(root / "home"), "CONCORD_PSEUDONYM_KEY": "service-test", "CONCORD_REDIS_URL": online,
-               "CONCORD_DATABASE_URL": make_url(postgres_url).set(database=name).render_as_string(hide_password=False)}
-    finally:
         client.flushdb()
+    finally:
         client.close()
+    env = {"CONCORD_HOME": str(root / "home"), "CONCORD_PSEUDONYM_KEY": "service-test", "CONCORD_REDIS_URL": online,
+           "CONCORD_DATABASE_URL": make_url(postgres_url).set(database=name).render_as_string(hide_password=False)}
+    return env, {"postgres_url": postgres_url, "database": name, "redis_url": online}
+
+
+def close_production(made: dict[str, str]) -> None:
+    """Empty the Redis database and drop the PostgreSQL database :func:`open_production` made."""
+    import redis
+    from sqlalchemy import create_engine, text
+
+    client = redis.Redis.from_url(made["redis_url"])
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    admin = create_engine(made["postgres_url"], isolation_level="AUTOCOMMIT")
+    try:
         with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{made["database"]}" WITH (FORCE)'))
+    finally:
         admin.dispose()
+
+
+@contextlib.contextmanager
+def production_profile(postgres_url: str, redis_url: str, root: Path) -> Iterator[dict[str, str]]:
+    """:func:`open_production` for the length of a ``with``; dropped and emptied afterwards."""
+    env, made = open_production(postgres_url, redis_url, root)
+    try:
+        yield env
+    finally:
+        close_production(made)
 
 
 def concord(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -212,5 +265,16 @@ class Service:
         self.process.wait(timeout=30)
 
 
+def main(home: Path, kind: str, cases: int) -> int:
+    """Build, then write the exit status to ``home/build.status`` (the waiters read it)."""
+    code = 1
+    try:
+        build(home, kind, cases)
+        code = 0
+    finally:
+        (home / "build.status").write_text(str(code))
+    return code
+
+
 if __name__ == "__main__":
-    build(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]))
+    sys.exit(main(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])))
