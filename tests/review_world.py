@@ -17,7 +17,12 @@ POLICIES = Path(__file__).resolve().parents[1] / "policies"
 
 
 def one_plus_x_policy(target: Path) -> Path:
-    """A copy of the shipped policy whose default workflow is the 1+X chain."""
+    """A copy of the shipped policy whose default workflow is the 1+X chain, quiet hours off.
+
+    The service decides at the wall clock: with quiet hours (22:00-08:00 Shanghai) on, every
+    contact is blocked while the suite runs in those hours, and the pages would show other
+    decisions by night than by day. Quiet hours are tested at fixed times by the policy engine's
+    tests; here they are off so that the decisions do not depend on the hour."""
     folder = target / "policy-one-plus-x"
     folder.mkdir(parents=True, exist_ok=True)
     for path in POLICIES.glob("*.yaml"):
@@ -25,6 +30,10 @@ def one_plus_x_policy(target: Path) -> Path:
     text = (folder / "policy.yaml").read_text(encoding="utf-8")
     assert "default: five_level" in text
     (folder / "policy.yaml").write_text(text.replace("default: five_level", "default: one_plus_x"), encoding="utf-8")
+    guardrails = (folder / "guardrails.yaml").read_text(encoding="utf-8")
+    assert "\nquiet_hours:\n" in guardrails
+    off = guardrails.replace("\nquiet_hours:\n", "\nquiet_hours:\n  enabled: false\n")
+    (folder / "guardrails.yaml").write_text(off, encoding="utf-8")
     return folder
 
 

@@ -12,6 +12,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import openpyxl
@@ -259,8 +260,11 @@ def test_events_are_acknowledged_all_or_none_counted_and_imported(api) -> None:
     assert fen.status_code == 400 and fen.json()["field"] == "events[1].amount", fen.text
     assert post(api, "events", {"events": [{"case_id": case_id, "at": "0001-01-01T00:00:00", "action": "wait",
                                             "actor": "system", "outcome": "sent"}]}).status_code == 400
-    events = [{"case_id": case_id, "at": (now - dt.timedelta(minutes=i)).isoformat(), "action": "voice_call",
-               "actor": "system", "outcome": "no_answer"} for i in range(3)]
+    # three calls today: seconds apart, never before the Shanghai day began (were they minutes apart,
+    # the daily count would miss some in the first minutes after midnight)
+    today = now.astimezone(ZoneInfo("Asia/Shanghai")).replace(hour=0, minute=0, second=0)
+    events = [{"case_id": case_id, "at": max(now - dt.timedelta(seconds=i), today).isoformat(),
+               "action": "voice_call", "actor": "system", "outcome": "no_answer"} for i in range(3)]
     acked = post(api, "events", {"events": events}, role="platform")
     assert acked.status_code == 200 and acked.json()["accepted"] == 3
     after = post(api, "next_best_action", {"case_id": case_id}, role="platform").json()["results"][0]
