@@ -152,7 +152,7 @@ def _run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def early_worlds(request, tmp_path_factory) -> dict[str, tuple[dict[str, str], Any]]:
+def early_worlds(request, tmp_path_factory) -> Iterator[dict[str, tuple[dict[str, str], Any]]]:
     """The slow worlds the selected tests will need (``service_world``, ``production_world``),
     started in child processes when the session starts, so that they are built while the tests
     before them run; the fixtures wait for them. Name: (environment, build).
@@ -187,7 +187,9 @@ def early_worlds(request, tmp_path_factory) -> dict[str, tuple[dict[str, str], A
             else:
                 continue
             (root / "env.json").write_text(json.dumps(started[name][0]))
-    return started
+    yield started
+    for _, build in started.values():
+        build.reap()  # a build this process started and another waited for: its CPU time is counted here
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -115,6 +115,11 @@ class WorldBuild:
         code = self.status.read_text().strip() if self.status.exists() else "no status (killed?)"
         assert code == "0", f"the world build ended with {code}: {self.log.read_text()[-3000:]}"
 
+    def reap(self) -> None:
+        """Collect the exit of a finished build this process started (no zombie left)."""
+        if self.process is not None:
+            self.process.poll()
+
     def stop(self) -> None:
         """End a build nobody waited for (the session ended early)."""
         if not self.status.exists() and self._running():
