@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from policies.catalogue import Catalogue
-from policies.facts import Facts
+from policies.facts import Facts, nan_to_num
 from policies.schema import Node
 
 _P_FLOOR = 1e-6  # probabilities are kept inside (0, 1) before taking log-odds
@@ -142,6 +142,6 @@ class PriorValue:
                 shift += np.where(dead_line, self.effects.dead_line_log_odds, 0.0)
             shifts[:, j] = shift
         p_settle = 1.0 / (1.0 + np.exp(-(logit[:, None] + shifts)))
-        recovery = np.nan_to_num(facts["recoverable_claim"], nan=0.0)
+        recovery = nan_to_num(facts["recoverable_claim"], nan=0.0)
         return ActionEstimates(actions=catalogue.names, p_settle=p_settle, recovery=recovery,
                                cost=catalogue.costs(), source=("prior",) * len(catalogue.actions))

@@ -20,7 +20,7 @@ Each rule has an id and a reason and blocks some actions for some cases:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -44,16 +44,28 @@ class Rule:
     targets: tuple[str, ...]
     blocked: Callable[[Facts, str], np.ndarray]
     cap: Cap | None = None  # set for per-debtor caps, which a batch must also enforce across cases
+    # per catalogue (by identity): the columns of the targeted actions on each channel, found once
+    _columns: dict[int, tuple[Catalogue, tuple[tuple[str, np.ndarray], ...]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+
+    def columns(self, catalogue: Catalogue) -> tuple[tuple[str, np.ndarray], ...]:
+        """Per channel, in catalogue order of first use, the catalogue columns this rule targets."""
+        found = self._columns.get(id(catalogue))
+        if found is not None and found[0] is catalogue:
+            return found[1]
+        by_channel: dict[str, list[int]] = {}
+        for j, action in enumerate(catalogue.actions):
+            if action.name in self.targets:
+                by_channel.setdefault(action.channel, []).append(j)
+        groups = tuple((channel, np.array(js, dtype=np.intp)) for channel, js in by_channel.items())
+        self._columns[id(catalogue)] = (catalogue, groups)
+        return groups
 
     def matrix(self, facts: Facts, catalogue: Catalogue) -> np.ndarray:
         """(cases x actions) True where this rule blocks the action for the case."""
         out = np.zeros((facts.n, len(catalogue.actions)), dtype=bool)
-        by_channel: dict[str, np.ndarray] = {}
-        for j, action in enumerate(catalogue.actions):
-            if action.name in self.targets:
-                if action.channel not in by_channel:
-                    by_channel[action.channel] = self.blocked(facts, action.channel)
-                out[:, j] = by_channel[action.channel]
+        for channel, columns in self.columns(catalogue):
+            out[:, columns] = np.asarray(self.blocked(facts, channel), dtype=bool).reshape(-1, 1)
         return out
 
 
