@@ -215,7 +215,7 @@ def single_answer(decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any
                 hits = [policy.guardrails.rules[decisions.blocked_by[0, j] - 1]]
             blocked.append(BlockedAction(action.name, tuple(r.id for r in hits), tuple(r.reason for r in hits)))
         elif not decisions.eligible[0, j]:
-            why = (f"precondition not met: {action.requires.describe()}" if stage_allows[j]
+            why = (f"precondition not met: {_described(action.requires)}" if stage_allows[j]
                    else f"not an action of the stage '{decisions.stage[0]}'")
             ineligible.append(IneligibleAction(action.name, why))
     offers = decisions.offers
@@ -238,6 +238,17 @@ def single_answer(decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any
         model_versions=model_versions, greedy_action=catalogue.names[int(decisions.greedy[0])],
         explored=bool(decisions.explored[0]), epsilon=float(decisions.epsilon[0]),
         propensity=round(float(decisions.propensity[0]), 6), explanation=_explanation(decisions, engine, order))
+
+
+_DESCRIBED: dict[int, tuple[Any, str]] = {}
+
+
+def _described(condition: Any) -> str:
+    """``condition.describe()``, worded once per condition (the catalogue's are built once)."""
+    found = _DESCRIBED.get(id(condition))
+    if found is None or found[0] is not condition:
+        found = _DESCRIBED[id(condition)] = (condition, condition.describe())
+    return found[1]
 
 
 def _rounded(value: float, digits: int) -> float | None:
