@@ -91,6 +91,11 @@ class FastOdds:
 
     def row(self, values: Mapping[str, Any]) -> np.ndarray:
         """One row (1 x features) from a mapping; a missing or None value is NaN."""
+        given = [values.get(name) for name in self.names]
+        try:  # numbers and None (numpy reads None as NaN): one conversion
+            return np.array(given, dtype=np.float64).reshape(1, -1)
+        except (TypeError, ValueError):  # some value is not a number: value by value, NaN where it is not
+            pass
         out = np.empty((1, len(self.names)), dtype=np.float64)
         for j, name in enumerate(self.names):
             value = values.get(name)

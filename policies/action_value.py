@@ -15,12 +15,13 @@ the debtor owns property), and a penalty for phone actions on a line known to be
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
 
 from policies.catalogue import Catalogue
-from policies.facts import Facts
+from policies.facts import Facts, nan_to_num
 from policies.schema import Node
 
 _P_FLOOR = 1e-6  # probabilities are kept inside (0, 1) before taking log-odds
@@ -36,9 +37,9 @@ class ActionEstimates:
     cost: np.ndarray  # (actions,): CNY
     source: tuple[str, ...]  # per action: "prior", or the name of the model that estimated it
 
-    @property
+    @cached_property
     def value(self) -> np.ndarray:
-        """(cases, actions) expected value in CNY."""
+        """(cases, actions) expected value in CNY (computed once; do not write into it)."""
         return self.p_settle * self.recovery[:, None] - self.cost[None, :]
 
 
@@ -127,21 +128,61 @@ class PriorValue:
     def __init__(self, effects: Effects) -> None:
         self.effects = effects
         self.version = f"effects-{effects.version}"
+        self._plans: dict[int, _Plan] = {}
+
+    def _plan(self, catalogue: Catalogue) -> _Plan:
+        """The catalogue's priors as arrays, built once per catalogue."""
+        plan = self._plans.get(id(catalogue))
+        if plan is not None and plan.catalogue is catalogue:
+            return plan
+        modifiers: list[Modifier] = []
+        actions = []
+        for action in catalogue.actions:
+            effect = self.effects.actions[action.name]
+            first = len(modifiers)
+            modifiers.extend(effect.modifiers)
+            actions.append((effect.log_odds, tuple(range(first, len(modifiers))), effect.needs_line))
+        plan = _Plan(catalogue, tuple(m.fact for m in modifiers), np.array([m.center for m in modifiers]),
+                     np.array([m.scale for m in modifiers]), np.array([m.clip for m in modifiers]),
+                     np.array([m.coef for m in modifiers]), tuple(actions))
+        self._plans[id(catalogue)] = plan
+        return plan
 
     def estimate(self, facts: Facts, catalogue: Catalogue, wanted: np.ndarray | None = None) -> ActionEstimates:
         base = np.clip(facts["p_settle"], _P_FLOOR, 1 - _P_FLOOR)
         logit = np.log(base / (1 - base))
-        dead_line = facts["line_works"] == 0
+        dead_line = np.where(facts["line_works"] == 0, self.effects.dead_line_log_odds, 0.0)
+        plan = self._plan(catalogue)
+        # every modifier's shift at once (Modifier.shift, element for element), then summed per action
+        # in the order effects.yaml lists them
+        shift_of = np.zeros((facts.n, 0))
+        if plan.facts:
+            x = np.column_stack([facts[name] for name in plan.facts])
+            x = np.clip((x - plan.center) / plan.scale, -plan.clip, plan.clip)
+            shift_of = np.where(np.isnan(x), 0.0, plan.coef * x)
         shifts = np.empty((facts.n, len(catalogue.actions)))
-        for j, action in enumerate(catalogue.actions):
-            effect = self.effects.actions[action.name]
-            shift = np.full(facts.n, effect.log_odds)
-            for modifier in effect.modifiers:
-                shift += modifier.shift(facts)
-            if effect.needs_line:
-                shift += np.where(dead_line, self.effects.dead_line_log_odds, 0.0)
+        for j, (log_odds, modifiers, needs_line) in enumerate(plan.actions):
+            shift = np.full(facts.n, log_odds)
+            for m in modifiers:
+                shift += shift_of[:, m]
+            if needs_line:
+                shift += dead_line
             shifts[:, j] = shift
         p_settle = 1.0 / (1.0 + np.exp(-(logit[:, None] + shifts)))
-        recovery = np.nan_to_num(facts["recoverable_claim"], nan=0.0)
+        recovery = nan_to_num(facts["recoverable_claim"], nan=0.0)
         return ActionEstimates(actions=catalogue.names, p_settle=p_settle, recovery=recovery,
                                cost=catalogue.costs(), source=("prior",) * len(catalogue.actions))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A catalogue's priors as arrays: each modifier's fact and parameters, and per action its
+    log-odds, the modifiers it sums (indices) and whether it needs a working line."""
+
+    catalogue: Catalogue
+    facts: tuple[str, ...]
+    center: np.ndarray
+    scale: np.ndarray
+    clip: np.ndarray
+    coef: np.ndarray
+    actions: tuple[tuple[float, tuple[int, ...], bool], ...]

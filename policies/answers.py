@@ -14,8 +14,9 @@ Neither carries a name, an ID number or a phone number.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -160,7 +161,29 @@ class Recommendation:
     explanation: Any = None  # policies.learned_value.Explanation, or None (prior values, or no runner-up)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """``dataclasses.asdict(self)``, without its deep copies (every leaf here is immutable)."""
+        return _as_dict(self)
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _as_dict(value: Any) -> Any:
+    """Dataclasses as dicts, tuples and lists rebuilt, dicts copied, leaves as they are: what
+    ``dataclasses.asdict`` gives for the answers' plain leaves (text, numbers, None)."""
+    kind = type(value)
+    if kind in (str, float, int, bool) or value is None:
+        return value
+    names = _FIELDS.get(kind)
+    if names is None and is_dataclass(value):
+        names = _FIELDS.setdefault(kind, tuple(f.name for f in fields(value)))
+    if names is not None:
+        return {name: _as_dict(getattr(value, name)) for name in names}
+    if kind in (tuple, list):
+        return kind(_as_dict(item) for item in value)
+    if kind is dict:
+        return {key: _as_dict(item) for key, item in value.items()}
+    return copy.deepcopy(value)
 
 
 def _number(value: float) -> float | None:
@@ -181,7 +204,8 @@ def single_answer(decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any
                                 catalogue.actions[j].cost_cny, est.source[j], _rounded(low[j], 6), _rounded(high[j], 6),
                                 _rounded(low[j] * recovery - catalogue.actions[j].cost_cny, 2),
                                 _rounded(high[j] * recovery - catalogue.actions[j].cost_cny, 2)) for j in order)
-    rule_hits = [rule.matrix(facts, catalogue)[0] for rule in policy.guardrails.rules]
+    rule_hits = [hit[0] for hit in (decisions.rule_hits if decisions.rule_hits is not None
+                                    else [rule.matrix(facts, catalogue) for rule in policy.guardrails.rules])]
     blocked, ineligible = [], []
     stage_allows = engine.stage_allows(str(decisions.workflow[0]), str(decisions.stage[0]))
     for j, action in enumerate(catalogue.actions):
@@ -191,7 +215,7 @@ def single_answer(decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any
                 hits = [policy.guardrails.rules[decisions.blocked_by[0, j] - 1]]
             blocked.append(BlockedAction(action.name, tuple(r.id for r in hits), tuple(r.reason for r in hits)))
         elif not decisions.eligible[0, j]:
-            why = (f"precondition not met: {action.requires.describe()}" if stage_allows[j]
+            why = (f"precondition not met: {_described(action.requires)}" if stage_allows[j]
                    else f"not an action of the stage '{decisions.stage[0]}'")
             ineligible.append(IneligibleAction(action.name, why))
     offers = decisions.offers
@@ -214,6 +238,17 @@ def single_answer(decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any
         model_versions=model_versions, greedy_action=catalogue.names[int(decisions.greedy[0])],
         explored=bool(decisions.explored[0]), epsilon=float(decisions.epsilon[0]),
         propensity=round(float(decisions.propensity[0]), 6), explanation=_explanation(decisions, engine, order))
+
+
+_DESCRIBED: dict[int, tuple[Any, str]] = {}
+
+
+def _described(condition: Any) -> str:
+    """``condition.describe()``, worded once per condition (the catalogue's are built once)."""
+    found = _DESCRIBED.get(id(condition))
+    if found is None or found[0] is not condition:
+        found = _DESCRIBED[id(condition)] = (condition, condition.describe())
+    return found[1]
 
 
 def _rounded(value: float, digits: int) -> float | None:

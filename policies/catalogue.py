@@ -9,6 +9,7 @@ precondition fails is not eligible, whatever the workflow stage allows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class Catalogue:
     channels: tuple[str, ...]
     actions: tuple[Action, ...]
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.actions)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from policies.facts import SHANGHAI_OFFSET_S, Facts
+from policies.facts import SHANGHAI_OFFSET_S, Facts, nan_to_num
 from policies.schema import Node
 
 DAY_S = 86_400
@@ -93,13 +93,13 @@ def compute_claims(facts: Facts, rules: ClaimRules, claim_ts: np.ndarray | None 
     """Claims of every case at ``claim_ts`` (epoch seconds; default each case's ``decision_ts``)."""
     claim_day = local_day(facts["decision_ts"] if claim_ts is None else claim_ts)
     overdue_day = local_day(facts["overdue_since_ts"])
-    days = np.maximum(np.nan_to_num(claim_day - overdue_day, nan=0.0), 0.0)
-    principal = fen(np.nan_to_num(facts["principal"], nan=0.0))
+    days = np.maximum(nan_to_num(claim_day - overdue_day, nan=0.0), 0.0)
+    principal = fen(nan_to_num(facts["principal"], nan=0.0))
     rate = facts["annual_rate"]
     years = days / rules.day_count
     has_rate = ~np.isnan(rate)
-    interest_full = np.where(has_rate, fen(principal * np.nan_to_num(rate) * years), fen(facts["interest"]))
-    penalty_full = np.where(has_rate, fen(principal * np.nan_to_num(rate) * rules.penalty_markup * years),
+    interest_full = np.where(has_rate, fen(principal * nan_to_num(rate) * years), fen(facts["interest"]))
+    penalty_full = np.where(has_rate, fen(principal * nan_to_num(rate) * rules.penalty_markup * years),
                             fen(facts["penalty"]))
     fees_full = fen(facts["fees"])
     cap_total = fen(principal * rules.legal_cap_annual_rate * years)

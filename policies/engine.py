@@ -33,7 +33,7 @@ from policies.claims import Claims, compute_claims, limitation_end_day, local_da
 from policies.conditions import ALWAYS
 from policies.config import Policy
 from policies.exploration import explore, uniforms
-from policies.facts import Facts
+from policies.facts import Facts, nan_to_num
 from policies.guardrails import debtor_overflow
 from policies.offers import Offers, size_offers
 
@@ -60,6 +60,9 @@ class Decisions:
     explored: np.ndarray  # (cases,) True where exploration drew the action
     probabilities: np.ndarray  # (cases, actions) the chance each action had of being recommended
     epsilon: np.ndarray  # (cases,) the exploration share applied
+    # One case decided alone: each guardrail's (1 x actions) hits, which its answer lists in full
+    # (None for a batch, where they would take cases x actions x rules of memory)
+    rule_hits: tuple[np.ndarray, ...] | None = None
 
     @property
     def value(self) -> np.ndarray:
@@ -106,12 +109,13 @@ class PolicyEngine:
             if action.requires is not ALWAYS:
                 eligible[:, j] &= action.requires.evaluate(facts)
         blocked_by = np.zeros(eligible.shape, dtype=np.int16)
-        for k, rule in enumerate(policy.guardrails.rules):
-            blocked_by[(blocked_by == 0) & rule.matrix(facts, catalogue)] = k + 1
+        hits = tuple(rule.matrix(facts, catalogue) for rule in policy.guardrails.rules)
+        for k, hit in enumerate(hits):
+            blocked_by[(blocked_by == 0) & hit] = k + 1
         candidate = eligible & (blocked_by == 0)
         estimates = (self.action_value.estimate(facts, catalogue, candidate.copy()) if self._takes_wanted
                      else self.action_value.estimate(facts, catalogue))
-        value = np.nan_to_num(estimates.value, nan=-np.inf)
+        value = nan_to_num(estimates.value, nan=-np.inf)
         chosen = _best(value, candidate, self._wait)
         if facts.n > 1:
             chosen = self._within_debtor_caps(facts, value, candidate, blocked_by, chosen)
@@ -128,7 +132,7 @@ class PolicyEngine:
                          estimates=estimates, chosen=chosen, fallback=~candidate.any(axis=1),
                          ranking=_ranking(value, candidate, 1 + RUNNER_UPS), claims=claims,
                          limitation_day=limitation, offers=offers, greedy=greedy, explored=explored,
-                         probabilities=probabilities, epsilon=epsilon)
+                         probabilities=probabilities, epsilon=epsilon, rule_hits=hits if facts.n == 1 else None)
 
     def _explore(self, facts: Facts) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         """Each case's exploration share and its two uniform draws (None when nobody explores).

@@ -205,6 +205,17 @@ class Facts:
         return out
 
 
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+
+def nan_to_num(values: Any, nan: float = 0.0) -> np.ndarray:
+    """``np.nan_to_num(values, nan=nan)`` for float arrays (NaN to ``nan``, infinities to the
+    largest finite floats), in four ufunc calls: numpy's own costs about ten times as much on the
+    one-case path, where the engine calls it a dozen times per answer."""
+    x = np.asarray(values, dtype=np.float64)
+    return np.where(np.isnan(x), nan, np.minimum(np.maximum(x, -_FLOAT_MAX), _FLOAT_MAX))
+
+
 def _plain(value: Any) -> Any:
     """Datetimes as epoch seconds, a missing time as None, anything else as it is."""
     if value is pd.NaT:

@@ -20,7 +20,7 @@ Each rule has an id and a reason and blocks some actions for some cases:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -44,16 +44,34 @@ class Rule:
     targets: tuple[str, ...]
     blocked: Callable[[Facts, str], np.ndarray]
     cap: Cap | None = None  # set for per-debtor caps, which a batch must also enforce across cases
+    by_channel: bool = True  # False: ``blocked`` ignores the channel (asked once, not once per channel)
+    # per catalogue (by identity): the columns of the targeted actions on each channel, found once
+    _columns: dict[int, tuple[Catalogue, tuple[tuple[str, np.ndarray], ...]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+
+    def columns(self, catalogue: Catalogue) -> tuple[tuple[str, np.ndarray], ...]:
+        """Per channel, in catalogue order of first use, the catalogue columns this rule targets."""
+        found = self._columns.get(id(catalogue))
+        if found is not None and found[0] is catalogue:
+            return found[1]
+        by_channel: dict[str, list[int]] = {}
+        for j, action in enumerate(catalogue.actions):
+            if action.name in self.targets:
+                by_channel.setdefault(action.channel, []).append(j)
+        groups = tuple((channel, np.array(js, dtype=np.intp)) for channel, js in by_channel.items())
+        self._columns[id(catalogue)] = (catalogue, groups)
+        return groups
 
     def matrix(self, facts: Facts, catalogue: Catalogue) -> np.ndarray:
         """(cases x actions) True where this rule blocks the action for the case."""
         out = np.zeros((facts.n, len(catalogue.actions)), dtype=bool)
-        by_channel: dict[str, np.ndarray] = {}
-        for j, action in enumerate(catalogue.actions):
-            if action.name in self.targets:
-                if action.channel not in by_channel:
-                    by_channel[action.channel] = self.blocked(facts, action.channel)
-                out[:, j] = by_channel[action.channel]
+        groups = self.columns(catalogue)
+        if not self.by_channel and groups:
+            everywhere = np.concatenate([columns for _, columns in groups])
+            out[:, everywhere] = np.asarray(self.blocked(facts, groups[0][0]), dtype=bool).reshape(-1, 1)
+            return out
+        for channel, columns in groups:
+            out[:, columns] = np.asarray(self.blocked(facts, channel), dtype=bool).reshape(-1, 1)
         return out
 
 
@@ -140,28 +158,29 @@ def parse_guardrails(root: Node, catalogue: Catalogue) -> Guardrails:
     if (s := _section(top, "quiet_hours", ("start", "end"))) is not None:
         rules.append(Rule("quiet_hours", _reason(s, f"no contact from {s['start'].value} to {s['end'].value} "
                                                     "Asia/Shanghai"), contact,
-                          partial(_at_night, start=_minutes(s["start"]), end=_minutes(s["end"]))))
+                          partial(_at_night, start=_minutes(s["start"]), end=_minutes(s["end"])), by_channel=False))
     rules.extend(_caps(top["caps"], catalogue) if "caps" in top else [])
     if (s := _section(top, "third_party", ("min_failed_attempts",))) is not None:
         streak = s["min_failed_attempts"].whole(1)
         third = tuple(a.name for a in catalogue.actions if a.contact == "third_party")
         rules.append(Rule("third_party", _reason(s, f"no third-party contact unless the debtor's number is invalid "
                                                     f"or {streak} attempts in a row failed"), third,
-                          partial(_line_alive, streak=streak)))
+                          partial(_line_alive, streak=streak), by_channel=False))
     if (s := _section(top, "after_settlement", ())) is not None:
         rules.append(Rule("after_settlement", _reason(s, "no contact after the case is settled, written off or "
-                                                         "closed"), contact, lambda f, _: f["finished"] > 0))
+                                                         "closed"), contact, lambda f, _: f["finished"] > 0,
+                          by_channel=False))
     if (s := _section(top, "agreement_honoured", ("honour_days", "also_blocks"))) is not None:
         days = s["honour_days"].number(minimum=1)
         extra = s["also_blocks"].names(catalogue.names, "action") if "also_blocks" in s else ()
         rules.append(Rule("agreement_honoured", _reason(s, f"no contact or suit while an agreement is honoured (a "
                                                            f"payment or agreement in the last {days:g} days)"),
                           tuple(dict.fromkeys((*contact, *extra))),
-                          partial(_honoured, days=days)))
+                          partial(_honoured, days=days), by_channel=False))
     if (s := _section(top, "disputed", ())) is not None:
         rules.append(Rule("disputed", _reason(s, "no contact while the debtor disputes the debt (异议) and no "
                                                  "supervisor has resolved it"), contact,
-                          lambda f, _: f["dispute_open"] > 0))
+                          lambda f, _: f["dispute_open"] > 0, by_channel=False))
     if (s := _section(top, "opted_out", ())) is not None:
         on_channel = tuple(a.name for a in catalogue.actions if a.contacts_someone)
         rules.append(Rule("opted_out", _reason(s, "the debtor opted out of this channel"), on_channel,
@@ -169,10 +188,12 @@ def parse_guardrails(root: Node, catalogue: Catalogue) -> Guardrails:
     if (s := _section(top, "scope", ("actions",))) is not None:
         rules.append(Rule("scope", _reason(s, "the case is outside the courts' scope (a credit card, or a person's "
                                               "loan under 100,000 CNY)"),
-                          s["actions"].names(catalogue.names, "action"), lambda f, _: f["in_scope"] == 0))
+                          s["actions"].names(catalogue.names, "action"), lambda f, _: f["in_scope"] == 0,
+                          by_channel=False))
     if (s := _section(top, "write_off_certificate", ("actions",))) is not None:
         rules.append(Rule("write_off_certificate", _reason(s, "a pre-check write-off certificate (预查废) was issued"),
-                          s["actions"].names(catalogue.names, "action"), lambda f, _: f["certificate_issued"] > 0))
+                          s["actions"].names(catalogue.names, "action"), lambda f, _: f["certificate_issued"] > 0,
+                          by_channel=False))
     return Guardrails(version=str(top["version"].value), rules=tuple(rules))
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policies.facts import Facts
+from policies.facts import Facts, nan_to_num
 from policies.schema import Node
 
 FULL, PARTIAL, NO_INCOME, TOO_LITTLE, NOTHING_OWED = "full", "partial", "no_income", "below_minimum", "nothing_owed"
@@ -69,7 +69,7 @@ class Offers:
 def monthly_capacity(facts: Facts, rules: OfferRules) -> np.ndarray:
     """What the debtor can pay a month, CNY (NaN without an income estimate)."""
     income = facts["monthly_income"]
-    other = np.nan_to_num(facts["other_debt"], nan=0.0) / rules.other_debt_term_months
+    other = nan_to_num(facts["other_debt"], nan=0.0) / rules.other_debt_term_months
     spend = facts["monthly_spend"]
     by_ratio = income * rules.max_debt_service_ratio - other
     by_budget = np.where(np.isnan(spend), by_ratio, (income - spend) * rules.disposable_share)
@@ -89,12 +89,12 @@ def size_offers(facts: Facts, rules: OfferRules, amount: np.ndarray) -> Offers:
     any_fit = fits.any(axis=1)
     n = facts.n
     term = np.where(any_fit, terms[first], terms[-1])
-    pay = np.where(any_fit, monthly[np.arange(n), first], np.floor(np.nan_to_num(capacity) / step) * step)
+    pay = np.where(any_fit, monthly[np.arange(n), first], np.floor(nan_to_num(capacity) / step) * step)
     with np.errstate(divide="ignore", invalid="ignore"):
         covers = np.where(any_fit, 1.0, np.minimum(pay * terms[-1] / amount, 1.0))
     status = np.where(any_fit, FULL, PARTIAL).astype(object)
     status[np.isnan(capacity)] = NO_INCOME
-    status[~np.isnan(capacity) & (np.nan_to_num(capacity) < rules.min_monthly_cny)] = TOO_LITTLE
+    status[~np.isnan(capacity) & (nan_to_num(capacity) < rules.min_monthly_cny)] = TOO_LITTLE
     status[~(amount > 0)] = NOTHING_OWED
     offered = np.isin(status, [FULL, PARTIAL])
     return Offers(status=status, term_months=np.where(offered, term, np.nan),

@@ -5,12 +5,12 @@ Feast's generic read of ``settlement_v1`` for one case cost about 25 ms of Pytho
 feature reference of the service again for each on-demand view, turns the whole response into a
 dict once per view, and converts every value to protobuf and back. This reader does the same
 steps once: the service's stored views are read with the provider's ``online_read`` (the call
-Feast makes per view), their values converted by Feast's own ``feast_value_type_to_python_type``,
-and each on-demand view's registered python-mode function is called on the same inputs Feast
-gives it (its sources' features, the join keys and the request data, the request data after the
-same protobuf round trip), its outputs cast through the view's declared types. The plan (views,
-keys, types) is built once per registry version. A test holds the result equal to Feast's
-``get_online_features`` for every case of a world.
+Feast makes per view), their values converted as Feast's own ``feast_value_type_to_python_type``
+converts them (plain scalars read straight from the proto), and each on-demand view's registered
+python-mode function is called on the same inputs Feast gives it (its sources' features, the join
+keys and the request data, the request data after the same protobuf round trip), its outputs cast
+through the view's declared types. The plan (views, keys, types) is built once per registry
+version. A test holds the result equal to Feast's ``get_online_features`` for every case of a world.
 
 A service whose on-demand views are not python-mode transformations (pandas, aggregations,
 written to the online store) is not handled here: :meth:`OnlineReader.supported` is False and the
@@ -96,6 +96,23 @@ def _plan(store: FeatureStore, service_name: str, stamp: object) -> _Plan:
     return _Plan(stamp, tuple(stored), tuple(on_demand), tuple(request), supported)
 
 
+# Proto fields whose value Feast's feast_value_type_to_python_type returns as it is (text too,
+# unless the feature is typed as a UUID, which Feast parses)
+_AS_IS = frozenset(("double_val", "float_val", "int64_val", "int32_val", "bool_val", "bytes_val"))
+_UUIDS = frozenset((ValueType.UUID, ValueType.TIME_UUID))
+
+
+def _value(proto: Any, value_type: ValueType) -> Any:
+    """``feast_value_type_to_python_type(proto, value_type)``, with the plain scalars (nearly every
+    feature) taken straight from the proto instead of through Feast's twenty type checks."""
+    field = proto.WhichOneof("val")
+    if field is None:
+        return None
+    if field in _AS_IS or (field == "string_val" and value_type not in _UUIDS):
+        return getattr(proto, field)
+    return feast_value_type_to_python_type(proto, value_type)
+
+
 def _python(values: list[Any], value_type: ValueType) -> list[Any]:
     """Values as Feast's response gives them: to protobuf with ``value_type`` and back (finite
     floats and None of a DOUBLE feature come back as they are: skip the round trip)."""
@@ -148,7 +165,7 @@ class OnlineReader:
             own = by_view[part.view.name] = {}
             for name, value_type in part.features:
                 own[name] = columns[name] = [None if data is None or name not in data
-                                             else feast_value_type_to_python_type(data[name], value_type)
+                                             else _value(data[name], value_type)
                                              for _, data in found]
         request = {name: _python([row[name] for row in rows], ValueType.UNKNOWN) for name in plan.request}
         for view in plan.on_demand:

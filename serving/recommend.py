@@ -34,8 +34,16 @@ ENTITY_KEYS = ("case_pk", "debtor_key", "decision_ts")
 TOP_REASONS = 3
 
 
+_AS_IS = frozenset((str, int, bool, type(None)))
+
+
 def plain(value: Any) -> Any:
     """A value JSON can carry: numpy scalars as Python, NaN as None, dates as ISO text."""
+    kind = type(value)
+    if kind in _AS_IS:  # most features and history facts: nothing to do
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
     if isinstance(value, (np.generic,)):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

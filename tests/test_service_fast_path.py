@@ -69,3 +69,57 @@ def test_one_case_history_equals_the_batch_history(world: Settings) -> None:
             np.testing.assert_array_equal(np.array(list(one.values())), batch.loc[i].to_numpy(float),
                                           err_msg=str(row["case_id"]))
     engine.dispose()
+
+
+def _close(a: object, b: object, where: str = "") -> list[str]:
+    """Where two answers differ (floats to 1e-9 relative: the fast scorer equals predict_proba to 1e-12)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return [f"{where}: keys {sorted(set(a) ^ set(b))}"]
+        return [d for k in a for d in _close(a[k], b[k], f"{where}.{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{where}: {len(a)} items, not {len(b)}"]
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _close(x, y, f"{where}[{i}]")]
+    if isinstance(a, float) and isinstance(b, float):
+        return [] if a == pytest.approx(b, rel=1e-9, abs=1e-9) else [f"{where}: {a} != {b}"]
+    return [] if a == b else [f"{where}: {a!r} != {b!r}"]
+
+
+def test_one_case_path_equals_the_batch_path_for_every_case(world: Settings, monkeypatch) -> None:
+    """The service's one-case path (online read, fast scorer, one-case history, the engine on one
+    case) gives every case of the world the answer its batch path gives, at the same moment; cases
+    whose debtor has several cases are left out (a batch counts their caps together)."""
+    import serving.recommend as recommend
+    from concord.audit import audit_engine
+    from serving.auth import Principal
+    from serving.runtime import Runtime
+    from serving.schemas import CaseRef
+
+    audit_engine(world).dispose()  # the service's store, migrated (`concord serve` does it first)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    monkeypatch.setattr(recommend, "utcnow", lambda: now)
+    runtime = Runtime(world).start()
+    try:
+        assert runtime.ready(), runtime.problem
+        engine = make_engine(world)
+        rows = case_rows(engine)
+        engine.dispose()
+        shared = rows["debtor_key"].ne("") & rows["debtor_key"].duplicated(keep=False)
+        supervisor = Principal(key_id=1, role="supervisor")
+        refs = [CaseRef(case_id=r.case_id, creditor=r.creditor) for r in rows.itertuples(index=False)]
+        batch, errors = recommend.recommend_batch(runtime, supervisor, refs)
+        assert not errors and len(batch) == len(rows)
+        ignored = {"decision_id", "audit_seq"}
+        actions, compared = set(), 0
+        for i, (row, together) in enumerate(zip(rows.itertuples(index=False), batch, strict=True)):
+            if shared.iloc[i]:
+                continue
+            alone = recommend.recommend_one(runtime, supervisor, row.case_id, row.creditor)
+            a, b = (x.model_dump(exclude=ignored) for x in (alone, together))
+            assert _close(a, b) == [], (row.case_id, _close(a, b)[:5])
+            actions.add(alone.action)
+            compared += 1
+        assert compared > len(rows) // 2 and len(actions) >= 3
+    finally:
+        runtime.stop()
