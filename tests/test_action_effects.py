@@ -14,7 +14,7 @@ from policies.learned_value import LearnedValue
 from tests.policy_cases import case
 from training.effects import fit_effects
 from training.effects_data import LoggedDecisions
-from training.ope import off_policy
+from training.ope import off_policy, switch_to_logging
 
 FEATURES = ["has_property", "monthly_income", "attempts_total", "days_since_first_event"]
 
@@ -151,6 +151,38 @@ def test_promotion_compares_both_policies_doubly_robust_on_the_challengers_holdo
     figures = compare_on_holdout(challenger, bad.evaluation_model, good.holdout)
     assert figures["challenger"]["dr"] > figures["champion"]["dr"]
     assert figures["difference"]["low"] > 0  # the paired interval says the gain is real
+    # Every action had at least 1/6 here: nothing switched, switch-DR is plain DR.
+    assert figures["challenger"]["switched_share"] == 0 and figures["champion"]["switched_share"] == 0
+    assert figures["challenger"]["dr"] == pytest.approx(figures["challenger"]["plain"]["dr"])
+    # A strict bound switches the choices: both sides tend to the logging policy's value.
+    strict = compare_on_holdout(challenger, bad.evaluation_model, good.holdout, tau=1.0)
+    assert strict["challenger"]["switched_share"] > 0.5 and strict["champion"]["switched_share"] > 0.5
+    assert abs(strict["difference"]["dr"]) < abs(figures["difference"]["dr"])
+
+
+def test_switch_dr_gives_no_credit_for_an_action_the_logs_cannot_check() -> None:
+    """The logging policy is estimated to send a letter 3 % of the time but never did; the outcome
+    model extrapolates that letters settle half the debtors. Plain DR believes it (its correction
+    term never fires); switch-DR values that choice as the logging policy's, and leaves a policy
+    within the weight bound as plain DR values it."""
+    rng = np.random.default_rng(4)
+    n = 4000
+    logging = np.tile([0.97, 0.03], (n, 1))  # estimated; every logged action was the call
+    logged = np.zeros(n, dtype=int)
+    reward = (rng.random(n) < 0.1).astype(float)
+    q = np.tile([0.1, 0.5], (n, 1))
+    letters = np.tile([0.0, 1.0], (n, 1))
+    plain = off_policy(letters, logged, logging[:, 0], reward, q)
+    switched = switch_to_logging(letters, logging, tau=20)
+    assert np.allclose(switched, logging)
+    robust = off_policy(switched, logged, logging[:, 0], reward, q)
+    assert plain.dr.value > 0.45  # the optimism, uncorrected
+    # The logging policy's own 3 % of letters keeps 0.03 x 0.5 of the optimism, no more.
+    assert abs(robust.dr.value - reward.mean()) < 0.03 and robust.dr.high < 0.2
+    calls = np.tile([1.0, 0.0], (n, 1))  # weight 1 / 0.97: inside the bound, unchanged
+    assert np.array_equal(switch_to_logging(calls, logging, tau=20), calls)
+    half = np.tile([0.5, 0.5], (n, 1))  # the letter's weight 0.5 / 0.03 = 16.7: kept
+    assert np.array_equal(switch_to_logging(half, logging, tau=20), half)
 
 
 def _outcome_world(n: int = 6000, seed: int = 5) -> LoggedDecisions:
