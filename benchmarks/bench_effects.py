@@ -179,12 +179,16 @@ def _judge(world: str, truth, snapshot, keep_model: bool = True) -> dict:  # noq
 
 
 def _shares(settings, engine, policy, scorer, learned, truth, snapshot) -> dict:  # noqa: ANN001
+    frame, truth = _case_frame(settings, engine, policy, scorer, truth, snapshot)
+    return shares_on(frame, truth, policy, learned)
+
+
+def _case_frame(settings, engine, policy, scorer, truth, snapshot):  # noqa: ANN001, ANN202
+    """The facts of every case with a truth at the snapshot, and the truth rows with their case row
+    ``i`` and catalogue column ``j``."""
     import pandas as pd
 
-    from policies.action_value import PriorValue
     from policies.cases import case_inputs, case_rows
-    from policies.engine import PolicyEngine
-    from policies.facts import Facts
 
     keys = case_rows(engine)[["case_pk", "case_id", "creditor"]]
     truth = truth.merge(keys, on=["case_id", "creditor"], how="inner")
@@ -195,8 +199,17 @@ def _shares(settings, engine, policy, scorer, learned, truth, snapshot) -> dict:
     row_of = pd.Series(np.arange(len(frame)), index=frame["case_pk"].to_numpy())
     truth = truth.assign(i=row_of.loc[truth["case_pk"]].to_numpy(),
                          j=[policy.catalogue.index(a) for a in truth["action"].astype(str)])
+    return frame, truth
+
+
+def shares_on(frame, truth, policy, learned) -> dict:  # noqa: ANN001
+    """The shares of the way to the per-case best action, per workflow (see the module doc)."""
+    from policies.action_value import PriorValue
+    from policies.engine import PolicyEngine
+    from policies.facts import Facts
+
     i, j = truth["i"].to_numpy(), truth["j"].to_numpy()
-    out: dict = {"cases": len(pks), "truth_rows": len(truth)}
+    out: dict = {"cases": int(truth["i"].nunique()), "truth_rows": len(truth)}
     for name in policy.workflows:
         row: dict = {}
         for label, value in (("learned", learned), ("prior", PriorValue(policy.effects))):
