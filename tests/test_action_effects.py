@@ -229,12 +229,13 @@ def _outcome_world(n: int = 6000, seed: int = 5) -> LoggedDecisions:
     return LoggedDecisions(meta, values, ["has_property", "monthly_income", "line_works", "days_since_first_event"])
 
 
-@pytest.mark.parametrize("method", ["surrogate", "dr_learner"])
-def test_the_effect_learners_rank_actions_by_what_they_do_for_each_group(method: str) -> None:
+@pytest.mark.parametrize("settings", [{"method": "surrogate"}, {"method": "surrogate", "pooled_outcomes": True},
+                                      {"method": "dr_learner"}])
+def test_the_effect_learners_rank_actions_by_what_they_do_for_each_group(settings: dict) -> None:
     from models.effects import ActionEffects
 
     data = _outcome_world()
-    model = ActionEffects(method=method, n_estimators=60, members=2).fit(
+    model = ActionEffects(**settings, n_estimators=60, members=2).fit(
         data.values, data.actions, data.labels, data.propensity, data.features,
         groups=data.meta["case_pk"].to_numpy(), outcomes=data.meta["outcome"].to_numpy())
     grid = np.array([[0, 7000, 1, 30], [1, 7000, 0, 30]], dtype=np.float32)  # a working line; property, no line
@@ -245,7 +246,8 @@ def test_the_effect_learners_rank_actions_by_what_they_do_for_each_group(method:
     low, high = model.interval(grid, "voice_call")
     assert (low <= p[:, 0] + 1e-9).all() and (high >= p[:, 0] - 1e-9).all()
     contributions, names = model.contributions(grid[:1], "voice_call")
-    assert contributions.shape == (1, len(names)) and names == data.features
+    pooled = settings.get("pooled_outcomes", False)  # the pooled outcome model has the action as an input
+    assert contributions.shape == (1, len(names)) and names == data.features + (["action"] if pooled else [])
 
 
 def test_training_prefers_the_surrogate_unless_another_method_clearly_wins_on_the_holdout() -> None:
