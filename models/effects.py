@@ -30,7 +30,7 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from models.effects_dr import BASELINE, fit_dr, fold_of, odds
+from models.effects_dr import BASELINE, fit_dr, odds
 from models.effects_surrogate import OUTCOMES, fit_surrogate, outcome_rows, settle_odds, values_by_outcome
 
 CHOICE_BELOW = 0.95  # a decision taken with a lower probability was a real choice among actions
@@ -60,8 +60,7 @@ class ActionEffects(BaseEstimator):
                  min_decisions: int = 200, min_choice_share: float = 0.05, members: int = 3,
                  valid_fraction: float = 0.2, early_stopping_rounds: int = 30, random_state: int = 0,
                  n_jobs: int = 1, folds: int = 2, dr_leaves: int = 15, dr_lambda: float = 10.0,
-                 dr_child_share: float = 0.02, pooled_outcomes: bool = False, shrink: bool = False,
-                 shrink_rows: int = 20_000) -> None:
+                 dr_child_share: float = 0.02, pooled_outcomes: bool = False) -> None:
         self.method = method
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -83,8 +82,6 @@ class ActionEffects(BaseEstimator):
         self.dr_lambda = dr_lambda
         self.dr_child_share = dr_child_share
         self.pooled_outcomes = pooled_outcomes
-        self.shrink = shrink
-        self.shrink_rows = shrink_rows
 
     # ----------------------------------------------------------------------------- fitting
     def _params(self, rows: int) -> dict[str, Any]:
@@ -164,49 +161,7 @@ class ActionEffects(BaseEstimator):
             self.members_ = {key: [] for key in self.models_}
         else:
             raise ValueError(f"unknown method '{self.method}' (pooled, per_action, dr_learner or surrogate)")
-        self.shrink_: dict[str, tuple[float, float]] = {}
-        if self.shrink and len(self.supported_) >= 2:
-            self.shrink_ = self._fit_shrinkage(X, actions, y, propensity, features, support, groups, outcomes, rng)
         return self
-
-    def _fit_shrinkage(self, X: np.ndarray, actions: Sequence[str] | np.ndarray, y: np.ndarray,
-                       propensity: np.ndarray, features: Sequence[str], support: np.ndarray | None,
-                       groups: np.ndarray | None, outcomes: np.ndarray | None,
-                       rng: np.random.Generator) -> dict[str, tuple[float, float]]:
-        """Per supported action: its average advantage over the case's mean across actions, and how
-        much of its per-case deviation from that average to keep (empirical Bayes, by split-half
-        reliability): the method fitted again on two halves of the cases, k = cov(d1, d2) /
-        (cov(d1, d2) + var(d1 - d2) / 4), the share of the full model's spread of advantages
-        that is signal (each half's noise is twice the full model's); 0 when the halves disagree."""
-        halves = fold_of(groups, len(X), 2, int(rng.integers(1 << 30)))
-        rows = np.sort(rng.choice(len(X), min(len(X), self.shrink_rows), replace=False))
-        sample = np.asarray(X, dtype=np.float32)[rows]
-        names = list(self.supported_)
-        advantage = []
-        for part in (None, 0, 1):
-            if part is None:
-                model = self
-            else:
-                keep = halves == part
-                model = ActionEffects(**{**self.get_params(), "shrink": False, "members": 0}).fit(
-                    X[keep], np.asarray(actions, dtype=object)[keep], y[keep], propensity[keep], features,
-                    support=None if support is None else support[keep],
-                    groups=None if groups is None else groups[keep],
-                    outcomes=None if outcomes is None else np.asarray(outcomes)[keep])
-            q = model._raw(sample, names)
-            advantage.append(q - np.nanmean(q, axis=1, keepdims=True))
-        full, first, second = advantage
-        out = {}
-        for j, name in enumerate(names):
-            both = np.isfinite(first[:, j]) & np.isfinite(second[:, j])
-            if both.sum() < 2:
-                out[name] = (float(np.nanmean(full[:, j])), 0.0)
-                continue
-            signal = float(np.cov(first[both, j], second[both, j])[0, 1])
-            noise = float(np.var(first[both, j] - second[both, j])) / 4
-            keep_share = signal / (signal + noise) if signal > 0 else 0.0
-            out[name] = (float(np.nanmean(full[:, j])), float(np.clip(keep_share, 0.0, 1.0)))
-        return out
 
     def _fit_one(self, key: str, data: np.ndarray, y: np.ndarray, weight: np.ndarray, rng: np.random.Generator,
                  categorical: list[int]) -> None:
@@ -248,29 +203,7 @@ class ActionEffects(BaseEstimator):
     def predict_actions(self, X: np.ndarray, actions: Sequence[str], wanted: np.ndarray | None = None,
                         num_threads: int = 0) -> np.ndarray:
         """(rows, len(actions)) probabilities; NaN for unsupported actions and where ``wanted``
-        (rows x actions, bool) is false. With shrinkage (``shrink_``), each action's advantage over
-        the case's mean across every supported action is pulled toward the action's average
-        advantage: p = mean + avg + k (p_raw - mean - avg)."""
-        if not getattr(self, "shrink_", None):
-            return self._raw(X, actions, wanted, num_threads)
-        X = np.asarray(X, dtype=np.float32)
-        out = np.full((len(X), len(actions)), np.nan)
-        asked = np.ones(len(X), dtype=bool) if wanted is None else wanted.any(axis=1)
-        names = list(self.supported_)
-        raw = self._raw(X[asked], names, None, num_threads)
-        mean = np.nanmean(raw, axis=1)
-        for j, name in enumerate(actions):
-            if name in self.shrink_:
-                average, keep = self.shrink_[name]
-                p = mean + average + keep * (raw[:, names.index(name)] - mean - average)
-                out[asked, j] = np.clip(p, 1e-6, 1 - 1e-6)
-        if wanted is not None:
-            out[~wanted] = np.nan
-        return out
-
-    def _raw(self, X: np.ndarray, actions: Sequence[str], wanted: np.ndarray | None = None,
-             num_threads: int = 0) -> np.ndarray:
-        """The method's own estimates (``predict_actions`` without shrinkage)."""
+        (rows x actions, bool) is false."""
         X = np.asarray(X, dtype=np.float32)
         out = np.full((len(X), len(actions)), np.nan)
         base = value = None
@@ -312,9 +245,7 @@ class ActionEffects(BaseEstimator):
             estimate = np.asarray(booster.predict(data, num_threads=1))
             return estimate if base is None else odds(base, estimate)
 
-        # With shrinkage, the members' spread is laid around the shrunk estimate.
-        centre = _logit(self.predict_actions(X, [name], num_threads=1)[:, 0] if getattr(self, "shrink_", None)
-                        else p_of(model))
+        centre = _logit(p_of(model))
         if len(members) < 2:
             p = 1 / (1 + np.exp(-centre))
             return p, p
