@@ -117,24 +117,28 @@ def _world(world: str) -> dict:
 @contextlib.contextmanager
 def _without_propensities() -> Iterator[None]:
     """The ledger's ``events.propensity`` emptied for the block, then restored (a kept world is
-    left as it was found)."""
-    from sqlalchemy import text
+    left as it was found). A copy left by a run killed inside the block is restored first."""
+    from sqlalchemy import inspect, text
 
     from concord.db import make_engine
     from concord.settings import get_settings
 
     engine = make_engine(get_settings())
+    restore = text("UPDATE events SET propensity = (SELECT s.propensity FROM bench_saved_propensity s "
+                   "WHERE s.id = events.id)")
+    if inspect(engine).has_table("bench_saved_propensity"):
+        with engine.begin() as connection:
+            connection.execute(restore)
+            connection.execute(text("DROP TABLE bench_saved_propensity"))
     try:
         with engine.begin() as connection:
-            connection.execute(text("DROP TABLE IF EXISTS bench_saved_propensity"))
             connection.execute(text("CREATE TABLE bench_saved_propensity AS SELECT id, propensity FROM events "
                                     "WHERE propensity IS NOT NULL"))
             connection.execute(text("UPDATE events SET propensity = NULL"))
         yield
     finally:
         with engine.begin() as connection:
-            connection.execute(text("UPDATE events SET propensity = (SELECT s.propensity FROM bench_saved_propensity s "
-                                    "WHERE s.id = events.id)"))
+            connection.execute(restore)
             connection.execute(text("DROP TABLE bench_saved_propensity"))
         engine.dispose()
 
