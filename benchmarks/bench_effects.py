@@ -1,8 +1,8 @@
 """Action-effect figures: how good the learned policy is where the truth is known, whether off-policy
 estimates cover the truth, and batch recommendations with the learned model.
 
-1. Per world (Concord's simulator with and without recorded propensities; the two worlds of
-   ``tests/foreign_actions.py``, written without the simulator): simulate, import, build features,
+1. Per world (Concord's simulator; the two worlds of ``tests/foreign_actions.py``, written without
+   the simulator): simulate, import, build features,
    train the odds models and the action-effect model with concord's own commands, all as of the
    snapshot whose truth is known (``truth_actions``: P(settled within 90 days) for every case open
    then and every action the world can take, the logging policy after it). Then
@@ -14,7 +14,11 @@ estimates cover the truth, and batch recommendations with the learned model.
      ones only;
    - ``concord evaluate-policy`` at the snapshot: each policy's IPS, SNIPS and DR (settlement rate
      and net value per case) with 95 % intervals, beside its true value on the same decisions
-     (sum over actions of the policy's probability x the truth), and whether the truth is inside.
+     (sum over actions of the policy's probability x the truth), and whether the truth is inside;
+   - both again on the same history without its propensities (``no_propensity``: the ledger's
+     ``events.propensity`` emptied, the action-effect model trained again, so that every
+     propensity, in training and in the off-policy estimates, comes from the estimated propensity
+     model; the column is restored afterwards). Flat keys ``*_no_propensity``.
 2. ``recommend --all`` over 1,000,000 cases with the learned model (the simulator world's,
    pickled by part 1, or one fitted on synthetic decisions): bench_policy's synthetic facts and
    nine million events; history facts, decisions (the model predicts every eligible action of
@@ -26,12 +30,14 @@ estimates cover the truth, and batch recommendations with the learned model.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pickle
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,21 +49,17 @@ from benchmarks.bench_policy import TABLES, WORLD_END, _cli, synthetic_cases, ti
 from benchmarks.common import peak_rss_mib, run_child  # noqa: E402
 
 MODEL_FILE = ROOT / "benchmarks" / "out" / "effects_model.pkl"
-WORLDS = {"simulator": (20_000, 11), "simulator_no_propensity": (20_000, 11), "foreign": (6000, 7),
-          "foreign_no_propensity": (6000, 7), "different": (6000, 7), "different_no_propensity": (6000, 7)}
+WORLDS = {"simulator": (20_000, 11), "foreign": (6000, 7), "different": (6000, 7)}
 
 
 def _prepare(world: str, n_cases: int, seed: int, folder: Path, env: dict) -> dict:
     """Write the world; returns table -> path (truth_actions, truth_snapshot included)."""
-    propensity = not world.endswith("_no_propensity")
-    kind = world.removesuffix("_no_propensity")
-    if kind == "simulator":
-        _cli(env, "simulate", "--cases", str(n_cases), "--seed", str(seed), "--out", str(folder), "--format", "parquet",
-             *([] if propensity else ["--no-propensity"]))
+    if world == "simulator":
+        _cli(env, "simulate", "--cases", str(n_cases), "--seed", str(seed), "--out", str(folder), "--format", "parquet")
         return {name: folder / f"{name}.parquet" for name in (*TABLES, "truth_actions", "truth_snapshot")}
     from tests.foreign_actions import build
 
-    return build(folder, kind, n_cases, seed, record_propensity=propensity)
+    return build(folder, world, n_cases, seed)
 
 
 def _read(path: Path):  # noqa: ANN202
@@ -102,12 +104,48 @@ def _world(world: str) -> dict:
         os.environ.update({"CONCORD_HOME": str(home), "CONCORD_PSEUDONYM_KEY": "benchmark"})
         figures = {"cases": n_cases, "prepare_seconds": round(prepared, 1), "train_effects_seconds": round(trained, 1),
                    **_judge(world, truth, snapshot)}
+        with _without_propensities():
+            _cli(env, "train", "--model", "action_effects", "--as-of", snapshot.isoformat())
+            blind = _judge(world, truth, snapshot, keep_model=False)
+        figures["no_propensity"] = blind
+        figures.update({f"{key}_no_propensity": value for key, value in blind.items()
+                        if key.startswith(("share_", "ope_intervals_"))})
     figures["peak_rss_mib"] = peak_rss_mib()
     return figures
 
 
-def _judge(world: str, truth, snapshot) -> dict:  # noqa: ANN001
-    """Shares of the way to the best action and off-policy estimates against the truth."""
+@contextlib.contextmanager
+def _without_propensities() -> Iterator[None]:
+    """The ledger's ``events.propensity`` emptied for the block, then restored (a kept world is
+    left as it was found). A copy left by a run killed inside the block is restored first."""
+    from sqlalchemy import inspect, text
+
+    from concord.db import make_engine
+    from concord.settings import get_settings
+
+    engine = make_engine(get_settings())
+    restore = text("UPDATE events SET propensity = (SELECT s.propensity FROM bench_saved_propensity s "
+                   "WHERE s.id = events.id)")
+    if inspect(engine).has_table("bench_saved_propensity"):
+        with engine.begin() as connection:
+            connection.execute(restore)
+            connection.execute(text("DROP TABLE bench_saved_propensity"))
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE bench_saved_propensity AS SELECT id, propensity FROM events "
+                                    "WHERE propensity IS NOT NULL"))
+            connection.execute(text("UPDATE events SET propensity = NULL"))
+        yield
+    finally:
+        with engine.begin() as connection:
+            connection.execute(restore)
+            connection.execute(text("DROP TABLE bench_saved_propensity"))
+        engine.dispose()
+
+
+def _judge(world: str, truth, snapshot, keep_model: bool = True) -> dict:  # noqa: ANN001
+    """Shares of the way to the best action and off-policy estimates against the truth (the
+    simulator world's model pickled for the recommendation timing unless ``keep_model`` is false)."""
     from concord.db import make_engine
     from concord.settings import get_settings
     from policies.config import load_policy
@@ -125,7 +163,7 @@ def _judge(world: str, truth, snapshot) -> dict:  # noqa: ANN001
                  key=lambda v: int(v.version))
     learned = LearnedValue(registry.load_version("action_effects", str(newest.version)), policy.effects,
                            str(newest.version))
-    if world == "simulator":
+    if world == "simulator" and keep_model:
         MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
         MODEL_FILE.write_bytes(pickle.dumps(learned.model))
     out: dict = {"model_version": learned.version, "method": learned.model.method,
@@ -145,12 +183,16 @@ def _judge(world: str, truth, snapshot) -> dict:  # noqa: ANN001
 
 
 def _shares(settings, engine, policy, scorer, learned, truth, snapshot) -> dict:  # noqa: ANN001
+    frame, truth = _case_frame(settings, engine, policy, scorer, truth, snapshot)
+    return shares_on(frame, truth, policy, learned)
+
+
+def _case_frame(settings, engine, policy, scorer, truth, snapshot):  # noqa: ANN001, ANN202
+    """The facts of every case with a truth at the snapshot, and the truth rows with their case row
+    ``i`` and catalogue column ``j``."""
     import pandas as pd
 
-    from policies.action_value import PriorValue
     from policies.cases import case_inputs, case_rows
-    from policies.engine import PolicyEngine
-    from policies.facts import Facts
 
     keys = case_rows(engine)[["case_pk", "case_id", "creditor"]]
     truth = truth.merge(keys, on=["case_id", "creditor"], how="inner")
@@ -161,8 +203,17 @@ def _shares(settings, engine, policy, scorer, learned, truth, snapshot) -> dict:
     row_of = pd.Series(np.arange(len(frame)), index=frame["case_pk"].to_numpy())
     truth = truth.assign(i=row_of.loc[truth["case_pk"]].to_numpy(),
                          j=[policy.catalogue.index(a) for a in truth["action"].astype(str)])
+    return frame, truth
+
+
+def shares_on(frame, truth, policy, learned) -> dict:  # noqa: ANN001
+    """The shares of the way to the per-case best action, per workflow (see the module doc)."""
+    from policies.action_value import PriorValue
+    from policies.engine import PolicyEngine
+    from policies.facts import Facts
+
     i, j = truth["i"].to_numpy(), truth["j"].to_numpy()
-    out: dict = {"cases": len(pks), "truth_rows": len(truth)}
+    out: dict = {"cases": int(truth["i"].nunique()), "truth_rows": len(truth)}
     for name in policy.workflows:
         row: dict = {}
         for label, value in (("learned", learned), ("prior", PriorValue(policy.effects))):

@@ -31,7 +31,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from models.effects_dr import BASELINE, fit_dr, odds
-from models.effects_surrogate import fit_surrogate, settle_odds, values_by_outcome
+from models.effects_surrogate import OUTCOMES, fit_surrogate, outcome_rows, settle_odds, values_by_outcome
 
 CHOICE_BELOW = 0.95  # a decision taken with a lower probability was a real choice among actions
 ACTION_FEATURE = "action"
@@ -60,7 +60,7 @@ class ActionEffects(BaseEstimator):
                  min_decisions: int = 200, min_choice_share: float = 0.05, members: int = 3,
                  valid_fraction: float = 0.2, early_stopping_rounds: int = 30, random_state: int = 0,
                  n_jobs: int = 1, folds: int = 2, dr_leaves: int = 15, dr_lambda: float = 10.0,
-                 dr_child_share: float = 0.02) -> None:
+                 dr_child_share: float = 0.02, pooled_outcomes: bool = False) -> None:
         self.method = method
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -81,6 +81,7 @@ class ActionEffects(BaseEstimator):
         self.dr_leaves = dr_leaves
         self.dr_lambda = dr_lambda
         self.dr_child_share = dr_child_share
+        self.pooled_outcomes = pooled_outcomes
 
     # ----------------------------------------------------------------------------- fitting
     def _params(self, rows: int) -> dict[str, Any]:
@@ -190,6 +191,10 @@ class ActionEffects(BaseEstimator):
 
     # ----------------------------------------------------------------------------- predicting
     def _rows(self, X: np.ndarray, name: str) -> tuple[lgb.Booster, list[lgb.Booster], np.ndarray]:
+        if self.method == "surrogate" and OUTCOMES in self.models_:
+            x = X.astype(np.float32, copy=False)
+            booster, data = outcome_rows(self.models_, name, self.actions_.index(name), x)
+            return booster, [], data
         if self.method == "pooled":
             code = np.full((len(X), 1), self.actions_.index(name), dtype=np.float32)
             return self.models_["*"], self.members_["*"], np.hstack([X.astype(np.float32, copy=False), code])
@@ -215,7 +220,8 @@ class ActionEffects(BaseEstimator):
                 continue
             rows = np.arange(len(X)) if wanted is None else np.flatnonzero(wanted[:, j])
             if rows.size and value is not None:
-                out[rows, j] = settle_odds(self.models_, name, X[rows], value[rows], num_threads)
+                out[rows, j] = settle_odds(self.models_, name, X[rows], value[rows], num_threads,
+                                           self.actions_.index(name))
             elif rows.size:
                 model, _, data = self._rows(X[rows], name)  # a copy of the wanted rows only
                 estimate = np.asarray(model.predict(data, num_threads=num_threads))
@@ -252,10 +258,12 @@ class ActionEffects(BaseEstimator):
         probability; for ``surrogate``, to the log-odds of the action's most valuable immediate
         outcome for the case) and the inputs' names (the pooled model adds ``action``); no bias term."""
         model, _, data = self._rows(np.asarray(X, dtype=np.float32), name)
-        names = list(self.feature_names_in_) + ([ACTION_FEATURE] if self.method == "pooled" else [])
+        pooled = self.method == "pooled" or (self.method == "surrogate" and OUTCOMES in self.models_)
+        names = list(self.feature_names_in_) + ([ACTION_FEATURE] if pooled else [])
         values = np.asarray(model.predict(data, pred_contrib=True, num_threads=1))
         if self.method == "surrogate":
-            best = np.argmax(values_by_outcome(self.models_, data, self.outcomes_, 1), axis=1)
+            x = np.asarray(X, dtype=np.float32)
+            best = np.argmax(values_by_outcome(self.models_, x, self.outcomes_, 1), axis=1)
             width = len(names) + 1
             values = np.stack([values[i, k * width:(k + 1) * width] for i, k in enumerate(best)])
         return values[:, :-1], names

@@ -15,6 +15,10 @@ outcome is the action's own doing. So (a surrogate index, Athey et al. 2019)::
   depends on the debtor and the outcome, not on which action produced it (the assumption;
   where it fails, the holdout choice among candidates prefers another method).
 
+With ``pooled_outcomes``, ``P(o | a, x)`` is one multiclass model over every supported action's
+decisions, the action a categorical feature (an S-learner of the immediate outcome: actions share
+what they have in common about a debtor, and the trees split on the action where it matters).
+
 Outcomes seen in fewer than ``MIN_OUTCOME_SHARE`` of decisions are merged into one class.
 """
 
@@ -28,6 +32,7 @@ import numpy as np
 from models.effects_dr import _train
 
 VALUE = "~value"  # the key of V(o, x) among the boosters
+OUTCOMES = "~outcomes"  # the key of the pooled P(o | a, x), when there is one
 MIN_OUTCOME_SHARE = 0.005
 OTHER = "~other"
 
@@ -55,6 +60,13 @@ def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarra
     data = np.column_stack([X, o.astype(np.float32)])
     models[VALUE], trees[VALUE] = _train(estimator._params(len(X)), data, y, None, rounds, valid, stop,
                                          categorical=[X.shape[1]])
+    if getattr(estimator, "pooled_outcomes", False):
+        keep = np.isin(codes, [names.index(a) for a in estimator.supported_])
+        data = np.column_stack([X[keep], codes[keep].astype(np.float32)])
+        params = {**estimator._params(int(keep.sum())), "objective": "multiclass", "num_class": len(classes)}
+        models[OUTCOMES], trees[OUTCOMES] = _train(params, data, o[keep].astype(np.float64), weight[keep], rounds,
+                                                   valid, stop, categorical=[X.shape[1]])
+        return models, trees, classes
     for name in estimator.supported_:
         rows = codes == names.index(name)
         params = {**estimator._params(int(rows.sum())), "objective": "multiclass", "num_class": len(classes)}
@@ -74,8 +86,17 @@ def values_by_outcome(models: dict[str, lgb.Booster], X: np.ndarray, classes: tu
     return out
 
 
+def outcome_rows(models: dict[str, lgb.Booster], name: str, code: int, X: np.ndarray) -> tuple[lgb.Booster, np.ndarray]:
+    """The booster of P(o | ``name``, x) and its input rows (``code``: the action's index, the
+    pooled model's last column)."""
+    if OUTCOMES in models:
+        return models[OUTCOMES], np.column_stack([X, np.full(len(X), code, dtype=np.float32)])
+    return models[name], X
+
+
 def settle_odds(models: dict[str, lgb.Booster], name: str, X: np.ndarray, value: np.ndarray,
-                num_threads: int = 0) -> np.ndarray:
+                num_threads: int = 0, code: int = 0) -> np.ndarray:
     """P(settled | action ``name``, x) = sum_o P(o | name, x) V(o, x)."""
-    proba = np.asarray(models[name].predict(X, num_threads=num_threads)).reshape(len(X), -1)
+    booster, data = outcome_rows(models, name, code, X)
+    proba = np.asarray(booster.predict(data, num_threads=num_threads)).reshape(len(X), -1)
     return (proba * value[:, : proba.shape[1]]).sum(axis=1)

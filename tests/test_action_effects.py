@@ -14,7 +14,7 @@ from policies.learned_value import LearnedValue
 from tests.policy_cases import case
 from training.effects import fit_effects
 from training.effects_data import LoggedDecisions
-from training.ope import off_policy
+from training.ope import off_policy, switch_to_logging
 
 FEATURES = ["has_property", "monthly_income", "attempts_total", "days_since_first_event"]
 
@@ -151,6 +151,62 @@ def test_promotion_compares_both_policies_doubly_robust_on_the_challengers_holdo
     figures = compare_on_holdout(challenger, bad.evaluation_model, good.holdout)
     assert figures["challenger"]["dr"] > figures["champion"]["dr"]
     assert figures["difference"]["low"] > 0  # the paired interval says the gain is real
+    # Every action had at least 1/6 here: nothing switched, switch-DR is plain DR.
+    assert figures["challenger"]["switched_share"] == 0 and figures["champion"]["switched_share"] == 0
+    assert figures["challenger"]["dr"] == pytest.approx(figures["challenger"]["plain"]["dr"])
+    # A strict bound switches the choices: both sides tend to the logging policy's value.
+    strict = compare_on_holdout(challenger, bad.evaluation_model, good.holdout, tau=1.0)
+    assert strict["challenger"]["switched_share"] > 0.5 and strict["champion"]["switched_share"] > 0.5
+    assert abs(strict["difference"]["dr"]) < abs(figures["difference"]["dr"])
+
+
+def test_switch_dr_gives_no_credit_for_an_action_the_logs_cannot_check() -> None:
+    """The logging policy is estimated to send a letter 3 % of the time but never did; the outcome
+    model extrapolates that letters settle half the debtors. Plain DR believes it (its correction
+    term never fires); switch-DR values that choice as the logging policy's, and leaves a policy
+    within the weight bound as plain DR values it."""
+    rng = np.random.default_rng(4)
+    n = 4000
+    logging = np.tile([0.97, 0.03], (n, 1))  # estimated; every logged action was the call
+    logged = np.zeros(n, dtype=int)
+    reward = (rng.random(n) < 0.1).astype(float)
+    q = np.tile([0.1, 0.5], (n, 1))
+    letters = np.tile([0.0, 1.0], (n, 1))
+    plain = off_policy(letters, logged, logging[:, 0], reward, q)
+    switched = switch_to_logging(letters, logging, tau=20)
+    assert np.allclose(switched, logging)
+    robust = off_policy(switched, logged, logging[:, 0], reward, q)
+    assert plain.dr.value > 0.45  # the optimism, uncorrected
+    # The logging policy's own 3 % of letters keeps 0.03 x 0.5 of the optimism, no more.
+    assert abs(robust.dr.value - reward.mean()) < 0.03 and robust.dr.high < 0.2
+    calls = np.tile([1.0, 0.0], (n, 1))  # weight 1 / 0.97: inside the bound, unchanged
+    assert np.array_equal(switch_to_logging(calls, logging, tau=20), calls)
+    half = np.tile([0.5, 0.5], (n, 1))  # the letter's weight 0.5 / 0.03 = 16.7: kept
+    assert np.array_equal(switch_to_logging(half, logging, tau=20), half)
+
+
+def test_the_best_constant_is_chosen_by_the_outcome_model_not_by_the_rewards_it_is_judged_on() -> None:
+    """Choosing the best of several constants by their off-policy estimates biases the winner's
+    estimate upward. Two actions of equal truth, the outcome model says so; each draw of rewards
+    favours one of them by chance: the choice must not follow the draw."""
+    from policies.evaluation import best_constant, constant_policy
+
+    rng = np.random.default_rng(2)
+    n = 2000
+    allowed = np.ones((n, 2), dtype=bool)
+    logging_pi = np.full((n, 2), 0.5)
+    q = np.tile([0.10, 0.12], (n, 1))
+    logged = rng.integers(0, 2, n)
+    picks, winner_bias = set(), []
+    for _ in range(20):
+        reward = (rng.random(n) < 0.1).astype(float)  # both actions truly 0.1
+        picks.add(best_constant(allowed, logging_pi, q))
+        by_reward = max(range(2), key=lambda j: off_policy(constant_policy(allowed, logging_pi, j), logged,
+                                                            np.full(n, 0.5), reward, q, boot=1).dr.value)
+        winner_bias.append(off_policy(constant_policy(allowed, logging_pi, by_reward), logged, np.full(n, 0.5),
+                                      reward, q, boot=1).dr.value - 0.1)
+    assert picks == {1}  # the model's choice, whatever the draw
+    assert np.mean(winner_bias) > 0  # what choosing by the estimates would have done
 
 
 def _outcome_world(n: int = 6000, seed: int = 5) -> LoggedDecisions:
@@ -173,12 +229,13 @@ def _outcome_world(n: int = 6000, seed: int = 5) -> LoggedDecisions:
     return LoggedDecisions(meta, values, ["has_property", "monthly_income", "line_works", "days_since_first_event"])
 
 
-@pytest.mark.parametrize("method", ["surrogate", "dr_learner"])
-def test_the_effect_learners_rank_actions_by_what_they_do_for_each_group(method: str) -> None:
+@pytest.mark.parametrize("settings", [{"method": "surrogate"}, {"method": "surrogate", "pooled_outcomes": True},
+                                      {"method": "dr_learner"}])
+def test_the_effect_learners_rank_actions_by_what_they_do_for_each_group(settings: dict) -> None:
     from models.effects import ActionEffects
 
     data = _outcome_world()
-    model = ActionEffects(method=method, n_estimators=60, members=2).fit(
+    model = ActionEffects(**settings, n_estimators=60, members=2).fit(
         data.values, data.actions, data.labels, data.propensity, data.features,
         groups=data.meta["case_pk"].to_numpy(), outcomes=data.meta["outcome"].to_numpy())
     grid = np.array([[0, 7000, 1, 30], [1, 7000, 0, 30]], dtype=np.float32)  # a working line; property, no line
@@ -189,7 +246,8 @@ def test_the_effect_learners_rank_actions_by_what_they_do_for_each_group(method:
     low, high = model.interval(grid, "voice_call")
     assert (low <= p[:, 0] + 1e-9).all() and (high >= p[:, 0] - 1e-9).all()
     contributions, names = model.contributions(grid[:1], "voice_call")
-    assert contributions.shape == (1, len(names)) and names == data.features
+    pooled = settings.get("pooled_outcomes", False)  # the pooled outcome model has the action as an input
+    assert contributions.shape == (1, len(names)) and names == data.features + (["action"] if pooled else [])
 
 
 def test_training_prefers_the_surrogate_unless_another_method_clearly_wins_on_the_holdout() -> None:

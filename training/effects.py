@@ -8,7 +8,8 @@
    its overlap diagnostics per action;
 3. out of time (decisions from the newest 20 % of the period, models fitted on decisions whose
    90-day windows had closed before it), each candidate of ``METHODS`` (pooled, pooled without
-   weights, per action, DR-learner, surrogate: :class:`models.effects.ActionEffects`) is fitted and its greedy policy
+   weights, per action, DR-learner, surrogate with one pooled outcome model or one per action:
+   :class:`models.effects.ActionEffects`) is fitted and its greedy policy
    (the action of highest estimated settlement odds among those the logging policy gave at least
    ``SUPPORT_FLOOR`` probability) is valued off policy; the candidate with the higher
    self-normalised IPS value is chosen (model-free: no candidate's outcome model grades its own
@@ -44,7 +45,8 @@ METHODS: dict[str, dict[str, Any]] = {"pooled": {"method": "pooled"},
                                       "pooled_unweighted": {"method": "pooled", "weight_clip": 1.0},
                                       "per_action": {"method": "per_action"},
                                       "dr_learner": {"method": "dr_learner"},
-                                      "surrogate": {"method": "surrogate"}}
+                                      "surrogate": {"method": "surrogate", "pooled_outcomes": True},
+                                      "surrogate_per_action": {"method": "surrogate"}}
 # Without a clear holdout difference (SNIPS on one world's holdout is noisy), the first of these
 # present is chosen: the surrogate uses the most information per decision (its immediate outcome).
 DEFAULT_ORDER = ("surrogate", "pooled")

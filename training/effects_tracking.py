@@ -6,9 +6,12 @@ size, weighted log-loss), the chosen method, the overlap diagnostics of the logg
 propensities (``overlap.csv``, and per action ``overlap.<action>.*`` metrics), the holdout, the
 model fitted before the holdout (``evaluation_model``) and the registered model (with its
 propensity model inside). Promotion (:func:`promote_effects`): the challenger becomes champion
-only if its greedy policy's doubly robust value on the challenger's holdout is higher than the
-champion's on the same decisions (same propensities, same outcome model: the challenger's
-evaluation model).
+only if its greedy policy's switch doubly robust value on the challenger's holdout is higher than
+the champion's on the same decisions (same propensities, same outcome model: the challenger's
+evaluation model). Switch-DR (:func:`training.ope.switch_to_logging`, ``PROMOTION_TAU``): where a
+policy's weight on an action would pass 20 (an action the logging policy gave less than 5 %
+there), that choice is valued as the logging policy's, so neither side is credited for actions
+the logs cannot check; the plain DR is reported beside it.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from sqlalchemy import Engine
 from concord.settings import Settings
 from training import registry
 from training.effects import SUPPORT_FLOOR, EffectsResult
-from training.ope import dr_difference, greedy, off_policy
+from training.ope import dr_difference, greedy, off_policy, switch_to_logging
 from training.tracking import sklearn_model_options
 
 MODEL = "action_effects"
+PROMOTION_TAU = 20.0  # switch-DR: a weight above this is switched to the logging policy (see the module doc)
 
 
 def _log_model(estimator: Any, name: str, registered: str | None = None) -> Any:
@@ -107,8 +111,12 @@ def log_effects(settings: Settings, engine: Engine, result: EffectsResult, extra
     return version
 
 
-def compare_on_holdout(challenger: Any, champion: Any, holdout: pd.DataFrame) -> dict[str, Any]:
-    """DR values of both models' greedy policies on the challenger's holdout (settlement rate)."""
+def compare_on_holdout(challenger: Any, champion: Any, holdout: pd.DataFrame,
+                       tau: float = PROMOTION_TAU) -> dict[str, Any]:
+    """Both models' greedy policies on the challenger's holdout (settlement rate): per side, IPS,
+    SNIPS and DR of the policy as it is (``plain``) and of the policy switched to the logging
+    policy where its weight would pass ``tau`` (the side's figures: its ``dr`` is switch-DR); the
+    paired switch-DR difference (``difference``) and the plain one (``difference_plain``)."""
     features = list(challenger.feature_names_in_)
     missing = [f for f in champion.feature_names_in_ if f not in holdout.columns]
     if missing:
@@ -129,13 +137,23 @@ def compare_on_holdout(challenger: Any, champion: Any, holdout: pd.DataFrame) ->
         none = pi.sum(axis=1) == 0
         pi[none] = propensity.of(x_new[none], actions)
         policies[side] = pi
-    figures = {side: off_policy(pi, logged, mu, reward, q).as_dict() for side, pi in policies.items()}
-    difference = dr_difference(policies["challenger"], policies["champion"], logged, mu, reward, q)
-    return {**figures, "difference": {"dr": difference.value, "low": difference.low, "high": difference.high}}
+    rows = np.arange(len(holdout))
+    logging = propensity.of(x_new, actions)
+    logging[rows, logged] = mu  # the recorded propensity where there is one
+    switched = {side: switch_to_logging(pi, logging, tau) for side, pi in policies.items()}
+    figures: dict[str, Any] = {side: {**off_policy(switched[side], logged, mu, reward, q).as_dict(),
+                                      "plain": off_policy(pi, logged, mu, reward, q).as_dict(),
+                                      "switched_share": float(np.abs(switched[side] - pi).sum() / 2 / len(pi))}
+                               for side, pi in policies.items()}
+    difference = dr_difference(switched["challenger"], switched["champion"], logged, mu, reward, q)
+    plain = dr_difference(policies["challenger"], policies["champion"], logged, mu, reward, q)
+    return {**figures, "tau": tau,
+            "difference": {"dr": difference.value, "low": difference.low, "high": difference.high},
+            "difference_plain": {"dr": plain.value, "low": plain.low, "high": plain.high}}
 
 
 def promote_effects(settings: Settings, engine: Engine) -> registry.Decision:
-    """Make the challenger champion if its policy's DR value beats the champion's (see the module doc)."""
+    """Make the challenger champion if its policy's switch-DR value beats the champion's (see the module doc)."""
     client = registry.configure(settings)
     challenger = registry.version_by_alias(client, MODEL, registry.CHALLENGER)
     champion = registry.version_by_alias(client, MODEL, registry.CHAMPION)
@@ -159,18 +177,19 @@ def promote_effects(settings: Settings, engine: Engine) -> registry.Decision:
     figures = compare_on_holdout(new, registry.evaluation_estimator(client, MODEL, champion), holdout)
     ahead = figures["challenger"]["dr"] > figures["champion"]["dr"]
     shown = {side: {"dr": figures[side]["dr"], "dr_low": figures[side]["dr_low"], "dr_high": figures[side]["dr_high"],
-                    "ess": figures[side]["ess"]} for side in ("champion", "challenger")}
+                    "ess": figures[side]["ess"], "plain_dr": figures[side]["plain"]["dr"],
+                    "switched_share": figures[side]["switched_share"]} for side in ("champion", "challenger")}
     if not ahead:
-        return registry.Decision(False, f"the challenger's policy is not ahead: doubly robust settlement rate "
+        return registry.Decision(False, f"the challenger's policy is not ahead: switch doubly robust settlement rate "
                                         f"{figures['challenger']['dr']:.4f} against the champion's "
                                         f"{figures['champion']['dr']:.4f} on the same holdout",
                                  str(champion.version), str(challenger.version), shown)
     registry.set_alias(client, engine, MODEL, registry.CHAMPION, str(challenger.version),
-                       "challenger's policy beat the champion's doubly robust value", figures)
+                       "challenger's policy beat the champion's switch doubly robust value", figures)
     client.delete_registered_model_alias(name, registry.CHALLENGER)
     registry.record_alias_change(engine, MODEL, registry.CHALLENGER, None, str(challenger.version),
                                  "promoted to champion")
-    return registry.Decision(True, f"the challenger's policy beat the champion's: doubly robust settlement rate "
+    return registry.Decision(True, f"the challenger's policy beat the champion's: switch doubly robust settlement rate "
                                    f"{figures['challenger']['dr']:.4f} against {figures['champion']['dr']:.4f} "
                                    f"(difference {figures['difference']['dr']:+.4f}, 95 % interval "
                                    f"{figures['difference']['low']:+.4f} to {figures['difference']['high']:+.4f})",

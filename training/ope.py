@@ -8,6 +8,14 @@ reward r_i) and a candidate policy pi (a distribution over actions per decision)
 - DR = mean(sum_a pi(a | x_i) q(x_i, a) + w_i (r_i - q(x_i, a_i))), q an outcome model: unbiased
   when either q or mu is right, and far less variable than IPS when q is good.
 
+- switch-DR (:func:`switch_to_logging`, then DR): where the candidate's weight on an action,
+  pi(a | x) / mu(a | x), would pass ``tau``, that share of the policy is switched to the logging
+  policy (whose value there is what was logged). The textbook switch estimator falls back on the
+  outcome model q instead; here q's optimism about actions seldom logged in a context is the risk
+  (an estimated propensity of a few percent for an action never taken there leaves q's direct
+  term uncorrected), so the candidate gets no credit beyond the logging policy's where the logs
+  cannot check it, and every weight is at most ``tau + 1``.
+
 Each comes with a bootstrap 95 % interval (decisions resampled with replacement, seeded) and the
 effective sample size of the weights, (sum w)^2 / sum w^2: how many decisions of the logging
 policy the estimate is worth. Pure numpy; the callers (``policies.evaluation``,
@@ -133,6 +141,22 @@ def snips_difference(pi_a: np.ndarray, pi_b: np.ndarray, logged: np.ndarray, mu:
         warnings.simplefilter("ignore", RuntimeWarning)
         low, high = np.nanpercentile(draws, 2.5), np.nanpercentile(draws, 97.5)
     return Estimate(value(slice(None)), float(low), float(high))
+
+
+def switch_to_logging(pi: np.ndarray, logging: np.ndarray, tau: float) -> np.ndarray:
+    """``pi`` (decisions x actions) with its mass on every action whose weight ``pi / logging``
+    exceeds ``tau`` given to the logging policy's distribution ``logging`` (decisions x actions,
+    rows summing to 1) instead; rows of ``logging`` summing to 0 keep ``pi``."""
+    pi = np.asarray(pi, dtype=np.float64)
+    logging = np.asarray(logging, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        off = (pi > 0) & ~(pi <= tau * logging)
+    moved = np.where(off, pi, 0.0).sum(axis=1)
+    total = logging.sum(axis=1)
+    moved = np.where(total > 0, moved, 0.0)
+    off &= (total > 0)[:, None]
+    share = np.divide(logging, total[:, None], out=np.zeros_like(logging), where=total[:, None] > 0)
+    return np.where(off, 0.0, pi) + moved[:, None] * share
 
 
 def greedy(values: np.ndarray, allowed: np.ndarray) -> np.ndarray:
