@@ -55,60 +55,17 @@ _WRITERS: dict[str, threading.Lock] = {}
 _WRITERS_GUARD = threading.Lock()
 
 
-class WriterBusy(Exception):
-    """Another writer holds the chain (raised only by ``transaction(..., wait=False)``)."""
-
-
-def _writer_lock(engine: Engine) -> threading.Lock:
-    with _WRITERS_GUARD:
-        return _WRITERS.setdefault(engine.url.render_as_string(hide_password=False), threading.Lock())
-
-
 @contextlib.contextmanager
-def transaction(engine: Engine, *, wait: bool = True) -> Iterator[Connection]:
+def transaction(engine: Engine) -> Iterator[Connection]:
     """A write transaction on the service's store, one at a time per store in this process.
 
     Threads of a worker queue on a lock here rather than in SQLite's busy handler, which sleeps
     1, 2, 5 ... up to 100 ms between tries and turned a few milliseconds of contention into
-    hundreds. Other processes (another worker, the CLI) still meet at the database's own lock.
-
-    ``wait=False`` (for code on an event loop, which must not sit behind another writer) takes
-    this lock and the database's writer lock at once or raises :class:`WriterBusy` before
-    anything is written."""
-    lock = _writer_lock(engine)
-    if not lock.acquire(blocking=wait):
-        raise WriterBusy("another writer holds the audit chain")
-    try:
-        with engine.begin() as connection:
-            if not wait:
-                _try_writer_lock(connection)
-            yield connection
-    finally:
-        lock.release()
-
-
-def _try_writer_lock(connection: Connection) -> None:
-    """Take the database's writer lock of the chain now, or raise :class:`WriterBusy`."""
-    if connection.dialect.name == "postgresql":
-        if not connection.exec_driver_sql(f"SELECT pg_try_advisory_xact_lock({_AUDIT_LOCK_KEY})").scalar():
-            raise WriterBusy("another process holds the audit chain")
-        return
-    if connection.dialect.name == "sqlite":
-        import sqlite3
-
-        driver = connection.connection.driver_connection
-        if driver is None or driver.in_transaction:
-            return
-        timeout = driver.execute("PRAGMA busy_timeout").fetchone()[0]
-        driver.execute("PRAGMA busy_timeout=0")
-        try:
-            driver.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            if driver.in_transaction or "locked" not in str(error) and "busy" not in str(error):
-                raise
-            raise WriterBusy("another process holds the audit chain") from error
-        finally:
-            driver.execute(f"PRAGMA busy_timeout={int(timeout)}")
+    hundreds. Other processes (another worker, the CLI) still meet at the database's own lock."""
+    with _WRITERS_GUARD:
+        lock = _WRITERS.setdefault(engine.url.render_as_string(hide_password=False), threading.Lock())
+    with lock, engine.begin() as connection:
+        yield connection
 
 
 @dataclass(frozen=True)

@@ -97,16 +97,12 @@ def _audit_payload(decision_id: str, case: CaseRow, body: dict[str, Any], featur
     }
 
 
-Decided = tuple[CaseRow, Any, dict[str, Any], dict[str, Any], dict[str, float]]
-
-
-def write(rt: Runtime, principal: Principal, items: Sequence[Decided], *, wait: bool = True) -> list[Recommendation]:
-    """Audit every decision and record its state, in one transaction; then the answers.
-    ``wait=False``: raise :class:`concord.audit.WriterBusy`, writing nothing, if another writer
-    holds the audit chain."""
+def _write(rt: Runtime, principal: Principal, items: Sequence[tuple[CaseRow, Any, dict[str, Any], dict[str, Any],
+                                                                   dict[str, float]]]) -> list[Recommendation]:
+    """Audit every decision and record its state, in one transaction; then the answers."""
     catalogue = rt.policy_engine.policy.catalogue
     staged = []
-    with audit.transaction(rt.audit, wait=wait) as connection:
+    with audit.transaction(rt.audit) as connection:
         for case, answer, features, history, scores in items:
             decision_id = uuid.uuid4().hex
             sensitive = bool(catalogue[answer.action].sensitive) and not answer.fallback
@@ -128,11 +124,6 @@ def write(rt: Runtime, principal: Principal, items: Sequence[Decided], *, wait: 
 
 def recommend_one(rt: Runtime, principal: Principal, case_id: str, creditor: str | None) -> Recommendation:
     """The next best action for one case, audited."""
-    return write(rt, principal, [decide_one(rt, principal, case_id, creditor)])[0]
-
-
-def decide_one(rt: Runtime, principal: Principal, case_id: str, creditor: str | None) -> Decided:
-    """The next best action for one case, not yet audited (:func:`write` does that)."""
     champions = rt.require()
     now = utcnow()
     with rt.ledger.connect() as connection:
@@ -147,7 +138,7 @@ def decide_one(rt: Runtime, principal: Principal, case_id: str, creditor: str | 
     history = one_case_facts(case.case_pk, now.timestamp(), past, rt.policy_engine.policy.catalogue, resolved)
     facts = {**features, **case.facts(), **history, **scores, "decision_ts": now}
     answer = rt.policy_engine.recommend_one(facts, reasons=reasons, model_versions=champions.versions)
-    return case, answer, features, history, scores
+    return _write(rt, principal, [(case, answer, features, history, scores)])[0]
 
 
 def recommend_batch(rt: Runtime, principal: Principal, refs: Sequence[CaseRef]) -> tuple[list[Recommendation],
@@ -193,4 +184,4 @@ def recommend_batch(rt: Runtime, principal: Principal, refs: Sequence[CaseRef]) 
         features = {k: inputs.features.iloc[i][k] for k in inputs.features.columns}
         items.append((case, answers[i], features, {k: row[k] for k in history_names},
                       {"p_reach": float(row["p_reach"]), "p_settle": float(row["p_settle"])}))
-    return write(rt, principal, items), errors
+    return _write(rt, principal, items), errors

@@ -13,8 +13,6 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-import anyio
-import anyio.to_thread
 import bentoml
 from starlette.responses import JSONResponse, Response
 
@@ -62,10 +60,7 @@ def _batch(ctx: bentoml.Context, items: list[Any] | None, field: str) -> Any:
 # No OpenTelemetry spans for our endpoints: no exporter is configured, and BentoML's tracing
 # middleware cost about an eighth of a worker's CPU per one-case request (to trace them, configure
 # an exporter and remove the exclusion). Prometheus metrics stay.
-THREADS = 4  # a worker's threads for sync endpoints
-
-
-@bentoml.service(name="concord", workers=1, threads=THREADS, traffic={"timeout": 120},
+@bentoml.service(name="concord", workers=1, threads=4, traffic={"timeout": 120},
                  tracing={"excluded_urls": [route.lstrip("/") for route in ROUTES]})
 @bentoml.asgi_app(review_page, path="/review")
 class NextBestAction:
@@ -78,7 +73,6 @@ class NextBestAction:
         from serving.runtime import Runtime, set_current
 
         quiet_validation_logs()
-        self._limiter: anyio.CapacityLimiter | None = None
         restrict_new_files()  # the audit store, the xlsx scratch files: owner only
         self.runtime = Runtime(get_settings()).start()
         set_current(self.runtime)
@@ -121,24 +115,13 @@ class NextBestAction:
         ctx.response.status_code = 200
         return result
 
-    async def _in_thread(self, ctx: bentoml.Context, work: Callable[[Any], Any]) -> Any:
-        """``_answer(ctx, work)`` on a worker thread (at most ``threads`` at once, as BentoML runs
-        a sync endpoint)."""
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(THREADS)
-        return await anyio.to_thread.run_sync(self._answer, ctx, work, limiter=self._limiter)
-
     @bentoml.api(route="/next_best_action", input_spec=NextBestActionRequest)
-    async def next_best_action(self, ctx: bentoml.Context, case_id: str | None = None, creditor: str | None = None,
-                               cases: list[CaseRef] | None = None) -> NextBestActionResponse:
+    def next_best_action(self, ctx: bentoml.Context, case_id: str | None = None, creditor: str | None = None,
+                         cases: list[CaseRef] | None = None) -> NextBestActionResponse:
         """The next best action for one case (`case_id`, plus `creditor` when the key serves several
         creditors) or for a batch of up to 1,000 (`cases`). Sensitive actions come back with
         `approval: pending` until a supervisor approves them."""
-        # One case runs on the event loop: its few milliseconds of work cost less there than the
-        # hand-off to a thread and back. Its audit write never waits on the loop: if another
-        # writer holds the chain, the write goes to a thread. A batch runs on a thread.
-        from concord.audit import WriterBusy
-        from serving.recommend import Decided, decide_one, recommend_batch, write
+        from serving.recommend import recommend_batch, recommend_one
 
         if (case_id is None) == (cases is None):
             return _refusal(ctx, 400, "give either 'case_id' (one case) or 'cases' (a batch), not both or neither",
@@ -153,21 +136,10 @@ class NextBestAction:
                 results, errors = recommend_batch(self.runtime, principal, cases)
                 return NextBestActionResponse(results=results, errors=errors)
 
-            return await self._in_thread(ctx, batch)
+            return self._answer(ctx, batch)
         assert case_id is not None
-        decided: list[Decided] = []
-
-        def at_once(principal: Any) -> NextBestActionResponse | None:
-            decided.append(decide_one(self.runtime, principal, case_id, creditor))
-            try:
-                return NextBestActionResponse(results=write(self.runtime, principal, decided, wait=False), errors=[])
-            except WriterBusy:
-                return None
-
-        if (answer := self._answer(ctx, at_once)) is not None:
-            return answer
-        return await self._in_thread(ctx, lambda p: NextBestActionResponse(
-            results=write(self.runtime, p, decided), errors=[]))
+        return self._answer(ctx, lambda p: NextBestActionResponse(
+            results=[recommend_one(self.runtime, p, case_id, creditor)], errors=[]))
 
     @bentoml.api(route="/assign", input_spec=AssignRequest)
     def assign(self, ctx: bentoml.Context, cases: list[CaseRef], save: bool = False) -> AssignResponse:
