@@ -132,6 +132,21 @@ def _take_writer_lock(connection: Connection) -> None:
             driver.execute("BEGIN IMMEDIATE")
 
 
+_LAST = f"SELECT seq, hash FROM {AuditRecord.__tablename__} ORDER BY seq DESC LIMIT 1"
+
+
+def _last(connection: Connection) -> tuple[int, str] | None:
+    """The chain's last (seq, hash), read under the writer lock straight from the driver's cursor
+    (plain SQL, no parameters: a fifth of an append's CPU went to SQLAlchemy's statement path)."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(_LAST)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return (int(row[0]), str(row[1])) if row is not None else None
+
+
 def append(connection: Connection, kind: str, payload: dict[str, Any], *, decision_id: str | None = None,
            case_id: str | None = None, creditor: str | None = None, actor: str | None = None,
            at: dt.datetime | None = None) -> tuple[int, str]:
@@ -145,8 +160,8 @@ def append(connection: Connection, kind: str, payload: dict[str, Any], *, decisi
         raise ValueError(f"audit kind must be one of {', '.join(KINDS)}, not {kind!r}")
     _take_writer_lock(connection)
     statements = _statements()
-    last = connection.execute(statements.last).first()
-    seq, prev_hash = (last.seq + 1, last.hash) if last is not None else (1, GENESIS)
+    last = _last(connection)
+    seq, prev_hash = (last[0] + 1, last[1]) if last is not None else (1, GENESIS)
     created_at = (at or utcnow()).astimezone(dt.UTC)
     text = canonical(payload)
     fields = _fields(seq, created_at, kind, decision_id, case_id, creditor, actor, text)

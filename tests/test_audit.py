@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 
 import pytest
@@ -9,6 +13,19 @@ from sqlalchemy import text
 
 from concord.audit import GENESIS, append, audit_engine, audit_url, record_decision, records, verify
 from serving.auth import ADMIN, COURT, PLATFORM, authenticate, create_key, revoke_key
+from tests.service_world import ROOT, concord
+
+# One writer process, as a service worker appends (``concord serve`` runs two).
+_WRITER = textwrap.dedent("""
+    import sys
+    from concord import audit
+    from concord.settings import get_settings
+
+    engine = audit.audit_engine(get_settings(), migrate=False)
+    for i in range(int(sys.argv[2])):
+        with audit.transaction(engine) as connection:
+            audit.append(connection, "event", {"writer": sys.argv[1], "i": i})
+""")
 
 
 def test_store_beside_a_sqlite_ledger_is_its_own_file(settings):
@@ -64,6 +81,25 @@ def test_concurrent_appends_keep_one_chain(ledger_settings):
     result = verify(engine)
     assert result.ok and result.count == 100
     engine.dispose()
+
+
+def test_two_processes_appending_at_once_keep_one_chain(ledger_settings):
+    """Two service workers write the chain at the same time: every record lands once, in one
+    chain that ``concord audit verify`` accepts."""
+    audit_engine(ledger_settings).dispose()  # migrated here, as ``concord serve`` does before its workers
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    writers = [subprocess.Popen([sys.executable, "-c", _WRITER, str(n), "150"], env=env, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(2)]
+    for writer in writers:
+        _, err = writer.communicate(timeout=300)
+        assert writer.returncode == 0, err
+    engine = audit_engine(ledger_settings, migrate=False)
+    assert verify(engine).count == 300
+    assert sorted((r.payload["writer"], r.payload["i"]) for r in records(engine, limit=1000)) == \
+        sorted((str(n), i) for n in range(2) for i in range(150))
+    engine.dispose()
+    result = concord({}, "audit", "verify")
+    assert result.returncode == 0 and "audit chain OK: 300 records" in result.stdout, result.stdout + result.stderr
 
 
 def test_decision_approval_follows_sensitivity(settings):
