@@ -73,16 +73,13 @@ class _Statements:
     """The append path's statements, built once: SQLAlchemy then finds each compiled form in its
     cache by identity instead of building and hashing a new statement per record."""
 
-    last: Any
     add_record: Any
     add_decision: Any
 
 
 @functools.cache
 def _statements() -> _Statements:
-    records = table(AuditRecord)
-    return _Statements(last=select(records.c.seq, records.c.hash).order_by(records.c.seq.desc()).limit(1),
-                       add_record=insert(records), add_decision=insert(table(Decision)))
+    return _Statements(add_record=insert(table(AuditRecord)), add_decision=insert(table(Decision)))
 
 
 def _plain(value: Any) -> Any:
