@@ -8,7 +8,11 @@ served by ``concord serve --workers 2 --no-access-log`` (two processes for two c
 for ``SECONDS`` after a warm-up of ``WARMUP`` seconds at the same rate. Besides p50/p99 and the
 throughput served, each rate reports the service's CPU seconds per request (its processes' user +
 system time over the run / requests served: less sensitive to other work on the machine than the
-latencies) and the 1-minute load average at its end. In the same run, with the service idle, the
+latencies) and the 1-minute load average at its end. The workers run the probe of ``serving.probe``
+(``CONCORD_PROBE_DIR``): each rate also reports the requests each worker served and counts of what
+took over 20 ms inside them (requests, waits before a request reached the worker, gen-2 garbage
+collections, late wake-ups of a thread sleeping 1 ms, the longest WAL checkpoint), robust to the
+machine's other work where wrk's p99 is not. In the same run, with the service idle, the
 bare in-process work for the same cases: one Feast online read of ``settlement_v1`` and both
 champions' LightGBM ``Booster.predict`` (one thread); the ratio of the service's p50 at 100 requests
 a second to that bare p50 (target at most 4), and the service's p99 (target under 20 ms).
@@ -108,14 +112,34 @@ def _wrk(url: str, env: dict[str, str], rate: int, seconds: int) -> dict:
     return json.loads(line)
 
 
+def _worker_side(folder: Path, rate: int, since: float, until: float) -> dict:
+    """What the workers' probe (``serving.probe``) saw between ``since`` and ``until``: requests per
+    worker, and counts of what took over 20 ms (less sensitive to other work on the machine than
+    wrk's p99)."""
+    from serving import probe
+
+    seen = probe.summary(probe.read(folder), since, until, over=0.020)
+    return {f"requests_per_worker_{rate}rps": seen["requests_per_worker"],
+            f"in_worker_over_20ms_{rate}rps": seen["in_worker_over"],
+            f"queued_over_20ms_{rate}rps": seen["queued_over"],
+            f"gen2_collections_{rate}rps": seen["gc2"], f"gc_max_ms_{rate}rps": seen["gc_max_ms"],
+            f"late_wakeups_over_20ms_{rate}rps": seen["lag_over"],
+            f"checkpoint_max_ms_{rate}rps": max((v for k, v in seen["span_max_ms"].items()
+                                                   if k.startswith("checkpoint")), default=None)}
+
+
 def _load(url: str, key: str, case_ids: list[str], rate: int, folder: Path, pids: list[int]) -> dict:
     """Load the service at ``rate`` requests a second (wrk, else locust); figures at steady state."""
     env = {**os.environ, "CONCORD_BENCH_KEY": key, "CONCORD_BENCH_CASES": ",".join(case_ids)}
     if shutil.which("wrk"):
         _wrk(url, env, rate, WARMUP)
         cpu = _cpu_seconds(pids)
+        since = time.time()
         got = _wrk(url, env, rate, SECONDS)
+        until = time.time()
         cpu = _cpu_seconds(pids) - cpu
+        time.sleep(1.5)  # the probe writes its lines every second
+        worker_side = _worker_side(folder / "probe", rate, since, until)
         requests, p50, p99 = got["requests"], got["p50_ms"], got["p99_ms"]
         throughput, failures = requests / got["duration_s"], got["errors_status"] + got["errors_other"]
     else:
@@ -140,7 +164,7 @@ def _load(url: str, key: str, case_ids: list[str], rate: int, folder: Path, pids
             f"throughput_{rate}rps": round(throughput, 1), f"failures_{rate}rps": failures,
             f"requests_{rate}rps": requests,
             f"service_cpu_ms_per_request_{rate}rps": round(cpu / max(requests, 1) * 1e3, 2),
-            f"load_1min_after_{rate}rps": round(os.getloadavg()[0], 1)}
+            f"load_1min_after_{rate}rps": round(os.getloadavg()[0], 1), **worker_side}
 
 
 def run() -> dict:
@@ -149,6 +173,7 @@ def run() -> dict:
     with tempfile.TemporaryDirectory(prefix="concord-bench-service-") as scratch:
         root = Path(scratch)
         env = {"CONCORD_HOME": str(root / "home"), "CONCORD_PSEUDONYM_KEY": "bench"}
+        serve_env = {**env, "CONCORD_PROBE_DIR": str(root / "probe")}  # the workers' probe: serving.probe
         started = time.perf_counter()
         build_world(root, env, "simulated", CASES)
         world_s = time.perf_counter() - started
@@ -158,7 +183,7 @@ def run() -> dict:
         creditor = cases["creditor"].value_counts().index[0]
         case_ids = cases.loc[cases["creditor"] == creditor, "case_id"].tolist()
         key = make_key(env, "platform", "--creditor", creditor)
-        service = Service(env, root / "service.log", *SERVE).start()
+        service = Service(serve_env, root / "service.log", *SERVE).start()
         try:
             figures: dict = {"cases": CASES, "serve_options": " ".join(SERVE), "world_seconds": round(world_s),
                              "load_generator": "wrk" if shutil.which("wrk") else "locust",

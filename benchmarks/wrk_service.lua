@@ -3,7 +3,9 @@
 -- paced at CONCORD_BENCH_RATE requests a second in all (each thread keeps its share of a
 -- schedule; a request waits for its slot, so the rate holds while the service keeps up).
 -- Environment: CONCORD_BENCH_KEY, CONCORD_BENCH_CASES (comma-separated), CONCORD_BENCH_RATE,
--- CONCORD_BENCH_THREADS (wrk's -t). done() prints one JSON line of the figures.
+-- CONCORD_BENCH_THREADS (wrk's -t). done() prints one JSON line of the figures. Each request
+-- carries X-Bench-Id and X-Bench-Sent (its send time, ms) for the service's probe; with
+-- CONCORD_BENCH_TRACE=PREFIX each answer's id, arrival time (ms) and status go to PREFIX-THREAD.txt.
 local ffi = require("ffi")
 ffi.cdef [[
 struct concord_timeval { long tv_sec; long tv_usec; };
@@ -28,6 +30,8 @@ local rate = tonumber(os.getenv("CONCORD_BENCH_RATE") or "100")
 local threads = tonumber(os.getenv("CONCORD_BENCH_THREADS") or "1")
 local counter = 0
 local interval_ms, slot
+local trace
+local sent = 0
 
 function setup(thread)
   counter = counter + 1
@@ -37,6 +41,11 @@ end
 function init(args)
   math.randomseed(1000 + (number or 0))
   interval_ms = 1000 * threads / rate
+  local path = os.getenv("CONCORD_BENCH_TRACE")
+  if path and path ~= "" then
+    trace = io.open(string.format("%s-%d.txt", path, number or 0), "w")
+    trace:setvbuf("line")
+  end
 end
 
 function delay()
@@ -50,7 +59,17 @@ end
 
 function request()
   local case_id = cases[math.random(#cases)]
+  -- the service's probe (CONCORD_PROBE_DIR) notes these; the answer echoes the id
+  sent = sent + 1
+  headers["X-Bench-Id"] = string.format("%d-%d", number or 0, sent)
+  headers["X-Bench-Sent"] = string.format("%.3f", now_ms())
   return wrk.format("POST", "/next_best_action", headers, '{"case_id": "' .. case_id .. '"}')
+end
+
+if (os.getenv("CONCORD_BENCH_TRACE") or "") ~= "" then  -- wrk reads answers only when response() exists
+  function response(status, response_headers, body)
+    trace:write(string.format("%s %.3f %d\n", response_headers["x-bench-id"] or "-", now_ms(), status))
+  end
 end
 
 function done(summary, latency, requests)

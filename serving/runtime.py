@@ -180,6 +180,7 @@ class Runtime:
         self._thread.start()
 
     def _background(self) -> None:
+        from serving import probe
         from serving.events import sync_events
 
         poll, sync = self.settings.model_poll_seconds, self.settings.event_sync_seconds
@@ -188,11 +189,13 @@ class Runtime:
             waited += 1
             if self.problem is None and waited % sync == 0:
                 try:
-                    sync_events(self.settings, self.ledger, self.audit)
+                    with probe.span("event_sync"):
+                        sync_events(self.settings, self.ledger, self.audit)
                 except Exception as error:  # an import holding the lock, a rejected row: try again later
                     log.warning("events not yet imported into the ledger: %s: %s", type(error).__name__, error)
             if waited % poll == 0:
-                self.reload()
+                with probe.span("model_poll"):
+                    self.reload()
 
     def stop(self) -> None:
         """Stop the background thread and close the engines."""

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import bentoml
 from starlette.responses import JSONResponse, Response
 
+from serving import probe
 from serving.cases import ApiError
 from serving.gate import ROUTES, Gate
 from serving.review.app import create_app as create_review_app
@@ -72,6 +73,7 @@ class NextBestAction:
         from serving.gate import quiet_validation_logs
         from serving.runtime import Runtime, set_current
 
+        probe.start()  # only when CONCORD_PROBE_DIR is set (benchmarks)
         quiet_validation_logs()
         restrict_new_files()  # the audit store, the xlsx scratch files: owner only
         self.runtime = Runtime(get_settings()).start()
@@ -238,4 +240,6 @@ class NextBestAction:
         return self._answer(ctx, work)
 
 
+if probe.enabled():  # benchmarks: where slow requests lose their time (serving.probe)
+    NextBestAction.add_asgi_middleware(probe.Probe)  # type: ignore[attr-defined]
 NextBestAction.add_asgi_middleware(Gate)  # type: ignore[attr-defined]  # the decorator made a Service
