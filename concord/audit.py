@@ -61,10 +61,13 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 
     Threads of a worker queue on a lock here rather than in SQLite's busy handler, which sleeps
     1, 2, 5 ... up to 100 ms between tries and turned a few milliseconds of contention into
-    hundreds. Other processes (another worker, the CLI) still meet at the database's own lock."""
+    hundreds. Processes writing a SQLite store through here (the service's workers) then queue on
+    :func:`concord.db.write_turn`; others (the CLI) still meet at the database's own lock."""
+    from concord.db import write_turn
+
     with _WRITERS_GUARD:
         lock = _WRITERS.setdefault(engine.url.render_as_string(hide_password=False), threading.Lock())
-    with lock, engine.begin() as connection:
+    with lock, write_turn(engine), engine.begin() as connection:
         yield connection
 
 
