@@ -16,7 +16,7 @@ from typing import Any, Literal
 import bentoml
 from starlette.responses import JSONResponse, Response
 
-from serving import probe
+from serving import probe, spread
 from serving.cases import ApiError
 from serving.gate import ROUTES, Gate
 from serving.review.app import create_app as create_review_app
@@ -242,4 +242,6 @@ class NextBestAction:
 
 if probe.enabled():  # benchmarks: where slow requests lose their time (serving.probe)
     NextBestAction.add_asgi_middleware(probe.Probe)  # type: ignore[attr-defined]
+if spread.active():  # several workers: keep-alive connections spread over them (serving.spread)
+    NextBestAction.add_asgi_middleware(spread.Spread)  # type: ignore[attr-defined]
 NextBestAction.add_asgi_middleware(Gate)  # type: ignore[attr-defined]  # the decorator made a Service

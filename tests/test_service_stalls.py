@@ -1,8 +1,10 @@
 """What keeps a service worker's slow requests rare: WAL checkpoints out of the commits (SQLite),
-and one queue for the writers of a SQLite store across processes (measured with ``serving.probe``)."""
+one queue for the writers of a SQLite store across processes, and connections spread over the
+workers (measured with ``serving.probe``)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from sqlalchemy import text
 from concord.audit import append as audit_append
 from concord.audit import audit_engine, records, transaction, verify
 from concord.db import BACKSTOP_PAGES, Checkpointer, make_engine, write_turn
+from serving.spread import Spread
 from tests.service_world import ROOT
 
 
@@ -103,6 +106,50 @@ def test_a_writer_waits_for_the_other_process_turn_then_writes(settings):
     assert holder.returncode == 0, holder.stderr.read() if holder.stderr else ""
     assert [r.payload for r in records(engine)] == [{"after": "the other process"}]
     engine.dispose()
+
+
+def _answers(spread: Spread, concurrent: int) -> list[list[tuple[bytes, bytes]]]:
+    """The response headers of ``concurrent`` requests that are in flight together."""
+    gate = asyncio.Event()
+    arrived = 0
+
+    async def app(scope, receive, send) -> None:
+        nonlocal arrived
+        arrived += 1
+        if arrived == concurrent:
+            gate.set()
+        await gate.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    spread.app = app
+    out: list[list[tuple[bytes, bytes]]] = []
+
+    async def one() -> None:
+        headers: list[tuple[bytes, bytes]] = []
+
+        async def send(message) -> None:
+            if message["type"] == "http.response.start":
+                headers.extend(message["headers"])
+
+        await spread({"type": "http", "path": "/next_best_action"}, None, send)
+        out.append(headers)
+
+    async def main() -> None:
+        await asyncio.gather(*(one() for _ in range(concurrent)))
+
+    asyncio.run(main())
+    return out
+
+
+def test_a_busy_worker_closes_some_connections_and_an_idle_one_none():
+    spread = Spread(None, every=4)
+    alone = [h for _ in range(12) for h in _answers(spread, 1)]
+    assert not any((b"connection", b"close") in h for h in alone)
+    crowded = _answers(spread, 12)  # 11 arrive while another is in flight: every 4th of them closes
+    assert sum((b"connection", b"close") in h for h in crowded) == 2
+    assert all((b"content-type", b"text/plain") in h for h in crowded)
+    assert spread.in_flight == 0
 
 
 def test_sqlite_store_reads_back_after_the_wal_is_checkpointed_and_removed(settings):

@@ -51,6 +51,7 @@ def serve_command(
     options = [f"services.concord.workers={workers}", f"services.concord.threads={threads}"]
     if not access_log:
         options.append("services.concord.logging.access.enabled=false")
+    os.environ["CONCORD_SERVE_WORKERS"] = str(workers)  # serving.spread: connections spread over them
     os.environ["BENTOML_CONFIG_OPTIONS"] = " ".join([os.environ.get("BENTOML_CONFIG_OPTIONS", ""), *options]).strip()
     console.print(f"serving on http://{host}:{port} (OpenAPI at /openapi.json, readiness at /readyz)",
                   highlight=False, soft_wrap=True)
