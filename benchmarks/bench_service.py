@@ -8,8 +8,10 @@ served by ``concord serve --workers 2 --no-access-log`` (two processes for two c
 for ``SECONDS`` after a warm-up of ``WARMUP`` seconds at the same rate. Besides p50/p99 and the
 throughput served, each rate reports the service's CPU seconds per request (its processes' user +
 system time over the run / requests served: less sensitive to other work on the machine than the
-latencies) and the 1-minute load average at its end. The workers run the probe of ``serving.probe``
-(``CONCORD_PROBE_DIR``): each rate also reports the requests each worker served and counts of what
+latencies) and the 1-minute load average at its end. With ``--probe`` the workers run the probe of
+``serving.probe`` (``CONCORD_PROBE_DIR``; off by default, as its watcher thread wakes every
+millisecond and takes the worker's interpreter lock each time): each rate also reports the
+requests each worker served and counts of what
 took over 20 ms inside them (requests, waits before a request reached the worker, gen-2 garbage
 collections, late wake-ups of a thread sleeping 1 ms, the longest WAL checkpoint), robust to the
 machine's other work where wrk's p99 is not. In the same run, with the service idle, the
@@ -17,11 +19,12 @@ bare in-process work for the same cases: one Feast online read of ``settlement_v
 champions' LightGBM ``Booster.predict`` (one thread); the ratio of the service's p50 at 100 requests
 a second to that bare p50 (target at most 4), and the service's p99 (target under 20 ms).
 
-    python benchmarks/bench_service.py
+    python benchmarks/bench_service.py [--probe] [--threads N]
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import datetime as dt
 import json
@@ -138,8 +141,10 @@ def _load(url: str, key: str, case_ids: list[str], rate: int, folder: Path, pids
         got = _wrk(url, env, rate, SECONDS)
         until = time.time()
         cpu = _cpu_seconds(pids) - cpu
-        time.sleep(1.5)  # the probe writes its lines every second
-        worker_side = _worker_side(folder / "probe", rate, since, until)
+        worker_side = {}
+        if (folder / "probe").is_dir():
+            time.sleep(1.5)  # the probe writes its lines every second
+            worker_side = _worker_side(folder / "probe", rate, since, until)
         requests, p50, p99 = got["requests"], got["p50_ms"], got["p99_ms"]
         throughput, failures = requests / got["duration_s"], got["errors_status"] + got["errors_other"]
     else:
@@ -167,13 +172,16 @@ def _load(url: str, key: str, case_ids: list[str], rate: int, folder: Path, pids
             f"load_1min_after_{rate}rps": round(os.getloadavg()[0], 1), **worker_side}
 
 
-def run() -> dict:
+def run(probe: bool = False, threads: int | None = None) -> dict:
     from tests.service_world import Service, build_world, make_key
+
+    serve = (*SERVE, "--threads", str(threads)) if threads else SERVE
 
     with tempfile.TemporaryDirectory(prefix="concord-bench-service-") as scratch:
         root = Path(scratch)
         env = {"CONCORD_HOME": str(root / "home"), "CONCORD_PSEUDONYM_KEY": "bench"}
-        serve_env = {**env, "CONCORD_PROBE_DIR": str(root / "probe")}  # the workers' probe: serving.probe
+        # The workers' probe (serving.probe) only when asked: its watcher thread wakes every millisecond.
+        serve_env = {**env, "CONCORD_PROBE_DIR": str(root / "probe")} if probe else env
         started = time.perf_counter()
         build_world(root, env, "simulated", CASES)
         world_s = time.perf_counter() - started
@@ -183,9 +191,10 @@ def run() -> dict:
         creditor = cases["creditor"].value_counts().index[0]
         case_ids = cases.loc[cases["creditor"] == creditor, "case_id"].tolist()
         key = make_key(env, "platform", "--creditor", creditor)
-        service = Service(serve_env, root / "service.log", *SERVE).start()
+        service = Service(serve_env, root / "service.log", *serve).start()
         try:
-            figures: dict = {"cases": CASES, "serve_options": " ".join(SERVE), "world_seconds": round(world_s),
+            figures: dict = {"cases": CASES, "serve_options": " ".join(serve), "probe": probe,
+                             "world_seconds": round(world_s),
                              "load_generator": "wrk" if shutil.which("wrk") else "locust",
                              "seconds_per_rate": SECONDS, "cpus": os.cpu_count(),
                              "load_1min": round(os.getloadavg()[0], 1)}
@@ -200,4 +209,8 @@ def run() -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(), indent=2))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--probe", action="store_true", help="run the workers' probe and report what it saw")
+    parser.add_argument("--threads", type=int, help="threads per worker (concord serve --threads)")
+    options = parser.parse_args()
+    print(json.dumps(run(options.probe, options.threads), indent=2))
