@@ -155,11 +155,14 @@ class OnlineReader:
         columns: dict[str, list[Any]] = {}
         by_view: dict[str, dict[str, list[Any]]] = {}
         join_values: dict[str, list[Any]] = {}
+        entity_keys: dict[tuple[tuple[str, ValueType], ...], list[Any]] = {}
         for part in plan.stored:
             for key, key_type in part.join_keys:
                 if key not in join_values:
                     join_values[key] = _python([row[key] for row in rows], key_type)
-            keys = [_entity_key(part, row) for row in rows]
+            keys = entity_keys.get(part.join_keys)
+            if keys is None:  # views joined on the same keys share the rows' entity keys
+                keys = entity_keys[part.join_keys] = [_entity_key(part, row) for row in rows]
             names = [name for name, _ in part.features]
             found = provider.online_read(config=config, table=part.view, entity_keys=keys, requested_features=names)
             own = by_view[part.view.name] = {}
