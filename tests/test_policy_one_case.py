@@ -135,3 +135,18 @@ def test_a_comparison_on_one_case_is_numpys(op: str, value: object) -> None:
     batch = comparison.evaluate(facts)
     for i, number in enumerate(numbers):
         assert comparison.evaluate(Facts({"principal": [number]}, 1)).tolist() == [bool(batch[i])], number
+
+
+def test_prior_estimates_of_one_case_are_its_row_of_the_batch() -> None:
+    """The priors' values for one case alone (its shifts summed on Python floats) are, bit for
+    bit, its row of a batch's (summed with numpy)."""
+    engine = PolicyEngine(load_policy())
+    catalogue = engine.policy.catalogue
+    facts = Facts.from_frame(frame(varied_cases(engine, 300, seed=19)))
+    engine.decide(facts)  # the recoverable claim the values read
+    batch = engine.action_value.estimate(facts, catalogue)
+    for i in range(facts.n):
+        one = engine.action_value.estimate(facts.subset(np.array([i])), catalogue)
+        np.testing.assert_array_equal(one.p_settle, batch.p_settle[i:i + 1])
+        np.testing.assert_array_equal(one.value, batch.value[i:i + 1])
+    assert np.unique(batch.p_settle.round(6)).size > 100
