@@ -29,6 +29,7 @@ _NUMERIC_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
 OPS = (*_NUMERIC_OPS, "in", "not in")
+_TEXT = frozenset(TEXT_FACTS)
 
 
 class Condition:
@@ -63,7 +64,7 @@ class Comparison(Condition):
     value: Any
 
     def evaluate(self, facts: Facts) -> np.ndarray:
-        if self.fact in TEXT_FACTS:
+        if self.fact in _TEXT:
             values = facts.text(self.fact)
             if self.op in ("in", "not in"):
                 inside = np.isin(values, list(self.value))
