@@ -160,18 +160,41 @@ class PriorValue:
             x = np.column_stack([facts[name] for name in plan.facts])
             x = np.clip((x - plan.center) / plan.scale, -plan.clip, plan.clip)
             shift_of = np.where(np.isnan(x), 0.0, plan.coef * x)
-        shifts = np.empty((facts.n, len(catalogue.actions)))
-        for j, (log_odds, modifiers, needs_line) in enumerate(plan.actions):
-            shift = np.full(facts.n, log_odds)
-            for m in modifiers:
-                shift += shift_of[:, m]
-            if needs_line:
-                shift += dead_line
-            shifts[:, j] = shift
+        shifts = (_one_case_shifts if facts.n == 1 else _shifts)(plan, shift_of, dead_line)
         p_settle = 1.0 / (1.0 + np.exp(-(logit[:, None] + shifts)))
         recovery = nan_to_num(facts["recoverable_claim"], nan=0.0)
         return ActionEstimates(actions=catalogue.names, p_settle=p_settle, recovery=recovery,
                                cost=catalogue.costs(), source=("prior",) * len(catalogue.actions))
+
+
+def _shifts(plan: _Plan, shift_of: np.ndarray, dead_line: np.ndarray) -> np.ndarray:
+    """(cases x actions) each action's log-odds shift: its prior log-odds plus its modifiers'
+    shifts in the order ``effects.yaml`` lists them, plus the dead-line shift where it needs a line."""
+    n = len(dead_line)
+    shifts = np.empty((n, len(plan.actions)))
+    for j, (log_odds, modifiers, needs_line) in enumerate(plan.actions):
+        shift = np.full(n, log_odds)
+        for m in modifiers:
+            shift += shift_of[:, m]
+        if needs_line:
+            shift += dead_line
+        shifts[:, j] = shift
+    return shifts
+
+
+def _one_case_shifts(plan: _Plan, shift_of: np.ndarray, dead_line: np.ndarray) -> np.ndarray:
+    """:func:`_shifts` for one case: the same float64 sums in the same order, on Python floats
+    (no numpy call per action and modifier)."""
+    row, line = shift_of[0].tolist(), float(dead_line[0])
+    out = []
+    for log_odds, modifiers, needs_line in plan.actions:
+        total = float(log_odds)
+        for m in modifiers:
+            total += row[m]
+        if needs_line:
+            total += line
+        out.append(total)
+    return np.array([out], dtype=np.float64)
 
 
 @dataclass(frozen=True)

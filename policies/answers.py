@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from policies.court import flag_text, risk_flags
 from policies.engine import RUNNER_UPS, Decisions
 
 if TYPE_CHECKING:
@@ -220,8 +219,9 @@ def single_answer(decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any
             ineligible.append(IneligibleAction(action.name, why))
     offers = decisions.offers
     term = offers.term_months[0]
-    flags = _flags(decisions, engine)[0]
-    raised = flag_text(risk_flags(facts, policy.court), policy.court)[0]
+    flags = _one_case_flags(decisions, engine)
+    # flag_text(risk_flags(facts, policy.court), policy.court)[0], without the object arrays
+    raised = _joined(flag.id for flag in policy.court.flags if flag.when.evaluate(facts)[0])
     decided = dt.datetime.fromtimestamp(float(facts["decision_ts"][0]), dt.UTC).isoformat()
     return Recommendation(
         case_id=str(facts.text("case_id")[0]), creditor=str(facts.text("creditor")[0]), decided_at=decided,
@@ -238,6 +238,22 @@ def single_answer(decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any
         model_versions=model_versions, greedy_action=catalogue.names[int(decisions.greedy[0])],
         explored=bool(decisions.explored[0]), epsilon=float(decisions.epsilon[0]),
         propensity=round(float(decisions.propensity[0]), 6), explanation=_explanation(decisions, engine, order))
+
+
+def _joined(labels: Any) -> str:
+    """Labels joined by '; ' as ``flag_text`` and ``_flags`` join them for each case."""
+    out = ""
+    for label in labels:
+        out = label if out == "" else out + "; " + label
+    return out
+
+
+def _one_case_flags(decisions: Decisions, engine: PolicyEngine) -> str:
+    """``_flags(decisions, engine)[0]`` for the one case of ``decisions``, on plain values."""
+    chosen, fallback = int(decisions.chosen[0]), bool(decisions.fallback[0])
+    hits = (("out_of_scope", decisions.facts["in_scope"][0] == 0), ("no_eligible_action", fallback),
+            ("needs_review", engine.policy.catalogue.actions[chosen].sensitive and not fallback))
+    return _joined(name for name, hit in hits if hit)
 
 
 _DESCRIBED: dict[int, tuple[Any, str]] = {}

@@ -29,6 +29,7 @@ _NUMERIC_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
 OPS = (*_NUMERIC_OPS, "in", "not in")
+_TEXT = frozenset(TEXT_FACTS)
 
 
 class Condition:
@@ -63,13 +64,18 @@ class Comparison(Condition):
     value: Any
 
     def evaluate(self, facts: Facts) -> np.ndarray:
-        if self.fact in TEXT_FACTS:
+        if self.fact in _TEXT:
             values = facts.text(self.fact)
             if self.op in ("in", "not in"):
                 inside = np.isin(values, list(self.value))
                 return inside if self.op == "in" else ~inside
             return np.asarray(_NUMERIC_OPS[self.op](values, self.value), dtype=bool)
         numbers = facts[self.fact]
+        if facts.n == 1 and self.op not in ("in", "not in"):
+            # One case (the service): the same comparison on a Python float, without four ufunc
+            # calls on a one-element array (NaN is false; numpy compares with the value as float64)
+            x = float(numbers[0])
+            return _ONE[x == x and bool(_NUMERIC_OPS[self.op](x, _as_float(self.value)))]
         known = ~np.isnan(numbers)
         if self.op in ("in", "not in"):
             inside = np.isin(numbers, np.asarray(self.value, dtype=float))
@@ -79,6 +85,17 @@ class Comparison(Condition):
     def describe(self) -> str:
         shown = "[" + ", ".join(map(str, self.value)) + "]" if isinstance(self.value, (list, tuple)) else self.value
         return f"{self.fact} {self.op} {shown}"
+
+
+_FALSE, _TRUE = np.zeros(1, dtype=bool), np.ones(1, dtype=bool)
+_FALSE.flags.writeable = _TRUE.flags.writeable = False  # shared: callers combine them, never write into them
+_ONE = (_FALSE, _TRUE)
+
+
+def _as_float(value: Any) -> Any:
+    """A comparison's value as numpy compares it with a float64 fact: numbers (and flags) as
+    float, anything else (text) as it is."""
+    return float(value) if isinstance(value, (int, float)) else value
 
 
 @dataclass(frozen=True)

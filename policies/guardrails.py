@@ -46,28 +46,32 @@ class Rule:
     cap: Cap | None = None  # set for per-debtor caps, which a batch must also enforce across cases
     by_channel: bool = True  # False: ``blocked`` ignores the channel (asked once, not once per channel)
     # per catalogue (by identity): the columns of the targeted actions on each channel, found once
-    _columns: dict[int, tuple[Catalogue, tuple[tuple[str, np.ndarray], ...]]] = field(
+    # (and every channel's columns together, for a rule that ignores the channel)
+    _columns: dict[int, tuple[Catalogue, tuple[tuple[str, np.ndarray], ...], np.ndarray]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
 
-    def columns(self, catalogue: Catalogue) -> tuple[tuple[str, np.ndarray], ...]:
-        """Per channel, in catalogue order of first use, the catalogue columns this rule targets."""
+    def _found(self, catalogue: Catalogue) -> tuple[Catalogue, tuple[tuple[str, np.ndarray], ...], np.ndarray]:
         found = self._columns.get(id(catalogue))
         if found is not None and found[0] is catalogue:
-            return found[1]
+            return found
         by_channel: dict[str, list[int]] = {}
         for j, action in enumerate(catalogue.actions):
             if action.name in self.targets:
                 by_channel.setdefault(action.channel, []).append(j)
         groups = tuple((channel, np.array(js, dtype=np.intp)) for channel, js in by_channel.items())
-        self._columns[id(catalogue)] = (catalogue, groups)
-        return groups
+        everywhere = np.concatenate([columns for _, columns in groups]) if groups else np.zeros(0, dtype=np.intp)
+        found = self._columns[id(catalogue)] = (catalogue, groups, everywhere)
+        return found
+
+    def columns(self, catalogue: Catalogue) -> tuple[tuple[str, np.ndarray], ...]:
+        """Per channel, in catalogue order of first use, the catalogue columns this rule targets."""
+        return self._found(catalogue)[1]
 
     def matrix(self, facts: Facts, catalogue: Catalogue) -> np.ndarray:
         """(cases x actions) True where this rule blocks the action for the case."""
         out = np.zeros((facts.n, len(catalogue.actions)), dtype=bool)
-        groups = self.columns(catalogue)
+        _, groups, everywhere = self._found(catalogue)
         if not self.by_channel and groups:
-            everywhere = np.concatenate([columns for _, columns in groups])
             out[:, everywhere] = np.asarray(self.blocked(facts, groups[0][0]), dtype=bool).reshape(-1, 1)
             return out
         for channel, columns in groups:

@@ -72,11 +72,15 @@ def record_events(audit_engine: Engine, ledger: Engine, principal: Principal,
     return acks
 
 
+# Built once: SQLAlchemy then finds its compiled form by identity (every one-case request reads it)
+_SYNCED_QUERY = text(
+    "SELECT source_name FROM import_batches WHERE table_name = 'events' AND source_name LIKE 'service-events-%' "
+    "AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1")
+
+
 def synced_through(connection: Connection) -> int:
     """The last audit seq whose event the ledger has imported (0 when none)."""
-    row = connection.execute(text(
-        "SELECT source_name FROM import_batches WHERE table_name = 'events' AND source_name LIKE 'service-events-%' "
-        "AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1")).first()
+    row = connection.execute(_SYNCED_QUERY).first()
     match = _SYNCED.match(row.source_name) if row is not None else None
     return int(match.group(2)) if match else 0
 

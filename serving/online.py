@@ -19,6 +19,7 @@ caller uses Feast's own read.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -27,7 +28,11 @@ from typing import Any
 
 from feast import FeatureStore, FeatureView, OnDemandFeatureView
 from feast.errors import FeatureViewNotFoundException
-from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
+from feast.type_map import (
+    NULL_TIMESTAMP_INT_VALUE,
+    feast_value_type_to_python_type,
+    python_values_to_proto_values,
+)
 from feast.value_type import ValueType
 
 from features.store.retrieval import feature_service, online_entity_rows
@@ -113,12 +118,33 @@ def _value(proto: Any, value_type: ValueType) -> Any:
     return feast_value_type_to_python_type(proto, value_type)
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _python(values: list[Any], value_type: ValueType) -> list[Any]:
-    """Values as Feast's response gives them: to protobuf with ``value_type`` and back (finite
-    floats and None of a DOUBLE feature come back as they are: skip the round trip)."""
+    """Values as Feast's response gives them: to protobuf with ``value_type`` and back. Where the
+    round trip is known without making it, it is skipped: finite floats and None of a DOUBLE
+    feature, int64 join keys and text ones come back as they are, and the request's datetimes
+    (typed UNKNOWN: Feast infers a UNIX timestamp) come back in UTC, cut to the whole second."""
     if value_type == ValueType.DOUBLE and all(v is None or (type(v) is float and math.isfinite(v)) for v in values):
         return list(values)
+    if value_type == ValueType.INT64 and all(type(v) is int and _INT64_MIN <= v <= _INT64_MAX for v in values):
+        return list(values)
+    if value_type == ValueType.STRING and all(type(v) is str for v in values):
+        return list(values)
+    if value_type == ValueType.UNKNOWN and values and all(type(v) is dt.datetime for v in values):
+        return [_whole_seconds(v) for v in values]
     return [feast_value_type_to_python_type(v) for v in python_values_to_proto_values(values, value_type)]
+
+
+def _whole_seconds(value: dt.datetime) -> dt.datetime | None:
+    """A datetime's round trip through Feast's UNIX_TIMESTAMP value: a naive one read as UTC,
+    whole seconds (``int`` of its timestamp), back as an aware UTC datetime (Feast's null
+    timestamp as None)."""
+    if value.utcoffset() is None:
+        value = value.replace(tzinfo=dt.UTC)
+    seconds = int(value.timestamp())
+    return None if seconds == NULL_TIMESTAMP_INT_VALUE else dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
 
 
 class OnlineReader:
@@ -155,11 +181,14 @@ class OnlineReader:
         columns: dict[str, list[Any]] = {}
         by_view: dict[str, dict[str, list[Any]]] = {}
         join_values: dict[str, list[Any]] = {}
+        entity_keys: dict[tuple[tuple[str, ValueType], ...], list[Any]] = {}
         for part in plan.stored:
             for key, key_type in part.join_keys:
                 if key not in join_values:
                     join_values[key] = _python([row[key] for row in rows], key_type)
-            keys = [_entity_key(part, row) for row in rows]
+            keys = entity_keys.get(part.join_keys)
+            if keys is None:  # views joined on the same keys share the rows' entity keys
+                keys = entity_keys[part.join_keys] = [_entity_key(part, row) for row in rows]
             names = [name for name, _ in part.features]
             found = provider.online_read(config=config, table=part.view, entity_keys=keys, requested_features=names)
             own = by_view[part.view.name] = {}

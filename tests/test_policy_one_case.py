@@ -11,8 +11,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from policies.answers import batch_answers
+from policies.answers import batch_answers, batch_frame
+from policies.conditions import Comparison
 from policies.config import load_policy
+from policies.court import flag_text, risk_flags
 from policies.engine import PolicyEngine
 from policies.facts import Facts, nan_to_num
 from tests.policy_cases import case, frame, local
@@ -83,3 +85,68 @@ def test_nan_to_num_is_numpys() -> None:
     for nan in (0.0, -np.inf, 3.5):
         np.testing.assert_array_equal(nan_to_num(values, nan=nan), np.nan_to_num(values, nan=nan))
     np.testing.assert_array_equal(nan_to_num(values[2:3]), np.nan_to_num(values[2:3]))
+
+
+def test_one_case_flags_are_the_batch_tables() -> None:
+    """A one-case answer's flags and risk flags, worked out on plain values, are the batch table's
+    ``flags`` and ``flag_text`` of the batch's risk flags, case for case."""
+    policy = load_policy()
+    # every action sensitive, so that needs_review joins out_of_scope in the flags
+    actions = tuple(dataclasses.replace(a, sensitive=True) for a in policy.catalogue.actions)
+    engine = PolicyEngine(dataclasses.replace(policy, catalogue=dataclasses.replace(policy.catalogue, actions=actions)))
+    rows = varied_cases(engine, 300, seed=13)
+    cases = frame(rows)
+    decisions = engine.decide(Facts.from_frame(cases))
+    table = batch_frame(decisions, engine, cases)
+    raised = flag_text(risk_flags(decisions.facts, engine.policy.court), engine.policy.court)
+    answers = batch_answers(decisions, engine, [()] * len(rows), {"m": "1"})
+    for i, answer in enumerate(answers):
+        assert answer.flags == tuple(f for f in str(table["flags"].iloc[i]).split("; ") if f), rows[i]["case_id"]
+        assert answer.risk_flags == tuple(f for f in str(raised[i]).split("; ") if f), rows[i]["case_id"]
+    assert sum(len(a.flags) > 1 for a in answers) > 0 and sum(len(a.risk_flags) > 1 for a in answers) > 0
+    assert {f for a in answers for f in a.flags} >= {"out_of_scope", "needs_review"}
+
+
+def test_a_condition_on_one_case_is_its_row_of_the_batch() -> None:
+    """Every condition of the policy (preconditions, workflow transitions, court flags) gives one
+    case alone (the plain-float comparison) what it gives that case's row in a batch (numpy)."""
+    policy = load_policy()
+    engine = PolicyEngine(policy)
+    facts = Facts.from_frame(frame(varied_cases(engine, 300, seed=17)))
+    engine.decide(facts)  # the claim facts the court's flags read
+    conditions = [*(a.requires for a in policy.catalogue.actions), *(f.when for f in policy.court.flags),
+                  *(t.when for w in policy.workflows.values() for s in w.stages.values() for t in s.transitions)]
+    together = [c.evaluate(facts) for c in conditions]
+    for i in range(facts.n):
+        one = facts.subset(np.array([i]))
+        for condition, batch in zip(conditions, together, strict=True):
+            alone = condition.evaluate(one)
+            assert alone.dtype == bool and alone.tolist() == [bool(batch[i])], (condition.describe(), i)
+
+
+@pytest.mark.parametrize("op", ["==", "!=", "<", "<=", ">", ">="])
+@pytest.mark.parametrize("value", [2, 2.0, True, 0, -1.5, "x"])
+def test_a_comparison_on_one_case_is_numpys(op: str, value: object) -> None:
+    if op not in ("==", "!=") and isinstance(value, str):
+        return  # refused when the policy is read
+    comparison = Comparison("principal", op, value)
+    numbers = [np.nan, -1.5, 0.0, 1.0, 2.0, 3.0, np.inf, -np.inf, None]
+    facts = Facts({"principal": numbers}, len(numbers))
+    batch = comparison.evaluate(facts)
+    for i, number in enumerate(numbers):
+        assert comparison.evaluate(Facts({"principal": [number]}, 1)).tolist() == [bool(batch[i])], number
+
+
+def test_prior_estimates_of_one_case_are_its_row_of_the_batch() -> None:
+    """The priors' values for one case alone (its shifts summed on Python floats) are, bit for
+    bit, its row of a batch's (summed with numpy)."""
+    engine = PolicyEngine(load_policy())
+    catalogue = engine.policy.catalogue
+    facts = Facts.from_frame(frame(varied_cases(engine, 300, seed=19)))
+    engine.decide(facts)  # the recoverable claim the values read
+    batch = engine.action_value.estimate(facts, catalogue)
+    for i in range(facts.n):
+        one = engine.action_value.estimate(facts.subset(np.array([i])), catalogue)
+        np.testing.assert_array_equal(one.p_settle, batch.p_settle[i:i + 1])
+        np.testing.assert_array_equal(one.value, batch.value[i:i + 1])
+    assert np.unique(batch.p_settle.round(6)).size > 100

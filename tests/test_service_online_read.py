@@ -78,3 +78,30 @@ def test_single_row_c_api_equals_booster_predict(world: Settings) -> None:
         np.testing.assert_array_equal(contrib, fast.booster.predict(matrix, pred_contrib=True, num_threads=1))
         with pytest.raises(ValueError, match="one row of"):
             fast.single.predict(matrix[0, :-1], SingleRow.NORMAL)
+
+
+def test_skipped_round_trips_are_feasts() -> None:
+    """Where the reader skips Feast's protobuf round trip (int64 and text join keys, the request's
+    datetimes, finite doubles), it gives what the round trip gives, value and type."""
+    from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
+    from feast.value_type import ValueType
+
+    from serving.online import _python
+
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    samples = {
+        ValueType.INT64: [[0], [7, -1], [2**63 - 1], [-(2**63)], [2**40, 3]],
+        ValueType.STRING: [[""], ["abc", "债务人"], ["0123456789abcdef" * 4]],
+        ValueType.UNKNOWN: [[dt.datetime(2026, 11, 29, 3, 30, 15, 987654, tzinfo=dt.UTC)],
+                            [dt.datetime(2026, 11, 29, 3, 30, 15)],  # naive: UTC, as Feast reads it
+                            [dt.datetime(2026, 11, 29, 11, 30, 15, 1, tzinfo=shanghai)],
+                            [dt.datetime(1960, 1, 1, 0, 0, 0, 500000, tzinfo=dt.UTC)],
+                            [dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(2038, 1, 19, 3, 14, 8)]],
+        ValueType.DOUBLE: [[0.0, -1.5, None], [1e300]],
+    }
+    for value_type, lists in samples.items():
+        for values in lists:
+            feast = [feast_value_type_to_python_type(v) for v in python_values_to_proto_values(values, value_type)]
+            ours = _python(list(values), value_type)
+            assert len(ours) == len(feast) and all(_same(a, b) for a, b in zip(ours, feast, strict=True)), \
+                (value_type, values, ours, feast)
