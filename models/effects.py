@@ -17,7 +17,7 @@ mix of debtors all decisions cover, not only those the logging policy sent it to
 (``training.effects``) chooses the method by measurement. An action is *supported* when it has at
 least ``min_decisions`` decisions of which at least ``min_choice_share`` were real choices
 (propensity below 0.95); the others are not estimated (NaN), and the caller falls back on its
-prior, saying so. ``members`` bootstrap refits give each estimate an interval.
+prior, saying so. ``members`` bootstrap refits give each estimate an interval (every method).
 :class:`LoggingPropensity` is a multiclass LightGBM model of the logging policy.
 """
 
@@ -31,7 +31,15 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from models.effects_dr import BASELINE, fit_dr, odds
-from models.effects_surrogate import OUTCOMES, fit_surrogate, outcome_rows, settle_odds, values_by_outcome
+from models.effects_surrogate import (
+    OUTCOMES,
+    VALUE,
+    fit_surrogate,
+    member_odds,
+    outcome_rows,
+    settle_odds,
+    values_by_outcome,
+)
 
 CHOICE_BELOW = 0.95  # a decision taken with a lower probability was a real choice among actions
 ACTION_FEATURE = "action"
@@ -156,9 +164,8 @@ class ActionEffects(BaseEstimator):
         elif self.method == "surrogate":
             if outcomes is None:
                 raise ValueError("the surrogate method needs each decision's immediate outcome")
-            self.models_, self.trees_, self.outcomes_ = fit_surrogate(self, X, codes, y, outcomes, weight,
-                                                                      self.actions_)
-            self.members_ = {key: [] for key in self.models_}
+            self.models_, self.trees_, self.outcomes_, self.members_ = fit_surrogate(
+                self, X, codes, y, outcomes, weight, self.actions_, groups, rng)
         else:
             raise ValueError(f"unknown method '{self.method}' (pooled, per_action, dr_learner or surrogate)")
         return self
@@ -235,9 +242,17 @@ class ActionEffects(BaseEstimator):
         if name not in self.supported_:
             nan = np.full(len(X), np.nan)
             return nan, nan
-        if self.method == "surrogate":  # no bootstrap members: the estimate alone
-            p = self.predict_actions(X, [name], num_threads=1)[:, 0]
-            return p, p
+        if self.method == "surrogate":
+            centre = _logit(self.predict_actions(X, [name], num_threads=1)[:, 0])
+            count = len(self.members_.get(VALUE, []))
+            if count < 2:  # a model fitted without members: the estimate alone
+                p = 1 / (1 + np.exp(-centre))
+                return p, p
+            code = self.actions_.index(name)
+            draws = [_logit(member_odds(self.models_, self.members_, k, name, X, self.outcomes_, code))
+                     for k in range(count)]
+            spread = np.std(draws, axis=0, ddof=1)
+            return 1 / (1 + np.exp(-(centre - z * spread))), 1 / (1 + np.exp(-(centre + z * spread)))
         model, members, data = self._rows(X, name)
         base = np.asarray(self.models_[BASELINE].predict(data, num_threads=1)) if self.method == "dr_learner" else None
 
