@@ -36,6 +36,7 @@ from models.effects_surrogate import (
     VALUE,
     fit_surrogate,
     member_odds,
+    member_set,
     outcome_rows,
     settle_odds,
     values_by_outcome,
@@ -68,7 +69,7 @@ class ActionEffects(BaseEstimator):
                  min_decisions: int = 200, min_choice_share: float = 0.05, members: int = 3,
                  valid_fraction: float = 0.2, early_stopping_rounds: int = 30, random_state: int = 0,
                  n_jobs: int = 1, folds: int = 2, dr_leaves: int = 15, dr_lambda: float = 10.0,
-                 dr_child_share: float = 0.02, pooled_outcomes: bool = False) -> None:
+                 dr_child_share: float = 0.02, pooled_outcomes: bool = False, bagged: bool = False) -> None:
         self.method = method
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -90,6 +91,7 @@ class ActionEffects(BaseEstimator):
         self.dr_lambda = dr_lambda
         self.dr_child_share = dr_child_share
         self.pooled_outcomes = pooled_outcomes
+        self.bagged = bagged
 
     # ----------------------------------------------------------------------------- fitting
     def _params(self, rows: int) -> dict[str, Any]:
@@ -213,27 +215,40 @@ class ActionEffects(BaseEstimator):
         (rows x actions, bool) is false."""
         X = np.asarray(X, dtype=np.float32)
         out = np.full((len(X), len(actions)), np.nan)
-        base = value = None
+        base = None
+        sets: list[tuple[dict[str, lgb.Booster], np.ndarray]] = []  # the surrogate's boosters and V(o, x)
         if self.method in ("dr_learner", "surrogate") and any(name in self.supported_ for name in actions):
             asked = np.ones(len(X), dtype=bool) if wanted is None else wanted.any(axis=1)
             if self.method == "dr_learner":
                 base = np.full(len(X), np.nan)
                 base[asked] = self.models_[BASELINE].predict(X[asked], num_threads=num_threads)
             else:
-                value = np.full((len(X), len(self.outcomes_)), np.nan)
-                value[asked] = values_by_outcome(self.models_, X[asked], self.outcomes_, num_threads)
+                for boosters in self._surrogate_sets():
+                    value = np.full((len(X), len(self.outcomes_)), np.nan)
+                    value[asked] = values_by_outcome(boosters, X[asked], self.outcomes_, num_threads)
+                    sets.append((boosters, value))
         for j, name in enumerate(actions):
             if name not in self.supported_:
                 continue
             rows = np.arange(len(X)) if wanted is None else np.flatnonzero(wanted[:, j])
-            if rows.size and value is not None:
-                out[rows, j] = settle_odds(self.models_, name, X[rows], value[rows], num_threads,
-                                           self.actions_.index(name))
+            if rows.size and sets:
+                code = self.actions_.index(name)
+                usable = [(b, v) for b, v in sets if (OUTCOMES if OUTCOMES in b else name) in b]
+                out[rows, j] = np.mean([settle_odds(b, name, X[rows], v[rows], num_threads, code)
+                                        for b, v in usable], axis=0)
             elif rows.size:
                 model, _, data = self._rows(X[rows], name)  # a copy of the wanted rows only
                 estimate = np.asarray(model.predict(data, num_threads=num_threads))
                 out[rows, j] = estimate if base is None else odds(base[rows], estimate)
         return out
+
+    def _surrogate_sets(self) -> list[dict[str, lgb.Booster]]:
+        """The surrogate's booster sets whose odds make the estimate: the main models, and with
+        ``bagged`` each bootstrap member's too."""
+        sets = [self.models_]
+        if getattr(self, "bagged", False):  # models pickled before the option have none
+            sets += [member_set(self.models_, self.members_, k) for k in range(len(self.members_.get(VALUE, [])))]
+        return sets
 
     def interval(self, X: np.ndarray, name: str, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
         """Per row, a 95 % interval for the action's probability from the bootstrap members'

@@ -24,6 +24,9 @@ Outcomes seen in fewer than ``MIN_OUTCOME_SHARE`` of decisions are merged into o
 ``members`` bootstrap refits (each decision weighted by a Poisson(1) draw of its case, so that a
 case's decisions are kept or dropped together; both models refitted with the tree counts found
 for the main ones) give each estimate an interval: :func:`member_odds` is the odds of one member.
+With ``bagged``, the estimate itself is the mean of the main model's odds and its members'
+(bagging: one history's ranking of actions varies with the seed and the sample as much as
+between settings; averaging the refits removes much of that variance).
 """
 
 from __future__ import annotations
@@ -128,11 +131,17 @@ def outcome_rows(models: dict[str, lgb.Booster], name: str, code: int, X: np.nda
     return models[name], X
 
 
+def member_set(models: dict[str, lgb.Booster], members: dict[str, list[lgb.Booster]],
+               k: int) -> dict[str, lgb.Booster]:
+    """The boosters of the ``k``-th bootstrap member, keyed as ``models`` (the outcome models of
+    actions without members left out)."""
+    return {key: members[key][k] for key in models if len(members.get(key, ())) > k}
+
+
 def member_odds(models: dict[str, lgb.Booster], members: dict[str, list[lgb.Booster]], k: int, name: str,
                 X: np.ndarray, classes: tuple[str, ...], code: int) -> np.ndarray:
     """P(settled | action ``name``, x) by the ``k``-th bootstrap member (both models refitted)."""
-    key = OUTCOMES if OUTCOMES in models else name
-    chosen = {VALUE: members[VALUE][k], key: members[key][k]}
+    chosen = member_set(models, members, k)
     return settle_odds(chosen, name, X, values_by_outcome(chosen, X, classes, 1), 1, code)
 
 

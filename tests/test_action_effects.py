@@ -297,3 +297,31 @@ def test_the_surrogate_gives_intervals_that_narrow_with_more_history(pooled: boo
         outcomes=data.meta["outcome"].to_numpy())
     low, high = bare.interval(grid, "voice_call")
     assert np.array_equal(low, high) and np.allclose(low, bare.predict_actions(grid, ["voice_call"])[:, 0])
+
+
+def test_a_bagged_surrogate_estimates_the_mean_of_its_refits() -> None:
+    """With ``bagged``, each estimate is the mean of the main model's odds and its bootstrap
+    members' odds; without, the main model's alone (the members then only give the interval)."""
+    from models.effects import ActionEffects
+    from models.effects_surrogate import member_odds
+
+    data = _outcome_world(n=6000, seed=9)
+    grid = np.array([[0, 7000, 1, 30], [1, 7000, 0, 30], [0, 3000, 0, 60]], dtype=np.float32)
+    fitted = {}
+    for bagged in (False, True):
+        fitted[bagged] = ActionEffects(method="surrogate", pooled_outcomes=True, n_estimators=60, members=3,
+                                       bagged=bagged).fit(
+            data.values, data.actions, data.labels, data.propensity, data.features,
+            groups=data.meta["case_pk"].to_numpy(), outcomes=data.meta["outcome"].to_numpy())
+    single, bagged = fitted[False], fitted[True]
+    names = ["voice_call", "sms_warning", "lawyer_letter"]
+    p_single, p_bagged = single.predict_actions(grid, names), bagged.predict_actions(grid, names)
+    for j, name in enumerate(names):
+        code = bagged.actions_.index(name)
+        members = [member_odds(bagged.models_, bagged.members_, k, name, grid, bagged.outcomes_, code)
+                   for k in range(3)]
+        assert np.allclose(p_bagged[:, j], np.mean([p_single[:, j], *members], axis=0))
+    assert not np.allclose(p_bagged, p_single)
+    wanted = np.array([[True, False, True], [False, True, False], [True, True, True]])
+    part = bagged.predict_actions(grid, names, wanted)
+    assert np.allclose(part[wanted], p_bagged[wanted]) and np.isnan(part[~wanted]).all()
