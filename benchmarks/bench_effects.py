@@ -239,7 +239,13 @@ def ceilings(frame, truth, policy, learned) -> dict:  # noqa: ANN001
     that knows every true value and picks the best among the actions the engine allows; its
     ``_allowed`` is 1 by construction) and ``observable`` (the true odds regressed on the features
     the effect model sees, cross-fitted by case (``truth_fit``), then ranked by the engine: the most
-    a learner on these features reaches, with no noise in its label)."""
+    a learner on these features reaches, with no noise in its label), and the share of cases where
+    the engine allows none of the world's actions (``share_learned`` still credits the value
+    ranking's first action there, though the engine waits; the learned model is not asked for
+    those actions, so its pick there follows the prior)."""
+    import pandas as pd
+
+    from policies.engine import PolicyEngine
     from policies.facts import Facts
 
     n_actions = len(policy.catalogue.names)
@@ -253,6 +259,12 @@ def ceilings(frame, truth, policy, learned) -> dict:  # noqa: ANN001
             out[name][label] = shares[name]["share_learned"]
             if label != "oracle":
                 out[name][f"{label}_allowed"] = shares[name]["share_learned_allowed"]
+    i, j = truth["i"].to_numpy(), truth["j"].to_numpy()
+    for name in policy.workflows:  # where the engine allows none of the world's actions, it waits
+        decisions = PolicyEngine(policy.with_workflow(name), MatrixValue(oracle, policy.effects)).decide(
+            Facts.from_frame(frame.copy()))
+        allowed = pd.Series(decisions.eligible[i, j] & (decisions.blocked_by[i, j] == 0)).groupby(i).any()
+        out[name]["cases_without_allowed_action"] = round(float(1 - allowed.mean()), 3)
     return out
 
 

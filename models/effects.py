@@ -17,7 +17,8 @@ mix of debtors all decisions cover, not only those the logging policy sent it to
 (``training.effects``) chooses the method by measurement. An action is *supported* when it has at
 least ``min_decisions`` decisions of which at least ``min_choice_share`` were real choices
 (propensity below 0.95); the others are not estimated (NaN), and the caller falls back on its
-prior, saying so. ``members`` bootstrap refits give each estimate an interval (every method).
+prior, saying so. ``members`` bootstrap refits give each estimate an interval (every method);
+the surrogate's estimate is the mean of ``bag`` + 1 fits with different seeds.
 :class:`LoggingPropensity` is a multiclass LightGBM model of the logging policy.
 """
 
@@ -32,6 +33,7 @@ from sklearn.base import BaseEstimator
 
 from models.effects_dr import BASELINE, fit_dr, odds
 from models.effects_surrogate import (
+    BAG,
     OUTCOMES,
     VALUE,
     fit_surrogate,
@@ -69,7 +71,7 @@ class ActionEffects(BaseEstimator):
                  min_decisions: int = 200, min_choice_share: float = 0.05, members: int = 3,
                  valid_fraction: float = 0.2, early_stopping_rounds: int = 30, random_state: int = 0,
                  n_jobs: int = 1, folds: int = 2, dr_leaves: int = 15, dr_lambda: float = 10.0,
-                 dr_child_share: float = 0.02, pooled_outcomes: bool = False, bagged: bool = False) -> None:
+                 dr_child_share: float = 0.02, pooled_outcomes: bool = False, bag: int = 0) -> None:
         self.method = method
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -91,7 +93,7 @@ class ActionEffects(BaseEstimator):
         self.dr_lambda = dr_lambda
         self.dr_child_share = dr_child_share
         self.pooled_outcomes = pooled_outcomes
-        self.bagged = bagged
+        self.bag = bag
 
     # ----------------------------------------------------------------------------- fitting
     def _params(self, rows: int) -> dict[str, Any]:
@@ -243,12 +245,10 @@ class ActionEffects(BaseEstimator):
         return out
 
     def _surrogate_sets(self) -> list[dict[str, lgb.Booster]]:
-        """The surrogate's booster sets whose odds make the estimate: the main models, and with
-        ``bagged`` each bootstrap member's too."""
-        sets = [self.models_]
-        if getattr(self, "bagged", False):  # models pickled before the option have none
-            sets += [member_set(self.models_, self.members_, k) for k in range(len(self.members_.get(VALUE, [])))]
-        return sets
+        """The surrogate's booster sets whose odds make the estimate: the main models and each
+        bagged refit's (``bag``)."""
+        count = len(self.members_.get(BAG + VALUE, []))
+        return [self.models_, *(member_set(self.models_, self.members_, k, BAG) for k in range(count))]
 
     def interval(self, X: np.ndarray, name: str, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
         """Per row, a 95 % interval for the action's probability from the bootstrap members'

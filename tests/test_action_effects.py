@@ -275,7 +275,7 @@ def test_the_surrogate_gives_intervals_that_narrow_with_more_history(pooled: boo
         model = ActionEffects(method="surrogate", pooled_outcomes=pooled, n_estimators=60, members=4).fit(
             data.values, data.actions, data.labels, data.propensity, data.features,
             groups=data.meta["case_pk"].to_numpy(), outcomes=data.meta["outcome"].to_numpy())
-        assert all(len(model.members_[key]) == 4 for key in model.members_)
+        assert all(len(model.members_[key]) == 4 for key in model.members_ if not key.startswith("bag:"))
         width = []
         for name in ("voice_call", "sms_warning", "lawyer_letter"):
             p = model.predict_actions(grid, [name])[:, 0]
@@ -300,28 +300,35 @@ def test_the_surrogate_gives_intervals_that_narrow_with_more_history(pooled: boo
 
 
 def test_a_bagged_surrogate_estimates_the_mean_of_its_refits() -> None:
-    """With ``bagged``, each estimate is the mean of the main model's odds and its bootstrap
-    members' odds; without, the main model's alone (the members then only give the interval)."""
+    """With ``bag`` = 2, each estimate is the mean of three fits' odds (the main one and two refits
+    with other seeds on every decision); the bootstrap members still give the interval only."""
     from models.effects import ActionEffects
-    from models.effects_surrogate import member_odds
+    from models.effects_surrogate import BAG, member_set, settle_odds, values_by_outcome
 
     data = _outcome_world(n=6000, seed=9)
     grid = np.array([[0, 7000, 1, 30], [1, 7000, 0, 30], [0, 3000, 0, 60]], dtype=np.float32)
     fitted = {}
-    for bagged in (False, True):
-        fitted[bagged] = ActionEffects(method="surrogate", pooled_outcomes=True, n_estimators=60, members=3,
-                                       bagged=bagged).fit(
+    for bag in (0, 2):
+        fitted[bag] = ActionEffects(method="surrogate", pooled_outcomes=True, n_estimators=60, members=2,
+                                    bag=bag).fit(
             data.values, data.actions, data.labels, data.propensity, data.features,
             groups=data.meta["case_pk"].to_numpy(), outcomes=data.meta["outcome"].to_numpy())
-    single, bagged = fitted[False], fitted[True]
+    single, bagged = fitted[0], fitted[2]
     names = ["voice_call", "sms_warning", "lawyer_letter"]
     p_single, p_bagged = single.predict_actions(grid, names), bagged.predict_actions(grid, names)
+    assert np.allclose(bagged.predict_actions(grid, names), p_bagged)  # deterministic
     for j, name in enumerate(names):
         code = bagged.actions_.index(name)
-        members = [member_odds(bagged.models_, bagged.members_, k, name, grid, bagged.outcomes_, code)
-                   for k in range(3)]
-        assert np.allclose(p_bagged[:, j], np.mean([p_single[:, j], *members], axis=0))
-    assert not np.allclose(p_bagged, p_single)
+        refits = []
+        for k in range(2):
+            boosters = member_set(bagged.models_, bagged.members_, k, BAG)
+            refits.append(settle_odds(boosters, name, grid, values_by_outcome(boosters, grid, bagged.outcomes_),
+                                      code=code))
+        assert np.allclose(p_bagged[:, j], np.mean([p_single[:, j], *refits], axis=0))
+        assert not np.allclose(refits[0], p_single[:, j])  # another seed, another fit
+    assert all(len(v) == 2 for v in bagged.members_.values())
     wanted = np.array([[True, False, True], [False, True, False], [True, True, True]])
     part = bagged.predict_actions(grid, names, wanted)
     assert np.allclose(part[wanted], p_bagged[wanted]) and np.isnan(part[~wanted]).all()
+    low, high = bagged.interval(grid, "voice_call")
+    assert ((low < p_bagged[:, 0]) & (p_bagged[:, 0] < high)).all()
