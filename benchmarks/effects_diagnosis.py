@@ -18,7 +18,11 @@ best action, per workflow, ``_allowed`` within the actions the engine allows):
   debtor's hidden traits (willingness, true income): what the features lack;
 - ``--curve``: the default method refitted on a quarter, half and all of the history's cases;
 - ``--variants``: other ``ActionEffects`` settings (``training.effects.METHODS`` names or
-  ``name:key=value;key=value``) refitted on the whole history.
+  ``name:key=value;key=value``, values as JSON) refitted on the whole history; with ``--bag K``
+  each is the mean of K seeds' fits, with ``--distil`` also a student regression of it, with
+  ``--holdout`` also valued against the default on the training holdout (both fitted before it;
+  switch-DR and SNIPS, as promotion compares a challenger with the champion);
+- ``--version``: the registered action_effects version to judge (default: the newest).
 """
 
 from __future__ import annotations
