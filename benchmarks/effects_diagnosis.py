@@ -94,13 +94,15 @@ def _short(row: dict) -> dict:
             for name, entry in row.items() if isinstance(entry, dict)}
 
 
-def _hidden(world: str, frame: Any) -> np.ndarray | None:
-    """Per case row of ``frame``: willingness, log income, ability (the world's own traits)."""
+def _hidden(world: str, frame: Any, cases: int = 0) -> np.ndarray | None:
+    """Per case row of ``frame``: willingness, log income, ability (the world's own traits;
+    ``cases``: the world's size when not ``bench_effects``'s)."""
     if world not in ("different", "foreign"):
         return None
     from tests.foreign_actions import Debtors
 
     n, seed = WORLDS[world]
+    n = cases or n
     d = Debtors(np.random.default_rng(seed), n)
     able = np.log(d.income / 5000) + 0.8 * d.house
     index = frame["case_id"].str[2:].astype(int).to_numpy()
@@ -151,6 +153,7 @@ def main() -> None:
     parser.add_argument("--distil", action="store_true", help="each variant: also a student of it (one regression)")
     parser.add_argument("--holdout", action="store_true",
                         help="also value each variant against the default on the training holdout (switch-DR)")
+    parser.add_argument("--cases", type=int, default=0, help="the world's size, when not bench_effects'")
     parser.add_argument("--version", default="", help="the action_effects version to judge (default: the newest)")
     args = parser.parse_args()
     base = Path(os.environ["CONCORD_BENCH_KEEP"]) / args.world
@@ -200,7 +203,7 @@ def main() -> None:
         oracle[truth["i"].to_numpy(), truth["j"].to_numpy()] = truth["p_settle_90d"].to_numpy()
         record("oracle", MatrixValue(oracle, policy.effects))
         record("observable_truth", MatrixValue(_truth_fit(x, truth, n_actions), policy.effects))
-        hidden = _hidden(args.world, frame)
+        hidden = _hidden(args.world, frame, args.cases)
         if hidden is not None:
             record("hidden_truth", MatrixValue(_truth_fit(np.hstack([x, hidden]), truth, n_actions), policy.effects))
             record("hidden_only_truth", MatrixValue(_truth_fit(hidden, truth, n_actions), policy.effects))
