@@ -12,6 +12,10 @@ estimates cover the truth, and batch recommendations with the learned model.
      world's actions its policy allows by its own values (all the world's actions where it allows
      none), as ``bench_policy`` does; ``*_allowed`` measures random and best within the allowed
      ones only;
+   - the ceilings of those shares (``ceilings``, flat ``ceiling_*``): an oracle that knows every
+     true value and picks the best action the engine allows, and the true values regressed on the
+     features the effect model sees (cross-fitted by case): the most a learner on those features
+     can reach;
    - ``concord evaluate-policy`` at the snapshot: each policy's IPS, SNIPS and DR (settlement rate
      and net value per case) with 95 % intervals, beside its true value on the same decisions
      (sum over actions of the policy's probability x the truth), and whether the truth is inside;
@@ -169,12 +173,16 @@ def _judge(world: str, truth, snapshot, keep_model: bool = True) -> dict:  # noq
     out: dict = {"model_version": learned.version, "method": learned.model.method,
                  "estimated_actions": list(learned.model.supported_),
                  "left_to_prior": {k: v for k, v in learned.model.fallback_.items() if v}}
-    out["shares"] = _shares(settings, engine, policy, scorer, learned, truth, snapshot)
+    frame, rows = _case_frame(settings, engine, policy, scorer, truth, snapshot)
+    out["shares"] = shares_on(frame, rows, policy, learned)
+    out["ceilings"] = ceilings(frame, rows, policy, learned)
     out["ope"] = _ope(settings, engine, policy, scorer, learned, truth, snapshot)
     engine.dispose()
     for name in policy.workflows:  # the headline figures, flat, for run.py's targets
         for key in ("share_learned", "share_prior", "share_best_constant", "share_learned_allowed"):
             out[f"{key}_{name}"] = out["shares"][name][key]
+        for key, value in out["ceilings"][name].items():
+            out[f"ceiling_{key}_{name}"] = value
     covers = [v for entry in out["ope"].values() if isinstance(entry, dict)
               for k, v in entry.items() if k.endswith("_covers_truth")]
     out["ope_intervals_covering_truth"] = f"{sum(covers)} of {len(covers)}"
@@ -182,9 +190,82 @@ def _judge(world: str, truth, snapshot, keep_model: bool = True) -> dict:  # noq
     return out
 
 
-def _shares(settings, engine, policy, scorer, learned, truth, snapshot) -> dict:  # noqa: ANN001
-    frame, truth = _case_frame(settings, engine, policy, scorer, truth, snapshot)
-    return shares_on(frame, truth, policy, learned)
+class MatrixValue:
+    """An ``ActionValue`` of fixed settlement odds (cases x catalogue actions; NaN: never chosen
+    before an action with a value), the prior's recovery and costs."""
+
+    name = "matrix"
+    version = "ceiling"
+
+    def __init__(self, p: np.ndarray, effects) -> None:  # noqa: ANN001
+        from policies.action_value import PriorValue
+
+        self.p = p
+        self.prior = PriorValue(effects)
+
+    def estimate(self, facts, catalogue, wanted=None):  # noqa: ANN001, ANN201
+        from policies.action_value import ActionEstimates
+
+        prior = self.prior.estimate(facts, catalogue)
+        p = np.where(np.isfinite(self.p), self.p, -1.0)
+        return ActionEstimates(catalogue.names, p, prior.recovery, prior.cost, ("matrix",) * len(catalogue.names))
+
+
+def truth_fit(x: np.ndarray, truth, n_actions: int, folds: int = 5, seed: int = 0) -> np.ndarray:  # noqa: ANN001
+    """(cases, actions) the true P(settled) (``truth`` rows with case row ``i`` and action column
+    ``j``) regressed on the case features ``x`` and the action (LightGBM, the action categorical),
+    cross-fitted: each case predicted by a model fitted on the other folds' cases."""
+    import lightgbm as lgb
+
+    i, j = truth["i"].to_numpy(), truth["j"].to_numpy()
+    y = truth["p_settle_90d"].to_numpy(dtype=np.float64)
+    data = np.column_stack([x[i], j.astype(np.float32)])
+    fold = np.random.default_rng(seed).integers(0, folds, len(x))[i]
+    out = np.full((len(x), n_actions), np.nan)
+    params = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 20,
+              "verbosity": -1, "num_threads": 1, "seed": seed}
+    for k in range(folds):
+        fit, test = fold != k, fold == k
+        if not fit.any() or not test.any():
+            continue
+        model = lgb.train(params, lgb.Dataset(data[fit], y[fit], categorical_feature=[data.shape[1] - 1]),
+                          num_boost_round=300)
+        out[i[test], j[test]] = model.predict(data[test])
+    return out
+
+
+def ceilings(frame, truth, policy, learned) -> dict:  # noqa: ANN001
+    """Per workflow, the most the headline shares can reach: ``oracle`` (``share_learned`` of a policy
+    that knows every true value and picks the best among the actions the engine allows; its
+    ``_allowed`` is 1 by construction) and ``observable`` (the true odds regressed on the features
+    the effect model sees, cross-fitted by case (``truth_fit``), then ranked by the engine: the most
+    a learner on these features reaches, with no noise in its label), and the share of cases where
+    the engine allows none of the world's actions (``share_learned`` still credits the value
+    ranking's first action there, though the engine waits; the learned model is not asked for
+    those actions, so its pick there follows the prior)."""
+    import pandas as pd
+
+    from policies.engine import PolicyEngine
+    from policies.facts import Facts
+
+    n_actions = len(policy.catalogue.names)
+    oracle = np.full((len(frame), n_actions), np.nan)
+    oracle[truth["i"].to_numpy(), truth["j"].to_numpy()] = truth["p_settle_90d"].to_numpy()
+    x = learned.inputs(Facts.from_frame(frame.copy()))
+    out: dict = {name: {} for name in policy.workflows}
+    for label, p in (("oracle", oracle), ("observable", truth_fit(x, truth, n_actions))):
+        shares = shares_on(frame, truth, policy, MatrixValue(p, policy.effects))
+        for name in policy.workflows:
+            out[name][label] = shares[name]["share_learned"]
+            if label != "oracle":
+                out[name][f"{label}_allowed"] = shares[name]["share_learned_allowed"]
+    i, j = truth["i"].to_numpy(), truth["j"].to_numpy()
+    for name in policy.workflows:  # where the engine allows none of the world's actions, it waits
+        decisions = PolicyEngine(policy.with_workflow(name), MatrixValue(oracle, policy.effects)).decide(
+            Facts.from_frame(frame.copy()))
+        allowed = pd.Series(decisions.eligible[i, j] & (decisions.blocked_by[i, j] == 0)).groupby(i).any()
+        out[name]["cases_without_allowed_action"] = round(float(1 - allowed.mean()), 3)
+    return out
 
 
 def _case_frame(settings, engine, policy, scorer, truth, snapshot):  # noqa: ANN001, ANN202

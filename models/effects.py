@@ -17,7 +17,8 @@ mix of debtors all decisions cover, not only those the logging policy sent it to
 (``training.effects``) chooses the method by measurement. An action is *supported* when it has at
 least ``min_decisions`` decisions of which at least ``min_choice_share`` were real choices
 (propensity below 0.95); the others are not estimated (NaN), and the caller falls back on its
-prior, saying so. ``members`` bootstrap refits give each estimate an interval.
+prior, saying so. ``members`` bootstrap refits give each estimate an interval (every method);
+the surrogate's estimate is the mean of ``bag`` + 1 fits with different seeds.
 :class:`LoggingPropensity` is a multiclass LightGBM model of the logging policy.
 """
 
@@ -31,7 +32,17 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from models.effects_dr import BASELINE, fit_dr, odds
-from models.effects_surrogate import OUTCOMES, fit_surrogate, outcome_rows, settle_odds, values_by_outcome
+from models.effects_surrogate import (
+    BAG,
+    OUTCOMES,
+    VALUE,
+    fit_surrogate,
+    member_odds,
+    member_set,
+    outcome_rows,
+    settle_odds,
+    values_by_outcome,
+)
 
 CHOICE_BELOW = 0.95  # a decision taken with a lower probability was a real choice among actions
 ACTION_FEATURE = "action"
@@ -60,7 +71,7 @@ class ActionEffects(BaseEstimator):
                  min_decisions: int = 200, min_choice_share: float = 0.05, members: int = 3,
                  valid_fraction: float = 0.2, early_stopping_rounds: int = 30, random_state: int = 0,
                  n_jobs: int = 1, folds: int = 2, dr_leaves: int = 15, dr_lambda: float = 10.0,
-                 dr_child_share: float = 0.02, pooled_outcomes: bool = False) -> None:
+                 dr_child_share: float = 0.02, pooled_outcomes: bool = False, bag: int = 0) -> None:
         self.method = method
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -82,6 +93,7 @@ class ActionEffects(BaseEstimator):
         self.dr_lambda = dr_lambda
         self.dr_child_share = dr_child_share
         self.pooled_outcomes = pooled_outcomes
+        self.bag = bag
 
     # ----------------------------------------------------------------------------- fitting
     def _params(self, rows: int) -> dict[str, Any]:
@@ -156,9 +168,8 @@ class ActionEffects(BaseEstimator):
         elif self.method == "surrogate":
             if outcomes is None:
                 raise ValueError("the surrogate method needs each decision's immediate outcome")
-            self.models_, self.trees_, self.outcomes_ = fit_surrogate(self, X, codes, y, outcomes, weight,
-                                                                      self.actions_)
-            self.members_ = {key: [] for key in self.models_}
+            self.models_, self.trees_, self.outcomes_, self.members_ = fit_surrogate(
+                self, X, codes, y, outcomes, weight, self.actions_, groups, rng)
         else:
             raise ValueError(f"unknown method '{self.method}' (pooled, per_action, dr_learner or surrogate)")
         return self
@@ -206,27 +217,38 @@ class ActionEffects(BaseEstimator):
         (rows x actions, bool) is false."""
         X = np.asarray(X, dtype=np.float32)
         out = np.full((len(X), len(actions)), np.nan)
-        base = value = None
+        base = None
+        sets: list[tuple[dict[str, lgb.Booster], np.ndarray]] = []  # the surrogate's boosters and V(o, x)
         if self.method in ("dr_learner", "surrogate") and any(name in self.supported_ for name in actions):
             asked = np.ones(len(X), dtype=bool) if wanted is None else wanted.any(axis=1)
             if self.method == "dr_learner":
                 base = np.full(len(X), np.nan)
                 base[asked] = self.models_[BASELINE].predict(X[asked], num_threads=num_threads)
             else:
-                value = np.full((len(X), len(self.outcomes_)), np.nan)
-                value[asked] = values_by_outcome(self.models_, X[asked], self.outcomes_, num_threads)
+                for boosters in self._surrogate_sets():
+                    value = np.full((len(X), len(self.outcomes_)), np.nan)
+                    value[asked] = values_by_outcome(boosters, X[asked], self.outcomes_, num_threads)
+                    sets.append((boosters, value))
         for j, name in enumerate(actions):
             if name not in self.supported_:
                 continue
             rows = np.arange(len(X)) if wanted is None else np.flatnonzero(wanted[:, j])
-            if rows.size and value is not None:
-                out[rows, j] = settle_odds(self.models_, name, X[rows], value[rows], num_threads,
-                                           self.actions_.index(name))
+            if rows.size and sets:
+                code = self.actions_.index(name)
+                usable = [(b, v) for b, v in sets if (OUTCOMES if OUTCOMES in b else name) in b]
+                out[rows, j] = np.mean([settle_odds(b, name, X[rows], v[rows], num_threads, code)
+                                        for b, v in usable], axis=0)
             elif rows.size:
                 model, _, data = self._rows(X[rows], name)  # a copy of the wanted rows only
                 estimate = np.asarray(model.predict(data, num_threads=num_threads))
                 out[rows, j] = estimate if base is None else odds(base[rows], estimate)
         return out
+
+    def _surrogate_sets(self) -> list[dict[str, lgb.Booster]]:
+        """The surrogate's booster sets whose odds make the estimate: the main models and each
+        bagged refit's (``bag``)."""
+        count = len(self.members_.get(BAG + VALUE, []))
+        return [self.models_, *(member_set(self.models_, self.members_, k, BAG) for k in range(count))]
 
     def interval(self, X: np.ndarray, name: str, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
         """Per row, a 95 % interval for the action's probability from the bootstrap members'
@@ -235,9 +257,17 @@ class ActionEffects(BaseEstimator):
         if name not in self.supported_:
             nan = np.full(len(X), np.nan)
             return nan, nan
-        if self.method == "surrogate":  # no bootstrap members: the estimate alone
-            p = self.predict_actions(X, [name], num_threads=1)[:, 0]
-            return p, p
+        if self.method == "surrogate":
+            centre = _logit(self.predict_actions(X, [name], num_threads=1)[:, 0])
+            count = len(self.members_.get(VALUE, []))
+            if count < 2:  # a model fitted without members: the estimate alone
+                p = 1 / (1 + np.exp(-centre))
+                return p, p
+            code = self.actions_.index(name)
+            draws = [_logit(member_odds(self.models_, self.members_, k, name, X, self.outcomes_, code))
+                     for k in range(count)]
+            spread = np.std(draws, axis=0, ddof=1)
+            return 1 / (1 + np.exp(-(centre - z * spread))), 1 / (1 + np.exp(-(centre + z * spread)))
         model, members, data = self._rows(X, name)
         base = np.asarray(self.models_[BASELINE].predict(data, num_threads=1)) if self.method == "dr_learner" else None
 

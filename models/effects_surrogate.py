@@ -20,11 +20,21 @@ decisions, the action a categorical feature (an S-learner of the immediate outco
 what they have in common about a debtor, and the trees split on the action where it matters).
 
 Outcomes seen in fewer than ``MIN_OUTCOME_SHARE`` of decisions are merged into one class.
+
+``members`` bootstrap refits (each decision weighted by a Poisson(1) draw of its case, so that a
+case's decisions are kept or dropped together; both models refitted with the tree counts found
+for the main ones) give each estimate an interval: :func:`member_odds` is the odds of one member.
+With ``bag`` = k, k more refits on every decision (other seeds for LightGBM's row and feature
+subsampling, the same tree counts) are kept, and the estimate is the mean of the k + 1 fits' odds:
+one history's ranking of actions varies with the seed about as much as between settings
+(measured: shares of 0.663 to 0.725 over three seeds on one world), and the mean removes most
+of that variance. Bootstrap members make weaker estimates (each sees about 63 % of the cases) and
+stay for the interval only.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import lightgbm as lgb
 import numpy as np
@@ -35,6 +45,7 @@ VALUE = "~value"  # the key of V(o, x) among the boosters
 OUTCOMES = "~outcomes"  # the key of the pooled P(o | a, x), when there is one
 MIN_OUTCOME_SHARE = 0.005
 OTHER = "~other"
+BAG = "bag:"  # the prefix of the bagged refits' keys among the members
 
 
 def outcome_codes(outcomes: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
@@ -48,31 +59,69 @@ def outcome_codes(outcomes: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
     return classes, codes
 
 
+def _refit(params: dict[str, Any], data: np.ndarray, y: np.ndarray, weight: np.ndarray, trees: int,
+           categorical: list[int] | None, seed: int) -> lgb.Booster:
+    cats: list[int] | Literal["auto"] = categorical or "auto"
+    booster = lgb.train({**params, "seed": seed}, lgb.Dataset(data, y, weight=weight, categorical_feature=cats),
+                        num_boost_round=trees)
+    return lgb.Booster(model_str=booster.model_to_string())
+
+
+def case_resample(groups: np.ndarray | None, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Poisson(1) bootstrap weights per row, one draw per group (case) when ``groups`` is given."""
+    if groups is None:
+        return rng.poisson(1.0, n).astype(np.float64)
+    _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    return rng.poisson(1.0, int(inverse.max()) + 1 if n else 0).astype(np.float64)[inverse]
+
+
 def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarray, outcomes: np.ndarray,
-                  weight: np.ndarray, names: tuple[str, ...],
-                  ) -> tuple[dict[str, lgb.Booster], dict[str, int], tuple[str, ...]]:
-    """Boosters (``VALUE`` and one outcome model per supported action), tree counts, outcome classes."""
+                  weight: np.ndarray, names: tuple[str, ...], groups: np.ndarray | None = None,
+                  rng: np.random.Generator | None = None,
+                  ) -> tuple[dict[str, lgb.Booster], dict[str, int], tuple[str, ...], dict[str, list[lgb.Booster]]]:
+    """Boosters (``VALUE`` and the outcome model: pooled ``OUTCOMES`` or one per supported action),
+    tree counts, outcome classes, and per booster key ``estimator.members`` bootstrap refits."""
     X = np.asarray(X, dtype=np.float32)
     classes, o = outcome_codes(outcomes)
     rounds, valid, stop = estimator.n_estimators, estimator.valid_fraction, estimator.early_stopping_rounds
     models: dict[str, lgb.Booster] = {}
     trees: dict[str, int] = {}
     data = np.column_stack([X, o.astype(np.float32)])
-    models[VALUE], trees[VALUE] = _train(estimator._params(len(X)), data, y, None, rounds, valid, stop,
-                                         categorical=[X.shape[1]])
+    value_params = estimator._params(len(X))
+    models[VALUE], trees[VALUE] = _train(value_params, data, y, None, rounds, valid, stop, categorical=[X.shape[1]])
+    count = int(getattr(estimator, "members", 0))
+    rng = rng if rng is not None else np.random.default_rng(estimator.random_state)
+    draws = [case_resample(groups, len(X), rng) for _ in range(count)]
+    seeds = [int(rng.integers(1 << 30)) for _ in range(count)]
+    members: dict[str, list[lgb.Booster]] = {
+        VALUE: [_refit(value_params, data, y, draw, trees[VALUE], [X.shape[1]], seed)
+                for draw, seed in zip(draws, seeds, strict=True)]}
+    bag = int(getattr(estimator, "bag", 0))
+    bag_seeds = [int(rng.integers(1 << 30)) for _ in range(bag)]
+    ones = np.ones(len(X))
+    members[BAG + VALUE] = [_refit(value_params, data, y, ones, trees[VALUE], [X.shape[1]], seed) for seed in bag_seeds]
     if getattr(estimator, "pooled_outcomes", False):
         keep = np.isin(codes, [names.index(a) for a in estimator.supported_])
         data = np.column_stack([X[keep], codes[keep].astype(np.float32)])
         params = {**estimator._params(int(keep.sum())), "objective": "multiclass", "num_class": len(classes)}
-        models[OUTCOMES], trees[OUTCOMES] = _train(params, data, o[keep].astype(np.float64), weight[keep], rounds,
-                                                   valid, stop, categorical=[X.shape[1]])
-        return models, trees, classes
+        target = o[keep].astype(np.float64)
+        models[OUTCOMES], trees[OUTCOMES] = _train(params, data, target, weight[keep], rounds, valid, stop,
+                                                   categorical=[X.shape[1]])
+        members[OUTCOMES] = [_refit(params, data, target, weight[keep] * draw[keep], trees[OUTCOMES],
+                                    [X.shape[1]], seed) for draw, seed in zip(draws, seeds, strict=True)]
+        members[BAG + OUTCOMES] = [_refit(params, data, target, weight[keep], trees[OUTCOMES], [X.shape[1]], seed)
+                                   for seed in bag_seeds]
+        return models, trees, classes, members
     for name in estimator.supported_:
         rows = codes == names.index(name)
         params = {**estimator._params(int(rows.sum())), "objective": "multiclass", "num_class": len(classes)}
-        models[name], trees[name] = _train(params, X[rows], o[rows].astype(np.float64), weight[rows], rounds,
-                                           valid, stop)
-    return models, trees, classes
+        target = o[rows].astype(np.float64)
+        models[name], trees[name] = _train(params, X[rows], target, weight[rows], rounds, valid, stop)
+        members[name] = [_refit(params, X[rows], target, weight[rows] * draw[rows], trees[name], None, seed)
+                         for draw, seed in zip(draws, seeds, strict=True)]
+        members[BAG + name] = [_refit(params, X[rows], target, weight[rows], trees[name], None, seed)
+                               for seed in bag_seeds]
+    return models, trees, classes, members
 
 
 def values_by_outcome(models: dict[str, lgb.Booster], X: np.ndarray, classes: tuple[str, ...],
@@ -92,6 +141,20 @@ def outcome_rows(models: dict[str, lgb.Booster], name: str, code: int, X: np.nda
     if OUTCOMES in models:
         return models[OUTCOMES], np.column_stack([X, np.full(len(X), code, dtype=np.float32)])
     return models[name], X
+
+
+def member_set(models: dict[str, lgb.Booster], members: dict[str, list[lgb.Booster]],
+               k: int, prefix: str = "") -> dict[str, lgb.Booster]:
+    """The boosters of the ``k``-th bootstrap member (``prefix`` ``BAG``: of the ``k``-th bagged
+    refit), keyed as ``models`` (the outcome models of actions without one left out)."""
+    return {key: members[prefix + key][k] for key in models if len(members.get(prefix + key, ())) > k}
+
+
+def member_odds(models: dict[str, lgb.Booster], members: dict[str, list[lgb.Booster]], k: int, name: str,
+                X: np.ndarray, classes: tuple[str, ...], code: int) -> np.ndarray:
+    """P(settled | action ``name``, x) by the ``k``-th bootstrap member (both models refitted)."""
+    chosen = member_set(models, members, k)
+    return settle_odds(chosen, name, X, values_by_outcome(chosen, X, classes, 1), 1, code)
 
 
 def settle_odds(models: dict[str, lgb.Booster], name: str, X: np.ndarray, value: np.ndarray,

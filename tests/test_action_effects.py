@@ -259,3 +259,76 @@ def test_training_prefers_the_surrogate_unless_another_method_clearly_wins_on_th
         assert result.chosen == "surrogate"
     else:
         assert result.chosen == "pooled"
+
+
+@pytest.mark.parametrize("pooled", [True, False])
+def test_the_surrogate_gives_intervals_that_narrow_with_more_history(pooled: bool) -> None:
+    """Its bootstrap members (both models refitted on cases resampled) give each estimate an
+    interval around it, wider from a small history than from a large one; without members, the
+    estimate alone."""
+    from models.effects import ActionEffects
+
+    grid = np.array([[0, 7000, 1, 30], [1, 7000, 0, 30], [0, 3000, 0, 60]], dtype=np.float32)
+    widths = []
+    for n in (3000, 24_000):
+        data = _outcome_world(n=n, seed=6)
+        model = ActionEffects(method="surrogate", pooled_outcomes=pooled, n_estimators=60, members=4).fit(
+            data.values, data.actions, data.labels, data.propensity, data.features,
+            groups=data.meta["case_pk"].to_numpy(), outcomes=data.meta["outcome"].to_numpy())
+        assert all(len(model.members_[key]) == 4 for key in model.members_ if not key.startswith("bag:"))
+        width = []
+        for name in ("voice_call", "sms_warning", "lawyer_letter"):
+            p = model.predict_actions(grid, [name])[:, 0]
+            low, high = model.interval(grid, name)
+            assert ((low < p) & (p < high)).all(), (name, low, p, high)
+            width.append(high - low)
+        widths.append(np.mean(width))
+    assert widths[1] < widths[0] * 0.8, widths
+    # What an answer shows (LearnedValue.intervals, read by recommend_one): a real interval per learned action.
+    policy = load_policy()
+    value = LearnedValue(model, policy.effects, "test")
+    facts = Facts.from_frame(pd.DataFrame(grid, columns=data.features))
+    low, high = value.intervals(facts, policy.catalogue)
+    learned = [policy.catalogue.index(a) for a in ("voice_call", "sms_warning", "lawyer_letter")]
+    assert (low[:, learned] < high[:, learned]).all()
+    assert np.isnan(low[:, policy.catalogue.index("close")]).all()  # never logged: the prior's, no interval
+    bare = ActionEffects(method="surrogate", pooled_outcomes=pooled, n_estimators=60, members=0).fit(
+        data.values, data.actions, data.labels, data.propensity, data.features,
+        outcomes=data.meta["outcome"].to_numpy())
+    low, high = bare.interval(grid, "voice_call")
+    assert np.array_equal(low, high) and np.allclose(low, bare.predict_actions(grid, ["voice_call"])[:, 0])
+
+
+def test_a_bagged_surrogate_estimates_the_mean_of_its_refits() -> None:
+    """With ``bag`` = 2, each estimate is the mean of three fits' odds (the main one and two refits
+    with other seeds on every decision); the bootstrap members still give the interval only."""
+    from models.effects import ActionEffects
+    from models.effects_surrogate import BAG, member_set, settle_odds, values_by_outcome
+
+    data = _outcome_world(n=6000, seed=9)
+    grid = np.array([[0, 7000, 1, 30], [1, 7000, 0, 30], [0, 3000, 0, 60]], dtype=np.float32)
+    fitted = {}
+    for bag in (0, 2):
+        fitted[bag] = ActionEffects(method="surrogate", pooled_outcomes=True, n_estimators=60, members=2,
+                                    bag=bag).fit(
+            data.values, data.actions, data.labels, data.propensity, data.features,
+            groups=data.meta["case_pk"].to_numpy(), outcomes=data.meta["outcome"].to_numpy())
+    single, bagged = fitted[0], fitted[2]
+    names = ["voice_call", "sms_warning", "lawyer_letter"]
+    p_single, p_bagged = single.predict_actions(grid, names), bagged.predict_actions(grid, names)
+    assert np.allclose(bagged.predict_actions(grid, names), p_bagged)  # deterministic
+    for j, name in enumerate(names):
+        code = bagged.actions_.index(name)
+        refits = []
+        for k in range(2):
+            boosters = member_set(bagged.models_, bagged.members_, k, BAG)
+            refits.append(settle_odds(boosters, name, grid, values_by_outcome(boosters, grid, bagged.outcomes_),
+                                      code=code))
+        assert np.allclose(p_bagged[:, j], np.mean([p_single[:, j], *refits], axis=0))
+        assert not np.allclose(refits[0], p_single[:, j])  # another seed, another fit
+    assert all(len(v) == 2 for v in bagged.members_.values())
+    wanted = np.array([[True, False, True], [False, True, False], [True, True, True]])
+    part = bagged.predict_actions(grid, names, wanted)
+    assert np.allclose(part[wanted], p_bagged[wanted]) and np.isnan(part[~wanted]).all()
+    low, high = bagged.interval(grid, "voice_call")
+    assert ((low < p_bagged[:, 0]) & (p_bagged[:, 0] < high)).all()
