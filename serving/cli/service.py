@@ -52,6 +52,12 @@ def serve_command(
     if not access_log:
         options.append("services.concord.logging.access.enabled=false")
     os.environ["CONCORD_SERVE_WORKERS"] = str(workers)  # serving.spread: connections spread over them
+    # BentoML keeps its Prometheus files in BENTOML_HOME/prometheus_multiproc_dir and empties that
+    # folder whenever a service starts: two services sharing the default home (~/bentoml) on one
+    # machine erased each other's metrics. Each Concord home gets its own unless BENTOML_HOME is set.
+    from concord.settings import get_settings
+
+    os.environ.setdefault("BENTOML_HOME", str(get_settings().home / "bentoml"))
     os.environ["BENTOML_CONFIG_OPTIONS"] = " ".join([os.environ.get("BENTOML_CONFIG_OPTIONS", ""), *options]).strip()
     console.print(f"serving on http://{host}:{port} (OpenAPI at /openapi.json, readiness at /readyz)",
                   highlight=False, soft_wrap=True)
