@@ -31,7 +31,7 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from models.effects_dr import BASELINE, fit_dr, odds
+from models.effects_dr import BASELINE, fit_dr, odds, refit
 from models.effects_surrogate import (
     BAG,
     OUTCOMES,
@@ -194,10 +194,7 @@ class ActionEffects(BaseEstimator):
         members = []
         for _ in range(self.members):
             resample = weight * rng.poisson(1.0, len(weight))
-            seeded = {**params, "seed": int(rng.integers(1 << 30))}
-            members.append(_booster(lgb.train(seeded, lgb.Dataset(data, y, weight=resample,
-                                                                   categorical_feature=categorical),
-                                              num_boost_round=trees)))
+            members.append(refit(params, data, y, resample, trees, categorical, int(rng.integers(1 << 30))))
         self.members_[key] = members
 
     # ----------------------------------------------------------------------------- predicting

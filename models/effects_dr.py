@@ -33,6 +33,16 @@ SHORT_ROUNDS = 30
 METRICS = {"binary": "binary_logloss", "multiclass": "multi_logloss", "regression": "l2"}
 
 
+def refit(params: dict[str, Any], data: np.ndarray, y: np.ndarray, weight: np.ndarray | None, trees: int,
+          categorical: list[int] | None = None, seed: int | None = None) -> lgb.Booster:
+    """``trees`` rounds on every row (a bootstrap member's or a bagged refit's weights), with LightGBM's
+    ``seed`` when given; a copy holding the trees only."""
+    cats: list[int] | Literal["auto"] = categorical or "auto"
+    booster = lgb.train(params if seed is None else {**params, "seed": seed},
+                        lgb.Dataset(data, y, weight=weight, categorical_feature=cats), num_boost_round=trees)
+    return lgb.Booster(model_str=booster.model_to_string())
+
+
 def _train(params: dict[str, Any], data: np.ndarray, y: np.ndarray, weight: np.ndarray | None, rounds: int,
            valid_fraction: float, stopping: int, categorical: list[int] | None = None) -> tuple[lgb.Booster, int]:
     """Train with early stopping on the newest ``valid_fraction`` (rows in time order), then refit on all."""
@@ -109,10 +119,9 @@ def fit_dr(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarray, prop
         models[name], trees[name] = _train(params, X[rows], phi, None, rounds, valid, stop)
         members[name] = []
         for _ in range(estimator.members):
-            seeded = {**params, "seed": int(rng.integers(1 << 30))}
-            resample = rng.poisson(1.0, len(rows)).astype(np.float64)
-            booster = lgb.train(seeded, lgb.Dataset(X[rows], phi, weight=resample), num_boost_round=trees[name])
-            members[name].append(lgb.Booster(model_str=booster.model_to_string()))
+            seed = int(rng.integers(1 << 30))
+            members[name].append(refit(params, X[rows], phi, rng.poisson(1.0, len(rows)).astype(np.float64),
+                                       trees[name], seed=seed))
     return models, members, trees
 
 

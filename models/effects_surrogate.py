@@ -34,12 +34,12 @@ stay for the interval only.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 
-from models.effects_dr import _train
+from models.effects_dr import _train, refit
 
 VALUE = "~value"  # the key of V(o, x) among the boosters
 OUTCOMES = "~outcomes"  # the key of the pooled P(o | a, x), when there is one
@@ -57,14 +57,6 @@ def outcome_codes(outcomes: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
     lookup = {name: j for j, name in enumerate(kept)}
     codes = np.array([lookup.get(v, len(kept)) for v in values], dtype=np.int32)
     return classes, codes
-
-
-def _refit(params: dict[str, Any], data: np.ndarray, y: np.ndarray, weight: np.ndarray, trees: int,
-           categorical: list[int] | None, seed: int) -> lgb.Booster:
-    cats: list[int] | Literal["auto"] = categorical or "auto"
-    booster = lgb.train({**params, "seed": seed}, lgb.Dataset(data, y, weight=weight, categorical_feature=cats),
-                        num_boost_round=trees)
-    return lgb.Booster(model_str=booster.model_to_string())
 
 
 def case_resample(groups: np.ndarray | None, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -94,12 +86,12 @@ def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarra
     draws = [case_resample(groups, len(X), rng) for _ in range(count)]
     seeds = [int(rng.integers(1 << 30)) for _ in range(count)]
     members: dict[str, list[lgb.Booster]] = {
-        VALUE: [_refit(value_params, data, y, draw, trees[VALUE], [X.shape[1]], seed)
+        VALUE: [refit(value_params, data, y, draw, trees[VALUE], [X.shape[1]], seed)
                 for draw, seed in zip(draws, seeds, strict=True)]}
     bag = int(getattr(estimator, "bag", 0))
     bag_seeds = [int(rng.integers(1 << 30)) for _ in range(bag)]
     ones = np.ones(len(X))
-    members[BAG + VALUE] = [_refit(value_params, data, y, ones, trees[VALUE], [X.shape[1]], seed) for seed in bag_seeds]
+    members[BAG + VALUE] = [refit(value_params, data, y, ones, trees[VALUE], [X.shape[1]], seed) for seed in bag_seeds]
     if getattr(estimator, "pooled_outcomes", False):
         keep = np.isin(codes, [names.index(a) for a in estimator.supported_])
         data = np.column_stack([X[keep], codes[keep].astype(np.float32)])
@@ -107,9 +99,9 @@ def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarra
         target = o[keep].astype(np.float64)
         models[OUTCOMES], trees[OUTCOMES] = _train(params, data, target, weight[keep], rounds, valid, stop,
                                                    categorical=[X.shape[1]])
-        members[OUTCOMES] = [_refit(params, data, target, weight[keep] * draw[keep], trees[OUTCOMES],
+        members[OUTCOMES] = [refit(params, data, target, weight[keep] * draw[keep], trees[OUTCOMES],
                                     [X.shape[1]], seed) for draw, seed in zip(draws, seeds, strict=True)]
-        members[BAG + OUTCOMES] = [_refit(params, data, target, weight[keep], trees[OUTCOMES], [X.shape[1]], seed)
+        members[BAG + OUTCOMES] = [refit(params, data, target, weight[keep], trees[OUTCOMES], [X.shape[1]], seed)
                                    for seed in bag_seeds]
         return models, trees, classes, members
     for name in estimator.supported_:
@@ -117,9 +109,9 @@ def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarra
         params = {**estimator._params(int(rows.sum())), "objective": "multiclass", "num_class": len(classes)}
         target = o[rows].astype(np.float64)
         models[name], trees[name] = _train(params, X[rows], target, weight[rows], rounds, valid, stop)
-        members[name] = [_refit(params, X[rows], target, weight[rows] * draw[rows], trees[name], None, seed)
+        members[name] = [refit(params, X[rows], target, weight[rows] * draw[rows], trees[name], None, seed)
                          for draw, seed in zip(draws, seeds, strict=True)]
-        members[BAG + name] = [_refit(params, X[rows], target, weight[rows], trees[name], None, seed)
+        members[BAG + name] = [refit(params, X[rows], target, weight[rows], trees[name], None, seed)
                                for seed in bag_seeds]
     return models, trees, classes, members
 

@@ -221,7 +221,7 @@ def single_answer(decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any
     term = offers.term_months[0]
     flags = _one_case_flags(decisions, engine)
     # flag_text(risk_flags(facts, policy.court), policy.court)[0], without the object arrays
-    raised = _joined(flag.id for flag in policy.court.flags if flag.when.evaluate(facts)[0])
+    raised = "; ".join(flag.id for flag in policy.court.flags if flag.when.evaluate(facts)[0])
     decided = dt.datetime.fromtimestamp(float(facts["decision_ts"][0]), dt.UTC).isoformat()
     return Recommendation(
         case_id=str(facts.text("case_id")[0]), creditor=str(facts.text("creditor")[0]), decided_at=decided,
@@ -240,20 +240,12 @@ def single_answer(decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any
         propensity=round(float(decisions.propensity[0]), 6), explanation=_explanation(decisions, engine, order))
 
 
-def _joined(labels: Any) -> str:
-    """Labels joined by '; ' as ``flag_text`` and ``_flags`` join them for each case."""
-    out = ""
-    for label in labels:
-        out = label if out == "" else out + "; " + label
-    return out
-
-
 def _one_case_flags(decisions: Decisions, engine: PolicyEngine) -> str:
     """``_flags(decisions, engine)[0]`` for the one case of ``decisions``, on plain values."""
     chosen, fallback = int(decisions.chosen[0]), bool(decisions.fallback[0])
     hits = (("out_of_scope", decisions.facts["in_scope"][0] == 0), ("no_eligible_action", fallback),
             ("needs_review", engine.policy.catalogue.actions[chosen].sensitive and not fallback))
-    return _joined(name for name, hit in hits if hit)
+    return "; ".join(name for name, hit in hits if hit)
 
 
 _DESCRIBED: dict[int, tuple[Any, str]] = {}

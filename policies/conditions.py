@@ -22,14 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from policies.facts import TEXT_FACTS, Facts
+from policies.facts import TEXT_FACT_SET, TEXT_FACTS, Facts
 from policies.schema import Node
 
 _NUMERIC_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
 OPS = (*_NUMERIC_OPS, "in", "not in")
-_TEXT = frozenset(TEXT_FACTS)
 
 
 class Condition:
@@ -64,7 +63,7 @@ class Comparison(Condition):
     value: Any
 
     def evaluate(self, facts: Facts) -> np.ndarray:
-        if self.fact in _TEXT:
+        if self.fact in TEXT_FACT_SET:
             values = facts.text(self.fact)
             if self.op in ("in", "not in"):
                 inside = np.isin(values, list(self.value))

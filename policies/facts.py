@@ -53,7 +53,7 @@ KEPT_MISSING = (
 
 # The same names as sets, for the membership tests of every first read of a fact (a tuple is
 # scanned name by name: ~100 facts a case, ~75 names in ZERO_FILLED)
-_TEXT, _ZERO, _MISSING = frozenset(TEXT_FACTS), frozenset(ZERO_FILLED), frozenset(KEPT_MISSING)
+TEXT_FACT_SET, _ZERO, _MISSING = frozenset(TEXT_FACTS), frozenset(ZERO_FILLED), frozenset(KEPT_MISSING)
 
 Derivation = Callable[["Facts"], np.ndarray]
 
@@ -181,7 +181,7 @@ class Facts:
         cached = self._cache.get(name)
         if cached is not None:
             return cached
-        if name in _TEXT:
+        if name in TEXT_FACT_SET:
             return self.text(name)
         if name in self._raw:
             values = _floats(self._raw[name], name)
