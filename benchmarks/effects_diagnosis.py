@@ -242,7 +242,8 @@ def main() -> None:
         for item in filter(None, extra.split(";")):
             key, _, value = item.partition("=")
             settings_v[key] = json.loads(value)
-        fits = [fit_model({"members": 0, **settings_v, "random_state": seed}, data, mu, propensity)
+        first_seed = int(settings_v.pop("random_state", 0))  # ``random_state=S``: seeds S, S + 1, ...
+        fits = [fit_model({"members": 0, **settings_v, "random_state": first_seed + seed}, data, mu, propensity)
                 for seed in range(args.bag)]
         fitted: Any = fits[0] if args.bag == 1 else Averaged(fits)
         record(f"variant_{spec}", LearnedValue(fitted, policy.effects, "variant"))

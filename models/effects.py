@@ -18,7 +18,8 @@ mix of debtors all decisions cover, not only those the logging policy sent it to
 least ``min_decisions`` decisions of which at least ``min_choice_share`` were real choices
 (propensity below 0.95); the others are not estimated (NaN), and the caller falls back on its
 prior, saying so. ``members`` bootstrap refits give each estimate an interval (every method);
-the surrogate's estimate is the mean of ``bag`` + 1 fits with different seeds.
+the surrogate's estimate is the mean of ``bag`` + 1 fits with different seeds; with
+``settled_value`` (the default) its value of an immediate settlement is 1, not learnt.
 :class:`LoggingPropensity` is a multiclass LightGBM model of the logging policy.
 """
 
@@ -37,6 +38,7 @@ from models.effects_surrogate import (
     OUTCOMES,
     VALUE,
     fit_surrogate,
+    fixed_values,
     member_odds,
     member_set,
     outcome_rows,
@@ -71,7 +73,8 @@ class ActionEffects(BaseEstimator):
                  min_decisions: int = 200, min_choice_share: float = 0.05, members: int = 3,
                  valid_fraction: float = 0.2, early_stopping_rounds: int = 30, random_state: int = 0,
                  n_jobs: int = 1, folds: int = 2, dr_leaves: int = 15, dr_lambda: float = 10.0,
-                 dr_child_share: float = 0.02, pooled_outcomes: bool = False, bag: int = 0) -> None:
+                 dr_child_share: float = 0.02, pooled_outcomes: bool = False, bag: int = 0,
+                 settled_value: bool = True) -> None:
         self.method = method
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -94,6 +97,7 @@ class ActionEffects(BaseEstimator):
         self.dr_child_share = dr_child_share
         self.pooled_outcomes = pooled_outcomes
         self.bag = bag
+        self.settled_value = settled_value
 
     # ----------------------------------------------------------------------------- fitting
     def _params(self, rows: int) -> dict[str, Any]:
@@ -170,6 +174,7 @@ class ActionEffects(BaseEstimator):
                 raise ValueError("the surrogate method needs each decision's immediate outcome")
             self.models_, self.trees_, self.outcomes_, self.members_ = fit_surrogate(
                 self, X, codes, y, outcomes, weight, self.actions_, groups, rng)
+            self.fixed_values_ = fixed_values(self.outcomes_) if self.settled_value else {}
         else:
             raise ValueError(f"unknown method '{self.method}' (pooled, per_action, dr_learner or surrogate)")
         return self
@@ -224,7 +229,7 @@ class ActionEffects(BaseEstimator):
             else:
                 for boosters in self._surrogate_sets():
                     value = np.full((len(X), len(self.outcomes_)), np.nan)
-                    value[asked] = values_by_outcome(boosters, X[asked], self.outcomes_, num_threads)
+                    value[asked] = values_by_outcome(boosters, X[asked], self.outcomes_, num_threads, self._fixed())
                     sets.append((boosters, value))
         for j, name in enumerate(actions):
             if name not in self.supported_:
@@ -240,6 +245,10 @@ class ActionEffects(BaseEstimator):
                 estimate = np.asarray(model.predict(data, num_threads=num_threads))
                 out[rows, j] = estimate if base is None else odds(base[rows], estimate)
         return out
+
+    def _fixed(self) -> dict[int, float]:
+        """The surrogate's outcome values known without a model (none for a model fitted before them)."""
+        return getattr(self, "fixed_values_", {})
 
     def _surrogate_sets(self) -> list[dict[str, lgb.Booster]]:
         """The surrogate's booster sets whose odds make the estimate: the main models and each
@@ -261,7 +270,7 @@ class ActionEffects(BaseEstimator):
                 p = 1 / (1 + np.exp(-centre))
                 return p, p
             code = self.actions_.index(name)
-            draws = [_logit(member_odds(self.models_, self.members_, k, name, X, self.outcomes_, code))
+            draws = [_logit(member_odds(self.models_, self.members_, k, name, X, self.outcomes_, code, self._fixed()))
                      for k in range(count)]
             spread = np.std(draws, axis=0, ddof=1)
             return 1 / (1 + np.exp(-(centre - z * spread))), 1 / (1 + np.exp(-(centre + z * spread)))
@@ -290,7 +299,7 @@ class ActionEffects(BaseEstimator):
         values = np.asarray(model.predict(data, pred_contrib=True, num_threads=1))
         if self.method == "surrogate":
             x = np.asarray(X, dtype=np.float32)
-            best = np.argmax(values_by_outcome(self.models_, x, self.outcomes_, 1), axis=1)
+            best = np.argmax(values_by_outcome(self.models_, x, self.outcomes_, 1, self._fixed()), axis=1)
             width = len(names) + 1
             values = np.stack([values[i, k * width:(k + 1) * width] for i, k in enumerate(best)])
         return values[:, :-1], names

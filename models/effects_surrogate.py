@@ -21,6 +21,15 @@ what they have in common about a debtor, and the trees split on the action where
 
 Outcomes seen in fewer than ``MIN_OUTCOME_SHARE`` of decisions are merged into one class.
 
+With ``settled_value`` (the default), an immediate outcome that is itself a settlement
+(``SETTLED_OUTCOMES``: agreement, paid, partial_paid) has V = 1 by the label's definition (the
+90-day label counts the action's own outcome), and ``V(o, x)`` is fitted on the other decisions
+only (:func:`value_rows`, :func:`fixed_values`). Learnt, V(agreement, x) came out at 0.2-0.4 at a
+snapshot's cases (about 1 % of decisions settle at once, and the trees' splits on the outcome mix
+with the features, so the value model extrapolated it badly): the settling channel, the one through
+which actions in the negotiation stage differ most, was cut four-fold against the noise of the others.
+Such outcomes are never merged into ``OTHER``.
+
 ``members`` bootstrap refits (each decision weighted by a Poisson(1) draw of its case, so that a
 case's decisions are kept or dropped together; both models refitted with the tree counts found
 for the main ones) give each estimate an interval: :func:`member_odds` is the odds of one member.
@@ -39,6 +48,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from concord.vocabulary import SETTLED_OUTCOMES
 from models.effects_dr import _train, refit
 
 VALUE = "~value"  # the key of V(o, x) among the boosters
@@ -48,11 +58,13 @@ OTHER = "~other"
 BAG = "bag:"  # the prefix of the bagged refits' keys among the members
 
 
-def outcome_codes(outcomes: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
-    """The outcome classes (frequent outcomes, then ``OTHER``) and each decision's class index."""
+def outcome_codes(outcomes: np.ndarray, always: tuple[str, ...] = ()) -> tuple[tuple[str, ...], np.ndarray]:
+    """The outcome classes (frequent outcomes and those of ``always`` that occur, then ``OTHER``) and
+    each decision's class index."""
     values = np.asarray(outcomes, dtype=object).astype(str)
     names, counts = np.unique(values, return_counts=True)
-    kept = [str(n) for n, c in zip(names, counts, strict=True) if c >= MIN_OUTCOME_SHARE * len(values)]
+    kept = [str(n) for n, c in zip(names, counts, strict=True)
+            if c >= MIN_OUTCOME_SHARE * len(values) or str(n) in always]
     classes = (*kept, OTHER)
     lookup = {name: j for j, name in enumerate(kept)}
     codes = np.array([lookup.get(v, len(kept)) for v in values], dtype=np.int32)
@@ -67,6 +79,19 @@ def case_resample(groups: np.ndarray | None, n: int, rng: np.random.Generator) -
     return rng.poisson(1.0, int(inverse.max()) + 1 if n else 0).astype(np.float64)[inverse]
 
 
+def fixed_values(classes: tuple[str, ...]) -> dict[int, float]:
+    """Class index -> V for the outcomes whose value is known without a model: a settlement now
+    settles within the horizon (1)."""
+    return {k: 1.0 for k, name in enumerate(classes) if name in SETTLED_OUTCOMES}
+
+
+def value_rows(classes: tuple[str, ...], o: np.ndarray, settled_value: bool) -> np.ndarray:
+    """The decisions ``V(o, x)`` is fitted on: all, or with ``settled_value`` those whose outcome
+    does not settle (their V is fixed at 1)."""
+    fixed = fixed_values(classes) if settled_value else {}
+    return ~np.isin(o, list(fixed))
+
+
 def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarray, outcomes: np.ndarray,
                   weight: np.ndarray, names: tuple[str, ...], groups: np.ndarray | None = None,
                   rng: np.random.Generator | None = None,
@@ -74,24 +99,27 @@ def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarra
     """Boosters (``VALUE`` and the outcome model: pooled ``OUTCOMES`` or one per supported action),
     tree counts, outcome classes, and per booster key ``estimator.members`` bootstrap refits."""
     X = np.asarray(X, dtype=np.float32)
-    classes, o = outcome_codes(outcomes)
+    settled_value = bool(getattr(estimator, "settled_value", False))
+    classes, o = outcome_codes(outcomes, SETTLED_OUTCOMES if settled_value else ())
     rounds, valid, stop = estimator.n_estimators, estimator.valid_fraction, estimator.early_stopping_rounds
     models: dict[str, lgb.Booster] = {}
     trees: dict[str, int] = {}
-    data = np.column_stack([X, o.astype(np.float32)])
-    value_params = estimator._params(len(X))
-    models[VALUE], trees[VALUE] = _train(value_params, data, y, None, rounds, valid, stop, categorical=[X.shape[1]])
+    v_rows = value_rows(classes, o, settled_value)
+    data, y_v = np.column_stack([X, o.astype(np.float32)])[v_rows], y[v_rows]
+    value_params = estimator._params(len(data))
+    models[VALUE], trees[VALUE] = _train(value_params, data, y_v, None, rounds, valid, stop, categorical=[X.shape[1]])
     count = int(getattr(estimator, "members", 0))
     rng = rng if rng is not None else np.random.default_rng(estimator.random_state)
     draws = [case_resample(groups, len(X), rng) for _ in range(count)]
     seeds = [int(rng.integers(1 << 30)) for _ in range(count)]
     members: dict[str, list[lgb.Booster]] = {
-        VALUE: [refit(value_params, data, y, draw, trees[VALUE], [X.shape[1]], seed)
+        VALUE: [refit(value_params, data, y_v, draw[v_rows], trees[VALUE], [X.shape[1]], seed)
                 for draw, seed in zip(draws, seeds, strict=True)]}
     bag = int(getattr(estimator, "bag", 0))
     bag_seeds = [int(rng.integers(1 << 30)) for _ in range(bag)]
-    ones = np.ones(len(X))
-    members[BAG + VALUE] = [refit(value_params, data, y, ones, trees[VALUE], [X.shape[1]], seed) for seed in bag_seeds]
+    ones = np.ones(len(data))
+    members[BAG + VALUE] = [refit(value_params, data, y_v, ones, trees[VALUE], [X.shape[1]], seed)
+                            for seed in bag_seeds]
     if getattr(estimator, "pooled_outcomes", False):
         keep = np.isin(codes, [names.index(a) for a in estimator.supported_])
         data = np.column_stack([X[keep], codes[keep].astype(np.float32)])
@@ -117,11 +145,16 @@ def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarra
 
 
 def values_by_outcome(models: dict[str, lgb.Booster], X: np.ndarray, classes: tuple[str, ...],
-                      num_threads: int = 0) -> np.ndarray:
-    """(rows, outcome classes) V(o, x)."""
+                      num_threads: int = 0, fixed: dict[int, float] | None = None) -> np.ndarray:
+    """(rows, outcome classes) V(o, x); the classes of ``fixed`` (class index -> V) take their
+    value without a prediction."""
+    fixed = fixed or {}
     out = np.empty((len(X), len(classes)))
     data = np.column_stack([X, np.zeros(len(X), dtype=np.float32)])
     for k in range(len(classes)):
+        if k in fixed:
+            out[:, k] = fixed[k]
+            continue
         data[:, -1] = k
         out[:, k] = models[VALUE].predict(data, num_threads=num_threads)
     return out
@@ -143,10 +176,11 @@ def member_set(models: dict[str, lgb.Booster], members: dict[str, list[lgb.Boost
 
 
 def member_odds(models: dict[str, lgb.Booster], members: dict[str, list[lgb.Booster]], k: int, name: str,
-                X: np.ndarray, classes: tuple[str, ...], code: int) -> np.ndarray:
+                X: np.ndarray, classes: tuple[str, ...], code: int,
+                fixed: dict[int, float] | None = None) -> np.ndarray:
     """P(settled | action ``name``, x) by the ``k``-th bootstrap member (both models refitted)."""
     chosen = member_set(models, members, k)
-    return settle_odds(chosen, name, X, values_by_outcome(chosen, X, classes, 1), 1, code)
+    return settle_odds(chosen, name, X, values_by_outcome(chosen, X, classes, 1, fixed), 1, code)
 
 
 def settle_odds(models: dict[str, lgb.Booster], name: str, X: np.ndarray, value: np.ndarray,
