@@ -257,6 +257,8 @@ def test_training_prefers_the_surrogate_unless_another_method_clearly_wins_on_th
     best = result.candidates.set_index("method")
     if best.loc["pooled", "snips_minus_default_low"] <= 0:
         assert result.chosen == "surrogate"
+        # its value model averaged with another seed's fit, its outcome model not (the prediction budget)
+        assert len(result.model.members_["bag:~value"]) == 1 and not result.model.members_["bag:~outcomes"]
     else:
         assert result.chosen == "pooled"
 
