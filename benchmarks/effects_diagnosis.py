@@ -22,7 +22,15 @@ best action, per workflow, ``_allowed`` within the actions the engine allows):
   each is the mean of K seeds' fits, with ``--distil`` also a student regression of it, with
   ``--holdout`` also valued against the default on the training holdout (both fitted before it;
   switch-DR and SNIPS, as promotion compares a challenger with the champion);
+- ``--seeds 0,1,2``: each variant fitted once per seed (pickled beside the world, ``--reuse`` loads
+  them), judged as it is or, with ``--views``, as :class:`BagView` s of its bagged refits
+  (``v<A>p<B>[_raw|_odds|_parts]``: the main fit and the first A refits of V(o, x), B of P(o | a, x));
+  with ``--time N``, the first seed's fit is also timed over N synthetic cases as each of
+  ``--time-views`` (prepared boosters, and ``old_*`` booster by booster);
 - ``--version``: the registered action_effects version to judge (default: the newest).
+
+    python benchmarks/effects_diagnosis.py foreign --skip-ceilings --variants 'surrogate:bag=7' \
+        --seeds 0,1,2 --views single,v1p0_raw,v3p1_raw,v7p7_raw [--time 100000 --time-views v0p0,v1p0]
 """
 
 from __future__ import annotations
