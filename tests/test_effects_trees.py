@@ -46,7 +46,7 @@ def test_merged_boosters_score_the_mean_of_their_raw_scores(objective: str) -> N
     assert one.num_trees() == sum(f.num_trees() for f in fits)
     assert np.allclose(one.predict(X, raw_score=True), np.mean([f.predict(X, raw_score=True) for f in fits], axis=0),
                        atol=1e-12)
-    contributions = one.predict(X[:3], pred_contrib=True)  # SHAP values still add up to the score
+    contributions = np.asarray(one.predict(X[:3], pred_contrib=True))  # SHAP values still add up to the score
     width = X.shape[1] + 1
     total = contributions.reshape(3, -1, width).sum(axis=2).squeeze()
     assert np.allclose(total, one.predict(X[:3], raw_score=True), atol=1e-9)
@@ -73,3 +73,4 @@ def test_the_prepared_surrogate_predicts_as_the_booster_by_booster_path() -> Non
     assert np.array_equal(np.isnan(fast), np.isnan(slow)) and np.isnan(fast[:, 3]).all()
     assert np.nanmax(np.abs(fast - slow)) < 1e-12
     assert np.allclose(model.predict_actions(grid, names)[wanted], fast[wanted], equal_nan=True)
+
