@@ -22,7 +22,15 @@ best action, per workflow, ``_allowed`` within the actions the engine allows):
   each is the mean of K seeds' fits, with ``--distil`` also a student regression of it, with
   ``--holdout`` also valued against the default on the training holdout (both fitted before it;
   switch-DR and SNIPS, as promotion compares a challenger with the champion);
+- ``--seeds 0,1,2``: each variant fitted once per seed (pickled beside the world, ``--reuse`` loads
+  them), judged as it is or, with ``--views``, as :class:`BagView` s of its bagged refits
+  (``v<A>p<B>[_raw|_odds|_parts]``: the main fit and the first A refits of V(o, x), B of P(o | a, x));
+  with ``--time N``, the first seed's fit is also timed over N synthetic cases as each of
+  ``--time-views`` (prepared boosters, and ``old_*`` booster by booster);
 - ``--version``: the registered action_effects version to judge (default: the newest).
+
+    python benchmarks/effects_diagnosis.py foreign --skip-ceilings --variants 'surrogate:bag=7' \
+        --seeds 0,1,2 --views single,v1p0_raw,v3p1_raw,v7p7_raw [--time 100000 --time-views v0p0,v1p0]
 """
 
 from __future__ import annotations
@@ -58,6 +66,68 @@ class Averaged:
         return np.mean([m.predict_actions(X, actions, wanted, num_threads) for m in self.models], axis=0)
 
 
+class BagView:
+    """A surrogate fitted with ``bag`` refits, predicting with the main fit and the first
+    ``values`` refits of V(o, x) and ``outcome_fits`` refits of P(o | a, x), combined by ``mean``:
+    ``odds`` (the mean of each fit's odds: both counts equal), ``parts`` (sum_o of the mean P times
+    the mean V), ``raw`` (the mean of the fits' raw scores: log-odds for V, logits for P)."""
+
+    def __init__(self, model: Any, values: int, outcome_fits: int, mean: str = "parts") -> None:
+        self.model, self.values, self.outcome_fits, self.mean = model, values, outcome_fits, mean
+        self.method, self.supported_, self.feature_names_in_ = model.method, model.supported_, model.feature_names_in_
+
+    def predict_actions(self, X: np.ndarray, actions: Any, wanted: np.ndarray | None = None,
+                        num_threads: int = 0) -> np.ndarray:
+        from models.effects_surrogate import BAG, OUTCOMES, VALUE, member_set
+
+        m = self.model
+        X = np.asarray(X, dtype=np.float32)
+        sets = [m.models_, *(member_set(m.models_, m.members_, k, BAG)
+                             for k in range(len(m.members_.get(BAG + VALUE, []))))]
+        raw = self.mean == "raw"
+        data = np.column_stack([X, np.zeros(len(X), dtype=np.float32)])
+        v = []
+        for s in sets[: 1 + self.values]:
+            out = np.empty((len(X), len(m.outcomes_)))
+            for k in range(len(m.outcomes_)):
+                data[:, -1] = k
+                out[:, k] = s[VALUE].predict(data, raw_score=raw, num_threads=num_threads)
+            v.append(out)
+        out = np.full((len(X), len(actions)), np.nan)
+        for j, name in enumerate(actions):
+            if name not in m.supported_:
+                continue
+            data[:, -1] = m.actions_.index(name)
+            p = [np.asarray(s[OUTCOMES].predict(data, raw_score=raw, num_threads=num_threads)).reshape(len(X), -1)
+                 for s in sets[: 1 + self.outcome_fits]]
+            if self.mean == "odds":
+                out[:, j] = np.mean([(pk * vk).sum(axis=1) for pk, vk in zip(p, v, strict=True)], axis=0)
+            elif raw:
+                logits = np.mean(p, axis=0)
+                proba = np.exp(logits - logits.max(axis=1, keepdims=True))
+                proba /= proba.sum(axis=1, keepdims=True)
+                out[:, j] = (proba * (1 / (1 + np.exp(-np.mean(v, axis=0))))).sum(axis=1)
+            else:
+                out[:, j] = (np.mean(p, axis=0) * np.mean(v, axis=0)).sum(axis=1)
+        return out if wanted is None else np.where(wanted, out, np.nan)
+
+
+# name -> (V refits, P refits, how): what --views evaluates of each variant fitted with bag >= 3;
+# any "v<A>p<B>" or "v<A>p<B>_<odds|parts|raw>" works too (A, B at most the fit's bag)
+VIEWS = {"single": (0, 0, "parts"), "v3": (3, 0, "parts"), "p3": (0, 3, "parts"), "both3_odds": (3, 3, "odds"),
+         "both3_parts": (3, 3, "parts"), "both3_raw": (3, 3, "raw"), "v3p1": (3, 1, "parts"),
+         "v1p1": (1, 1, "parts"), "v3_raw": (3, 0, "raw")}
+
+
+def view_of(name: str) -> tuple[int, int, str]:
+    """A ``VIEWS`` entry, or one spelt ``v<A>p<B>[_<mean>]``."""
+    if name in VIEWS:
+        return VIEWS[name]
+    counts, _, mean = name.partition("_")
+    values, _, outcome_fits = counts[1:].partition("p")
+    return int(values), int(outcome_fits or 0), mean or "parts"
+
+
 class Student:
     """One pooled LightGBM regression of a teacher's log-odds on the features and the action,
     fitted on the training decisions' features x every supported action (distillation)."""
@@ -87,6 +157,54 @@ class Student:
                 data = np.column_stack([X, np.full(len(X), self.names.index(name), dtype=np.float32)])
                 out[:, j] = 1 / (1 + np.exp(-np.asarray(self.booster.predict(data, num_threads=num_threads))))
         return out
+
+
+def timing_copies(fit: Any, views: list[str]) -> dict[str, Any]:
+    """Copies of a surrogate fitted with bagged refits that predict as ``views`` say (``view_of``
+    names): ``old_<view>`` by the booster-by-booster path (no prepared boosters; the mean of each
+    fit's V and of each fit's P), ``<view>`` from ``models.effects_surrogate.prepared`` boosters
+    (the mean of raw scores)."""
+    import copy
+
+    from models.effects_surrogate import BAG, VALUE, prepared
+
+    copies = {}
+    for view in views:
+        values, outcome_fits, _ = view_of(view)
+        counts = {BAG + VALUE: values}
+        out = copy.copy(fit)
+        out.members_ = {k: (v[: counts.get(k, outcome_fits)] if k.startswith(BAG) else v)
+                        for k, v in fit.members_.items()}
+        out.__dict__.pop("prepared_", None)
+        copies[f"old_{view}"] = out
+        fast = copy.copy(out)
+        fast.prepared_ = prepared(out.models_, out.members_)
+        copies[view] = fast
+    return copies
+
+
+def time_decisions(values: dict[str, Any], n: int, rounds: int = 2) -> dict[str, float]:
+    """Seconds of ``PolicyEngine.decide`` over ``n`` of bench_policy's synthetic cases (history
+    facts built once) per action value, the values taken in turn ``rounds`` times (the least of
+    each kept: the machine is shared, and a turn each cancels drift in its load)."""
+    from benchmarks.bench_policy import synthetic_cases, synthetic_events
+    from policies.config import load_policy
+    from policies.engine import PolicyEngine
+    from policies.facts import Facts
+    from policies.history import contact_facts
+
+    policy = load_policy()
+    cases = synthetic_cases(n)
+    frame = cases.join(contact_facts(cases, synthetic_events(cases), policy.catalogue))
+    best = {name: float("inf") for name in values}
+    for _ in range(rounds):
+        for name, value in values.items():
+            engine = PolicyEngine(policy, value)
+            started = time.perf_counter()
+            engine.decide(Facts.from_frame(frame))
+            best[name] = min(best[name], time.perf_counter() - started)
+            print("time", name, f"{best[name]:.1f} s", os.getloadavg(), flush=True)
+    return {name: round(seconds, 2) for name, seconds in best.items()}
 
 
 def _short(row: dict) -> dict:
@@ -154,6 +272,13 @@ def main() -> None:
     parser.add_argument("--holdout", action="store_true",
                         help="also value each variant against the default on the training holdout (switch-DR)")
     parser.add_argument("--cases", type=int, default=0, help="the world's size, when not bench_effects'")
+    parser.add_argument("--seeds", default="", help="each variant: one fit per seed (comma-separated), judged apart")
+    parser.add_argument("--reuse", action="store_true", help="with --seeds: load the fits an earlier run saved")
+    parser.add_argument("--views", default="", help="each variant (fitted with bag >= 3): these VIEWS of it")
+    parser.add_argument("--time", type=int, default=0,
+                        help="time decisions over this many synthetic cases for timing_copies of each fit")
+    parser.add_argument("--time-views", default="v0p0,v3p3",
+                        help="with --time: the views timed, each also by the old path")
     parser.add_argument("--version", default="", help="the action_effects version to judge (default: the newest)")
     args = parser.parse_args()
     base = Path(os.environ["CONCORD_BENCH_KEEP"]) / args.world
@@ -243,6 +368,24 @@ def main() -> None:
             key, _, value = item.partition("=")
             settings_v[key] = json.loads(value)
         first_seed = int(settings_v.pop("random_state", 0))  # ``random_state=S``: seeds S, S + 1, ...
+        if args.seeds:
+            for seed in (int(v) for v in args.seeds.split(",")):
+                saved = base / f"fit_{spec.replace(':', '_').replace(';', '_')}_seed{seed}.pkl"
+                if args.reuse and saved.exists():
+                    fit = pickle.loads(saved.read_bytes())
+                else:
+                    fit = fit_model({"members": 0, **settings_v, "random_state": first_seed + seed}, data, mu,
+                                    propensity)
+                    saved.write_bytes(pickle.dumps(fit))
+                for view in [v for v in args.views.split(",") if v] or ["fit"]:
+                    judged = fit if view == "fit" else BagView(fit, *view_of(view))
+                    record(f"variant_{spec}_seed{seed}_{view}", LearnedValue(judged, policy.effects, "variant"))
+                if args.time and seed == int(args.seeds.split(",")[0]):
+                    values = {k: LearnedValue(v, policy.effects, k)
+                              for k, v in timing_copies(fit, args.time_views.split(",")).items()}
+                    out[f"time_{spec}_seed{seed}"] = time_decisions(values, args.time)
+                    print(f"time_{spec}_seed{seed}", json.dumps(out[f"time_{spec}_seed{seed}"]), flush=True)
+            continue
         fits = [fit_model({"members": 0, **settings_v, "random_state": first_seed + seed}, data, mu, propensity)
                 for seed in range(args.bag)]
         fitted: Any = fits[0] if args.bag == 1 else Averaged(fits)

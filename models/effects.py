@@ -18,8 +18,9 @@ mix of debtors all decisions cover, not only those the logging policy sent it to
 least ``min_decisions`` decisions of which at least ``min_choice_share`` were real choices
 (propensity below 0.95); the others are not estimated (NaN), and the caller falls back on its
 prior, saying so. ``members`` bootstrap refits give each estimate an interval (every method);
-the surrogate's estimate is the mean of ``bag`` + 1 fits with different seeds; with
-``settled_value`` (the default) its value of an immediate settlement is 1, not learnt.
+the surrogate's estimate averages ``bag`` + 1 fits of its value model and ``outcome_bag`` + 1 of
+its outcome model (other seeds; the raw scores' mean); with ``settled_value`` (the default) its value
+of an immediate settlement is 1, not learnt.
 :class:`LoggingPropensity` is a multiclass LightGBM model of the logging policy.
 """
 
@@ -34,15 +35,18 @@ from sklearn.base import BaseEstimator
 
 from models.effects_dr import BASELINE, fit_dr, odds, refit
 from models.effects_surrogate import (
-    BAG,
     OUTCOMES,
     VALUE,
+    bag_sets,
     fit_surrogate,
     fixed_values,
     member_odds,
-    member_set,
+    outcome_proba,
     outcome_rows,
-    settle_odds,
+    prepared,
+    prepared_odds,
+    prepared_shared_outcomes,
+    prepared_values,
     values_by_outcome,
 )
 
@@ -74,7 +78,7 @@ class ActionEffects(BaseEstimator):
                  valid_fraction: float = 0.2, early_stopping_rounds: int = 30, random_state: int = 0,
                  n_jobs: int = 1, folds: int = 2, dr_leaves: int = 15, dr_lambda: float = 10.0,
                  dr_child_share: float = 0.02, pooled_outcomes: bool = False, bag: int = 0,
-                 settled_value: bool = True) -> None:
+                 outcome_bag: int | None = None, settled_value: bool = True) -> None:
         self.method = method
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -97,6 +101,7 @@ class ActionEffects(BaseEstimator):
         self.dr_child_share = dr_child_share
         self.pooled_outcomes = pooled_outcomes
         self.bag = bag
+        self.outcome_bag = outcome_bag
         self.settled_value = settled_value
 
     # ----------------------------------------------------------------------------- fitting
@@ -175,6 +180,8 @@ class ActionEffects(BaseEstimator):
             self.models_, self.trees_, self.outcomes_, self.members_ = fit_surrogate(
                 self, X, codes, y, outcomes, weight, self.actions_, groups, rng)
             self.fixed_values_ = fixed_values(self.outcomes_) if self.settled_value else {}
+            if OUTCOMES in self.models_:
+                self.prepared_ = prepared(self.models_, self.members_)
         else:
             raise ValueError(f"unknown method '{self.method}' (pooled, per_action, dr_learner or surrogate)")
         return self
@@ -218,28 +225,31 @@ class ActionEffects(BaseEstimator):
         """(rows, len(actions)) probabilities; NaN for unsupported actions and where ``wanted``
         (rows x actions, bool) is false."""
         X = np.asarray(X, dtype=np.float32)
+        if self.method == "surrogate" and getattr(self, "prepared_", None):
+            return self._predict_prepared(X, actions, wanted, num_threads)
         out = np.full((len(X), len(actions)), np.nan)
         base = None
-        sets: list[tuple[dict[str, lgb.Booster], np.ndarray]] = []  # the surrogate's boosters and V(o, x)
+        value = np.empty((0, 0))
+        outcome_sets: list[dict[str, lgb.Booster]] = []  # the surrogate's, with V(o, x) averaged over its bag
         if self.method in ("dr_learner", "surrogate") and any(name in self.supported_ for name in actions):
             asked = np.ones(len(X), dtype=bool) if wanted is None else wanted.any(axis=1)
             if self.method == "dr_learner":
                 base = np.full(len(X), np.nan)
                 base[asked] = self.models_[BASELINE].predict(X[asked], num_threads=num_threads)
             else:
-                for boosters in self._surrogate_sets():
-                    value = np.full((len(X), len(self.outcomes_)), np.nan)
-                    value[asked] = values_by_outcome(boosters, X[asked], self.outcomes_, num_threads, self._fixed())
-                    sets.append((boosters, value))
+                value_sets, outcome_sets = bag_sets(self.models_, self.members_)
+                value = np.full((len(X), len(self.outcomes_)), np.nan)
+                value[asked] = np.mean([values_by_outcome(b, X[asked], self.outcomes_, num_threads, self._fixed())
+                                        for b in value_sets], axis=0)
         for j, name in enumerate(actions):
             if name not in self.supported_:
                 continue
             rows = np.arange(len(X)) if wanted is None else np.flatnonzero(wanted[:, j])
-            if rows.size and sets:
+            if rows.size and outcome_sets:
                 code = self.actions_.index(name)
-                usable = [(b, v) for b, v in sets if (OUTCOMES if OUTCOMES in b else name) in b]
-                out[rows, j] = np.mean([settle_odds(b, name, X[rows], v[rows], num_threads, code)
-                                        for b, v in usable], axis=0)
+                usable = [b for b in outcome_sets if (OUTCOMES if OUTCOMES in b else name) in b]
+                proba = np.mean([outcome_proba(b, name, X[rows], num_threads, code) for b in usable], axis=0)
+                out[rows, j] = (proba * value[rows][:, : proba.shape[1]]).sum(axis=1)
             elif rows.size:
                 model, _, data = self._rows(X[rows], name)  # a copy of the wanted rows only
                 estimate = np.asarray(model.predict(data, num_threads=num_threads))
@@ -250,11 +260,25 @@ class ActionEffects(BaseEstimator):
         """The surrogate's outcome values known without a model (none for a model fitted before them)."""
         return getattr(self, "fixed_values_", {})
 
-    def _surrogate_sets(self) -> list[dict[str, lgb.Booster]]:
-        """The surrogate's booster sets whose odds make the estimate: the main models and each
-        bagged refit's (``bag``)."""
-        count = len(self.members_.get(BAG + VALUE, []))
-        return [self.models_, *(member_set(self.models_, self.members_, k, BAG) for k in range(count))]
+    def _predict_prepared(self, X: np.ndarray, actions: Sequence[str], wanted: np.ndarray | None,
+                          num_threads: int) -> np.ndarray:
+        """``predict_actions`` of the pooled surrogate from its prepared boosters: V(o, x) and the
+        action-free part of P(o | a, x) once per case asked, the rest once per action wanted."""
+        out = np.full((len(X), len(actions)), np.nan)
+        columns = [j for j, name in enumerate(actions) if name in self.supported_]
+        asked = np.ones(len(X), dtype=bool) if wanted is None else wanted[:, columns].any(axis=1)
+        if not columns or not asked.any():
+            return out
+        where = np.flatnonzero(asked)
+        x = X[where]
+        value = prepared_values(self.prepared_, x, len(self.outcomes_), num_threads, self._fixed())
+        shared = prepared_shared_outcomes(self.prepared_, x, num_threads)
+        for j in columns:
+            rows = np.arange(len(x)) if wanted is None else np.flatnonzero(wanted[where, j])
+            if rows.size:
+                out[where[rows], j] = prepared_odds(self.prepared_, x[rows], shared[rows], value[rows],
+                                                    self.actions_.index(actions[j]), num_threads)
+        return out
 
     def interval(self, X: np.ndarray, name: str, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
         """Per row, a 95 % interval for the action's probability from the bootstrap members'
@@ -270,7 +294,8 @@ class ActionEffects(BaseEstimator):
                 p = 1 / (1 + np.exp(-centre))
                 return p, p
             code = self.actions_.index(name)
-            draws = [_logit(member_odds(self.models_, self.members_, k, name, X, self.outcomes_, code, self._fixed()))
+            draws = [_logit(member_odds(self.models_, self.members_, k, name, X, self.outcomes_, code,
+                                               self._fixed()))
                      for k in range(count)]
             spread = np.std(draws, axis=0, ddof=1)
             return 1 / (1 + np.exp(-(centre - z * spread))), 1 / (1 + np.exp(-(centre + z * spread)))

@@ -33,12 +33,19 @@ Such outcomes are never merged into ``OTHER``.
 ``members`` bootstrap refits (each decision weighted by a Poisson(1) draw of its case, so that a
 case's decisions are kept or dropped together; both models refitted with the tree counts found
 for the main ones) give each estimate an interval: :func:`member_odds` is the odds of one member.
-With ``bag`` = k, k more refits on every decision (other seeds for LightGBM's row and feature
-subsampling, the same tree counts) are kept, and the estimate is the mean of the k + 1 fits' odds:
-one history's ranking of actions varies with the seed about as much as between settings
-(measured: shares of 0.663 to 0.725 over three seeds on one world), and the mean removes most
-of that variance. Bootstrap members make weaker estimates (each sees about 63 % of the cases) and
-stay for the interval only.
+With ``bag`` = k, k more refits of V(o, x) on every decision (other seeds for LightGBM's row and
+feature subsampling, the same tree counts) are kept, and ``outcome_bag`` = m (None: k) more of
+P(o | a, x); each model's estimate is the mean of its fits' raw scores (log-odds; logits): one
+history's ranking of actions varies with the seed about as much as between settings (measured:
+shares of 0.663 to 0.725 over three seeds on one world), and the mean removes much of that
+variance. Refits of V are cheap to predict (once per case and outcome class), refits of P are not
+(once per case and action). Bootstrap members make weaker estimates (each sees about 63 % of the
+cases) and stay for the interval only.
+
+Predictions go through :func:`prepared` boosters: each model's fits merged into one booster, split
+into the trees that read the outcome (V) or the action (P) and those that do not; the second kind
+is predicted once per case (``models.effects_trees``). Exact for a model without refits, and about
+half the prediction time of predicting every booster for every outcome class and action.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ import numpy as np
 
 from concord.vocabulary import SETTLED_OUTCOMES
 from models.effects_dr import _train, refit
+from models.effects_trees import merged, split_on
 
 VALUE = "~value"  # the key of V(o, x) among the boosters
 OUTCOMES = "~outcomes"  # the key of the pooled P(o | a, x), when there is one
@@ -92,6 +100,13 @@ def value_rows(classes: tuple[str, ...], o: np.ndarray, settled_value: bool) -> 
     return ~np.isin(o, list(fixed))
 
 
+def bag_counts(estimator: Any) -> tuple[int, int]:
+    """The bagged refits of V(o, x) (``bag``) and of P(o | a, x) (``outcome_bag``, None: as ``bag``)."""
+    bag = int(getattr(estimator, "bag", 0))
+    outcome_bag = getattr(estimator, "outcome_bag", None)
+    return bag, bag if outcome_bag is None else int(outcome_bag)
+
+
 def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarray, outcomes: np.ndarray,
                   weight: np.ndarray, names: tuple[str, ...], groups: np.ndarray | None = None,
                   rng: np.random.Generator | None = None,
@@ -115,11 +130,11 @@ def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarra
     members: dict[str, list[lgb.Booster]] = {
         VALUE: [refit(value_params, data, y_v, draw[v_rows], trees[VALUE], [X.shape[1]], seed)
                 for draw, seed in zip(draws, seeds, strict=True)]}
-    bag = int(getattr(estimator, "bag", 0))
-    bag_seeds = [int(rng.integers(1 << 30)) for _ in range(bag)]
+    bag, outcome_bag = bag_counts(estimator)
+    bag_seeds = [int(rng.integers(1 << 30)) for _ in range(max(bag, outcome_bag))]
     ones = np.ones(len(data))
     members[BAG + VALUE] = [refit(value_params, data, y_v, ones, trees[VALUE], [X.shape[1]], seed)
-                            for seed in bag_seeds]
+                            for seed in bag_seeds[:bag]]
     if getattr(estimator, "pooled_outcomes", False):
         keep = np.isin(codes, [names.index(a) for a in estimator.supported_])
         data = np.column_stack([X[keep], codes[keep].astype(np.float32)])
@@ -130,7 +145,7 @@ def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarra
         members[OUTCOMES] = [refit(params, data, target, weight[keep] * draw[keep], trees[OUTCOMES],
                                     [X.shape[1]], seed) for draw, seed in zip(draws, seeds, strict=True)]
         members[BAG + OUTCOMES] = [refit(params, data, target, weight[keep], trees[OUTCOMES], [X.shape[1]], seed)
-                                   for seed in bag_seeds]
+                                   for seed in bag_seeds[:outcome_bag]]
         return models, trees, classes, members
     for name in estimator.supported_:
         rows = codes == names.index(name)
@@ -140,7 +155,7 @@ def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarra
         members[name] = [refit(params, X[rows], target, weight[rows] * draw[rows], trees[name], None, seed)
                          for draw, seed in zip(draws, seeds, strict=True)]
         members[BAG + name] = [refit(params, X[rows], target, weight[rows], trees[name], None, seed)
-                               for seed in bag_seeds]
+                               for seed in bag_seeds[:outcome_bag]]
     return models, trees, classes, members
 
 
@@ -183,9 +198,81 @@ def member_odds(models: dict[str, lgb.Booster], members: dict[str, list[lgb.Boos
     return settle_odds(chosen, name, X, values_by_outcome(chosen, X, classes, 1, fixed), 1, code)
 
 
+def outcome_proba(models: dict[str, lgb.Booster], name: str, X: np.ndarray, num_threads: int = 0,
+                  code: int = 0) -> np.ndarray:
+    """(rows, outcome classes) P(o | action ``name``, x)."""
+    booster, data = outcome_rows(models, name, code, X)
+    return np.asarray(booster.predict(data, num_threads=num_threads)).reshape(len(X), -1)
+
+
 def settle_odds(models: dict[str, lgb.Booster], name: str, X: np.ndarray, value: np.ndarray,
                 num_threads: int = 0, code: int = 0) -> np.ndarray:
     """P(settled | action ``name``, x) = sum_o P(o | name, x) V(o, x)."""
-    booster, data = outcome_rows(models, name, code, X)
-    proba = np.asarray(booster.predict(data, num_threads=num_threads)).reshape(len(X), -1)
+    proba = outcome_proba(models, name, X, num_threads, code)
+    return (proba * value[:, : proba.shape[1]]).sum(axis=1)
+
+
+def bag_sets(models: dict[str, lgb.Booster], members: dict[str, list[lgb.Booster]]
+             ) -> tuple[list[dict[str, lgb.Booster]], list[dict[str, lgb.Booster]]]:
+    """The booster sets whose V(o, x) are averaged (the main models and each bagged refit of V) and
+    those whose P(o | a, x) are (the main models and each bagged refit of the outcome models)."""
+    values = len(members.get(BAG + VALUE, []))
+    outcomes = max((len(v) for k, v in members.items() if k.startswith(BAG) and k != BAG + VALUE), default=0)
+    return ([models, *(member_set(models, members, k, BAG) for k in range(values))],
+            [models, *(member_set(models, members, k, BAG) for k in range(outcomes))])
+
+
+# ----------------------------------------------------------------------------- prepared for prediction
+SHARED = "~shared"  # suffix: the trees that never read the booster's last input (outcome, action)
+SPECIFIC = "~specific"  # suffix: the trees that do
+
+
+def prepared(models: dict[str, lgb.Booster], members: dict[str, list[lgb.Booster]],
+             bagged: tuple[str, ...] = (VALUE, OUTCOMES)) -> dict[str, lgb.Booster]:
+    """V(o, x) and the pooled P(o | a, x) ready for :func:`prepared_odds`: each the mean of the
+    main fit's and its bagged refits' raw scores (for the keys in ``bagged``; the main fit alone
+    for the others), split into the trees that read the last input (the outcome; the action) and
+    those that do not, which are the same for every outcome class (every action) of a case."""
+    out: dict[str, lgb.Booster] = {}
+    for key in (VALUE, OUTCOMES):
+        fits = [models[key], *(members.get(BAG + key, []) if key in bagged else [])]
+        booster = merged(fits) if len(fits) > 1 else models[key]
+        out[key + SHARED], out[key + SPECIFIC], _ = split_on(booster, booster.num_feature() - 1)
+    return out
+
+
+def prepared_values(boosters: dict[str, lgb.Booster], X: np.ndarray, classes: int,
+                    num_threads: int = 0, fixed: dict[int, float] | None = None) -> np.ndarray:
+    """(rows, outcome classes) V(o, x) from :func:`prepared` boosters; the classes of ``fixed``
+    (class index -> V) take their value without a prediction."""
+    fixed = fixed or {}
+    data = np.column_stack([X, np.zeros(len(X), dtype=np.float32)])
+    shared = np.asarray(boosters[VALUE + SHARED].predict(data, raw_score=True, num_threads=num_threads))
+    out = np.empty((len(X), classes))
+    for k in range(classes):
+        if k in fixed:
+            out[:, k] = fixed[k]
+            continue
+        data[:, -1] = k
+        raw = shared + boosters[VALUE + SPECIFIC].predict(data, raw_score=True, num_threads=num_threads)
+        out[:, k] = 1.0 / (1.0 + np.exp(-raw))
+    return out
+
+
+def prepared_shared_outcomes(boosters: dict[str, lgb.Booster], X: np.ndarray, num_threads: int = 0) -> np.ndarray:
+    """(rows, outcome classes) the raw scores of P(o | a, x) that do not depend on the action."""
+    data = np.column_stack([X, np.zeros(len(X), dtype=np.float32)])
+    return np.asarray(boosters[OUTCOMES + SHARED].predict(data, raw_score=True, num_threads=num_threads)
+                      ).reshape(len(X), -1)
+
+
+def prepared_odds(boosters: dict[str, lgb.Booster], X: np.ndarray, shared: np.ndarray, value: np.ndarray,
+                  code: int, num_threads: int = 0) -> np.ndarray:
+    """P(settled | action ``code``, x) = sum_o P(o | a, x) V(o, x), ``shared`` and ``value`` of
+    the same rows as ``X`` (:func:`prepared_shared_outcomes`, :func:`prepared_values`)."""
+    data = np.column_stack([X, np.full(len(X), code, dtype=np.float32)])
+    raw = shared + np.asarray(boosters[OUTCOMES + SPECIFIC].predict(data, raw_score=True, num_threads=num_threads)
+                              ).reshape(len(X), -1)
+    proba = np.exp(raw - raw.max(axis=1, keepdims=True))
+    proba /= proba.sum(axis=1, keepdims=True)
     return (proba * value[:, : proba.shape[1]]).sum(axis=1)

@@ -257,6 +257,8 @@ def test_training_prefers_the_surrogate_unless_another_method_clearly_wins_on_th
     best = result.candidates.set_index("method")
     if best.loc["pooled", "snips_minus_default_low"] <= 0:
         assert result.chosen == "surrogate"
+        # its value model averaged with another seed's fit, its outcome model not (the prediction budget)
+        assert len(result.model.members_["bag:~value"]) == 1 and not result.model.members_["bag:~outcomes"]
     else:
         assert result.chosen == "pooled"
 
@@ -299,34 +301,38 @@ def test_the_surrogate_gives_intervals_that_narrow_with_more_history(pooled: boo
     assert np.array_equal(low, high) and np.allclose(low, bare.predict_actions(grid, ["voice_call"])[:, 0])
 
 
-def test_a_bagged_surrogate_estimates_the_mean_of_its_refits() -> None:
-    """With ``bag`` = 2, each estimate is the mean of three fits' odds (the main one and two refits
-    with other seeds on every decision); the bootstrap members still give the interval only."""
+def test_a_bagged_surrogate_estimates_from_the_mean_of_its_refits() -> None:
+    """With ``bag`` = 2, V(o, x) is the mean of three fits' raw scores (log-odds: the main one and
+    two refits with other seeds on every decision), and with ``outcome_bag`` = 1 P(o | a, x) the
+    mean of two fits' (logits); the bootstrap members still give the interval only."""
     from models.effects import ActionEffects
-    from models.effects_surrogate import BAG, member_set, settle_odds, values_by_outcome
+    from models.effects_surrogate import BAG, OUTCOMES, VALUE
 
     data = _outcome_world(n=6000, seed=9)
     grid = np.array([[0, 7000, 1, 30], [1, 7000, 0, 30], [0, 3000, 0, 60]], dtype=np.float32)
     fitted = {}
     for bag in (0, 2):
         fitted[bag] = ActionEffects(method="surrogate", pooled_outcomes=True, n_estimators=60, members=2,
-                                    bag=bag).fit(
+                                    bag=bag, outcome_bag=bag // 2).fit(
             data.values, data.actions, data.labels, data.propensity, data.features,
             groups=data.meta["case_pk"].to_numpy(), outcomes=data.meta["outcome"].to_numpy())
     single, bagged = fitted[0], fitted[2]
     names = ["voice_call", "sms_warning", "lawyer_letter"]
     p_single, p_bagged = single.predict_actions(grid, names), bagged.predict_actions(grid, names)
     assert np.allclose(bagged.predict_actions(grid, names), p_bagged)  # deterministic
+    assert len(bagged.members_[BAG + VALUE]) == 2 and len(bagged.members_[BAG + OUTCOMES]) == 1
+    values = [bagged.models_[VALUE], *bagged.members_[BAG + VALUE]]
+    outcomes = [bagged.models_[OUTCOMES], *bagged.members_[BAG + OUTCOMES]]
+    v_raw = np.mean([[b.predict(np.column_stack([grid, np.full(len(grid), k)]), raw_score=True)
+                      for k in range(len(bagged.outcomes_))] for b in values], axis=0).T
+    assert not np.allclose(values[1].predict(np.column_stack([grid, np.zeros(len(grid))])),
+                           values[0].predict(np.column_stack([grid, np.zeros(len(grid))])))  # another seed
     for j, name in enumerate(names):
-        code = bagged.actions_.index(name)
-        refits = []
-        for k in range(2):
-            boosters = member_set(bagged.models_, bagged.members_, k, BAG)
-            refits.append(settle_odds(boosters, name, grid, values_by_outcome(boosters, grid, bagged.outcomes_),
-                                      code=code))
-        assert np.allclose(p_bagged[:, j], np.mean([p_single[:, j], *refits], axis=0))
-        assert not np.allclose(refits[0], p_single[:, j])  # another seed, another fit
-    assert all(len(v) == 2 for v in bagged.members_.values())
+        rows = np.column_stack([grid, np.full(len(grid), bagged.actions_.index(name))])
+        logits = np.mean([b.predict(rows, raw_score=True) for b in outcomes], axis=0)
+        proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        assert np.allclose(p_bagged[:, j], (proba / (1 + np.exp(-v_raw))).sum(axis=1))
+        assert not np.allclose(p_bagged[:, j], p_single[:, j])
     wanted = np.array([[True, False, True], [False, True, False], [True, True, True]])
     part = bagged.predict_actions(grid, names, wanted)
     assert np.allclose(part[wanted], p_bagged[wanted]) and np.isnan(part[~wanted]).all()

@@ -45,7 +45,10 @@ METHODS: dict[str, dict[str, Any]] = {"pooled": {"method": "pooled"},
                                       "pooled_unweighted": {"method": "pooled", "weight_clip": 1.0},
                                       "per_action": {"method": "per_action"},
                                       "dr_learner": {"method": "dr_learner"},
-                                      "surrogate": {"method": "surrogate", "pooled_outcomes": True},
+                                      # one bagged refit of V, none of P (docs/policies.md, "Variance within the
+                                      # prediction budget": better rankings, recommend --all under 2 minutes)
+                                      "surrogate": {"method": "surrogate", "pooled_outcomes": True, "bag": 1,
+                                                    "outcome_bag": 0},
                                       "surrogate_per_action": {"method": "surrogate"}}
 # Without a clear holdout difference (SNIPS on one world's holdout is noisy), the first of these
 # present is chosen: the surrogate uses the most information per decision (its immediate outcome).
