@@ -32,7 +32,9 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from concord.vocabulary import SETTLED_OUTCOMES
 from models.effects_dr import BASELINE, fit_dr, odds, refit
+from models.effects_rare import SettleAdjust, fit_settle_adjust
 from models.effects_surrogate import (
     BAG,
     OUTCOMES,
@@ -41,6 +43,7 @@ from models.effects_surrogate import (
     fixed_values,
     member_odds,
     member_set,
+    outcome_codes,
     outcome_rows,
     settle_odds,
     values_by_outcome,
@@ -74,7 +77,7 @@ class ActionEffects(BaseEstimator):
                  valid_fraction: float = 0.2, early_stopping_rounds: int = 30, random_state: int = 0,
                  n_jobs: int = 1, folds: int = 2, dr_leaves: int = 15, dr_lambda: float = 10.0,
                  dr_child_share: float = 0.02, pooled_outcomes: bool = False, bag: int = 0,
-                 settled_value: bool = True) -> None:
+                 settled_value: bool = True, settle_adjust: int = 0, settle_lambda: float = 1.0) -> None:
         self.method = method
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -98,6 +101,8 @@ class ActionEffects(BaseEstimator):
         self.pooled_outcomes = pooled_outcomes
         self.bag = bag
         self.settled_value = settled_value
+        self.settle_adjust = settle_adjust
+        self.settle_lambda = settle_lambda
 
     # ----------------------------------------------------------------------------- fitting
     def _params(self, rows: int) -> dict[str, Any]:
@@ -175,9 +180,27 @@ class ActionEffects(BaseEstimator):
             self.models_, self.trees_, self.outcomes_, self.members_ = fit_surrogate(
                 self, X, codes, y, outcomes, weight, self.actions_, groups, rng)
             self.fixed_values_ = fixed_values(self.outcomes_) if self.settled_value else {}
+            self.adjust_ = self._settle_adjust(X, codes, outcomes, weight)
         else:
             raise ValueError(f"unknown method '{self.method}' (pooled, per_action, dr_learner or surrogate)")
         return self
+
+    def _settle_adjust(self, X: np.ndarray, codes: np.ndarray, outcomes: np.ndarray,
+                       weight: np.ndarray) -> SettleAdjust | None:
+        """With ``settle_adjust`` = k > 0 and a pooled outcome model, its per-action adjustment of the
+        odds of settling at once on the k features whose interaction with the action its residuals call for most
+        (:mod:`models.effects_rare`); else None."""
+        settling = [k for k, name in enumerate(self.outcomes_) if name in SETTLED_OUTCOMES]
+        if self.settle_adjust <= 0 or OUTCOMES not in self.models_ or not settling:
+            return None
+        _, o = outcome_codes(outcomes, SETTLED_OUTCOMES if self.settled_value else ())
+        return fit_settle_adjust(self.models_[OUTCOMES], np.asarray(X, dtype=np.float32), codes, o, weight, settling,
+                                 [self.actions_.index(a) for a in self.supported_], self.settle_adjust,
+                                 self.settle_lambda)
+
+    def _adjust(self) -> SettleAdjust | None:
+        """The surrogate's adjustment of settling at once (None for a model fitted before it)."""
+        return getattr(self, "adjust_", None)
 
     def _fit_one(self, key: str, data: np.ndarray, y: np.ndarray, weight: np.ndarray, rng: np.random.Generator,
                  categorical: list[int]) -> None:
@@ -238,7 +261,7 @@ class ActionEffects(BaseEstimator):
             if rows.size and sets:
                 code = self.actions_.index(name)
                 usable = [(b, v) for b, v in sets if (OUTCOMES if OUTCOMES in b else name) in b]
-                out[rows, j] = np.mean([settle_odds(b, name, X[rows], v[rows], num_threads, code)
+                out[rows, j] = np.mean([settle_odds(b, name, X[rows], v[rows], num_threads, code, self._adjust())
                                         for b, v in usable], axis=0)
             elif rows.size:
                 model, _, data = self._rows(X[rows], name)  # a copy of the wanted rows only
@@ -270,7 +293,8 @@ class ActionEffects(BaseEstimator):
                 p = 1 / (1 + np.exp(-centre))
                 return p, p
             code = self.actions_.index(name)
-            draws = [_logit(member_odds(self.models_, self.members_, k, name, X, self.outcomes_, code, self._fixed()))
+            draws = [_logit(member_odds(self.models_, self.members_, k, name, X, self.outcomes_, code, self._fixed(),
+                                            self._adjust()))
                      for k in range(count)]
             spread = np.std(draws, axis=0, ddof=1)
             return 1 / (1 + np.exp(-(centre - z * spread))), 1 / (1 + np.exp(-(centre + z * spread)))

@@ -50,6 +50,7 @@ import numpy as np
 
 from concord.vocabulary import SETTLED_OUTCOMES
 from models.effects_dr import _train, refit
+from models.effects_rare import SettleAdjust, adjusted
 
 VALUE = "~value"  # the key of V(o, x) among the boosters
 OUTCOMES = "~outcomes"  # the key of the pooled P(o | a, x), when there is one
@@ -177,15 +178,17 @@ def member_set(models: dict[str, lgb.Booster], members: dict[str, list[lgb.Boost
 
 def member_odds(models: dict[str, lgb.Booster], members: dict[str, list[lgb.Booster]], k: int, name: str,
                 X: np.ndarray, classes: tuple[str, ...], code: int,
-                fixed: dict[int, float] | None = None) -> np.ndarray:
+                fixed: dict[int, float] | None = None, adjust: SettleAdjust | None = None) -> np.ndarray:
     """P(settled | action ``name``, x) by the ``k``-th bootstrap member (both models refitted)."""
     chosen = member_set(models, members, k)
-    return settle_odds(chosen, name, X, values_by_outcome(chosen, X, classes, 1, fixed), 1, code)
+    return settle_odds(chosen, name, X, values_by_outcome(chosen, X, classes, 1, fixed), 1, code, adjust)
 
 
 def settle_odds(models: dict[str, lgb.Booster], name: str, X: np.ndarray, value: np.ndarray,
-                num_threads: int = 0, code: int = 0) -> np.ndarray:
-    """P(settled | action ``name``, x) = sum_o P(o | name, x) V(o, x)."""
+                num_threads: int = 0, code: int = 0, adjust: SettleAdjust | None = None) -> np.ndarray:
+    """P(settled | action ``name``, x) = sum_o P(o | name, x) V(o, x) (with ``adjust``, the pooled
+    model's odds of settling at once adjusted per action: :mod:`models.effects_rare`)."""
     booster, data = outcome_rows(models, name, code, X)
     proba = np.asarray(booster.predict(data, num_threads=num_threads)).reshape(len(X), -1)
+    proba = adjusted(proba, X, code, adjust if OUTCOMES in models else None)
     return (proba * value[:, : proba.shape[1]]).sum(axis=1)
