@@ -19,7 +19,10 @@ least ``min_decisions`` decisions of which at least ``min_choice_share`` were re
 (propensity below 0.95); the others are not estimated (NaN), and the caller falls back on its
 prior, saying so. ``members`` bootstrap refits give each estimate an interval (every method);
 the surrogate's estimate is the mean of ``bag`` + 1 fits with different seeds; with
-``settled_value`` (the default) its value of an immediate settlement is 1, not learnt.
+``settled_value`` (the default) its value of an immediate settlement is 1, not learnt; with
+``settle_adjust`` = k its pooled outcome model's odds of settling at once get a per-action logistic
+adjustment on k features (:mod:`models.effects_rare`: the trees shrink a rare class's
+action-by-trait interactions).
 :class:`LoggingPropensity` is a multiclass LightGBM model of the logging policy.
 """
 

@@ -28,7 +28,8 @@ only (:func:`value_rows`, :func:`fixed_values`). Learnt, V(agreement, x) came ou
 snapshot's cases (about 1 % of decisions settle at once, and the trees' splits on the outcome mix
 with the features, so the value model extrapolated it badly): the settling channel, the one through
 which actions in the negotiation stage differ most, was cut four-fold against the noise of the others.
-Such outcomes are never merged into ``OTHER``.
+Such outcomes are never merged into ``OTHER``. With ``settle_adjust`` the pooled model's odds of
+settling at once are adjusted per action (:mod:`models.effects_rare`, applied in :func:`settle_odds`).
 
 ``members`` bootstrap refits (each decision weighted by a Poisson(1) draw of its case, so that a
 case's decisions are kept or dropped together; both models refitted with the tree counts found
