@@ -81,17 +81,16 @@ def fit_settle_adjust(booster: lgb.Booster, X: np.ndarray, codes: np.ndarray, o:
     action-specific slopes the residuals of settling at once call for most
     (:func:`interaction_scores`)."""
     keep = np.isin(codes, actions)
-    rows = np.column_stack([X[keep], codes[keep].astype(np.float32)])
-    proba = np.asarray(booster.predict(rows)).reshape(int(keep.sum()), -1)
+    Xk, w, c = X[keep], weight[keep], codes[keep]
+    proba = np.asarray(booster.predict(np.column_stack([Xk, c.astype(np.float32)]))).reshape(len(Xk), -1)
     s = np.clip(proba[:, settling].sum(axis=1), 1e-6, 1 - 1e-6)
     offset, y = np.log(s / (1 - s)), np.isin(o[keep], settling).astype(np.float64)
-    w, c = weight[keep], codes[keep]
-    candidates = [j for j in range(X.shape[1]) if np.isfinite(X[keep][:, j]).sum() > 1]
-    grid = np.nanquantile(X[keep][:, candidates], np.linspace(0, 1, QUANTILES), axis=0).reshape(QUANTILES, -1)
-    ranks = SettleAdjust(candidates, grid, settling).ranks(X[keep])[:, 1:]
+    candidates = [j for j in range(X.shape[1]) if np.isfinite(Xk[:, j]).sum() > 1]
+    grid = np.nanquantile(Xk[:, candidates], np.linspace(0, 1, QUANTILES), axis=0).reshape(QUANTILES, -1)
+    ranks = SettleAdjust(candidates, grid, settling).ranks(Xk)[:, 1:]  # every candidate: rows x features
     best = np.argsort(-interaction_scores(ranks, y, s, w, c, actions))[:k]
     adjust = SettleAdjust([candidates[j] for j in best], grid[:, best], settling)
-    Z = adjust.ranks(X[keep])
+    Z = adjust.ranks(Xk)
     for code in actions:
         rows = c == code
         if y[rows].sum() > 0:
