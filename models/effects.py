@@ -20,7 +20,9 @@ least ``min_decisions`` decisions of which at least ``min_choice_share`` were re
 prior, saying so. ``members`` bootstrap refits give each estimate an interval (every method);
 the surrogate's estimate averages ``bag`` + 1 fits of its value model and ``outcome_bag`` + 1 of
 its outcome model (other seeds; the raw scores' mean); with ``settled_value`` (the default) its value
-of an immediate settlement is 1, not learnt.
+of an immediate settlement is 1, not learnt; with ``settle_adjust`` = k its pooled outcome model's
+odds of settling at once get a per-action logistic adjustment on k features
+(:mod:`models.effects_rare`: the trees shrink a rare class's action-by-trait interactions).
 :class:`LoggingPropensity` is a multiclass LightGBM model of the logging policy.
 """
 
@@ -33,7 +35,9 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from concord.vocabulary import SETTLED_OUTCOMES
 from models.effects_dr import BASELINE, fit_dr, odds, refit
+from models.effects_rare import SettleAdjust, adjusted, fit_settle_adjust
 from models.effects_surrogate import (
     OUTCOMES,
     VALUE,
@@ -41,6 +45,7 @@ from models.effects_surrogate import (
     fit_surrogate,
     fixed_values,
     member_odds,
+    outcome_codes,
     outcome_proba,
     outcome_rows,
     prepared,
@@ -78,7 +83,8 @@ class ActionEffects(BaseEstimator):
                  valid_fraction: float = 0.2, early_stopping_rounds: int = 30, random_state: int = 0,
                  n_jobs: int = 1, folds: int = 2, dr_leaves: int = 15, dr_lambda: float = 10.0,
                  dr_child_share: float = 0.02, pooled_outcomes: bool = False, bag: int = 0,
-                 outcome_bag: int | None = None, settled_value: bool = True) -> None:
+                 outcome_bag: int | None = None, settled_value: bool = True, settle_adjust: int = 0,
+                 settle_lambda: float = 1.0) -> None:
         self.method = method
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -103,6 +109,8 @@ class ActionEffects(BaseEstimator):
         self.bag = bag
         self.outcome_bag = outcome_bag
         self.settled_value = settled_value
+        self.settle_adjust = settle_adjust
+        self.settle_lambda = settle_lambda
 
     # ----------------------------------------------------------------------------- fitting
     def _params(self, rows: int) -> dict[str, Any]:
@@ -180,6 +188,7 @@ class ActionEffects(BaseEstimator):
             self.models_, self.trees_, self.outcomes_, self.members_ = fit_surrogate(
                 self, X, codes, y, outcomes, weight, self.actions_, groups, rng)
             self.fixed_values_ = fixed_values(self.outcomes_) if self.settled_value else {}
+            self.adjust_ = self._settle_adjust(X, codes, outcomes, weight)
             if OUTCOMES in self.models_:
                 self.prepared_ = prepared(self.models_, self.members_)
         else:
@@ -249,12 +258,30 @@ class ActionEffects(BaseEstimator):
                 code = self.actions_.index(name)
                 usable = [b for b in outcome_sets if (OUTCOMES if OUTCOMES in b else name) in b]
                 proba = np.mean([outcome_proba(b, name, X[rows], num_threads, code) for b in usable], axis=0)
+                proba = adjusted(proba, X[rows], code, self._adjust() if OUTCOMES in self.models_ else None)
                 out[rows, j] = (proba * value[rows][:, : proba.shape[1]]).sum(axis=1)
             elif rows.size:
                 model, _, data = self._rows(X[rows], name)  # a copy of the wanted rows only
                 estimate = np.asarray(model.predict(data, num_threads=num_threads))
                 out[rows, j] = estimate if base is None else odds(base[rows], estimate)
         return out
+
+    def _settle_adjust(self, X: np.ndarray, codes: np.ndarray, outcomes: np.ndarray,
+                       weight: np.ndarray) -> SettleAdjust | None:
+        """With ``settle_adjust`` = k > 0 and a pooled outcome model, its per-action adjustment of the
+        odds of settling at once on the k features whose interaction with the action its residuals call for most
+        (:mod:`models.effects_rare`); else None."""
+        settling = [k for k, name in enumerate(self.outcomes_) if name in SETTLED_OUTCOMES]
+        if self.settle_adjust <= 0 or OUTCOMES not in self.models_ or not settling:
+            return None
+        _, o = outcome_codes(outcomes, SETTLED_OUTCOMES if self.settled_value else ())
+        return fit_settle_adjust(self.models_[OUTCOMES], np.asarray(X, dtype=np.float32), codes, o, weight, settling,
+                                 [self.actions_.index(a) for a in self.supported_], self.settle_adjust,
+                                 self.settle_lambda)
+
+    def _adjust(self) -> SettleAdjust | None:
+        """The surrogate's adjustment of settling at once (None for a model fitted before it)."""
+        return getattr(self, "adjust_", None)
 
     def _fixed(self) -> dict[int, float]:
         """The surrogate's outcome values known without a model (none for a model fitted before them)."""
@@ -277,7 +304,7 @@ class ActionEffects(BaseEstimator):
             rows = np.arange(len(x)) if wanted is None else np.flatnonzero(wanted[where, j])
             if rows.size:
                 out[where[rows], j] = prepared_odds(self.prepared_, x[rows], shared[rows], value[rows],
-                                                    self.actions_.index(actions[j]), num_threads)
+                                                    self.actions_.index(actions[j]), num_threads, self._adjust())
         return out
 
     def interval(self, X: np.ndarray, name: str, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
@@ -295,7 +322,7 @@ class ActionEffects(BaseEstimator):
                 return p, p
             code = self.actions_.index(name)
             draws = [_logit(member_odds(self.models_, self.members_, k, name, X, self.outcomes_, code,
-                                               self._fixed()))
+                                               self._fixed(), self._adjust()))
                      for k in range(count)]
             spread = np.std(draws, axis=0, ddof=1)
             return 1 / (1 + np.exp(-(centre - z * spread))), 1 / (1 + np.exp(-(centre + z * spread)))

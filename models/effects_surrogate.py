@@ -28,7 +28,9 @@ only (:func:`value_rows`, :func:`fixed_values`). Learnt, V(agreement, x) came ou
 snapshot's cases (about 1 % of decisions settle at once, and the trees' splits on the outcome mix
 with the features, so the value model extrapolated it badly): the settling channel, the one through
 which actions in the negotiation stage differ most, was cut four-fold against the noise of the others.
-Such outcomes are never merged into ``OTHER``.
+Such outcomes are never merged into ``OTHER``. With ``settle_adjust`` the pooled model's odds of
+settling at once are adjusted per action (:mod:`models.effects_rare`, applied in :func:`settle_odds`
+and :func:`prepared_odds`).
 
 ``members`` bootstrap refits (each decision weighted by a Poisson(1) draw of its case, so that a
 case's decisions are kept or dropped together; both models refitted with the tree counts found
@@ -57,6 +59,7 @@ import numpy as np
 
 from concord.vocabulary import SETTLED_OUTCOMES
 from models.effects_dr import _train, refit
+from models.effects_rare import SettleAdjust, adjusted
 from models.effects_trees import merged, split_on
 
 VALUE = "~value"  # the key of V(o, x) among the boosters
@@ -192,10 +195,10 @@ def member_set(models: dict[str, lgb.Booster], members: dict[str, list[lgb.Boost
 
 def member_odds(models: dict[str, lgb.Booster], members: dict[str, list[lgb.Booster]], k: int, name: str,
                 X: np.ndarray, classes: tuple[str, ...], code: int,
-                fixed: dict[int, float] | None = None) -> np.ndarray:
+                fixed: dict[int, float] | None = None, adjust: SettleAdjust | None = None) -> np.ndarray:
     """P(settled | action ``name``, x) by the ``k``-th bootstrap member (both models refitted)."""
     chosen = member_set(models, members, k)
-    return settle_odds(chosen, name, X, values_by_outcome(chosen, X, classes, 1, fixed), 1, code)
+    return settle_odds(chosen, name, X, values_by_outcome(chosen, X, classes, 1, fixed), 1, code, adjust)
 
 
 def outcome_proba(models: dict[str, lgb.Booster], name: str, X: np.ndarray, num_threads: int = 0,
@@ -206,9 +209,11 @@ def outcome_proba(models: dict[str, lgb.Booster], name: str, X: np.ndarray, num_
 
 
 def settle_odds(models: dict[str, lgb.Booster], name: str, X: np.ndarray, value: np.ndarray,
-                num_threads: int = 0, code: int = 0) -> np.ndarray:
-    """P(settled | action ``name``, x) = sum_o P(o | name, x) V(o, x)."""
-    proba = outcome_proba(models, name, X, num_threads, code)
+                num_threads: int = 0, code: int = 0, adjust: SettleAdjust | None = None) -> np.ndarray:
+    """P(settled | action ``name``, x) = sum_o P(o | name, x) V(o, x) (with ``adjust``, the pooled
+    model's odds of settling at once adjusted per action: :mod:`models.effects_rare`)."""
+    proba = adjusted(outcome_proba(models, name, X, num_threads, code), X, code,
+                     adjust if OUTCOMES in models else None)
     return (proba * value[:, : proba.shape[1]]).sum(axis=1)
 
 
@@ -267,7 +272,7 @@ def prepared_shared_outcomes(boosters: dict[str, lgb.Booster], X: np.ndarray, nu
 
 
 def prepared_odds(boosters: dict[str, lgb.Booster], X: np.ndarray, shared: np.ndarray, value: np.ndarray,
-                  code: int, num_threads: int = 0) -> np.ndarray:
+                  code: int, num_threads: int = 0, adjust: SettleAdjust | None = None) -> np.ndarray:
     """P(settled | action ``code``, x) = sum_o P(o | a, x) V(o, x), ``shared`` and ``value`` of
     the same rows as ``X`` (:func:`prepared_shared_outcomes`, :func:`prepared_values`)."""
     data = np.column_stack([X, np.full(len(X), code, dtype=np.float32)])
@@ -275,4 +280,5 @@ def prepared_odds(boosters: dict[str, lgb.Booster], X: np.ndarray, shared: np.nd
                               ).reshape(len(X), -1)
     proba = np.exp(raw - raw.max(axis=1, keepdims=True))
     proba /= proba.sum(axis=1, keepdims=True)
+    proba = adjusted(proba, X, code, adjust)
     return (proba * value[:, : proba.shape[1]]).sum(axis=1)

@@ -46,9 +46,11 @@ METHODS: dict[str, dict[str, Any]] = {"pooled": {"method": "pooled"},
                                       "per_action": {"method": "per_action"},
                                       "dr_learner": {"method": "dr_learner"},
                                       # one bagged refit of V, none of P (docs/policies.md, "Variance within the
-                                      # prediction budget": better rankings, recommend --all under 2 minutes)
+                                      # prediction budget": better rankings, recommend --all under 2 minutes);
+                                      # the odds of settling at once adjusted per action on 5 features ("A
+                                      # per-action adjustment of settling at once")
                                       "surrogate": {"method": "surrogate", "pooled_outcomes": True, "bag": 1,
-                                                    "outcome_bag": 0},
+                                                    "outcome_bag": 0, "settle_adjust": 5},
                                       "surrogate_per_action": {"method": "surrogate"}}
 # Without a clear holdout difference (SNIPS on one world's holdout is noisy), the first of these
 # present is chosen: the surrogate uses the most information per decision (its immediate outcome).
