@@ -48,10 +48,8 @@ from models.effects_surrogate import (
     outcome_codes,
     outcome_proba,
     outcome_rows,
+    predict_prepared,
     prepared,
-    prepared_odds,
-    prepared_shared_outcomes,
-    prepared_values,
     values_by_outcome,
 )
 
@@ -235,7 +233,7 @@ class ActionEffects(BaseEstimator):
         (rows x actions, bool) is false."""
         X = np.asarray(X, dtype=np.float32)
         if self.method == "surrogate" and getattr(self, "prepared_", None):
-            return self._predict_prepared(X, actions, wanted, num_threads)
+            return predict_prepared(self, X, actions, wanted, num_threads)
         out = np.full((len(X), len(actions)), np.nan)
         base = None
         value = np.empty((0, 0))
@@ -286,26 +284,6 @@ class ActionEffects(BaseEstimator):
     def _fixed(self) -> dict[int, float]:
         """The surrogate's outcome values known without a model (none for a model fitted before them)."""
         return getattr(self, "fixed_values_", {})
-
-    def _predict_prepared(self, X: np.ndarray, actions: Sequence[str], wanted: np.ndarray | None,
-                          num_threads: int) -> np.ndarray:
-        """``predict_actions`` of the pooled surrogate from its prepared boosters: V(o, x) and the
-        action-free part of P(o | a, x) once per case asked, the rest once per action wanted."""
-        out = np.full((len(X), len(actions)), np.nan)
-        columns = [j for j, name in enumerate(actions) if name in self.supported_]
-        asked = np.ones(len(X), dtype=bool) if wanted is None else wanted[:, columns].any(axis=1)
-        if not columns or not asked.any():
-            return out
-        where = np.flatnonzero(asked)
-        x = X[where]
-        value = prepared_values(self.prepared_, x, len(self.outcomes_), num_threads, self._fixed())
-        shared = prepared_shared_outcomes(self.prepared_, x, num_threads)
-        for j in columns:
-            rows = np.arange(len(x)) if wanted is None else np.flatnonzero(wanted[where, j])
-            if rows.size:
-                out[where[rows], j] = prepared_odds(self.prepared_, x[rows], shared[rows], value[rows],
-                                                    self.actions_.index(actions[j]), num_threads, self._adjust())
-        return out
 
     def interval(self, X: np.ndarray, name: str, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
         """Per row, a 95 % interval for the action's probability from the bootstrap members'

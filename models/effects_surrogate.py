@@ -52,6 +52,7 @@ half the prediction time of predicting every booster for every outcome class and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import lightgbm as lgb
@@ -282,3 +283,24 @@ def prepared_odds(boosters: dict[str, lgb.Booster], X: np.ndarray, shared: np.nd
     proba /= proba.sum(axis=1, keepdims=True)
     proba = adjusted(proba, X, code, adjust)
     return (proba * value[:, : proba.shape[1]]).sum(axis=1)
+
+def predict_prepared(model: Any, X: np.ndarray, actions: Sequence[str], wanted: np.ndarray | None,
+                     num_threads: int) -> np.ndarray:
+    """``ActionEffects.predict_actions`` of the pooled surrogate ``model`` from its prepared
+    boosters: V(o, x) and the action-free part of P(o | a, x) once per case asked, the rest once per
+    action wanted."""
+    out = np.full((len(X), len(actions)), np.nan)
+    columns = [j for j, name in enumerate(actions) if name in model.supported_]
+    asked = np.ones(len(X), dtype=bool) if wanted is None else wanted[:, columns].any(axis=1)
+    if not columns or not asked.any():
+        return out
+    where = np.flatnonzero(asked)
+    x = X[where]
+    value = prepared_values(model.prepared_, x, len(model.outcomes_), num_threads, model._fixed())
+    shared = prepared_shared_outcomes(model.prepared_, x, num_threads)
+    for j in columns:
+        rows = np.arange(len(x)) if wanted is None else np.flatnonzero(wanted[where, j])
+        if rows.size:
+            out[where[rows], j] = prepared_odds(model.prepared_, x[rows], shared[rows], value[rows],
+                                                model.actions_.index(actions[j]), num_threads, model._adjust())
+    return out
