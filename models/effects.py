@@ -21,8 +21,8 @@ prior, saying so. ``members`` bootstrap refits give each estimate an interval (e
 the surrogate's estimate averages ``bag`` + 1 fits of its value model and ``outcome_bag`` + 1 of
 its outcome model (other seeds; the raw scores' mean); with ``settled_value`` (the default) its value
 of an immediate settlement is 1, not learnt; with ``settle_adjust`` = k its pooled outcome model's
-odds of settling at once get a per-action logistic adjustment on k features
-(:mod:`models.effects_rare`: the trees shrink a rare class's action-by-trait interactions).
+odds of settling at once get a per-action logistic adjustment on k features, with ``settle_knots``
+hinges each (:mod:`models.effects_rare`: the trees shrink a rare class's action-by-trait interactions).
 :class:`LoggingPropensity` is a multiclass LightGBM model of the logging policy.
 """
 
@@ -82,7 +82,7 @@ class ActionEffects(BaseEstimator):
                  n_jobs: int = 1, folds: int = 2, dr_leaves: int = 15, dr_lambda: float = 10.0,
                  dr_child_share: float = 0.02, pooled_outcomes: bool = False, bag: int = 0,
                  outcome_bag: int | None = None, settled_value: bool = True, settle_adjust: int = 0,
-                 settle_lambda: float = 1.0) -> None:
+                 settle_lambda: float = 1.0, settle_knots: int = 0) -> None:
         self.method = method
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -108,7 +108,7 @@ class ActionEffects(BaseEstimator):
         self.outcome_bag = outcome_bag
         self.settled_value = settled_value
         self.settle_adjust = settle_adjust
-        self.settle_lambda = settle_lambda
+        self.settle_lambda, self.settle_knots = settle_lambda, settle_knots
 
     # ----------------------------------------------------------------------------- fitting
     def _params(self, rows: int) -> dict[str, Any]:
@@ -275,7 +275,7 @@ class ActionEffects(BaseEstimator):
         _, o = outcome_codes(outcomes, SETTLED_OUTCOMES if self.settled_value else ())
         return fit_settle_adjust(self.models_[OUTCOMES], np.asarray(X, dtype=np.float32), codes, o, weight, settling,
                                  [self.actions_.index(a) for a in self.supported_], self.settle_adjust,
-                                 self.settle_lambda)
+                                 self.settle_lambda, self.settle_knots)
 
     def _adjust(self) -> SettleAdjust | None:
         """The surrogate's adjustment of settling at once (None for a model fitted before it)."""

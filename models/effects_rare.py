@@ -17,7 +17,10 @@ action-specific slope on the trees' residuals, summed over actions), the trees' 
 ``c_a`` ridge-penalised (``lam``, in decisions: the weights are normalised to a mean of 1 per
 action). The settling classes are then scaled to ``P'`` and the others to ``1 - P'``. A linear term
 per action needs far fewer events than trees to show an interaction (a slope per action, not a split
-found among a hundred features), and with no interaction in the data it stays near 0.
+found among a hundred features), and with no interaction in the data it stays near 0. With
+``knots`` (rank knots t, e.g. -0.25, 0, 0.25) each feature also enters as hinges ``max(0, z - t)``:
+a linear spline in its rank, which follows a step (incomes below 4,000 CNY) that a slope only
+approximates; the ridge keeps the extra slopes small where the data do not call for them.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class SettleAdjust:
     quantiles: np.ndarray  # (QUANTILES, len(columns))
     settling: list[int]
     beta: dict[int, np.ndarray] = field(default_factory=dict)
+    knots: tuple[float, ...] = ()  # rank knots of the hinges (none: linear; models fitted before them)
 
     def ranks(self, X: np.ndarray) -> np.ndarray:
         """(rows, 1 + k): 1 and each feature's rank in the history, in [-0.5, 0.5]."""
@@ -47,6 +51,19 @@ class SettleAdjust:
         z = [np.interp(np.nan_to_num(X[:, c], nan=float(np.median(self.quantiles[:, j]))), self.quantiles[:, j],
                        grid) for j, c in enumerate(self.columns)]
         return np.column_stack([np.ones(len(X)), *z])
+
+    def design(self, X: np.ndarray) -> np.ndarray:
+        """(rows, 1 + k (1 + knots)): :meth:`ranks`, then each feature's hinges at the knots (on the ranks'
+        scale: the ridge weighs a change of slope as it weighs the slope)."""
+        z = self.ranks(X)
+        if not self.knots:
+            return z
+        return np.column_stack([z, *(np.maximum(z[:, 1:] - t, 0.0) for t in self.knots)])
+
+
+def rank_knots(count: int) -> tuple[float, ...]:
+    """``count`` knots evenly spaced inside the ranks' [-0.5, 0.5] (3: -0.25, 0, 0.25)."""
+    return tuple(float(t) for t in np.linspace(-0.5, 0.5, count + 2)[1:-1])
 
 
 def interaction_scores(Z: np.ndarray, y: np.ndarray, s: np.ndarray, weight: np.ndarray, codes: np.ndarray,
@@ -75,11 +92,11 @@ def ridge_logistic(Z: np.ndarray, y: np.ndarray, weight: np.ndarray, offset: np.
 
 
 def fit_settle_adjust(booster: lgb.Booster, X: np.ndarray, codes: np.ndarray, o: np.ndarray, weight: np.ndarray,
-                      settling: list[int], actions: list[int], k: int, lam: float) -> SettleAdjust:
+                      settling: list[int], actions: list[int], k: int, lam: float, knots: int = 0) -> SettleAdjust:
     """The adjustment of the pooled outcome ``booster`` (inputs ``X`` and the action code last) on
     the decisions of ``actions`` (codes), ``o`` their outcome classes: on the ``k`` features whose
     action-specific slopes the residuals of settling at once call for most
-    (:func:`interaction_scores`)."""
+    (:func:`interaction_scores`), each also with hinges at ``knots`` rank knots (:func:`rank_knots`)."""
     keep = np.isin(codes, actions)
     Xk, w, c = X[keep], weight[keep], codes[keep]
     proba = np.asarray(booster.predict(np.column_stack([Xk, c.astype(np.float32)]))).reshape(len(Xk), -1)
@@ -89,8 +106,8 @@ def fit_settle_adjust(booster: lgb.Booster, X: np.ndarray, codes: np.ndarray, o:
     grid = np.nanquantile(Xk[:, candidates], np.linspace(0, 1, QUANTILES), axis=0).reshape(QUANTILES, -1)
     ranks = SettleAdjust(candidates, grid, settling).ranks(Xk)[:, 1:]  # every candidate: rows x features
     best = np.argsort(-interaction_scores(ranks, y, s, w, c, actions))[:k]
-    adjust = SettleAdjust([candidates[j] for j in best], grid[:, best], settling)
-    Z = adjust.ranks(Xk)
+    adjust = SettleAdjust([candidates[j] for j in best], grid[:, best], settling, knots=rank_knots(knots))
+    Z = adjust.design(Xk)
     for code in actions:
         rows = c == code
         if y[rows].sum() > 0:
@@ -104,7 +121,7 @@ def adjusted(proba: np.ndarray, X: np.ndarray, code: int, adjust: SettleAdjust |
     if adjust is None or code not in adjust.beta:
         return proba
     s = np.clip(proba[:, adjust.settling].sum(axis=1), 1e-9, 1 - 1e-9)
-    target = 1 / (1 + np.exp(-(np.log(s / (1 - s)) + adjust.ranks(X) @ adjust.beta[code])))
+    target = 1 / (1 + np.exp(-(np.log(s / (1 - s)) + adjust.design(X) @ adjust.beta[code])))
     out = proba * ((1 - target) / (1 - s))[:, None]
     out[:, adjust.settling] = proba[:, adjust.settling] * (target / s)[:, None]
     return out
