@@ -117,9 +117,11 @@ def bag_counts(estimator: Any) -> tuple[int, int]:
 def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarray, outcomes: np.ndarray,
                   weight: np.ndarray, names: tuple[str, ...], groups: np.ndarray | None = None,
                   rng: np.random.Generator | None = None,
-                  ) -> tuple[dict[str, lgb.Booster], dict[str, int], tuple[str, ...], dict[str, list[lgb.Booster]]]:
+                  ) -> tuple[dict[str, lgb.Booster], dict[str, int], tuple[str, ...], dict[str, list[lgb.Booster]],
+                             np.ndarray]:
     """Boosters (``VALUE`` and the outcome model: pooled ``OUTCOMES`` or one per supported action),
-    tree counts, outcome classes, and per booster key ``estimator.members`` bootstrap refits."""
+    tree counts, outcome classes, per booster key ``estimator.members`` bootstrap refits, and each
+    decision's outcome class."""
     X = np.asarray(X, dtype=np.float32)
     settled_value = bool(getattr(estimator, "settled_value", False))
     classes, o = outcome_codes(outcomes, SETTLED_OUTCOMES if settled_value else ())
@@ -153,7 +155,7 @@ def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarra
                                     [X.shape[1]], seed) for draw, seed in zip(draws, seeds, strict=True)]
         members[BAG + OUTCOMES] = [refit(params, data, target, weight[keep], trees[OUTCOMES], [X.shape[1]], seed)
                                    for seed in bag_seeds[:outcome_bag]]
-        return models, trees, classes, members
+        return models, trees, classes, members, o
     for name in estimator.supported_:
         rows = codes == names.index(name)
         params = {**estimator._params(int(rows.sum())), "objective": "multiclass", "num_class": len(classes)}
@@ -163,7 +165,7 @@ def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarra
                          for draw, seed in zip(draws, seeds, strict=True)]
         members[BAG + name] = [refit(params, X[rows], target, weight[rows], trees[name], None, seed)
                                for seed in bag_seeds[:outcome_bag]]
-    return models, trees, classes, members
+    return models, trees, classes, members, o
 
 
 def values_by_outcome(models: dict[str, lgb.Booster], X: np.ndarray, classes: tuple[str, ...],
