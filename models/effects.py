@@ -45,7 +45,6 @@ from models.effects_surrogate import (
     fit_surrogate,
     fixed_values,
     member_odds,
-    outcome_codes,
     outcome_proba,
     outcome_rows,
     predict_prepared,
@@ -183,10 +182,10 @@ class ActionEffects(BaseEstimator):
         elif self.method == "surrogate":
             if outcomes is None:
                 raise ValueError("the surrogate method needs each decision's immediate outcome")
-            self.models_, self.trees_, self.outcomes_, self.members_ = fit_surrogate(
+            self.models_, self.trees_, self.outcomes_, self.members_, classes = fit_surrogate(
                 self, X, codes, y, outcomes, weight, self.actions_, groups, rng)
             self.fixed_values_ = fixed_values(self.outcomes_) if self.settled_value else {}
-            self.adjust_ = self._settle_adjust(X, codes, outcomes, weight)
+            self.adjust_ = self._settle_adjust(X, codes, classes, weight)
             if OUTCOMES in self.models_:
                 self.prepared_ = prepared(self.models_, self.members_)
         else:
@@ -264,15 +263,14 @@ class ActionEffects(BaseEstimator):
                 out[rows, j] = estimate if base is None else odds(base[rows], estimate)
         return out
 
-    def _settle_adjust(self, X: np.ndarray, codes: np.ndarray, outcomes: np.ndarray,
+    def _settle_adjust(self, X: np.ndarray, codes: np.ndarray, o: np.ndarray,
                        weight: np.ndarray) -> SettleAdjust | None:
         """With ``settle_adjust`` = k > 0 and a pooled outcome model, its per-action adjustment of the
         odds of settling at once on the k features whose interaction with the action its residuals call for most
-        (:mod:`models.effects_rare`); else None."""
+        (:mod:`models.effects_rare`; ``o``: each decision's outcome class, as ``fit_surrogate`` coded it); else None."""
         settling = [k for k, name in enumerate(self.outcomes_) if name in SETTLED_OUTCOMES]
         if self.settle_adjust <= 0 or OUTCOMES not in self.models_ or not settling:
             return None
-        _, o = outcome_codes(outcomes, SETTLED_OUTCOMES if self.settled_value else ())
         return fit_settle_adjust(self.models_[OUTCOMES], np.asarray(X, dtype=np.float32), codes, o, weight, settling,
                                  [self.actions_.index(a) for a in self.supported_], self.settle_adjust,
                                  self.settle_lambda, self.settle_knots)

@@ -32,6 +32,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 QUANTILES = 101
+SCORE_COLUMNS = 16  # candidate features ranked and scored at a time (a rank table of every row x feature is large)
 
 
 @dataclass
@@ -44,12 +45,15 @@ class SettleAdjust:
     settling: list[int]
     beta: dict[int, np.ndarray] = field(default_factory=dict)
     knots: tuple[float, ...] = ()  # rank knots of the hinges (none: linear; models fitted before them)
+    fill: np.ndarray | None = None  # per column the value a NaN reads (its median); None: computed on each call
 
     def ranks(self, X: np.ndarray) -> np.ndarray:
         """(rows, 1 + k): 1 and each feature's rank in the history, in [-0.5, 0.5]."""
         grid = np.linspace(-0.5, 0.5, QUANTILES)
-        z = [np.interp(np.nan_to_num(X[:, c], nan=float(np.median(self.quantiles[:, j]))), self.quantiles[:, j],
-                       grid) for j, c in enumerate(self.columns)]
+        fill = getattr(self, "fill", None)  # None also for an adjustment pickled before the field
+        fill = np.median(self.quantiles, axis=0) if fill is None else fill
+        z = [np.interp(np.nan_to_num(X[:, c], nan=float(fill[j])), self.quantiles[:, j], grid)
+             for j, c in enumerate(self.columns)]
         return np.column_stack([np.ones(len(X)), *z])
 
     def design(self, X: np.ndarray) -> np.ndarray:
@@ -104,9 +108,13 @@ def fit_settle_adjust(booster: lgb.Booster, X: np.ndarray, codes: np.ndarray, o:
     offset, y = np.log(s / (1 - s)), np.isin(o[keep], settling).astype(np.float64)
     candidates = [j for j in range(X.shape[1]) if np.isfinite(Xk[:, j]).sum() > 1]
     grid = np.nanquantile(Xk[:, candidates], np.linspace(0, 1, QUANTILES), axis=0).reshape(QUANTILES, -1)
-    ranks = SettleAdjust(candidates, grid, settling).ranks(Xk)[:, 1:]  # every candidate: rows x features
-    best = np.argsort(-interaction_scores(ranks, y, s, w, c, actions))[:k]
-    adjust = SettleAdjust([candidates[j] for j in best], grid[:, best], settling, knots=rank_knots(knots))
+    scores = np.concatenate([  # every candidate, SCORE_COLUMNS at a time
+        interaction_scores(SettleAdjust(candidates[i: i + SCORE_COLUMNS], grid[:, i: i + SCORE_COLUMNS],
+                                        settling).ranks(Xk)[:, 1:], y, s, w, c, actions)
+        for i in range(0, len(candidates), SCORE_COLUMNS)])
+    best = np.argsort(-scores)[:k]
+    adjust = SettleAdjust([candidates[j] for j in best], grid[:, best], settling, knots=rank_knots(knots),
+                          fill=np.median(grid[:, best], axis=0))
     Z = adjust.design(Xk)
     for code in actions:
         rows = c == code

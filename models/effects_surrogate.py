@@ -60,6 +60,7 @@ import numpy as np
 
 from concord.vocabulary import SETTLED_OUTCOMES
 from models.effects_dr import _train, refit
+from models.effects_forest import MAX_CODES, forest_of, raw_scores
 from models.effects_rare import SettleAdjust, adjusted
 from models.effects_trees import merged, split_on
 
@@ -68,6 +69,8 @@ OUTCOMES = "~outcomes"  # the key of the pooled P(o | a, x), when there is one
 MIN_OUTCOME_SHARE = 0.005
 OTHER = "~other"
 BAG = "bag:"  # the prefix of the bagged refits' keys among the members
+FOREST_ROWS = 2000  # batches from this many cases on are predicted by compiled forests (fewer: by LightGBM)
+FOREST_CHUNK = 50_000  # cases per forest call (its raw scores: cases x actions x outcome classes)
 
 
 def outcome_codes(outcomes: np.ndarray, always: tuple[str, ...] = ()) -> tuple[tuple[str, ...], np.ndarray]:
@@ -114,9 +117,11 @@ def bag_counts(estimator: Any) -> tuple[int, int]:
 def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarray, outcomes: np.ndarray,
                   weight: np.ndarray, names: tuple[str, ...], groups: np.ndarray | None = None,
                   rng: np.random.Generator | None = None,
-                  ) -> tuple[dict[str, lgb.Booster], dict[str, int], tuple[str, ...], dict[str, list[lgb.Booster]]]:
+                  ) -> tuple[dict[str, lgb.Booster], dict[str, int], tuple[str, ...], dict[str, list[lgb.Booster]],
+                             np.ndarray]:
     """Boosters (``VALUE`` and the outcome model: pooled ``OUTCOMES`` or one per supported action),
-    tree counts, outcome classes, and per booster key ``estimator.members`` bootstrap refits."""
+    tree counts, outcome classes, per booster key ``estimator.members`` bootstrap refits, and each
+    decision's outcome class."""
     X = np.asarray(X, dtype=np.float32)
     settled_value = bool(getattr(estimator, "settled_value", False))
     classes, o = outcome_codes(outcomes, SETTLED_OUTCOMES if settled_value else ())
@@ -150,7 +155,7 @@ def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarra
                                     [X.shape[1]], seed) for draw, seed in zip(draws, seeds, strict=True)]
         members[BAG + OUTCOMES] = [refit(params, data, target, weight[keep], trees[OUTCOMES], [X.shape[1]], seed)
                                    for seed in bag_seeds[:outcome_bag]]
-        return models, trees, classes, members
+        return models, trees, classes, members, o
     for name in estimator.supported_:
         rows = codes == names.index(name)
         params = {**estimator._params(int(rows.sum())), "objective": "multiclass", "num_class": len(classes)}
@@ -160,7 +165,7 @@ def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarra
                          for draw, seed in zip(draws, seeds, strict=True)]
         members[BAG + name] = [refit(params, X[rows], target, weight[rows], trees[name], None, seed)
                                for seed in bag_seeds[:outcome_bag]]
-    return models, trees, classes, members
+    return models, trees, classes, members, o
 
 
 def values_by_outcome(models: dict[str, lgb.Booster], X: np.ndarray, classes: tuple[str, ...],
@@ -288,13 +293,21 @@ def predict_prepared(model: Any, X: np.ndarray, actions: Sequence[str], wanted: 
                      num_threads: int) -> np.ndarray:
     """``ActionEffects.predict_actions`` of the pooled surrogate ``model`` from its prepared
     boosters: V(o, x) and the action-free part of P(o | a, x) once per case asked, the rest once per
-    action wanted."""
+    action wanted. Batches of at least ``FOREST_ROWS`` cases go through compiled forests
+    (:mod:`models.effects_forest`: the same raw scores, each tree walked once per group of actions
+    or outcomes that share its leaf), ``FOREST_CHUNK`` cases at a time."""
     out = np.full((len(X), len(actions)), np.nan)
     columns = [j for j, name in enumerate(actions) if name in model.supported_]
     asked = np.ones(len(X), dtype=bool) if wanted is None else wanted[:, columns].any(axis=1)
     if not columns or not asked.any():
         return out
     where = np.flatnonzero(asked)
+    if len(where) >= FOREST_ROWS and len(model.actions_) <= MAX_CODES and len(model.outcomes_) <= MAX_CODES:
+        for start in range(0, len(where), FOREST_CHUNK):
+            rows = where[start: start + FOREST_CHUNK]
+            out[rows] = _forest_odds(model, X[rows], actions, columns, None if wanted is None else wanted[rows],
+                                     num_threads)
+        return out
     x = X[where]
     value = prepared_values(model.prepared_, x, len(model.outcomes_), num_threads, model._fixed())
     shared = prepared_shared_outcomes(model.prepared_, x, num_threads)
@@ -303,4 +316,31 @@ def predict_prepared(model: Any, X: np.ndarray, actions: Sequence[str], wanted: 
         if rows.size:
             out[where[rows], j] = prepared_odds(model.prepared_, x[rows], shared[rows], value[rows],
                                                 model.actions_.index(actions[j]), num_threads, model._adjust())
+    return out
+
+
+def _forest_odds(model: Any, x: np.ndarray, actions: Sequence[str], columns: list[int], wanted: np.ndarray | None,
+                 num_threads: int) -> np.ndarray:
+    """:func:`predict_prepared`'s estimates for the rows ``x`` (every row asked) from compiled forests."""
+    boosters, fixed, classes = model.prepared_, model._fixed(), len(model.outcomes_)
+    values = forest_of([boosters[VALUE + SHARED], boosters[VALUE + SPECIFIC]], classes)
+    learned = np.ones((len(x), classes), dtype=bool)
+    learned[:, list(fixed)] = False
+    value = 1.0 / (1.0 + np.exp(-raw_scores(values, x, learned, num_threads)[:, :, 0]))
+    for k, v in fixed.items():
+        value[:, k] = v
+    codes = [model.actions_.index(actions[j]) for j in columns]
+    need = np.zeros((len(x), len(model.actions_)), dtype=bool)
+    need[:, codes] = True if wanted is None else wanted[:, columns]
+    raw = raw_scores(forest_of([boosters[OUTCOMES + SHARED], boosters[OUTCOMES + SPECIFIC]], len(model.actions_)),
+                     x, need, num_threads)
+    out = np.full((len(x), len(actions)), np.nan)
+    for j, code in zip(columns, codes, strict=True):
+        rows = np.flatnonzero(need[:, code])
+        if rows.size:
+            scores = raw[rows, code]
+            proba = np.exp(scores - scores.max(axis=1, keepdims=True))
+            proba /= proba.sum(axis=1, keepdims=True)
+            proba = adjusted(proba, x[rows], code, model._adjust())
+            out[rows, j] = (proba * value[rows][:, : proba.shape[1]]).sum(axis=1)
     return out

@@ -93,8 +93,15 @@ def contact_facts(cases: pd.DataFrame, events: pd.DataFrame, catalogue: Catalogu
     channel = np.where(known, channel_of_action[np.maximum(action_code, 0)], -1)
     row = pairs["row"].to_numpy(np.int64)
     at, decision = pairs["at_s"].to_numpy(), pairs["decision_s"].to_numpy()
-    outcome = pairs["outcome"].astype(str).to_numpy()
-    connected = np.isin(outcome, REACHED_OUTCOMES)
+    # Outcomes compared as codes of their distinct values (not as a million strings); a missing one
+    # (code -1) reads the appended "", which matches nothing.
+    codes, kinds = pd.factorize(pairs["outcome"])
+    kinds = np.append(np.asarray(kinds, dtype=object).astype(str), "")
+
+    def outcome_in(*names: str) -> np.ndarray:
+        return np.isin(kinds, names)[codes]
+
+    connected = outcome_in(*REACHED_OUTCOMES)
     today = local_day(at) == local_day(decision)
     week = at > decision - WEEK_S
     own = pairs["case_pk"].to_numpy(np.int64) == pairs["target_pk"].to_numpy(np.int64)
@@ -108,7 +115,7 @@ def contact_facts(cases: pd.DataFrame, events: pd.DataFrame, catalogue: Catalogu
 
     counts = {"attempts_today": per_channel(today), "connected_today": per_channel(today & connected),
               "attempts_week": per_channel(week), "connected_week": per_channel(week & connected),
-              "attempts_ever": per_channel(own), "opted": per_channel(outcome == "opted_out")}
+              "attempts_ever": per_channel(own), "opted": per_channel(outcome_in("opted_out"))}
     for k, name in enumerate(channels):
         for kind in ("attempts_today", "connected_today", "attempts_week", "connected_week", "attempts_ever"):
             out[f"{name}_{kind}"] = counts[kind][:, k].astype(np.float64)
@@ -119,12 +126,13 @@ def contact_facts(cases: pd.DataFrame, events: pd.DataFrame, catalogue: Catalogu
                             minlength=n * len(catalogue.names)).reshape(n, -1)
     for j, name in enumerate(catalogue.names):
         out[f"count_{name}"] = by_action[:, j].astype(np.float64)
-    out["certificates_issued"] = np.bincount(row[own & (outcome == "certificate_issued")],
+    out["certificates_issued"] = np.bincount(row[own & outcome_in("certificate_issued")],
                                              minlength=n).astype(np.float64)
-    out["dispute_open"] = _dispute_open(n, row[own & (outcome == "disputed")], at[own & (outcome == "disputed")],
+    disputed = own & outcome_in("disputed")
+    out["dispute_open"] = _dispute_open(n, row[disputed], at[disputed],
                                         targets, resolutions)
     phone = own & np.isin(channel, [channels.index(c) for c in PHONE_CHANNELS if c in channels])
-    out["failed_streak"] = _failed_streak(n, row[phone], at[phone], outcome[phone] == "failed")
+    out["failed_streak"] = _failed_streak(n, row[phone], at[phone], outcome_in("failed")[phone])
     frame = pd.DataFrame(out, index=cases.index)
     return frame[[name for name in history_fact_names(channels, catalogue.names) if name in frame.columns]]
 
