@@ -162,11 +162,12 @@ class Student:
 def timing_copies(fit: Any, views: list[str]) -> dict[str, Any]:
     """Copies of a surrogate fitted with bagged refits that predict as ``views`` say (``view_of``
     names): ``old_<view>`` by the booster-by-booster path (no prepared boosters; the mean of each
-    fit's V and of each fit's P), ``<view>`` from ``models.effects_surrogate.prepared`` boosters
+    fit's V and of each fit's P), ``<view>`` from ``models.effects_prepared.prepared`` boosters
     (the mean of raw scores)."""
     import copy
 
-    from models.effects_surrogate import BAG, VALUE, prepared
+    from models.effects_prepared import prepared
+    from models.effects_surrogate import BAG, VALUE
 
     copies = {}
     for view in views:

@@ -5,7 +5,8 @@ and the logging policy's propensities, both learnt from logged decisions.
 decision, the action taken, its 0/1 outcome, the probability the logging policy chose it with):
 
 - ``pooled``: one LightGBM model with the action as a categorical treatment feature (an S-learner);
-- ``per_action``: one LightGBM model per action on that action's decisions (a T-learner);
+- ``per_action``: one LightGBM model per action on that action's decisions (a T-learner)
+  (both :mod:`models.effects_direct`);
 - ``dr_learner``: the logging policy's odds plus each action's advantage over it, regressed on
   cross-fitted doubly robust pseudo-outcomes (:mod:`models.effects_dr`);
 - ``surrogate``: each action's odds of each immediate outcome (reached, promise, agreement ...)
@@ -17,7 +18,8 @@ mix of debtors all decisions cover, not only those the logging policy sent it to
 (``training.effects``) chooses the method by measurement. An action is *supported* when it has at
 least ``min_decisions`` decisions of which at least ``min_choice_share`` were real choices
 (propensity below 0.95); the others are not estimated (NaN), and the caller falls back on its
-prior, saying so. ``members`` bootstrap refits give each estimate an interval (every method);
+prior, saying so. ``members`` bootstrap refits give each estimate an interval (every method;
+:mod:`models.effects_explain`, with the inputs' contributions);
 the surrogate's estimate averages ``bag`` + 1 fits of its value model and ``outcome_bag`` + 1 of
 its outcome model (other seeds; the raw scores' mean); with ``settled_value`` (the default) its value
 of an immediate settlement is 1, not learnt; with ``settle_adjust`` = k its pooled outcome model's
@@ -35,35 +37,23 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from concord.vocabulary import SETTLED_OUTCOMES
-from models.effects_dr import BASELINE, fit_dr, odds, refit
-from models.effects_rare import SettleAdjust, adjusted, fit_settle_adjust
+from models.effects_direct import fit_direct, trees_only
+from models.effects_dr import BASELINE, fit_dr, odds
+from models.effects_explain import contributions, interval
+from models.effects_prepared import predict_prepared, prepared
+from models.effects_rare import SettleAdjust, adjusted
 from models.effects_surrogate import (
     OUTCOMES,
-    VALUE,
     bag_sets,
     fit_surrogate,
     fixed_values,
-    member_odds,
     outcome_proba,
     outcome_rows,
-    predict_prepared,
-    prepared,
+    settle_adjustment,
     values_by_outcome,
 )
 
 CHOICE_BELOW = 0.95  # a decision taken with a lower probability was a real choice among actions
-ACTION_FEATURE = "action"
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
-def _booster(model: lgb.Booster) -> lgb.Booster:
-    """A copy holding the trees only (no training data or buffers)."""
-    return lgb.Booster(model_str=model.model_to_string())
 
 
 class ActionEffects(BaseEstimator):
@@ -168,14 +158,8 @@ class ActionEffects(BaseEstimator):
         self.models_: dict[str, lgb.Booster] = {}
         self.members_: dict[str, list[lgb.Booster]] = {}
         self.trees_: dict[str, int] = {}
-        if self.method == "pooled":
-            keep = np.isin(codes, [names.index(a) for a in self.supported_])
-            data = np.column_stack([X[keep], codes[keep].astype(np.float32)])
-            self._fit_one("*", data, y[keep], weight[keep], rng, categorical=[data.shape[1] - 1])
-        elif self.method == "per_action":
-            for name in self.supported_:
-                rows = codes == names.index(name)
-                self._fit_one(name, X[rows], y[rows], weight[rows], rng, categorical=[])
+        if self.method in ("pooled", "per_action"):
+            self.models_, self.members_, self.trees_ = fit_direct(self, X, codes, y, weight, self.actions_, rng)
         elif self.method == "dr_learner":
             self.models_, self.members_, self.trees_ = fit_dr(self, X, codes, y, propensity, self.actions_, support,
                                                               groups, rng)
@@ -185,35 +169,12 @@ class ActionEffects(BaseEstimator):
             self.models_, self.trees_, self.outcomes_, self.members_, classes = fit_surrogate(
                 self, X, codes, y, outcomes, weight, self.actions_, groups, rng)
             self.fixed_values_ = fixed_values(self.outcomes_) if self.settled_value else {}
-            self.adjust_ = self._settle_adjust(X, codes, classes, weight)
+            self.adjust_ = settle_adjustment(self, X, codes, classes, weight)
             if OUTCOMES in self.models_:
                 self.prepared_ = prepared(self.models_, self.members_)
         else:
             raise ValueError(f"unknown method '{self.method}' (pooled, per_action, dr_learner or surrogate)")
         return self
-
-    def _fit_one(self, key: str, data: np.ndarray, y: np.ndarray, weight: np.ndarray, rng: np.random.Generator,
-                 categorical: list[int]) -> None:
-        params = self._params(len(data))
-        cut = len(data) - int(len(data) * self.valid_fraction)
-        trees = self.n_estimators
-        if 0 < cut < len(data) and len(np.unique(y[:cut])) == 2 and len(np.unique(y[cut:])) == 2:
-            train = lgb.Dataset(data[:cut], y[:cut], weight=weight[:cut], categorical_feature=categorical,
-                                free_raw_data=False)
-            valid = lgb.Dataset(data[cut:], y[cut:], weight=weight[cut:], reference=train,
-                                categorical_feature=categorical)
-            found = lgb.train({**params, "metric": "binary_logloss"}, train, num_boost_round=self.n_estimators,
-                              valid_sets=[valid], callbacks=[lgb.early_stopping(self.early_stopping_rounds,
-                                                                                verbose=False)])
-            trees = max(1, found.best_iteration or self.n_estimators)
-        everything = lgb.Dataset(data, y, weight=weight, categorical_feature=categorical, free_raw_data=False)
-        self.models_[key] = _booster(lgb.train(params, everything, num_boost_round=trees))
-        self.trees_[key] = trees
-        members = []
-        for _ in range(self.members):
-            resample = weight * rng.poisson(1.0, len(weight))
-            members.append(refit(params, data, y, resample, trees, categorical, int(rng.integers(1 << 30))))
-        self.members_[key] = members
 
     # ----------------------------------------------------------------------------- predicting
     def _rows(self, X: np.ndarray, name: str) -> tuple[lgb.Booster, list[lgb.Booster], np.ndarray]:
@@ -263,18 +224,6 @@ class ActionEffects(BaseEstimator):
                 out[rows, j] = estimate if base is None else odds(base[rows], estimate)
         return out
 
-    def _settle_adjust(self, X: np.ndarray, codes: np.ndarray, o: np.ndarray,
-                       weight: np.ndarray) -> SettleAdjust | None:
-        """With ``settle_adjust`` = k > 0 and a pooled outcome model, its per-action adjustment of the
-        odds of settling at once on the k features whose interaction with the action its residuals call for most
-        (:mod:`models.effects_rare`; ``o``: each decision's outcome class, as ``fit_surrogate`` coded it); else None."""
-        settling = [k for k, name in enumerate(self.outcomes_) if name in SETTLED_OUTCOMES]
-        if self.settle_adjust <= 0 or OUTCOMES not in self.models_ or not settling:
-            return None
-        return fit_settle_adjust(self.models_[OUTCOMES], np.asarray(X, dtype=np.float32), codes, o, weight, settling,
-                                 [self.actions_.index(a) for a in self.supported_], self.settle_adjust,
-                                 self.settle_lambda, self.settle_knots)
-
     def _adjust(self) -> SettleAdjust | None:
         """The surrogate's adjustment of settling at once (None for a model fitted before it)."""
         return getattr(self, "adjust_", None)
@@ -284,53 +233,13 @@ class ActionEffects(BaseEstimator):
         return getattr(self, "fixed_values_", {})
 
     def interval(self, X: np.ndarray, name: str, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
-        """Per row, a 95 % interval for the action's probability from the bootstrap members'
-        spread (in log-odds around the model's estimate); NaN for an unsupported action."""
-        X = np.asarray(X, dtype=np.float32)
-        if name not in self.supported_:
-            nan = np.full(len(X), np.nan)
-            return nan, nan
-        if self.method == "surrogate":
-            centre = _logit(self.predict_actions(X, [name], num_threads=1)[:, 0])
-            count = len(self.members_.get(VALUE, []))
-            if count < 2:  # a model fitted without members: the estimate alone
-                p = 1 / (1 + np.exp(-centre))
-                return p, p
-            code = self.actions_.index(name)
-            draws = [_logit(member_odds(self.models_, self.members_, k, name, X, self.outcomes_, code,
-                                               self._fixed(), self._adjust()))
-                     for k in range(count)]
-            spread = np.std(draws, axis=0, ddof=1)
-            return 1 / (1 + np.exp(-(centre - z * spread))), 1 / (1 + np.exp(-(centre + z * spread)))
-        model, members, data = self._rows(X, name)
-        base = np.asarray(self.models_[BASELINE].predict(data, num_threads=1)) if self.method == "dr_learner" else None
-
-        def p_of(booster: lgb.Booster) -> np.ndarray:
-            estimate = np.asarray(booster.predict(data, num_threads=1))
-            return estimate if base is None else odds(base, estimate)
-
-        centre = _logit(p_of(model))
-        if len(members) < 2:
-            p = 1 / (1 + np.exp(-centre))
-            return p, p
-        spread = np.std([_logit(p_of(m)) for m in members], axis=0, ddof=1)
-        return 1 / (1 + np.exp(-(centre - z * spread))), 1 / (1 + np.exp(-(centre + z * spread)))
+        """Per row, a 95 % interval for the action's probability (:func:`models.effects_explain.interval`)."""
+        return interval(self, X, name, z)
 
     def contributions(self, X: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
-        """Per row, each input's contribution to the action's log-odds (SHAP values, LightGBM's
-        ``pred_contrib``; for ``dr_learner``, to its advantage over the logging policy, in
-        probability; for ``surrogate``, to the log-odds of the action's most valuable immediate
-        outcome for the case) and the inputs' names (the pooled model adds ``action``); no bias term."""
-        model, _, data = self._rows(np.asarray(X, dtype=np.float32), name)
-        pooled = self.method == "pooled" or (self.method == "surrogate" and OUTCOMES in self.models_)
-        names = list(self.feature_names_in_) + ([ACTION_FEATURE] if pooled else [])
-        values = np.asarray(model.predict(data, pred_contrib=True, num_threads=1))
-        if self.method == "surrogate":
-            x = np.asarray(X, dtype=np.float32)
-            best = np.argmax(values_by_outcome(self.models_, x, self.outcomes_, 1, self._fixed()), axis=1)
-            width = len(names) + 1
-            values = np.stack([values[i, k * width:(k + 1) * width] for i, k in enumerate(best)])
-        return values[:, :-1], names
+        """Per row, each input's contribution to the action's estimate and the inputs' names
+        (:func:`models.effects_explain.contributions`)."""
+        return contributions(self, X, name)
 
 
 class LoggingPropensity(BaseEstimator):
@@ -375,7 +284,7 @@ class LoggingPropensity(BaseEstimator):
                               callbacks=[lgb.early_stopping(20, verbose=False)])
             trees = max(1, found.best_iteration or self.n_estimators)
         self.trees_ = trees
-        self.model_ = _booster(lgb.train(params, lgb.Dataset(X, codes), num_boost_round=trees))
+        self.model_ = trees_only(lgb.train(params, lgb.Dataset(X, codes), num_boost_round=trees))
         return self
 
     def predict_proba(self, X: np.ndarray, num_threads: int = 0) -> np.ndarray:

@@ -15,7 +15,7 @@ Exact: the same decisions as LightGBM's ``Tree::Decision`` (NaN and zero as miss
 bitsets, values within 1e-35 of zero read as zero, as LightGBM reads a dense matrix), and the
 leaves of each class added in the booster's tree order, so the raw scores equal
 ``Booster.predict(..., raw_score=True)`` with the last column set to each code, bit for bit
-(tested). Used for batches (``models.effects_surrogate.predict_prepared``); numba compiles the
+(tested). Used for batches (``models.effects_prepared.predict_prepared``); numba compiles the
 kernel on first use (cached on disk).
 """
 

@@ -1,4 +1,4 @@
-"""Tree-level surgery on LightGBM boosters, for cheaper surrogate predictions (``models.effects_surrogate``).
+"""Tree-level surgery on LightGBM boosters, for cheaper surrogate predictions (``models.effects_prepared``).
 
 - :func:`split_on`: a booster as two whose raw scores add up to its own: the trees that never
   read one input (the action of the pooled outcome model, the outcome of the value model) and

@@ -47,7 +47,7 @@ def test_a_compiled_forest_scores_every_code_as_lightgbm_does(objective: str, pa
 def test_the_surrogate_predicts_a_batch_through_forests_as_through_lightgbm(monkeypatch: pytest.MonkeyPatch) -> None:
     """The default surrogate (a bagged refit of V, the settling adjustment): the same odds, for
     the wanted rows only, whichever path a batch takes."""
-    from models import effects_surrogate
+    from models import effects_prepared
     from models.effects import ActionEffects
     from tests.test_action_effects import _outcome_world
 
@@ -60,10 +60,10 @@ def test_the_surrogate_predicts_a_batch_through_forests_as_through_lightgbm(monk
     grid[::7, 1] = np.nan
     names = ["voice_call", "sms_warning", "lawyer_letter", "close"]
     wanted = np.random.default_rng(2).random((3000, 4)) < 0.5
-    monkeypatch.setattr(effects_surrogate, "FOREST_ROWS", 10**9)
+    monkeypatch.setattr(effects_prepared, "FOREST_ROWS", 10**9)
     slow = model.predict_actions(grid, names, wanted)
-    monkeypatch.setattr(effects_surrogate, "FOREST_ROWS", 1)
-    monkeypatch.setattr(effects_surrogate, "FOREST_CHUNK", 1000)
+    monkeypatch.setattr(effects_prepared, "FOREST_ROWS", 1)
+    monkeypatch.setattr(effects_prepared, "FOREST_CHUNK", 1000)
     fast = model.predict_actions(grid, names, wanted)
     assert np.array_equal(np.isnan(fast), np.isnan(slow)) and np.isnan(fast[:, 3]).all()
     assert np.nanmax(np.abs(fast - slow)) < 1e-12

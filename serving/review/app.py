@@ -21,10 +21,10 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from concord.audit import records, verify
-from serving.review import access, case_view, store
+from serving.review import access, case_view, store, words
 from serving.review.context import ReviewContext
 from serving.review.funnel import funnel
-from serving.review.words import LANGUAGES, feature_name, outcome_name, stage_name, text
+from serving.review.words import LANGUAGES, text
 
 TEMPLATES = Path(__file__).parent / "templates"
 FUNNEL_SECONDS, DISPUTES_SECONDS = 60.0, 30.0  # whole-ledger scans, computed at most this often
@@ -61,11 +61,12 @@ class ReviewApp:
         policy = self.ctx().policy
         values.update(
             lang=lang, t=lambda key: text(key, lang), root=root, csrf=access.csrf_token(request),
-            feature=lambda n: feature_name(n, lang), stage_name=lambda s: _stage_name(policy, s, lang),
-            workflow_name=lambda w: _workflow_name(policy, w, lang), lang_url=lambda other: _lang_url(request, other),
-            funnel_stage=lambda s: stage_name(s, lang), outcome=lambda o: outcome_name(o, lang), num=_number,
-            action_name=lambda a: _action_name(policy, a, lang), when=case_view.local_time,
-            flag_name=lambda f: _flag_name(policy, f, lang), path=request.url.path,
+            feature=lambda n: words.feature_name(n, lang), lang_url=lambda other: _lang_url(request, other),
+            stage_name=lambda s: words.policy_stage_name(policy, s, lang),
+            workflow_name=lambda w: words.workflow_name(policy, w, lang),
+            funnel_stage=lambda s: words.stage_name(s, lang), outcome=lambda o: words.outcome_name(o, lang),
+            num=words.number, action_name=lambda a: words.action_name(policy, a, lang), when=case_view.local_time,
+            flag_name=lambda f: words.flag_name(policy, f, lang), path=request.url.path,
             signed_in=bool(request.session.get("key_id")))
         response = self.templates.TemplateResponse(request, name, values, status_code=code)
         response.headers["Cache-Control"] = "no-store"
@@ -277,15 +278,6 @@ class ReviewApp:
                          chain=verify(self.ctx().audit) if query.get("verify") else None)
 
 
-def _number(value: Any, places: int = 2) -> str:
-    """A number as people read it: whole numbers without decimals, '—' for none."""
-    if value is None or not isinstance(value, int | float) or value != value:
-        return "—"
-    if float(value).is_integer():
-        return f"{int(value):,}"
-    return f"{value:,.{places}f}"
-
-
 def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
@@ -294,40 +286,10 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
 
 
-def _action_name(policy: Any, action: str | None, lang: str) -> str:
-    if not action:
-        return "—"
-    try:
-        zh = policy.catalogue.actions[policy.catalogue.index(action)].zh
-    except (KeyError, ValueError, IndexError, AttributeError):
-        return action
-    return f"{zh}" if lang == "zh" and zh else action.replace("_", " ")
-
-
-def _stage_name(policy: Any, stage: str | None, lang: str) -> str:
-    """A workflow stage (``policies/workflow_*.yaml``) or a funnel stage, in words."""
-    for workflow in policy.workflows.values():
-        if stage in workflow.stages:
-            return str(workflow.stages[stage].zh) if lang == "zh" else str(stage).replace("_", " ")
-    return stage_name(stage or "", lang)
-
-
-def _workflow_name(policy: Any, workflow: str | None, lang: str) -> str:
-    found = policy.workflows.get(workflow or "")
-    return str(found.zh) if found is not None and lang == "zh" else str(workflow or "").replace("_", " ")
-
-
 def _lang_url(request: Request, lang: str) -> str:
     """This page in the other language (its filters kept)."""
     url = request.url.include_query_params(lang=lang)
     return f"{url.path}?{url.query}"
-
-
-def _flag_name(policy: Any, flag: str, lang: str) -> str:
-    for rule in policy.court.flags:
-        if rule.id == flag:
-            return rule.zh if lang == "zh" else rule.reason
-    return flag
 
 
 def create_app(context: ReviewContext | None = None, mount_path: str = "/review") -> Starlette:

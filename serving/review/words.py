@@ -1,4 +1,5 @@
-"""The review page's words: features, stages and the page's own text in Chinese and English.
+"""The review page's words: features, stages and the page's own text in Chinese and English, and
+the policy's actions, workflows and risk flags and numbers as the page shows them.
 
 Features are named as a supervisor says them (``monthly_income`` -> 月收入 / monthly income);
 windowed contact counts are named from their parts. A feature with no entry keeps its own name,
@@ -8,6 +9,7 @@ so a new feature still shows, and a test lists every model feature without a pla
 from __future__ import annotations
 
 import re
+from typing import Any
 
 LANGUAGES = ("zh", "en")
 
@@ -215,3 +217,46 @@ TEXT: dict[str, tuple[str, str]] = {
 def text(key: str, lang: str = "zh") -> str:
     """The page text ``key`` in ``lang``."""
     return TEXT[key][lang == "en"]
+
+
+# -- the policy's names and numbers as the page shows them ---------------------------------
+def number(value: Any, places: int = 2) -> str:
+    """A number as people read it: whole numbers without decimals, '—' for none."""
+    if value is None or not isinstance(value, int | float) or value != value:
+        return "—"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.{places}f}"
+
+
+def action_name(policy: Any, action: str | None, lang: str) -> str:
+    """An action of the policy's catalogue, in words ('—' for none; its own name when unknown)."""
+    if not action:
+        return "—"
+    try:
+        zh = policy.catalogue.actions[policy.catalogue.index(action)].zh
+    except (KeyError, ValueError, IndexError, AttributeError):
+        return action
+    return f"{zh}" if lang == "zh" and zh else action.replace("_", " ")
+
+
+def policy_stage_name(policy: Any, stage: str | None, lang: str) -> str:
+    """A workflow stage (``policies/workflow_*.yaml``) or a funnel stage, in words."""
+    for workflow in policy.workflows.values():
+        if stage in workflow.stages:
+            return str(workflow.stages[stage].zh) if lang == "zh" else str(stage).replace("_", " ")
+    return stage_name(stage or "", lang)
+
+
+def workflow_name(policy: Any, workflow: str | None, lang: str) -> str:
+    """A workflow of the policy, in words."""
+    found = policy.workflows.get(workflow or "")
+    return str(found.zh) if found is not None and lang == "zh" else str(workflow or "").replace("_", " ")
+
+
+def flag_name(policy: Any, flag: str, lang: str) -> str:
+    """A court risk flag of the policy: its Chinese name, or in English its reason."""
+    for rule in policy.court.flags:
+        if rule.id == flag:
+            return rule.zh if lang == "zh" else rule.reason
+    return flag
