@@ -26,6 +26,7 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy concord ingestion features models training policies serving simulator benchmarks
 
 clean:

@@ -106,14 +106,23 @@ def _world(world: str) -> dict:
         _cli(env, "train", "--model", "action_effects", "--as-of", snapshot.isoformat())
         trained = time.perf_counter() - started - prepared
         os.environ.update({"CONCORD_HOME": str(home), "CONCORD_PSEUDONYM_KEY": "benchmark"})
-        figures = {"cases": n_cases, "prepare_seconds": round(prepared, 1), "train_effects_seconds": round(trained, 1),
-                   **_judge(world, truth, snapshot)}
+        figures = {
+            "cases": n_cases,
+            "prepare_seconds": round(prepared, 1),
+            "train_effects_seconds": round(trained, 1),
+            **_judge(world, truth, snapshot),
+        }
         with _without_propensities():
             _cli(env, "train", "--model", "action_effects", "--as-of", snapshot.isoformat())
             blind = _judge(world, truth, snapshot, keep_model=False)
         figures["no_propensity"] = blind
-        figures.update({f"{key}_no_propensity": value for key, value in blind.items()
-                        if key.startswith(("share_", "ope_intervals_"))})
+        figures.update(
+            {
+                f"{key}_no_propensity": value
+                for key, value in blind.items()
+                if key.startswith(("share_", "ope_intervals_"))
+            }
+        )
     figures["peak_rss_mib"] = peak_rss_mib()
     return figures
 
@@ -128,16 +137,21 @@ def _without_propensities() -> Iterator[None]:
     from concord.settings import get_settings
 
     engine = make_engine(get_settings())
-    restore = text("UPDATE events SET propensity = (SELECT s.propensity FROM bench_saved_propensity s "
-                   "WHERE s.id = events.id)")
+    restore = text(
+        "UPDATE events SET propensity = (SELECT s.propensity FROM bench_saved_propensity s WHERE s.id = events.id)"
+    )
     if inspect(engine).has_table("bench_saved_propensity"):
         with engine.begin() as connection:
             connection.execute(restore)
             connection.execute(text("DROP TABLE bench_saved_propensity"))
     try:
         with engine.begin() as connection:
-            connection.execute(text("CREATE TABLE bench_saved_propensity AS SELECT id, propensity FROM events "
-                                    "WHERE propensity IS NOT NULL"))
+            connection.execute(
+                text(
+                    "CREATE TABLE bench_saved_propensity AS SELECT id, propensity FROM events "
+                    "WHERE propensity IS NOT NULL"
+                )
+            )
             # The restore looks each event up by id: without an index SQLite scans the copy once per
             # event (a simulator world's restore ran for over an hour).
             connection.execute(text("CREATE UNIQUE INDEX bench_saved_propensity_id ON bench_saved_propensity (id)"))
@@ -165,17 +179,29 @@ def _judge(world: str, truth, snapshot, keep_model: bool = True) -> dict:  # noq
     policy, scorer = load_policy(), ChampionScorer.champions(settings)
     # The model this run trained: the champion on a new world, the challenger on a kept one.
     client = registry.configure(settings)
-    newest = max((v for v in (registry.version_by_alias(client, "action_effects", alias)
-                              for alias in (registry.CHAMPION, registry.CHALLENGER)) if v is not None),
-                 key=lambda v: int(v.version))
-    learned = LearnedValue(registry.load_version("action_effects", str(newest.version)), policy.effects,
-                           str(newest.version))
+    newest = max(
+        (
+            v
+            for v in (
+                registry.version_by_alias(client, "action_effects", alias)
+                for alias in (registry.CHAMPION, registry.CHALLENGER)
+            )
+            if v is not None
+        ),
+        key=lambda v: int(v.version),
+    )
+    learned = LearnedValue(
+        registry.load_version("action_effects", str(newest.version)), policy.effects, str(newest.version)
+    )
     if world == "simulator" and keep_model:
         MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
         MODEL_FILE.write_bytes(pickle.dumps(learned.model))
-    out: dict = {"model_version": learned.version, "method": learned.model.method,
-                 "estimated_actions": list(learned.model.supported_),
-                 "left_to_prior": {k: v for k, v in learned.model.fallback_.items() if v}}
+    out: dict = {
+        "model_version": learned.version,
+        "method": learned.model.method,
+        "estimated_actions": list(learned.model.supported_),
+        "left_to_prior": {k: v for k, v in learned.model.fallback_.items() if v},
+    }
     frame, rows = _case_frame(settings, engine, policy, scorer, truth, snapshot)
     out["shares"] = shares_on(frame, rows, policy, learned)
     out["ceilings"] = ceilings(frame, rows, policy, learned)
@@ -186,8 +212,13 @@ def _judge(world: str, truth, snapshot, keep_model: bool = True) -> dict:  # noq
             out[f"{key}_{name}"] = out["shares"][name][key]
         for key, value in out["ceilings"][name].items():
             out[f"ceiling_{key}_{name}"] = value
-    covers = [v for entry in out["ope"].values() if isinstance(entry, dict)
-              for k, v in entry.items() if k.endswith("_covers_truth")]
+    covers = [
+        v
+        for entry in out["ope"].values()
+        if isinstance(entry, dict)
+        for k, v in entry.items()
+        if k.endswith("_covers_truth")
+    ]
     out["ope_intervals_covering_truth"] = f"{sum(covers)} of {len(covers)}"
     out["ope_intervals_missing_truth"] = len(covers) - sum(covers)
     return out
@@ -225,14 +256,22 @@ def truth_fit(x: np.ndarray, truth, n_actions: int, folds: int = 5, seed: int = 
     data = np.column_stack([x[i], j.astype(np.float32)])
     fold = np.random.default_rng(seed).integers(0, folds, len(x))[i]
     out = np.full((len(x), n_actions), np.nan)
-    params = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 20,
-              "verbosity": -1, "num_threads": 1, "seed": seed}
+    params = {
+        "objective": "regression",
+        "learning_rate": 0.05,
+        "num_leaves": 15,
+        "min_data_in_leaf": 20,
+        "verbosity": -1,
+        "num_threads": 1,
+        "seed": seed,
+    }
     for k in range(folds):
         fit, test = fold != k, fold == k
         if not fit.any() or not test.any():
             continue
-        model = lgb.train(params, lgb.Dataset(data[fit], y[fit], categorical_feature=[data.shape[1] - 1]),
-                          num_boost_round=300)
+        model = lgb.train(
+            params, lgb.Dataset(data[fit], y[fit], categorical_feature=[data.shape[1] - 1]), num_boost_round=300
+        )
         out[i[test], j[test]] = model.predict(data[test])
     return out
 
@@ -265,7 +304,8 @@ def ceilings(frame, truth, policy, learned) -> dict:  # noqa: ANN001
     i, j = truth["i"].to_numpy(), truth["j"].to_numpy()
     for name in policy.workflows:  # where the engine allows none of the world's actions, it waits
         decisions = PolicyEngine(policy.with_workflow(name), MatrixValue(oracle, policy.effects)).decide(
-            Facts.from_frame(frame.copy()))
+            Facts.from_frame(frame.copy())
+        )
         allowed = pd.Series(decisions.eligible[i, j] & (decisions.blocked_by[i, j] == 0)).groupby(i).any()
         out[name]["cases_without_allowed_action"] = round(float(1 - allowed.mean()), 3)
     return out
@@ -285,8 +325,9 @@ def _case_frame(settings, engine, policy, scorer, truth, snapshot):  # noqa: ANN
     frame = case_inputs(settings, engine, snapshot.to_pydatetime(), policy.catalogue, scorer, case_pks=pks).frame
     frame["decision_ts"] = snapshot + pd.Timedelta(hours=10)  # the world's steps happen in the daytime
     row_of = pd.Series(np.arange(len(frame)), index=frame["case_pk"].to_numpy())
-    truth = truth.assign(i=row_of.loc[truth["case_pk"]].to_numpy(),
-                         j=[policy.catalogue.index(a) for a in truth["action"].astype(str)])
+    truth = truth.assign(
+        i=row_of.loc[truth["case_pk"]].to_numpy(), j=[policy.catalogue.index(a) for a in truth["action"].astype(str)]
+    )
     return frame, truth
 
 
@@ -302,11 +343,17 @@ def shares_on(frame, truth, policy, learned) -> dict:  # noqa: ANN001
         row: dict = {}
         for label, value in (("learned", learned), ("prior", PriorValue(policy.effects))):
             decisions = PolicyEngine(policy.with_workflow(name), value).decide(Facts.from_frame(frame.copy()))
-            rows = truth.assign(true_value=truth["p_settle_90d"].to_numpy() * decisions.claims.outstanding[i]
-                                - policy.catalogue.costs()[j], ours=decisions.estimates.value[i, j],
-                                allowed=decisions.eligible[i, j] & (decisions.blocked_by[i, j] == 0))
-            picked = rows.sort_values(["i", "allowed", "ours", "j"], ascending=[True, False, False, True],
-                                      kind="stable").groupby("i").head(1)
+            rows = truth.assign(
+                true_value=truth["p_settle_90d"].to_numpy() * decisions.claims.outstanding[i]
+                - policy.catalogue.costs()[j],
+                ours=decisions.estimates.value[i, j],
+                allowed=decisions.eligible[i, j] & (decisions.blocked_by[i, j] == 0),
+            )
+            picked = (
+                rows.sort_values(["i", "allowed", "ours", "j"], ascending=[True, False, False, True], kind="stable")
+                .groupby("i")
+                .head(1)
+            )
             for scope, pool in (("", rows), ("_allowed", rows[rows["allowed"]])):
                 per_case = pool.groupby("i")["true_value"]
                 chosen = picked[picked["i"].isin(per_case.mean().index)]
@@ -340,8 +387,9 @@ def _ope(settings, engine, policy, scorer, learned, truth, snapshot) -> dict:  #
         r = index.get((row.case_id, row.creditor))
         if r is not None and row.action in names:
             true_p[r, names.index(row.action)] = row.p_settle_90d
-    logging_truth = np.nansum(np.nan_to_num(np.where(np.isnan(true_p), 0, true_p))
-                              * _logging_probabilities(truth, cases, names), axis=1)
+    logging_truth = np.nansum(
+        np.nan_to_num(np.where(np.isnan(true_p), 0, true_p)) * _logging_probabilities(truth, cases, names), axis=1
+    )
     cost = policy.catalogue.costs()
     claim = cases["claim"].to_numpy()
     out: dict = {"decisions": len(cases), "as_of": str(evaluation.as_of), "notes": evaluation.notes}
@@ -353,14 +401,20 @@ def _ope(settings, engine, policy, scorer, learned, truth, snapshot) -> dict:  #
             pi = _logging_probabilities(truth, cases, names)
         truth_settle = float((pi * filled).sum(axis=1).mean())
         truth_value = float((pi * (filled * claim[:, None] - cost[None, :])).sum(axis=1).mean())
-        entry: dict = {"truth_settlement_rate": round(truth_settle, 5), "truth_net_value_cny": round(truth_value, 2),
-                       "mass_without_truth": round(float((pi * missing).sum() / len(pi)), 4)}
+        entry: dict = {
+            "truth_settlement_rate": round(truth_settle, 5),
+            "truth_net_value_cny": round(truth_value, 2),
+            "mass_without_truth": round(float((pi * missing).sum() / len(pi)), 4),
+        }
         for measure, true_value in (("settlement_rate", truth_settle), ("net_value_cny", truth_value)):
             part = table[(table["policy"] == name) & (table["measure"] == measure)]
             for est in part.itertuples(index=False):
                 digits = 5 if measure == "settlement_rate" else 2
-                entry[f"{measure}_{est.estimator}"] = [round(est.value, digits), round(est.low, digits),
-                                                       round(est.high, digits)]
+                entry[f"{measure}_{est.estimator}"] = [
+                    round(est.value, digits),
+                    round(est.low, digits),
+                    round(est.high, digits),
+                ]
                 entry[f"{measure}_{est.estimator}_covers_truth"] = bool(est.low <= true_value <= est.high)
             entry["ess"] = round(float(part["ess"].iloc[0]), 1)
         out[name] = entry
@@ -388,8 +442,14 @@ def _recommend(n: int) -> dict:
         model, source = _synthetic_model(), "a model fitted on synthetic decisions"
     _, _, _, decisions, figures = time_recommendations(n, LearnedValue(model, policy.effects, "benchmark"))
     learned = [a for a, s in zip(policy.catalogue.names, decisions.estimates.source, strict=True) if s != "prior"]
-    return {**figures, "model": source, "method": model.method, "trees": model.trees_, "learned_actions": learned,
-            "peak_rss_mib": peak_rss_mib()}
+    return {
+        **figures,
+        "model": source,
+        "method": model.method,
+        "trees": model.trees_,
+        "learned_actions": learned,
+        "peak_rss_mib": peak_rss_mib(),
+    }
 
 
 def _synthetic_model():  # noqa: ANN202

@@ -89,9 +89,12 @@ def stage_build(home: Path) -> dict:
     build_offline_tables(settings)
     seconds = time.perf_counter() - started
     manifest = json.loads((offline_dir(settings) / "manifest.json").read_text())
-    return {"seconds": round(seconds, 1), "rows": sum(manifest["rows"].values()),
-            "case_state_rows": manifest["rows"]["case_state"],
-            **{f"{name}_s": value for name, value in manifest["table_seconds"].items()}}
+    return {
+        "seconds": round(seconds, 1),
+        "rows": sum(manifest["rows"].values()),
+        "case_state_rows": manifest["rows"]["case_state"],
+        **{f"{name}_s": value for name, value in manifest["table_seconds"].items()},
+    }
 
 
 def stage_materialize(home: Path, redis_url: str | None, project: str) -> dict:
@@ -107,9 +110,11 @@ def stage_materialize(home: Path, redis_url: str | None, project: str) -> dict:
     started = time.perf_counter()
     apply(settings, project, store=store)
     done = materialize(settings, project=project, store=store)
-    return {"seconds": round(time.perf_counter() - started, 1),
-            "entities": sum(run.entities for run in done.values()),
-            **{f"{view}_s": run.seconds for view, run in done.items()}}
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "entities": sum(run.entities for run in done.values()),
+        **{f"{view}_s": run.seconds for view, run in done.items()},
+    }
 
 
 def stage_online(home: Path, redis_url: str | None, project: str, calls: int) -> dict:
@@ -176,8 +181,14 @@ def _redis_available(url: str) -> bool:
         return False
 
 
-def run(cases: int = 1_000_000, seed: int = 1, calls: int = 300, store: str = "redis",
-        redis_url: str | None = DEFAULT_REDIS_URL, scratch: Path | None = None) -> dict:
+def run(
+    cases: int = 1_000_000,
+    seed: int = 1,
+    calls: int = 300,
+    store: str = "redis",
+    redis_url: str | None = DEFAULT_REDIS_URL,
+    scratch: Path | None = None,
+) -> dict:
     """The pipeline for ``cases`` cases into ``store`` (``redis`` or ``sqlite``), then the online
     latency benchmark on it; returns the figures. Redis keys are removed afterwards."""
     results: dict[str, dict] = {}
@@ -206,7 +217,10 @@ def run(cases: int = 1_000_000, seed: int = 1, calls: int = 300, store: str = "r
             online = _child("online", str(home), redis, project, str(calls))
             for size in (1, 100):
                 results[f"features_online_{store}_{size}_of_{cases}"] = {
-                    "p50_ms": online[f"p50_ms_{size}"], "p99_ms": online[f"p99_ms_{size}"], "calls": calls}
+                    "p50_ms": online[f"p50_ms_{size}"],
+                    "p99_ms": online[f"p99_ms_{size}"],
+                    "calls": calls,
+                }
         finally:
             if store == "redis":
                 _child("teardown", str(home), redis, project)

@@ -35,8 +35,13 @@ def _measure_import(path: Path, home: Path) -> dict:
     started = time.perf_counter()
     report = import_file("cases", path, settings, engine)
     seconds = time.perf_counter() - started
-    return {"rows": report.rows_read, "imported": report.imported, "seconds": round(seconds, 2),
-            "rows_per_s": round(report.rows_read / seconds), "peak_rss_mib": peak_rss_mib()}
+    return {
+        "rows": report.rows_read,
+        "imported": report.imported,
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(report.rows_read / seconds),
+        "peak_rss_mib": peak_rss_mib(),
+    }
 
 
 def _measure_reference(path: Path) -> dict:

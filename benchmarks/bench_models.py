@@ -90,15 +90,22 @@ def snapshot_figures(home: Path, paths: dict[str, Path], truth: Any, snapshot: d
         mean, spread = result.auc("model")
         folds = result.folds[f"auc_{result.chosen}"]
         out[name] = {
-            "open_cases": int(len(cases)), "base_rate": round(model["base_rate"], 4),
-            "roc_auc": round(model["roc_auc"], 4), "oracle_roc_auc": round(oracle["roc_auc"], 4),
+            "open_cases": int(len(cases)),
+            "base_rate": round(model["base_rate"], 4),
+            "roc_auc": round(model["roc_auc"], 4),
+            "oracle_roc_auc": round(oracle["roc_auc"], 4),
             "share_of_oracle": round((model["roc_auc"] - 0.5) / (oracle["roc_auc"] - 0.5), 3),
             "baseline_share": round((baseline["roc_auc"] - 0.5) / (oracle["roc_auc"] - 0.5), 3),
-            "ece": round(model["ece"], 4), "brier": round(model["brier"], 4), "registered": result.chosen,
-            "out_of_time_auc": round(mean, 4), "out_of_time_auc_sd": round(spread, 4),
+            "ece": round(model["ece"], 4),
+            "brier": round(model["brier"], 4),
+            "registered": result.chosen,
+            "out_of_time_auc": round(mean, 4),
+            "out_of_time_auc_sd": round(spread, 4),
             "out_of_time_auc_range": [round(float(folds.min()), 4), round(float(folds.max()), 4)],
-            "out_of_time_baseline_auc": round(result.auc("baseline")[0], 4), "origins": int(len(result.folds)),
-            "decisions": result.refit_rows, "search_trials": result.tuned.trials,
+            "out_of_time_baseline_auc": round(result.auc("baseline")[0], 4),
+            "origins": int(len(result.folds)),
+            "decisions": result.refit_rows,
+            "search_trials": result.tuned.trials,
             "train_seconds": round(time.perf_counter() - started, 1),
         }
     engine.dispose()
@@ -120,8 +127,9 @@ def world_figures(world: str, scratch: Path) -> dict[str, Any]:
     else:
         from tests.foreign_world import build
 
-        options: dict[str, Any] = {"history_days": 420} if world == "foreign" else {
-            "history_days": 240, "refresh_days": (60, 120)}
+        options: dict[str, Any] = (
+            {"history_days": 420} if world == "foreign" else {"history_days": 240, "refresh_days": (60, 120)}
+        )
         paths = build(scratch / "world", n_cases=20_000, seed=5, **options)
         truth = pd.read_csv(paths["truth_snapshot"])
         snapshot = pd.Timestamp(truth["snapshot"].iloc[0])
@@ -164,8 +172,11 @@ def _train_all(home: str, as_of: str) -> dict:
     def update(self: Status, status: Any = None, **options: Any) -> None:
         if status is not None:
             elapsed = time.perf_counter() - started
-            print(f"{elapsed:8.0f} s  rss {_rss_mib():6d} MiB (peak {peak_rss_mib():6d})  {status}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"{elapsed:8.0f} s  rss {_rss_mib():6d} MiB (peak {peak_rss_mib():6d})  {status}",
+                file=sys.stderr,
+                flush=True,
+            )
         shown(self, status, **options)
 
     Status.update = update  # type: ignore[method-assign]
@@ -192,16 +203,23 @@ def _rss_mib() -> int:
     return 0
 
 
-def train_at_scale(cases: int = 1_000_000, as_of: str = "2026-06-30", scratch: Path | None = None,
-                   timeline: Path | None = None) -> dict:
+def train_at_scale(
+    cases: int = 1_000_000, as_of: str = "2026-06-30", scratch: Path | None = None, timeline: Path | None = None
+) -> dict:
     """``concord train --model all`` on a simulated world of ``cases`` cases, imported as history and
     its features built (``bench_features.py``'s stages, each in its own process): the training's
     wall time and the peak memory of its process tree (the training-set children included)."""
     features = str(ROOT / "benchmarks" / "bench_features.py")
     with tempfile.TemporaryDirectory(dir=scratch) as folder:
         world, home = Path(folder) / "world", Path(folder) / "home"
-        prepared = {stage: run_child(features, stage, *args)["wall_s"] for stage, args in (
-            ("simulate", (str(cases), "1", str(world))), ("import", (str(home), str(world))), ("build", (str(home),)))}
+        prepared = {
+            stage: run_child(features, stage, *args)["wall_s"]
+            for stage, args in (
+                ("simulate", (str(cases), "1", str(world))),
+                ("import", (str(home), str(world))),
+                ("build", (str(home),)),
+            )
+        }
         prepared["apply"] = run_child(__file__, "apply", str(home))["wall_s"]
         figures = run_child(__file__, "train", str(home), as_of, timeline=timeline)
     return {f"train_all_{cases}": {**figures, "cases": cases, **{f"{k}_s": v for k, v in prepared.items()}}}
@@ -232,10 +250,15 @@ if __name__ == "__main__":
     parser.add_argument("--worlds", default=",".join(WORLDS), help="comma-separated: " + ", ".join(WORLDS))
     parser.add_argument("--train-home", help="measure `concord train --model all` on this CONCORD_HOME instead")
     parser.add_argument("--as-of", default="2026-06-30", help="with --train-home or --scale large: the data cut-off")
-    parser.add_argument("--scale", choices=("normal", "large"), default="normal",
-                        help="large: `concord train --model all` on a simulated 1,000,000-case world (over an hour)")
-    parser.add_argument("--timeline", type=Path,
-                        help="with --train-home or --scale large: the memory every 10 s, to this file")
+    parser.add_argument(
+        "--scale",
+        choices=("normal", "large"),
+        default="normal",
+        help="large: `concord train --model all` on a simulated 1,000,000-case world (over an hour)",
+    )
+    parser.add_argument(
+        "--timeline", type=Path, help="with --train-home or --scale large: the memory every 10 s, to this file"
+    )
     args = parser.parse_args()
     if args.train_home:
         print(json.dumps(run_child(__file__, "train", args.train_home, args.as_of, timeline=args.timeline), indent=2))

@@ -63,8 +63,10 @@ def _bare(home: Path, case_ids: list[str]) -> dict:
     settings = Settings.from_env({"CONCORD_HOME": str(home), "CONCORD_PSEUDONYM_KEY": "bench"})
     engine = make_engine(settings, migrate=False)
     with engine.connect() as connection:
-        rows = {r.case_id: (int(r.id), r.debtor_key or "") for r in connection.execute(
-            text("SELECT id, case_id, debtor_key FROM cases"))}
+        rows = {
+            r.case_id: (int(r.id), r.debtor_key or "")
+            for r in connection.execute(text("SELECT id, case_id, debtor_key FROM cases"))
+        }
     engine.dispose()
     store = feature_store(settings, serving=True)
     service = feature_service(store, SETTLEMENT_V1)
@@ -74,8 +76,9 @@ def _bare(home: Path, case_ids: list[str]) -> dict:
     for i in range(600):
         pk, key = rows[case_ids[i % len(case_ids)]]
         started = time.perf_counter()
-        values = store.get_online_features(features=service, entity_rows=[
-            {"case_pk": pk, "debtor_key": key, "decision_ts": dt.datetime.now(dt.UTC)}]).to_dict()
+        values = store.get_online_features(
+            features=service, entity_rows=[{"case_pk": pk, "debtor_key": key, "decision_ts": dt.datetime.now(dt.UTC)}]
+        ).to_dict()
         features = {k: v[0] for k, v in values.items()}
         for model, booster in boosters:  # LightGBM's own Booster.predict, not the service's single-row call
             booster.predict(model.row(features), num_threads=1)
@@ -105,10 +108,24 @@ def _service_pids(service: object) -> list[int]:
 def _wrk(url: str, env: dict[str, str], rate: int, seconds: int) -> dict:
     """One paced wrk run at ``rate`` requests a second; its figures (the Lua script's JSON line)."""
     connections = max(8, rate // 5)  # idle connections cost nothing; enough to keep the pace when slow
-    result = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-                             "-s", str(ROOT / "benchmarks" / "wrk_service.lua"), url],
-                            env={**env, "CONCORD_BENCH_RATE": str(rate), "CONCORD_BENCH_THREADS": "1"},
-                            check=False, capture_output=True, text=True, timeout=seconds + 60)
+    result = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(ROOT / "benchmarks" / "wrk_service.lua"),
+            url,
+        ],
+        env={**env, "CONCORD_BENCH_RATE": str(rate), "CONCORD_BENCH_THREADS": "1"},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
     line = next((x for x in result.stdout.splitlines() if x.startswith("{")), None)
     if line is None:
         raise RuntimeError(f"wrk gave no figures: {result.stdout[-500:]} {result.stderr[-500:]}")
@@ -122,13 +139,17 @@ def _worker_side(folder: Path, rate: int, since: float, until: float) -> dict:
     from serving import probe
 
     seen = probe.summary(probe.read(folder), since, until, over=0.020)
-    return {f"requests_per_worker_{rate}rps": seen["requests_per_worker"],
-            f"in_worker_over_20ms_{rate}rps": seen["in_worker_over"],
-            f"queued_over_20ms_{rate}rps": seen["queued_over"],
-            f"gen2_collections_{rate}rps": seen["gc2"], f"gc_max_ms_{rate}rps": seen["gc_max_ms"],
-            f"late_wakeups_over_20ms_{rate}rps": seen["lag_over"],
-            f"checkpoint_max_ms_{rate}rps": max((v for k, v in seen["span_max_ms"].items()
-                                                   if k.startswith("checkpoint")), default=None)}
+    return {
+        f"requests_per_worker_{rate}rps": seen["requests_per_worker"],
+        f"in_worker_over_20ms_{rate}rps": seen["in_worker_over"],
+        f"queued_over_20ms_{rate}rps": seen["queued_over"],
+        f"gen2_collections_{rate}rps": seen["gc2"],
+        f"gc_max_ms_{rate}rps": seen["gc_max_ms"],
+        f"late_wakeups_over_20ms_{rate}rps": seen["lag_over"],
+        f"checkpoint_max_ms_{rate}rps": max(
+            (v for k, v in seen["span_max_ms"].items() if k.startswith("checkpoint")), default=None
+        ),
+    }
 
 
 def _load(url: str, key: str, case_ids: list[str], rate: int, folder: Path, pids: list[int]) -> dict:
@@ -151,25 +172,57 @@ def _load(url: str, key: str, case_ids: list[str], rate: int, folder: Path, pids
         prefix = folder / f"locust-{rate}"
         locust = Path(sys.executable).with_name("locust")
         cpu = _cpu_seconds(pids)  # locust's warm-up (spawning, then --reset-stats) is inside this span
-        subprocess.run([str(locust), "-f", str(ROOT / "benchmarks" / "locust_service.py"), "--headless",
-                        "-u", str(rate), "-r", str(rate), "--run-time", f"{SECONDS + WARMUP}s", "--reset-stats",
-                        "--host", url, "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"],
-                       env=env, check=False, capture_output=True, timeout=SECONDS * 4 + 60)
+        subprocess.run(
+            [
+                str(locust),
+                "-f",
+                str(ROOT / "benchmarks" / "locust_service.py"),
+                "--headless",
+                "-u",
+                str(rate),
+                "-r",
+                str(rate),
+                "--run-time",
+                f"{SECONDS + WARMUP}s",
+                "--reset-stats",
+                "--host",
+                url,
+                "--csv",
+                str(prefix),
+                "--only-summary",
+                "--loglevel",
+                "WARNING",
+            ],
+            env=env,
+            check=False,
+            capture_output=True,
+            timeout=SECONDS * 4 + 60,
+        )
         cpu = _cpu_seconds(pids) - cpu
         with open(f"{prefix}_stats.csv", encoding="utf-8") as handle:
             row = next(r for r in csv.DictReader(handle) if r["Name"] == "next_best_action")
         requests, p50, p99 = int(row["Request Count"]), float(row["50%"]), float(row["99%"])
         throughput, failures = float(row["Requests/s"]), int(row["Failure Count"])
         requests_in_span = max(1.0, throughput * (SECONDS + WARMUP))
-        return {f"p50_ms_{rate}rps": p50, f"p99_ms_{rate}rps": p99, f"throughput_{rate}rps": round(throughput, 1),
-                f"failures_{rate}rps": failures, f"requests_{rate}rps": requests,
-                f"service_cpu_ms_per_request_{rate}rps": round(cpu / requests_in_span * 1e3, 2),
-                f"load_1min_after_{rate}rps": round(os.getloadavg()[0], 1)}
-    return {f"p50_ms_{rate}rps": round(p50, 2), f"p99_ms_{rate}rps": round(p99, 2),
-            f"throughput_{rate}rps": round(throughput, 1), f"failures_{rate}rps": failures,
+        return {
+            f"p50_ms_{rate}rps": p50,
+            f"p99_ms_{rate}rps": p99,
+            f"throughput_{rate}rps": round(throughput, 1),
+            f"failures_{rate}rps": failures,
             f"requests_{rate}rps": requests,
-            f"service_cpu_ms_per_request_{rate}rps": round(cpu / max(requests, 1) * 1e3, 2),
-            f"load_1min_after_{rate}rps": round(os.getloadavg()[0], 1), **worker_side}
+            f"service_cpu_ms_per_request_{rate}rps": round(cpu / requests_in_span * 1e3, 2),
+            f"load_1min_after_{rate}rps": round(os.getloadavg()[0], 1),
+        }
+    return {
+        f"p50_ms_{rate}rps": round(p50, 2),
+        f"p99_ms_{rate}rps": round(p99, 2),
+        f"throughput_{rate}rps": round(throughput, 1),
+        f"failures_{rate}rps": failures,
+        f"requests_{rate}rps": requests,
+        f"service_cpu_ms_per_request_{rate}rps": round(cpu / max(requests, 1) * 1e3, 2),
+        f"load_1min_after_{rate}rps": round(os.getloadavg()[0], 1),
+        **worker_side,
+    }
 
 
 def run(probe: bool = False, threads: int | None = None) -> dict:
@@ -193,11 +246,16 @@ def run(probe: bool = False, threads: int | None = None) -> dict:
         key = make_key(env, "platform", "--creditor", creditor)
         service = Service(serve_env, root / "service.log", *serve).start()
         try:
-            figures: dict = {"cases": CASES, "serve_options": " ".join(serve), "probe": probe,
-                             "world_seconds": round(world_s),
-                             "load_generator": "wrk" if shutil.which("wrk") else "locust",
-                             "seconds_per_rate": SECONDS, "cpus": os.cpu_count(),
-                             "load_1min": round(os.getloadavg()[0], 1)}
+            figures: dict = {
+                "cases": CASES,
+                "serve_options": " ".join(serve),
+                "probe": probe,
+                "world_seconds": round(world_s),
+                "load_generator": "wrk" if shutil.which("wrk") else "locust",
+                "seconds_per_rate": SECONDS,
+                "cpus": os.cpu_count(),
+                "load_1min": round(os.getloadavg()[0], 1),
+            }
             figures.update(_bare(Path(env["CONCORD_HOME"]), case_ids))
             pids = _service_pids(service)
             for rate in RATES:

@@ -53,8 +53,15 @@ def run(path: Path = DATA, folds: int = 5) -> dict:
     started = time.perf_counter()
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(X, y):
         # The training rows of a fold are shuffled, so the calibration tail is a random 20%.
-        model = CalibratedOdds(n_estimators=1500, learning_rate=0.02, num_leaves=15, min_child_samples=80,
-                               colsample_bytree=0.6, reg_lambda=5.0, n_jobs=2).fit(X.iloc[train], y[train])
+        model = CalibratedOdds(
+            n_estimators=1500,
+            learning_rate=0.02,
+            num_leaves=15,
+            min_child_samples=80,
+            colsample_bytree=0.6,
+            reg_lambda=5.0,
+            n_jobs=2,
+        ).fit(X.iloc[train], y[train])
         figures = scores(y[test], model.predict_proba(X.iloc[test])[:, 1])
         results["model_auc"].append(figures["roc_auc"])
         results["model_ece"].append(figures["ece"])

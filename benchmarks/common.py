@@ -48,8 +48,9 @@ def run_child(script: str, *args: str, timeline: Path | None = None) -> dict:
         elapsed = time.perf_counter() - started
         if log and infos and elapsed - written >= 10:
             each = " ".join(f"{p.pid}:{round(i.rss / 2**20)}" for p, i in zip(processes, infos, strict=True))
-            log.write(f"{elapsed:8.0f} s  tree {round(rss / 2**20):6d} MiB  peak {round(peak / 2**20):6d} MiB  "
-                      f"rss {each}\n")
+            log.write(
+                f"{elapsed:8.0f} s  tree {round(rss / 2**20):6d} MiB  peak {round(peak / 2**20):6d} MiB  rss {each}\n"
+            )
             log.flush()
             written = elapsed
         time.sleep(0.2)

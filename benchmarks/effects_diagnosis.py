@@ -61,8 +61,9 @@ class Averaged:
         first = models[0]
         self.method, self.supported_, self.feature_names_in_ = first.method, first.supported_, first.feature_names_in_
 
-    def predict_actions(self, X: np.ndarray, actions: Any, wanted: np.ndarray | None = None,
-                        num_threads: int = 0) -> np.ndarray:
+    def predict_actions(
+        self, X: np.ndarray, actions: Any, wanted: np.ndarray | None = None, num_threads: int = 0
+    ) -> np.ndarray:
         return np.mean([m.predict_actions(X, actions, wanted, num_threads) for m in self.models], axis=0)
 
 
@@ -76,14 +77,17 @@ class BagView:
         self.model, self.values, self.outcome_fits, self.mean = model, values, outcome_fits, mean
         self.method, self.supported_, self.feature_names_in_ = model.method, model.supported_, model.feature_names_in_
 
-    def predict_actions(self, X: np.ndarray, actions: Any, wanted: np.ndarray | None = None,
-                        num_threads: int = 0) -> np.ndarray:
+    def predict_actions(
+        self, X: np.ndarray, actions: Any, wanted: np.ndarray | None = None, num_threads: int = 0
+    ) -> np.ndarray:
         from models.effects_surrogate import BAG, OUTCOMES, VALUE, member_set
 
         m = self.model
         X = np.asarray(X, dtype=np.float32)
-        sets = [m.models_, *(member_set(m.models_, m.members_, k, BAG)
-                             for k in range(len(m.members_.get(BAG + VALUE, []))))]
+        sets = [
+            m.models_,
+            *(member_set(m.models_, m.members_, k, BAG) for k in range(len(m.members_.get(BAG + VALUE, [])))),
+        ]
         raw = self.mean == "raw"
         data = np.column_stack([X, np.zeros(len(X), dtype=np.float32)])
         v = []
@@ -98,8 +102,10 @@ class BagView:
             if name not in m.supported_:
                 continue
             data[:, -1] = m.actions_.index(name)
-            p = [np.asarray(s[OUTCOMES].predict(data, raw_score=raw, num_threads=num_threads)).reshape(len(X), -1)
-                 for s in sets[: 1 + self.outcome_fits]]
+            p = [
+                np.asarray(s[OUTCOMES].predict(data, raw_score=raw, num_threads=num_threads)).reshape(len(X), -1)
+                for s in sets[: 1 + self.outcome_fits]
+            ]
             if self.mean == "odds":
                 out[:, j] = np.mean([(pk * vk).sum(axis=1) for pk, vk in zip(p, v, strict=True)], axis=0)
             elif raw:
@@ -114,9 +120,17 @@ class BagView:
 
 # name -> (V refits, P refits, how): what --views evaluates of each variant fitted with bag >= 3;
 # any "v<A>p<B>" or "v<A>p<B>_<odds|parts|raw>" works too (A, B at most the fit's bag)
-VIEWS = {"single": (0, 0, "parts"), "v3": (3, 0, "parts"), "p3": (0, 3, "parts"), "both3_odds": (3, 3, "odds"),
-         "both3_parts": (3, 3, "parts"), "both3_raw": (3, 3, "raw"), "v3p1": (3, 1, "parts"),
-         "v1p1": (1, 1, "parts"), "v3_raw": (3, 0, "raw")}
+VIEWS = {
+    "single": (0, 0, "parts"),
+    "v3": (3, 0, "parts"),
+    "p3": (0, 3, "parts"),
+    "both3_odds": (3, 3, "odds"),
+    "both3_parts": (3, 3, "parts"),
+    "both3_raw": (3, 3, "raw"),
+    "v3p1": (3, 1, "parts"),
+    "v1p1": (1, 1, "parts"),
+    "v3_raw": (3, 0, "raw"),
+}
 
 
 def view_of(name: str) -> tuple[int, int, str]:
@@ -135,22 +149,35 @@ class Student:
     def __init__(self, teacher: Any, X: np.ndarray, rounds: int = 600, seed: int = 0) -> None:
         import lightgbm as lgb
 
-        self.method, self.supported_, self.feature_names_in_ = (teacher.method, teacher.supported_,
-                                                                teacher.feature_names_in_)
+        self.method, self.supported_, self.feature_names_in_ = (
+            teacher.method,
+            teacher.supported_,
+            teacher.feature_names_in_,
+        )
         names = list(self.supported_)
         p = np.clip(teacher.predict_actions(X, names), 1e-6, 1 - 1e-6)
         rows = np.repeat(np.arange(len(X)), len(names))
         codes = np.tile(np.arange(len(names)), len(X)).astype(np.float32)
         data = np.column_stack([X[rows], codes])
         target = np.log(p / (1 - p)).reshape(-1)
-        params = {"objective": "regression", "learning_rate": 0.1, "num_leaves": 63, "min_data_in_leaf": 20,
-                  "verbosity": -1, "num_threads": 1, "seed": seed, "max_cat_to_onehot": 64}
-        self.booster = lgb.train(params, lgb.Dataset(data, target, categorical_feature=[data.shape[1] - 1]),
-                                 num_boost_round=rounds)
+        params = {
+            "objective": "regression",
+            "learning_rate": 0.1,
+            "num_leaves": 63,
+            "min_data_in_leaf": 20,
+            "verbosity": -1,
+            "num_threads": 1,
+            "seed": seed,
+            "max_cat_to_onehot": 64,
+        }
+        self.booster = lgb.train(
+            params, lgb.Dataset(data, target, categorical_feature=[data.shape[1] - 1]), num_boost_round=rounds
+        )
         self.names = names
 
-    def predict_actions(self, X: np.ndarray, actions: Any, wanted: np.ndarray | None = None,
-                        num_threads: int = 0) -> np.ndarray:
+    def predict_actions(
+        self, X: np.ndarray, actions: Any, wanted: np.ndarray | None = None, num_threads: int = 0
+    ) -> np.ndarray:
         out = np.full((len(X), len(actions)), np.nan)
         for j, name in enumerate(actions):
             if name in self.names:
@@ -174,8 +201,9 @@ def timing_copies(fit: Any, views: list[str]) -> dict[str, Any]:
         values, outcome_fits, _ = view_of(view)
         counts = {BAG + VALUE: values}
         out = copy.copy(fit)
-        out.members_ = {k: (v[: counts.get(k, outcome_fits)] if k.startswith(BAG) else v)
-                        for k, v in fit.members_.items()}
+        out.members_ = {
+            k: (v[: counts.get(k, outcome_fits)] if k.startswith(BAG) else v) for k, v in fit.members_.items()
+        }
         out.__dict__.pop("prepared_", None)
         copies[f"old_{view}"] = out
         fast = copy.copy(out)
@@ -209,8 +237,11 @@ def time_decisions(values: dict[str, Any], n: int, rounds: int = 2) -> dict[str,
 
 
 def _short(row: dict) -> dict:
-    return {name: {k: v for k, v in entry.items() if k.startswith("share_") and "constant" not in k}
-            for name, entry in row.items() if isinstance(entry, dict)}
+    return {
+        name: {k: v for k, v in entry.items() if k.startswith("share_") and "constant" not in k}
+        for name, entry in row.items()
+        if isinstance(entry, dict)
+    }
 
 
 def _hidden(world: str, frame: Any, cases: int = 0) -> np.ndarray | None:
@@ -228,8 +259,9 @@ def _hidden(world: str, frame: Any, cases: int = 0) -> np.ndarray | None:
     return np.column_stack([d.willing, np.log(d.income), able])[index].astype(np.float32)
 
 
-def _noisy_fit(x: np.ndarray, truth: Any, n_actions: int, draws: int, features: list[str], catalogue: Any,
-               seed: int = 0) -> np.ndarray:
+def _noisy_fit(
+    x: np.ndarray, truth: Any, n_actions: int, draws: int, features: list[str], catalogue: Any, seed: int = 0
+) -> np.ndarray:
     """(cases, actions) odds from the pooled weighted learner fitted on ``draws`` 0/1 outcomes of
     the truth (case at random, action by the logging probabilities); every case predicted by a
     model fitted on draws of the other half of the cases."""
@@ -255,8 +287,9 @@ def _noisy_fit(x: np.ndarray, truth: Any, n_actions: int, draws: int, features: 
             mu.append(float(w[r]))
             who.append(c)
         y = (rng.random(draws) < np.asarray(p)).astype(float)
-        model = ActionEffects(method="pooled", members=0).fit(x[np.asarray(who)], np.asarray(act), y,
-                                                              np.asarray(mu), features)
+        model = ActionEffects(method="pooled", members=0).fit(
+            x[np.asarray(who)], np.asarray(act), y, np.asarray(mu), features
+        )
         test = np.flatnonzero(half == k)
         out[test] = model.predict_actions(x[test], names)
     return out
@@ -270,16 +303,24 @@ def main() -> None:
     parser.add_argument("--skip-ceilings", action="store_true")
     parser.add_argument("--bag", type=int, default=1, help="each variant: the mean of this many seeds' fits")
     parser.add_argument("--distil", action="store_true", help="each variant: also a student of it (one regression)")
-    parser.add_argument("--holdout", action="store_true",
-                        help="also value each variant against the default on the training holdout (switch-DR)")
+    parser.add_argument(
+        "--holdout",
+        action="store_true",
+        help="also value each variant against the default on the training holdout (switch-DR)",
+    )
     parser.add_argument("--cases", type=int, default=0, help="the world's size, when not bench_effects'")
     parser.add_argument("--seeds", default="", help="each variant: one fit per seed (comma-separated), judged apart")
     parser.add_argument("--reuse", action="store_true", help="with --seeds: load the fits an earlier run saved")
     parser.add_argument("--views", default="", help="each variant (fitted with bag >= 3): these VIEWS of it")
-    parser.add_argument("--time", type=int, default=0,
-                        help="time decisions over this many synthetic cases for timing_copies of each fit")
-    parser.add_argument("--time-views", default="v0p0,v3p3",
-                        help="with --time: the views timed, each also by the old path")
+    parser.add_argument(
+        "--time",
+        type=int,
+        default=0,
+        help="time decisions over this many synthetic cases for timing_copies of each fit",
+    )
+    parser.add_argument(
+        "--time-views", default="v0p0,v3p3", help="with --time: the views timed, each also by the old path"
+    )
     parser.add_argument("--version", default="", help="the action_effects version to judge (default: the newest)")
     args = parser.parse_args()
     base = Path(os.environ["CONCORD_BENCH_KEEP"]) / args.world
@@ -307,16 +348,29 @@ def main() -> None:
     policy, scorer = load_policy(), ChampionScorer.champions(settings)
     frame, truth = _case_frame(settings, engine, policy, scorer, truth, snapshot)
     client = registry.configure(settings)
-    newest = max((v for v in (registry.version_by_alias(client, "action_effects", alias)
-                              for alias in (registry.CHAMPION, registry.CHALLENGER)) if v is not None),
-                 key=lambda v: int(v.version))
+    newest = max(
+        (
+            v
+            for v in (
+                registry.version_by_alias(client, "action_effects", alias)
+                for alias in (registry.CHAMPION, registry.CHALLENGER)
+            )
+            if v is not None
+        ),
+        key=lambda v: int(v.version),
+    )
     version = args.version or str(newest.version)
     model = registry.load_version("action_effects", version)
     learned = LearnedValue(model, policy.effects, version)
     x = learned.inputs(Facts.from_frame(frame.copy()))
     n_actions = len(policy.catalogue.names)
-    out: dict[str, Any] = {"world": args.world, "cases": len(frame), "truth_rows": len(truth),
-                           "model_method": model.method, "features": len(learned.features)}
+    out: dict[str, Any] = {
+        "world": args.world,
+        "cases": len(frame),
+        "truth_rows": len(truth),
+        "model_method": model.method,
+        "features": len(learned.features),
+    }
     started = time.perf_counter()
 
     def record(label: str, value: Any) -> None:
@@ -342,8 +396,10 @@ def main() -> None:
     out["decisions"] = len(data)
     out["recorded_propensity_share"] = round(float(np.isfinite(data.propensity).mean()), 3)
     if not args.skip_ceilings:
-        record("observable_noisy", MatrixValue(_noisy_fit(x, truth, n_actions, len(data), learned.features,
-                                                          policy.catalogue), policy.effects))
+        record(
+            "observable_noisy",
+            MatrixValue(_noisy_fit(x, truth, n_actions, len(data), learned.features, policy.catalogue), policy.effects),
+        )
     propensity = model.propensity_
     mu, _ = logging_propensities(propensity, data)
     cases = data.meta["case_pk"].to_numpy()
@@ -375,20 +431,25 @@ def main() -> None:
                 if args.reuse and saved.exists():
                     fit = pickle.loads(saved.read_bytes())
                 else:
-                    fit = fit_model({"members": 0, **settings_v, "random_state": first_seed + seed}, data, mu,
-                                    propensity)
+                    fit = fit_model(
+                        {"members": 0, **settings_v, "random_state": first_seed + seed}, data, mu, propensity
+                    )
                     saved.write_bytes(pickle.dumps(fit))
                 for view in [v for v in args.views.split(",") if v] or ["fit"]:
                     judged = fit if view == "fit" else BagView(fit, *view_of(view))
                     record(f"variant_{spec}_seed{seed}_{view}", LearnedValue(judged, policy.effects, "variant"))
                 if args.time and seed == int(args.seeds.split(",")[0]):
-                    values = {k: LearnedValue(v, policy.effects, k)
-                              for k, v in timing_copies(fit, args.time_views.split(",")).items()}
+                    values = {
+                        k: LearnedValue(v, policy.effects, k)
+                        for k, v in timing_copies(fit, args.time_views.split(",")).items()
+                    }
                     out[f"time_{spec}_seed{seed}"] = time_decisions(values, args.time)
                     print(f"time_{spec}_seed{seed}", json.dumps(out[f"time_{spec}_seed{seed}"]), flush=True)
             continue
-        fits = [fit_model({"members": 0, **settings_v, "random_state": first_seed + seed}, data, mu, propensity)
-                for seed in range(args.bag)]
+        fits = [
+            fit_model({"members": 0, **settings_v, "random_state": first_seed + seed}, data, mu, propensity)
+            for seed in range(args.bag)
+        ]
         fitted: Any = fits[0] if args.bag == 1 else Averaged(fits)
         record(f"variant_{spec}", LearnedValue(fitted, policy.effects, "variant"))
         if args.distil:
@@ -402,7 +463,8 @@ def main() -> None:
                 "default_switch_dr": round(figures["champion"]["dr"], 5),
                 "snips": round(figures["challenger"]["snips"], 5),
                 "default_snips": round(figures["champion"]["snips"], 5),
-                "difference": {k: round(v, 5) for k, v in figures["difference"].items()}}
+                "difference": {k: round(v, 5) for k, v in figures["difference"].items()},
+            }
             print(f"holdout_{spec}", json.dumps(out[f"holdout_{spec}"]), flush=True)
     engine.dispose()
     print(json.dumps(out, default=str))

@@ -23,7 +23,12 @@ class Platform(FastHttpUser):
     @task
     def next_best_action(self) -> None:
         case_id = random.choice(CASES)
-        with self.client.post("/next_best_action", json={"case_id": case_id}, name="next_best_action",
-                              headers={"Authorization": f"Bearer {KEY}"}, catch_response=True) as answer:
+        with self.client.post(
+            "/next_best_action",
+            json={"case_id": case_id},
+            name="next_best_action",
+            headers={"Authorization": f"Bearer {KEY}"},
+            catch_response=True,
+        ) as answer:
             if answer.status_code != 200:
                 answer.failure(f"status {answer.status_code}")

@@ -26,29 +26,36 @@ def case_pool(n: int, seed: int = 0) -> pd.DataFrame:
     loan = np.datetime64("2020-01-01") + rng.integers(0, 1000, n).astype("timedelta64[D]")
     overdue = loan + rng.integers(30, 600, n).astype("timedelta64[D]")
     style = rng.integers(0, 3, n)
-    amount_text = np.where(style == 0, np.char.mod("%.2f", principal),
-                           np.where(style == 1, np.char.mod("¥%.2f", principal), np.char.mod("%.1f", principal)))
+    amount_text = np.where(
+        style == 0,
+        np.char.mod("%.2f", principal),
+        np.where(style == 1, np.char.mod("¥%.2f", principal), np.char.mod("%.1f", principal)),
+    )
     loan_text = np.datetime_as_string(loan, unit="D")
     loan_text = np.where(style == 1, np.char.replace(loan_text, "-", "/"), loan_text)
-    return pd.DataFrame({
-        "case_id": np.char.add("P", np.arange(n).astype(str)),
-        "creditor": rng.choice(np.array(["华夏安和银行信用卡中心", "安信消费金融有限公司", "闽江消费金融有限公司"]), n),
-        "product": rng.choice(np.array(["credit_card", "personal_loan", "consumer_loan", "信用卡"]), n),
-        "debtor_type": "person",
-        "debtor_name": np.char.add("测试", np.arange(n).astype(str)),
-        "id_number": ids,
-        "phone": np.where(rng.random(n) < 0.1, "", phones),
-        "province": rng.choice(np.array(["福建省", "北京市", "广东省", ""]), n),
-        "principal": amount_text,
-        "interest": np.char.mod("%.2f", np.round(principal * 0.1, 2)),
-        "penalty": "0",
-        "fees": "",
-        "annual_rate": rng.choice(np.array(["0.18", "24%", ""]), n),
-        "loan_date": loan_text,
-        "overdue_since": np.datetime_as_string(overdue, unit="D"),
-        "last_payment_date": "",
-        "court": rng.choice(np.array(["福州市鼓楼区人民法院", ""]), n),
-    })
+    return pd.DataFrame(
+        {
+            "case_id": np.char.add("P", np.arange(n).astype(str)),
+            "creditor": rng.choice(
+                np.array(["华夏安和银行信用卡中心", "安信消费金融有限公司", "闽江消费金融有限公司"]), n
+            ),
+            "product": rng.choice(np.array(["credit_card", "personal_loan", "consumer_loan", "信用卡"]), n),
+            "debtor_type": "person",
+            "debtor_name": np.char.add("测试", np.arange(n).astype(str)),
+            "id_number": ids,
+            "phone": np.where(rng.random(n) < 0.1, "", phones),
+            "province": rng.choice(np.array(["福建省", "北京市", "广东省", ""]), n),
+            "principal": amount_text,
+            "interest": np.char.mod("%.2f", np.round(principal * 0.1, 2)),
+            "penalty": "0",
+            "fees": "",
+            "annual_rate": rng.choice(np.array(["0.18", "24%", ""]), n),
+            "loan_date": loan_text,
+            "overdue_since": np.datetime_as_string(overdue, unit="D"),
+            "last_payment_date": "",
+            "court": rng.choice(np.array(["福州市鼓楼区人民法院", ""]), n),
+        }
+    )
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:

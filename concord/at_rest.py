@@ -66,19 +66,42 @@ def personal_data_places(settings: Settings) -> list[Place]:
         return make_url(url).render_as_string(hide_password=True)
 
     return [
-        Place("case ledger", "debtor names, masked ID numbers and phones, pseudonyms, amounts, histories",
-              ledger_file, str(ledger_file) if ledger_file else server(settings.database_url)),
-        Place("pseudonym key", "the secret that links a pseudonym to its ID number or phone",
-              None if settings.configured_pseudonym_key else settings.key_file,
-              "CONCORD_PSEUDONYM_KEY" if settings.configured_pseudonym_key else str(settings.key_file)),
-        Place("import reports and rejected rows", "rejected rows as the bank sent them: names, ID numbers, phones",
-              home / "imports", str(home / "imports")),
-        Place("demo worlds", "synthetic case pools in the contract shapes (raw identifiers, made up)",
-              home / "demo", str(home / "demo")),
-        Place("feature store", "features by debtor pseudonym: offline parquet, registry, online store",
-              home / "features", str(home / "features")),
-        Place("MLflow runs and registry", "metrics, training-set figures, holdout rows by pseudonym",
-              mlflow_file, str(mlflow_file) if mlflow_file else server(tracking)),
+        Place(
+            "case ledger",
+            "debtor names, masked ID numbers and phones, pseudonyms, amounts, histories",
+            ledger_file,
+            str(ledger_file) if ledger_file else server(settings.database_url),
+        ),
+        Place(
+            "pseudonym key",
+            "the secret that links a pseudonym to its ID number or phone",
+            None if settings.configured_pseudonym_key else settings.key_file,
+            "CONCORD_PSEUDONYM_KEY" if settings.configured_pseudonym_key else str(settings.key_file),
+        ),
+        Place(
+            "import reports and rejected rows",
+            "rejected rows as the bank sent them: names, ID numbers, phones",
+            home / "imports",
+            str(home / "imports"),
+        ),
+        Place(
+            "demo worlds",
+            "synthetic case pools in the contract shapes (raw identifiers, made up)",
+            home / "demo",
+            str(home / "demo"),
+        ),
+        Place(
+            "feature store",
+            "features by debtor pseudonym: offline parquet, registry, online store",
+            home / "features",
+            str(home / "features"),
+        ),
+        Place(
+            "MLflow runs and registry",
+            "metrics, training-set figures, holdout rows by pseudonym",
+            mlflow_file,
+            str(mlflow_file) if mlflow_file else server(tracking),
+        ),
         Place("MLflow artifacts", "models, plots and reports", home / "mlartifacts", str(home / "mlartifacts")),
         _service_store(settings),
     ]
@@ -92,8 +115,12 @@ def _service_store(settings: Settings) -> Place:
     url = audit_url(settings)
     path = sqlite_file(url)
     where = str(path) if path else make_url(url).render_as_string(hide_password=True)
-    return Place("service's store", "API key hashes, the audit trail and decisions: case ids, pseudonymised "
-                 "feature values, recommendations", path, where)
+    return Place(
+        "service's store",
+        "API key hashes, the audit trail and decisions: case ids, pseudonymised feature values, recommendations",
+        path,
+        where,
+    )
 
 
 @dataclass(frozen=True)
@@ -107,8 +134,10 @@ class ModeProblem:
     def sentence(self) -> str:
         """One sentence naming the path, its mode and the command that fixes it."""
         kind, wanted = ("folder", "700") if self.folder else ("file", "600")
-        return (f"{kind} {self.path} has mode {self.mode:04o}, readable by others than its owner: "
-                f"run chmod {wanted} '{self.path}'.")
+        return (
+            f"{kind} {self.path} has mode {self.mode:04o}, readable by others than its owner: "
+            f"run chmod {wanted} '{self.path}'."
+        )
 
 
 def _walk(root: Path) -> Iterator[Path]:

@@ -102,8 +102,7 @@ def _plain(value: Any) -> Any:
 def canonical(value: Any) -> str:
     """Canonical JSON: sorted keys, no spaces, UTF-8 text; dates ISO, decimals as strings.
     Floats that are not finite are refused (JSON has no NaN)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False, default=_plain)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_plain)
 
 
 def record_hash(prev_hash: str, fields: dict[str, Any]) -> str:
@@ -111,11 +110,26 @@ def record_hash(prev_hash: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical(fields)).encode("utf-8")).hexdigest()
 
 
-def _fields(seq: int, created_at: dt.datetime, kind: str, decision_id: str | None, case_id: str | None,
-            creditor: str | None, actor: str | None, payload: str) -> dict[str, Any]:
-    return {"seq": seq, "created_at": created_at.astimezone(dt.UTC).isoformat(), "kind": kind,
-            "decision_id": decision_id, "case_id": case_id, "creditor": creditor, "actor": actor,
-            "payload": payload}
+def _fields(
+    seq: int,
+    created_at: dt.datetime,
+    kind: str,
+    decision_id: str | None,
+    case_id: str | None,
+    creditor: str | None,
+    actor: str | None,
+    payload: str,
+) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "created_at": created_at.astimezone(dt.UTC).isoformat(),
+        "kind": kind,
+        "decision_id": decision_id,
+        "case_id": case_id,
+        "creditor": creditor,
+        "actor": actor,
+        "payload": payload,
+    }
 
 
 def _take_writer_lock(connection: Connection) -> None:
@@ -147,9 +161,17 @@ def _last(connection: Connection) -> tuple[int, str] | None:
     return (int(row[0]), str(row[1])) if row is not None else None
 
 
-def append(connection: Connection, kind: str, payload: dict[str, Any], *, decision_id: str | None = None,
-           case_id: str | None = None, creditor: str | None = None, actor: str | None = None,
-           at: dt.datetime | None = None) -> tuple[int, str]:
+def append(
+    connection: Connection,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    decision_id: str | None = None,
+    case_id: str | None = None,
+    creditor: str | None = None,
+    actor: str | None = None,
+    at: dt.datetime | None = None,
+) -> tuple[int, str]:
     """Append one record to the chain in ``connection``'s transaction; return its (seq, hash).
 
     Call it first in a transaction, or after the transaction's first write (on SQLite a
@@ -166,9 +188,21 @@ def append(connection: Connection, kind: str, payload: dict[str, Any], *, decisi
     text = canonical(payload)
     fields = _fields(seq, created_at, kind, decision_id, case_id, creditor, actor, text)
     digest = record_hash(prev_hash, fields)
-    connection.execute(statements.add_record, {
-        "seq": seq, "created_at": created_at, "kind": kind, "decision_id": decision_id, "case_id": case_id,
-        "creditor": creditor, "actor": actor, "payload": text, "prev_hash": prev_hash, "hash": digest})
+    connection.execute(
+        statements.add_record,
+        {
+            "seq": seq,
+            "created_at": created_at,
+            "kind": kind,
+            "decision_id": decision_id,
+            "case_id": case_id,
+            "creditor": creditor,
+            "actor": actor,
+            "payload": text,
+            "prev_hash": prev_hash,
+            "hash": digest,
+        },
+    )
     return seq, digest
 
 
@@ -197,17 +231,27 @@ def verify(engine: Engine, *, chunk: int = 5000) -> Verification:
         last_seq = 0
         while True:
             rows = connection.execute(
-                select(records).where(records.c.seq > last_seq).order_by(records.c.seq).limit(chunk)).all()
+                select(records).where(records.c.seq > last_seq).order_by(records.c.seq).limit(chunk)
+            ).all()
             if not rows:
                 break
             for row in rows:
                 if row.seq != expected_seq:
-                    return Verification(False, count, row.seq,
-                                        f"expected seq {expected_seq} next, found {row.seq} (records missing)")
+                    return Verification(
+                        False, count, row.seq, f"expected seq {expected_seq} next, found {row.seq} (records missing)"
+                    )
                 if row.prev_hash != expected_prev:
                     return Verification(False, count, row.seq, "its prev_hash is not the previous record's hash")
-                fields = _fields(row.seq, row.created_at, row.kind, row.decision_id, row.case_id,
-                                 row.creditor, row.actor, row.payload)
+                fields = _fields(
+                    row.seq,
+                    row.created_at,
+                    row.kind,
+                    row.decision_id,
+                    row.case_id,
+                    row.creditor,
+                    row.actor,
+                    row.payload,
+                )
                 if record_hash(row.prev_hash, fields) != row.hash:
                     return Verification(False, count, row.seq, "its content does not match its hash (altered)")
                 expected_prev, expected_seq, count = row.hash, row.seq + 1, count + 1
@@ -230,19 +274,27 @@ class Entry:
     hash: str
 
 
-def records(engine: Engine, *, kind: str | None = None, case_id: str | None = None,
-            decision_id: str | None = None, creditor: str | None = None, limit: int = 100) -> list[Entry]:
+def records(
+    engine: Engine,
+    *,
+    kind: str | None = None,
+    case_id: str | None = None,
+    decision_id: str | None = None,
+    creditor: str | None = None,
+    limit: int = 100,
+) -> list[Entry]:
     """The latest ``limit`` records matching every filter given, oldest first."""
     table_ = table(AuditRecord)
     query = select(table_).order_by(table_.c.seq.desc()).limit(limit)
-    for column, value in (("kind", kind), ("case_id", case_id), ("decision_id", decision_id),
-                          ("creditor", creditor)):
+    for column, value in (("kind", kind), ("case_id", case_id), ("decision_id", decision_id), ("creditor", creditor)):
         if value is not None:
             query = query.where(table_.c[column] == value)
     with engine.connect() as connection:
         rows = connection.execute(query).all()
-    return [Entry(r.seq, r.created_at, r.kind, r.decision_id, r.case_id, r.creditor, r.actor,
-                  json.loads(r.payload), r.hash) for r in reversed(rows)]
+    return [
+        Entry(r.seq, r.created_at, r.kind, r.decision_id, r.case_id, r.creditor, r.actor, json.loads(r.payload), r.hash)
+        for r in reversed(rows)
+    ]
 
 
 def iter_payloads(engine: Engine, kind: str, *, after_seq: int = 0, chunk: int = 5000) -> Iterator[Entry]:
@@ -250,25 +302,62 @@ def iter_payloads(engine: Engine, kind: str, *, after_seq: int = 0, chunk: int =
     table_ = table(AuditRecord)
     with engine.connect() as connection:
         while True:
-            rows = connection.execute(select(table_).where(table_.c.kind == kind, table_.c.seq > after_seq)
-                                      .order_by(table_.c.seq).limit(chunk)).all()
+            rows = connection.execute(
+                select(table_)
+                .where(table_.c.kind == kind, table_.c.seq > after_seq)
+                .order_by(table_.c.seq)
+                .limit(chunk)
+            ).all()
             if not rows:
                 return
             for r in rows:
-                yield Entry(r.seq, r.created_at, r.kind, r.decision_id, r.case_id, r.creditor, r.actor,
-                            json.loads(r.payload), r.hash)
+                yield Entry(
+                    r.seq,
+                    r.created_at,
+                    r.kind,
+                    r.decision_id,
+                    r.case_id,
+                    r.creditor,
+                    r.actor,
+                    json.loads(r.payload),
+                    r.hash,
+                )
             after_seq = rows[-1].seq
 
 
-def record_decision(connection: Connection, *, decision_id: str, case_id: str, creditor: str, court: str | None,
-                    stage: str, action: str, sensitive: bool, risk_flags: str | None = None,
-                    mediator: str | None = None, at: dt.datetime | None = None) -> str:
+def record_decision(
+    connection: Connection,
+    *,
+    decision_id: str,
+    case_id: str,
+    creditor: str,
+    court: str | None,
+    stage: str,
+    action: str,
+    sensitive: bool,
+    risk_flags: str | None = None,
+    mediator: str | None = None,
+    at: dt.datetime | None = None,
+) -> str:
     """Insert the current state of a new recommendation; return its approval: ``pending`` for a
     sensitive action (a supervisor must approve or override it), else ``not_required``."""
     approval = "pending" if sensitive else "not_required"
-    connection.execute(_statements().add_decision, {
-        "decision_id": decision_id, "case_id": case_id, "creditor": creditor, "court": court, "stage": stage,
-        "action": action, "sensitive": sensitive, "approval": approval,
-        "final_action": None if sensitive else action, "risk_flags": risk_flags or None, "mediator": mediator,
-        "created_at": at or utcnow(), "reviewed_at": None})
+    connection.execute(
+        _statements().add_decision,
+        {
+            "decision_id": decision_id,
+            "case_id": case_id,
+            "creditor": creditor,
+            "court": court,
+            "stage": stage,
+            "action": action,
+            "sensitive": sensitive,
+            "approval": approval,
+            "final_action": None if sensitive else action,
+            "risk_flags": risk_flags or None,
+            "mediator": mediator,
+            "created_at": at or utcnow(),
+            "reviewed_at": None,
+        },
+    )
     return approval

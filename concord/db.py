@@ -63,8 +63,12 @@ class Checkpointer:
     not. ``span(name)``, when given, is a context manager timing each checkpoint (the service's probe).
     """
 
-    def __init__(self, engine: Engine, interval: float = 1.0,
-                 span: Callable[[str], contextlib.AbstractContextManager[object]] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        interval: float = 1.0,
+        span: Callable[[str], contextlib.AbstractContextManager[object]] | None = None,
+    ) -> None:
         self.path = engine.url.database or ""
         self.interval = interval
         self.span = span
@@ -72,8 +76,9 @@ class Checkpointer:
         self._stop = threading.Event()
         event.listen(engine, "connect", _backstop)
         engine.dispose()  # connections opened before (the schema check) get the setting too
-        self._thread = threading.Thread(target=self._run, name=f"concord-checkpoint-{Path(self.path).name}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"concord-checkpoint-{Path(self.path).name}", daemon=True
+        )
 
     @classmethod
     def start_for(cls, engine: Engine, **options: Any) -> Checkpointer | None:

@@ -93,7 +93,8 @@ class Settings:
         home = Path(env.get("CONCORD_HOME") or "./var").expanduser().absolute()
         database_url = env.get("CONCORD_DATABASE_URL") or f"sqlite:///{home / 'concord.db'}"
         audit_url = env.get("CONCORD_AUDIT_URL") or (
-            f"sqlite:///{home / 'audit.db'}" if database_url.startswith("sqlite") else database_url)
+            f"sqlite:///{home / 'audit.db'}" if database_url.startswith("sqlite") else database_url
+        )
         raw_key = env.get("CONCORD_PSEUDONYM_KEY")
         synonyms = env.get("CONCORD_SYNONYMS")
         policy_dir = env.get("CONCORD_POLICY_DIR")

@@ -111,8 +111,13 @@ class BulkRedisOnlineStore(RedisOnlineStore):
     value), with the field names hashed once per batch and each distinct value serialised once.
     """
 
-    def online_write_batch(self, config: RepoConfig, table: FeatureView, data: list[Row],  # type: ignore[override]
-                           progress: Callable[[int], Any] | None) -> None:
+    def online_write_batch(
+        self,
+        config: RepoConfig,
+        table: FeatureView,
+        data: list[Row],  # type: ignore[override]
+        progress: Callable[[int], Any] | None,
+    ) -> None:
         store_config = config.online_store
         client = self._get_client(store_config)
         view_name = _versioned_fv_name(table, config)
@@ -161,18 +166,25 @@ class BulkSqliteOnlineStore(SqliteOnlineStore):
     the numeric-value column go to Feast's own writer.
     """
 
-    def online_write_batch(self, config: RepoConfig, table: FeatureView, data: list[Row],  # type: ignore[override]
-                           progress: Callable[[int], Any] | None) -> None:
+    def online_write_batch(
+        self,
+        config: RepoConfig,
+        table: FeatureView,
+        data: list[Row],  # type: ignore[override]
+        progress: Callable[[int], Any] | None,
+    ) -> None:
         store_config = config.online_store
         if store_config.vector_enabled or getattr(store_config, "enable_openai_compatible_store", False):
             super().online_write_batch(config, table, data, progress)
             return
         conn = self._get_conn(config)
         name = _quote_id(_table_id(config.project, table, config.registry.enable_online_feature_view_versioning))
-        upsert = (f"INSERT INTO {name} (entity_key, feature_name, value, value_text, event_ts, created_ts) "
-                  "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, feature_name) DO UPDATE SET "
-                  "value = excluded.value, value_text = excluded.value_text, event_ts = excluded.event_ts, "
-                  "created_ts = excluded.created_ts;")
+        upsert = (
+            f"INSERT INTO {name} (entity_key, feature_name, value, value_text, event_ts, created_ts) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, feature_name) DO UPDATE SET "
+            "value = excluded.value, value_text = excluded.value_text, event_ts = excluded.event_ts, "
+            "created_ts = excluded.created_ts;"
+        )
         version = config.entity_key_serialization_version
         blobs: dict[int, tuple[bytes, str | None]] = {}
         # the adapter Feast registers for datetimes (epoch seconds), applied once per entity
@@ -245,8 +257,11 @@ class OnlineWriter:
 
     def parallel(self, rows: int) -> bool:
         """Whether ``rows`` entities are written by the worker processes."""
-        return (self.workers > 1 and rows >= PARALLEL_MIN_ENTITIES
-                and isinstance(self.store.config.online_store, RedisOnlineStoreConfig))
+        return (
+            self.workers > 1
+            and rows >= PARALLEL_MIN_ENTITIES
+            and isinstance(self.store.config.online_store, RedisOnlineStoreConfig)
+        )
 
     def write(self, view: FeatureView, table: pa.Table) -> int:
         """Write ``table`` (one row per entity) for ``view``; returns the rows written."""
@@ -260,8 +275,12 @@ class OnlineWriter:
             ipc.write_table(table)
         try:
             step = -(-table.num_rows // self.workers)
-            futures = [self._pool.submit(_worker_write, str(self.store.repo_path), self.store.config, view.name,
-                                         str(path), start, step) for start in range(0, table.num_rows, step)]
+            futures = [
+                self._pool.submit(
+                    _worker_write, str(self.store.repo_path), self.store.config, view.name, str(path), start, step
+                )
+                for start in range(0, table.num_rows, step)
+            ]
             return int(np.sum([future.result() for future in futures]))
         finally:
             path.unlink(missing_ok=True)

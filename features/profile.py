@@ -108,23 +108,47 @@ def find_case(engine: Engine, case_id: str, creditor: str | None = None) -> dict
 
 def _ledger_history(engine: Engine, case: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     with engine.connect() as conn:
-        events = [dict(r._mapping) for r in conn.execute(text(
-            "SELECT at, action, actor, outcome, CAST(amount AS FLOAT) AS amount FROM events "
-            "WHERE case_pk = :pk ORDER BY at DESC, id DESC"), {"pk": case["case_pk"]}).fetchmany(HISTORY_EVENTS)]
+        events = [
+            dict(r._mapping)
+            for r in conn.execute(
+                text(
+                    "SELECT at, action, actor, outcome, CAST(amount AS FLOAT) AS amount FROM events "
+                    "WHERE case_pk = :pk ORDER BY at DESC, id DESC"
+                ),
+                {"pk": case["case_pk"]},
+            ).fetchmany(HISTORY_EVENTS)
+        ]
         checks: list[dict[str, Any]] = []
         others = 0
         if case["debtor_key"]:
-            checks = [dict(r._mapping) for r in conn.execute(text(
-                "SELECT checked_at, phone_status, repaired_numbers, repair_source FROM contact_checks "
-                "WHERE debtor_key = :key ORDER BY checked_at DESC"),
-                {"key": case["debtor_key"]}).fetchmany(CONTACT_CHECKS_SHOWN)]
-            others = int(conn.execute(text("SELECT COUNT(*) FROM cases WHERE debtor_key = :key AND id <> :pk"),
-                                      {"key": case["debtor_key"], "pk": case["case_pk"]}).scalar_one())
+            checks = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    text(
+                        "SELECT checked_at, phone_status, repaired_numbers, repair_source FROM contact_checks "
+                        "WHERE debtor_key = :key ORDER BY checked_at DESC"
+                    ),
+                    {"key": case["debtor_key"]},
+                ).fetchmany(CONTACT_CHECKS_SHOWN)
+            ]
+            others = int(
+                conn.execute(
+                    text("SELECT COUNT(*) FROM cases WHERE debtor_key = :key AND id <> :pk"),
+                    {"key": case["debtor_key"], "pk": case["case_pk"]},
+                ).scalar_one()
+            )
     return events, checks, others
 
 
-def debtor_profile(settings: Settings, case_id: str, creditor: str | None = None, *, engine: Engine | None = None,
-                   store: Any = None, project: str | None = None) -> DebtorProfile:
+def debtor_profile(
+    settings: Settings,
+    case_id: str,
+    creditor: str | None = None,
+    *,
+    engine: Engine | None = None,
+    store: Any = None,
+    project: str | None = None,
+) -> DebtorProfile:
     """Assemble the profile of the case's debtor from the ledger and the online store.
 
     Raises:
@@ -152,16 +176,24 @@ def debtor_profile(settings: Settings, case_id: str, creditor: str | None = None
         online = online_features(settings, [row], SETTLEMENT_V1, store=fs, **kwargs)
         features = {name: values[0] for name, values in online.items()}
     except Exception as error:  # the profile still shows the ledger's facts without features
-        notes.append(f"online features unavailable ({type(error).__name__}); run `concord features build`, "
-                     "`apply` and `materialize`.")
+        notes.append(
+            f"online features unavailable ({type(error).__name__}); run `concord features build`, "
+            "`apply` and `materialize`."
+        )
     as_of = built_as_of(settings)
     if features and _missing(features.get("attempts_total")):
         notes.append("this case has no online features yet (not materialised).")
     for name in ("debtor_key",):
         case.pop(name, None)
-    return DebtorProfile(case=case, features=features, contact_checks=checks, events=events, other_cases=others,
-                         online_as_of=as_of.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if as_of else None,
-                         notes=notes)
+    return DebtorProfile(
+        case=case,
+        features=features,
+        contact_checks=checks,
+        events=events,
+        other_cases=others,
+        online_as_of=as_of.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if as_of else None,
+        notes=notes,
+    )
 
 
 def _fmt(value: Any, unit: str = "", places: int = 0) -> str:
@@ -191,8 +223,11 @@ def render(profile: DebtorProfile) -> Group:
         ("product 业务类型", c["product"]),
         ("creditor type", c["creditor_kind"]),
         ("province 省份", c.get("province") or "-"),
-        ("claim 债权", f"{total:,.2f} CNY = principal {c['principal']:,.2f} + interest {c['interest']:,.2f}"
-                       f" + penalty {c['penalty']:,.2f} + fees {c['fees']:,.2f}"),
+        (
+            "claim 债权",
+            f"{total:,.2f} CNY = principal {c['principal']:,.2f} + interest {c['interest']:,.2f}"
+            f" + penalty {c['penalty']:,.2f} + fees {c['fees']:,.2f}",
+        ),
         ("overdue since 逾期日期", f"{c['overdue_since']} ({_fmt(f.get('days_past_due'), ' days', 0)} past due)"),
         ("in scope", "yes" if c["in_scope"] else f"no ({c.get('flags') or 'out_of_scope'})"),
         ("stage (from events)", f"{f.get('stage') or '-'}"),
@@ -205,39 +240,56 @@ def render(profile: DebtorProfile) -> Group:
         reach.add_column(column)
     for channel in CHANNELS:
         success = "found" if channel == "repair" else "reached"
-        reach.add_row(channel,
-                      " / ".join(_fmt(f.get(f"{channel}_attempts_{w}d")) for w in (1, 7, 30)),
-                      " / ".join(_fmt(f.get(f"{channel}_{success}_{w}d")) for w in (1, 7, 30)))
+        reach.add_row(
+            channel,
+            " / ".join(_fmt(f.get(f"{channel}_attempts_{w}d")) for w in (1, 7, 30)),
+            " / ".join(_fmt(f.get(f"{channel}_{success}_{w}d")) for w in (1, 7, 30)),
+        )
     summary = Table(show_header=False, box=None)
     summary.add_column(style="bold")
     summary.add_column()
     last_status = next((s for s in ("active", "suspended", "vacant", "unknown") if f.get(f"last_status_{s}") == 1), "-")
     for label, value in (
         ("attempts / reached so far", f"{_fmt(f.get('attempts_total'))} / {_fmt(f.get('reached_total'))}"),
-        ("last reached", f"{_epoch_local(f.get('last_reached_ts'))} "
-                         f"({_fmt(f.get('days_since_last_reached'), ' days ago', 0)})"),
+        (
+            "last reached",
+            f"{_epoch_local(f.get('last_reached_ts'))} ({_fmt(f.get('days_since_last_reached'), ' days ago', 0)})",
+        ),
         ("last attempt", _epoch_local(f.get("last_attempt_ts"))),
-        ("phone checks 号码检测", f"{_fmt(f.get('checks_total'))} (active {_fmt(f.get('checks_active'))}, "
-                               f"suspended {_fmt(f.get('checks_suspended'))}, vacant {_fmt(f.get('checks_vacant'))})"),
+        (
+            "phone checks 号码检测",
+            f"{_fmt(f.get('checks_total'))} (active {_fmt(f.get('checks_active'))}, "
+            f"suspended {_fmt(f.get('checks_suspended'))}, vacant {_fmt(f.get('checks_vacant'))})",
+        ),
         ("last phone status", last_status),
-        ("repairs 失联修复", f"{_fmt(f.get('repair_successes'))} successful, "
-                          f"{_fmt(f.get('repaired_numbers_total'))} numbers found"),
-        ("promises / disputes / opt-outs", f"{_fmt(f.get('promises_total'))} / {_fmt(f.get('disputed_total'))} / "
-                                          f"{_fmt(f.get('opted_out_total'))}"),
+        (
+            "repairs 失联修复",
+            f"{_fmt(f.get('repair_successes'))} successful, {_fmt(f.get('repaired_numbers_total'))} numbers found",
+        ),
+        (
+            "promises / disputes / opt-outs",
+            f"{_fmt(f.get('promises_total'))} / {_fmt(f.get('disputed_total'))} / {_fmt(f.get('opted_out_total'))}",
+        ),
     ):
         summary.add_row(label, value)
     checks = Table(title="Latest phone checks", title_justify="left")
     for column in ("checked (Shanghai)", "status", "repaired numbers", "source"):
         checks.add_column(column)
     for row in profile.contact_checks:
-        checks.add_row(_local(row["checked_at"]), row["phone_status"], str(row["repaired_numbers"]),
-                       row.get("repair_source") or "-")
+        checks.add_row(
+            _local(row["checked_at"]),
+            row["phone_status"],
+            str(row["repaired_numbers"]),
+            row.get("repair_source") or "-",
+        )
 
     capacity = Table(title="Repayment capacity 还款能力", show_header=False, title_justify="left")
     capacity.add_column(style="bold")
     capacity.add_column()
-    employment = next((e for e in ("employed", "self_employed", "unemployed", "retired", "unknown")
-                       if f.get(f"employment_{e}") == 1), "-")
+    employment = next(
+        (e for e in ("employed", "self_employed", "unemployed", "retired", "unknown") if f.get(f"employment_{e}") == 1),
+        "-",
+    )
     for label, value in (
         ("snapshot of", _epoch_local(f.get("capacity_as_of_ts"))[:10]),
         ("monthly income 月收入", _fmt(f.get("monthly_income"), " CNY", 2)),
@@ -264,20 +316,24 @@ def render(profile: DebtorProfile) -> Group:
     ):
         lit.add_row(label, value)
     if profile.pre_check_write_off:
-        lit.add_row("[bold red]预查废 signal[/]",
-                    "[red]enforcement terminated for want of assets: consider a pre-check write-off "
-                    "certificate instead of litigation[/]")
+        lit.add_row(
+            "[bold red]预查废 signal[/]",
+            "[red]enforcement terminated for want of assets: consider a pre-check write-off "
+            "certificate instead of litigation[/]",
+        )
 
     history = Table(title=f"Last {HISTORY_EVENTS} events 处置记录", title_justify="left")
     for column in ("at (Shanghai)", "action", "actor", "outcome", "amount CNY"):
         history.add_column(column)
     for event in profile.events:
-        history.add_row(_local(event["at"]), event["action"], event["actor"], event["outcome"],
-                        _fmt(event.get("amount"), "", 2))
+        history.add_row(
+            _local(event["at"]), event["action"], event["actor"], event["outcome"], _fmt(event.get("amount"), "", 2)
+        )
 
     parts: list[Any] = [head, reach, summary, checks, capacity, lit, history]
-    footer = (f"features as of {profile.online_as_of} (Asia/Shanghai)" if profile.online_as_of
-              else "features never built")
+    footer = (
+        f"features as of {profile.online_as_of} (Asia/Shanghai)" if profile.online_as_of else "features never built"
+    )
     parts.append(footer)
     parts.extend(f"note: {note}" for note in profile.notes)
     return Group(*parts)

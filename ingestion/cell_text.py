@@ -59,9 +59,15 @@ def _column_text(column: pa.ChunkedArray) -> np.ndarray:
     zones, lists, ...) goes per value.
     """
     kind = column.type
-    if (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_boolean(kind)
-            or pa.types.is_integer(kind) and _below(column, 1e15)
-            or pa.types.is_decimal(kind) and 0 <= kind.scale <= 6):
+    if (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_integer(kind)
+        and _below(column, 1e15)
+        or pa.types.is_decimal(kind)
+        and 0 <= kind.scale <= 6
+    ):
         return pc.fill_null(pc.cast(column, pa.string()), "").to_numpy(zero_copy_only=False)
     if pa.types.is_date32(kind):
         days = pc.min_max(column.cast(pa.int32()))
@@ -105,8 +111,9 @@ def _double_text(column: pa.ChunkedArray) -> np.ndarray:
     shortest = pc.cast(pa.array(rounded), pa.string())
     point = pc.find_substring(shortest, ".")
     decimals = pc.subtract(pc.utf8_length(shortest), pc.add(point, 1))
-    plain = pc.and_(pc.and_(pc.invert(pc.match_substring(shortest, "e")), pc.greater_equal(point, 0)),
-                    pc.less_equal(decimals, 9)).to_numpy(zero_copy_only=False) & (np.abs(rounded) >= 1e-4)
+    plain = pc.and_(
+        pc.and_(pc.invert(pc.match_substring(shortest, "e")), pc.greater_equal(point, 0)), pc.less_equal(decimals, 9)
+    ).to_numpy(zero_copy_only=False) & (np.abs(rounded) >= 1e-4)
     text[near[plain]] = shortest.filter(pa.array(plain)).to_numpy(zero_copy_only=False)
     rest = known & ~whole
     rest[near[plain]] = False

@@ -13,23 +13,63 @@ from typing import Literal
 from concord.vocabulary import ACTIONS, OUTCOMES
 
 Kind = Literal[
-    "string", "amount", "date", "timestamp", "enum", "int", "float", "bool", "id_number",
-    "phone", "list", "rate",
+    "string",
+    "amount",
+    "date",
+    "timestamp",
+    "enum",
+    "int",
+    "float",
+    "bool",
+    "id_number",
+    "phone",
+    "list",
+    "rate",
 ]
 
 PRODUCTS = {
-    "credit_card": "credit_card", "信用卡": "credit_card",
-    "personal_loan": "personal_loan", "个人借款": "personal_loan", "个人贷款": "personal_loan",
-    "consumer_loan": "consumer_loan", "消费贷": "consumer_loan", "消费贷款": "consumer_loan",
+    "credit_card": "credit_card",
+    "信用卡": "credit_card",
+    "personal_loan": "personal_loan",
+    "个人借款": "personal_loan",
+    "个人贷款": "personal_loan",
+    "consumer_loan": "consumer_loan",
+    "消费贷": "consumer_loan",
+    "消费贷款": "consumer_loan",
 }
-DEBTOR_TYPES = {"person": "person", "自然人": "person", "个人": "person",
-                "company": "company", "企业": "company", "公司": "company"}
-PHONE_STATUSES = {"active": "active", "正常": "active", "suspended": "suspended", "停机": "suspended",
-                  "vacant": "vacant", "空号": "vacant", "unknown": "unknown", "未知": "unknown"}
-EMPLOYMENT = {"employed": "employed", "在职": "employed", "受雇": "employed",
-              "self_employed": "self_employed", "自雇": "self_employed", "个体": "self_employed",
-              "unemployed": "unemployed", "失业": "unemployed", "无业": "unemployed",
-              "retired": "retired", "退休": "retired", "unknown": "unknown", "未知": "unknown"}
+DEBTOR_TYPES = {
+    "person": "person",
+    "自然人": "person",
+    "个人": "person",
+    "company": "company",
+    "企业": "company",
+    "公司": "company",
+}
+PHONE_STATUSES = {
+    "active": "active",
+    "正常": "active",
+    "suspended": "suspended",
+    "停机": "suspended",
+    "vacant": "vacant",
+    "空号": "vacant",
+    "unknown": "unknown",
+    "未知": "unknown",
+}
+EMPLOYMENT = {
+    "employed": "employed",
+    "在职": "employed",
+    "受雇": "employed",
+    "self_employed": "self_employed",
+    "自雇": "self_employed",
+    "个体": "self_employed",
+    "unemployed": "unemployed",
+    "失业": "unemployed",
+    "无业": "unemployed",
+    "retired": "retired",
+    "退休": "retired",
+    "unknown": "unknown",
+    "未知": "unknown",
+}
 
 
 class ContractError(Exception):

@@ -63,19 +63,29 @@ def open_text(path: Path, table: Table, lookup: Mapping[str, str], chunk_rows: i
         footer = footer_length(_tail_records(path, dialect, ends, header_records, records), choice.columns, table)
         if footer:
             skipped.append(Skipped(records - footer + 1, records, FOOTER))
-        ranges = _csv_ranges(path, dialect.encoding, dialect.delimiter, width, chunk_rows, ends, header_records,
-                             records - footer)
+        ranges = _csv_ranges(
+            path, dialect.encoding, dialect.delimiter, width, chunk_rows, ends, header_records, records - footer
+        )
 
     def bodies() -> Iterator[pd.DataFrame]:
         return _sequential_chunks(path, dialect.encoding, dialect.delimiter, width, chunk_rows, header_records)
 
     total = records if records is not None else _count_lines(path, dialect.encoding)
-    return Layout(choice.cells, header_records, bodies, max(total - header_records, 0), dialect.description,
-                  encoding=dialect.encoding, skipped=skipped, csv_ranges=ranges)
+    return Layout(
+        choice.cells,
+        header_records,
+        bodies,
+        max(total - header_records, 0),
+        dialect.description,
+        encoding=dialect.encoding,
+        skipped=skipped,
+        csv_ranges=ranges,
+    )
 
 
-def _tail_records(path: Path, dialect: TextDialect, ends: np.ndarray, header_records: int,
-                  records: int) -> list[list[str]]:
+def _tail_records(
+    path: Path, dialect: TextDialect, ends: np.ndarray, header_records: int, records: int
+) -> list[list[str]]:
     """The last data records of the file (up to the footer search's rows), as cells."""
     first = max(header_records, records - FOOTER_SCAN_ROWS)
     if first >= records:
@@ -91,12 +101,14 @@ def _tail_records(path: Path, dialect: TextDialect, ends: np.ndarray, header_rec
 
 
 def _too_wide(path: Path, row: int, width: int) -> ContractError:
-    return ContractError(f"{path.name} is not a readable CSV file: row {row} has more fields than its header "
-                         f"({width}).")
+    return ContractError(
+        f"{path.name} is not a readable CSV file: row {row} has more fields than its header ({width})."
+    )
 
 
-def _sequential_chunks(path: Path, encoding: str, delimiter: str, width: int, chunk_rows: int,
-                       header_records: int) -> Iterator[pd.DataFrame]:
+def _sequential_chunks(
+    path: Path, encoding: str, delimiter: str, width: int, chunk_rows: int, header_records: int
+) -> Iterator[pd.DataFrame]:
     """The records after the header of a text file in chunks of ``chunk_rows``, read in one pass
     by pandas.
 
@@ -106,8 +118,15 @@ def _sequential_chunks(path: Path, encoding: str, delimiter: str, width: int, ch
     text there, an index, or pandas' own refusal of a record wider still, marks such a record.
     """
     try:
-        reader = pd.read_csv(path, skiprows=header_records, chunksize=chunk_rows, names=range(width + 1),
-                             encoding=encoding, sep=delimiter, **_CSV_OPTIONS)
+        reader = pd.read_csv(
+            path,
+            skiprows=header_records,
+            chunksize=chunk_rows,
+            names=range(width + 1),
+            encoding=encoding,
+            sep=delimiter,
+            **_CSV_OPTIONS,
+        )
         before = header_records + 1  # the spreadsheet row of the first record read
         for chunk in reader:
             if not isinstance(chunk.index, pd.RangeIndex):
@@ -122,8 +141,10 @@ def _sequential_chunks(path: Path, encoding: str, delimiter: str, width: int, ch
     except pd.errors.ParserError as error:
         found = re.search(r"Expected \d+ fields in line (\d+), saw (\d+)", str(error))
         if found:
-            raise ContractError(f"{path.name} is not a readable CSV file: line {found[1]} has {found[2]} fields, "
-                                f"more than its header ({width}).") from error
+            raise ContractError(
+                f"{path.name} is not a readable CSV file: line {found[1]} has {found[2]} fields, "
+                f"more than its header ({width})."
+            ) from error
         raise _unreadable(path, error) from error
 
 
@@ -139,8 +160,9 @@ def _read_csv_range(part: CsvRange) -> pd.DataFrame:
     if wide is not None:
         raise _too_wide(part.path, part.first_row + wide, part.width)
     try:
-        body = pd.read_csv(io.BytesIO(data), names=range(part.width), encoding=part.encoding, sep=part.delimiter,
-                           **_CSV_OPTIONS)
+        body = pd.read_csv(
+            io.BytesIO(data), names=range(part.width), encoding=part.encoding, sep=part.delimiter, **_CSV_OPTIONS
+        )
     except pd.errors.EmptyDataError:
         body = pd.DataFrame(columns=range(part.width), dtype=object)
     except pd.errors.ParserError:
@@ -166,17 +188,22 @@ def _read_csv_arrow(data: bytes, part: CsvRange) -> pd.DataFrame | None:
         table = pacsv.read_csv(
             io.BytesIO(data),
             read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=len(data) + 1),
-            parse_options=pacsv.ParseOptions(delimiter=part.delimiter, newlines_in_values=True,
-                                             ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
-                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+            parse_options=pacsv.ParseOptions(
+                delimiter=part.delimiter, newlines_in_values=True, ignore_empty_lines=False
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
         )
     except pa.ArrowInvalid:
         return None
     if part.records is not None and table.num_rows != part.records:
         return None
-    return pd.DataFrame({i: pd.arrays.ArrowStringArray(table.column(i).cast(pa.large_string()))
-                         for i in range(part.width)})
+    return pd.DataFrame(
+        {i: pd.arrays.ArrowStringArray(table.column(i).cast(pa.large_string())) for i in range(part.width)}
+    )
 
 
 def _read_csv_in_one_pass(part: CsvRange) -> pd.DataFrame:

@@ -43,8 +43,9 @@ def _header(grid: list[list[Any]], table: Table, lookup: Mapping[str, str]) -> H
     return find_header([[_cell_text(cell) for cell in row] for row in grid[:HEADER_SCAN_ROWS]], table, lookup)
 
 
-def _choose_sheet(path: Path, workbook: Any, table: Table,
-                  lookup: Mapping[str, str]) -> tuple[str, list[list[Any]], HeaderChoice]:
+def _choose_sheet(
+    path: Path, workbook: Any, table: Table, lookup: Mapping[str, str]
+) -> tuple[str, list[list[Any]], HeaderChoice]:
     """The one sheet whose header names every required column of ``table``."""
     found: dict[str, tuple[list[list[Any]], HeaderChoice]] = {}
     lacking: dict[str, list[str]] = {}
@@ -60,18 +61,24 @@ def _choose_sheet(path: Path, workbook: Any, table: Table,
         return name, grid, choice
     if found:
         names = ", ".join(f"'{name}'" for name in found)
-        raise ContractError(f"{path.name} has several sheets with the columns of the {table.name} table ({names}): "
-                            f"name the one to import with --sheet.")
+        raise ContractError(
+            f"{path.name} has several sheets with the columns of the {table.name} table ({names}): "
+            f"name the one to import with --sheet."
+        )
     if len(lacking) == 1:
         raise ContractError(lacks_sentence(path.name, table, next(iter(lacking.values()))))
-    what = "; ".join(f"sheet '{name}' lacks {', '.join(table.label(c) for c in missing)}"
-                     for name, missing in lacking.items())
-    raise ContractError(f"No sheet of {path.name} has the columns of the {table.name} table ({what}): "
-                        f"name the sheet with --sheet and check its header row.")
+    what = "; ".join(
+        f"sheet '{name}' lacks {', '.join(table.label(c) for c in missing)}" for name, missing in lacking.items()
+    )
+    raise ContractError(
+        f"No sheet of {path.name} has the columns of the {table.name} table ({what}): "
+        f"name the sheet with --sheet and check its header row."
+    )
 
 
-def open_workbook(path: Path, table: Table, lookup: Mapping[str, str], sheet: str | None, chunk_rows: int,
-                  legacy: bool = False) -> Layout:
+def open_workbook(
+    path: Path, table: Table, lookup: Mapping[str, str], sheet: str | None, chunk_rows: int, legacy: bool = False
+) -> Layout:
     """The table's sheet of a workbook: its header and rows (see :class:`~ingestion.header.Layout`).
 
     Raises:
@@ -102,10 +109,19 @@ def open_workbook(path: Path, table: Table, lookup: Mapping[str, str], sheet: st
 
     def bodies() -> Iterator[pd.DataFrame]:
         for first in range(start, len(grid), chunk_rows):
-            text = [[_cell_text(cell) for cell in row] + [""] * (width - len(row))
-                    for row in grid[first : first + chunk_rows]]
+            text = [
+                [_cell_text(cell) for cell in row] + [""] * (width - len(row))
+                for row in grid[first : first + chunk_rows]
+            ]
             yield pd.DataFrame(text, columns=range(width), dtype=object)
 
     kind = "legacy xls workbook" if legacy else "xlsx workbook"
-    return Layout(header, start, bodies, len(grid) - start, f"{kind}, sheet '{sheet}'", sheet=sheet,
-                  skipped=rows_above(choice.index))
+    return Layout(
+        header,
+        start,
+        bodies,
+        len(grid) - start,
+        f"{kind}, sheet '{sheet}'",
+        sheet=sheet,
+        skipped=rows_above(choice.index),
+    )

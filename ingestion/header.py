@@ -31,8 +31,10 @@ _SPACE = re.compile(r"\s+")
 _ENCLOSED = re.compile(r"^[\[【〔〖《<(](.+)[\]】〕〗》>)]$")
 _NOTE = re.compile(r"^(.+?)[\[【〔〖(][^\[\]【】〔〕〖〗()]*[\]】〕〗)]$")  # 本金(元), 身份证号【18位】
 _MARKS = "*※:："  # a required-column star, a trailing colon
-_FOOTER = re.compile(r"^(?:合计|总计|小计|共计|汇总|总额|制表|审核|复核|经办|负责人|备注|说明|注:|打印|导出|截至"
-                     r"|数据截至|(?:grand)?total(?![a-z0-9])|subtotal(?![a-z0-9]))")
+_FOOTER = re.compile(
+    r"^(?:合计|总计|小计|共计|汇总|总额|制表|审核|复核|经办|负责人|备注|说明|注:|打印|导出|截至"
+    r"|数据截至|(?:grand)?total(?![a-z0-9])|subtotal(?![a-z0-9]))"
+)
 
 
 def header_key(cell: str) -> str:
@@ -53,8 +55,12 @@ def header_lookup(table: Table, spellings: Mapping[str, Sequence[str]] | None = 
     aliases, and the configured spellings (contract column -> header spellings)."""
     lookup: dict[str, str] = {}
     for column in table.columns:
-        for spelling in (column.name, column.name.replace("_", ""), column.alias,
-                         *(spellings or {}).get(column.name, ())):
+        for spelling in (
+            column.name,
+            column.name.replace("_", ""),
+            column.alias,
+            *(spellings or {}).get(column.name, ()),
+        ):
             lookup.setdefault(header_key(spelling), column.name)
     return lookup
 
@@ -128,7 +134,8 @@ def map_header(header: Sequence[str], table: Table, lookup: Mapping[str, str], f
         if name in seen:
             first, second = column_letter(seen[name]), column_letter(position)
             raise ContractError(
-                f"Column {table.label(name)} appears twice in {file_name} (columns {first} and {second}).")
+                f"Column {table.label(name)} appears twice in {file_name} (columns {first} and {second})."
+            )
         seen[name] = position
         mapped.positions[position] = name
         mapped.source[name] = cell.strip()

@@ -18,8 +18,10 @@ from ingestion.parsing import Parsed, _no_errors, _with_errors
 _ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
 _ID_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
 _SCIENTIFIC = r"[-+]?\d+(?:\.\d*)?[eE][-+]?\d+"
-LOST_DIGITS = ("was turned into a number by Excel, which kept only its first digits (like 4.10102E+17): "
-               "format the column as text in Excel and export it again")
+LOST_DIGITS = (
+    "was turned into a number by Excel, which kept only its first digits (like 4.10102E+17): "
+    "format the column as text in Excel and export it again"
+)
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
@@ -72,9 +74,11 @@ def parse_id_number(column: pd.Series, today: dt.date | None = None) -> Parsed:
         raw = _digits(text.iloc[rows].tolist())
         valid = _checksum_ok(raw)
         impossible, future = _birth_dates(raw, today or dt.date.today())
-        for faulty, reason in ((~valid, "fails the ID number checksum"),
-                               (valid & impossible, "has a birth date that does not exist"),
-                               (valid & future, "has a birth date in the future")):
+        for faulty, reason in (
+            (~valid, "fails the ID number checksum"),
+            (valid & impossible, "has a birth date that does not exist"),
+            (valid & future, "has a birth date in the future"),
+        ):
             if faulty.any():
                 mask = np.zeros(len(text), dtype=bool)
                 mask[rows] = faulty

@@ -87,9 +87,17 @@ def import_file(
     opened = read_table(path, table, sheet=sheet, header_spellings=synonyms.headers)
     today = today or dt.datetime.now(ZoneInfo(SHANGHAI)).date()
     secret = settings.pseudonym_key()
-    report = ImportReport(table=table.name, source=path.name, sheet=opened.sheet, batch_id=None,
-                          ignored_columns=opened.ignored_columns, encoding=opened.encoding, detected=opened.described,
-                          header_row=opened.header_row, skipped_rows=opened.skipped)
+    report = ImportReport(
+        table=table.name,
+        source=path.name,
+        sheet=opened.sheet,
+        batch_id=None,
+        ignored_columns=opened.ignored_columns,
+        encoding=opened.encoding,
+        detected=opened.described,
+        header_row=opened.header_row,
+        skipped_rows=opened.skipped,
+    )
     if received_at == "now":
         received_at = started
     stamp = None if received_at is None else _db_values(pd.Series([pd.Timestamp(received_at)]), "timestamp")[0]
@@ -123,25 +131,52 @@ def import_file(
         try:
             # the workers keep reading while another import holds the ledger; the queue bounds them
             with ledger_write_lock(engine, wait_for_writer), _bulk_connection(engine) as conn, conn.begin():
-                batch_key = conn.execute(insert(batches).values(
-                    table_name=table.name, source_name=path.name[:255], source_sha256=digest.result(),
-                    sheet=opened.sheet, started_at=started, rows_read=0)).inserted_primary_key
+                batch_key = conn.execute(
+                    insert(batches).values(
+                        table_name=table.name,
+                        source_name=path.name[:255],
+                        source_sha256=digest.result(),
+                        sheet=opened.sheet,
+                        started_at=started,
+                        rows_read=0,
+                    )
+                ).inserted_primary_key
                 report.batch_id = int(cast(Any, batch_key)[0])  # a single-row INSERT always has one
                 while (item := work.get()) is not _DONE:
                     if item is _ABORT:
                         raise _Aborted
                     part, prepared = item
-                    account(prepared, store(conn, table, prepared, context, report.batch_id, stamp,
-                                            part.read if keep_rejected else None, opened.source_columns))
+                    account(
+                        prepared,
+                        store(
+                            conn,
+                            table,
+                            prepared,
+                            context,
+                            report.batch_id,
+                            stamp,
+                            part.read if keep_rejected else None,
+                            opened.source_columns,
+                        ),
+                    )
                 _restore_indexes(conn, context)
                 report.imported = report.inserted + report.updated
                 report.rejections.sort(key=lambda r: r.row)
                 report.rejected = len(report.rejections)
                 report.flags = flag_counts
                 report.flagged = sum(flag_counts.values())
-                conn.execute(update(batches).where(batches.c.id == report.batch_id).values(
-                    finished_at=dt.datetime.now(dt.UTC), rows_read=report.rows_read, imported=report.imported,
-                    unchanged=report.unchanged, rejected=report.rejected, flagged=report.flagged))
+                conn.execute(
+                    update(batches)
+                    .where(batches.c.id == report.batch_id)
+                    .values(
+                        finished_at=dt.datetime.now(dt.UTC),
+                        rows_read=report.rows_read,
+                        imported=report.imported,
+                        unchanged=report.unchanged,
+                        rejected=report.rejected,
+                        flagged=report.flagged,
+                    )
+                )
         except _Aborted:
             pass
         except BaseException as error:  # handed to the main thread, which re-raises it
@@ -150,8 +185,15 @@ def import_file(
                 pass
 
     keep_rejected = rejected_rows is not None
-    task = functools.partial(_prepare_part, table, secret=secret, today=today, source=opened.source_columns,
-                             keep_rejected=keep_rejected, synonyms=synonyms)
+    task = functools.partial(
+        _prepare_part,
+        table,
+        secret=secret,
+        today=today,
+        source=opened.source_columns,
+        keep_rejected=keep_rejected,
+        synonyms=synonyms,
+    )
     thread = threading.Thread(target=writer, name="concord-import-writer")
     pool = _worker_pool(opened)
     try:
@@ -229,8 +271,16 @@ class _Aborted(Exception):
 PARALLEL_PARTS = 2  # a file of at least this many chunks is parsed in worker processes
 
 
-def _prepare_part(table: Table, part: FilePart, *, secret: bytes, today: dt.date, source: dict[str, str],
-                  keep_rejected: bool, synonyms: Synonyms) -> tuple[FilePart, Prepared]:
+def _prepare_part(
+    table: Table,
+    part: FilePart,
+    *,
+    secret: bytes,
+    today: dt.date,
+    source: dict[str, str],
+    keep_rejected: bool,
+    synonyms: Synonyms,
+) -> tuple[FilePart, Prepared]:
     """Read and prepare one part of a file (in a worker process or here)."""
     return part, prepare(table, part.read(), secret, today, source, keep_rejected, synonyms)
 
@@ -255,8 +305,9 @@ def _worker_pool(opened: TableFile) -> ProcessPoolExecutor | None:
     return ProcessPoolExecutor(max_workers=min(cores, count), mp_context=context, initializer=_start_worker)
 
 
-def _prepared_in_order(parts: Iterable[FilePart], task: Callable[[FilePart], tuple[FilePart, Prepared]],
-                       pool: ProcessPoolExecutor | None) -> Iterator[tuple[FilePart, Prepared]]:
+def _prepared_in_order(
+    parts: Iterable[FilePart], task: Callable[[FilePart], tuple[FilePart, Prepared]], pool: ProcessPoolExecutor | None
+) -> Iterator[tuple[FilePart, Prepared]]:
     """Prepared parts in file order; with a pool, a few are prepared ahead (bounded memory)."""
     if pool is None:
         yield from map(task, parts)

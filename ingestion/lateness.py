@@ -51,10 +51,12 @@ class Lateness:
     def advice(self) -> str:
         """One sentence naming the fix."""
         when = f"{self.last_received:%Y-%m-%d}" if self.last_received else "import time"
-        return (f"{self.share:.0%} of the {self.table} rows happened more than {LATE_AFTER.days} days before they "
-                f"were received ({when}), so features treat them as unknown until then; if this is history, "
-                f"re-import the file with `--historical` (stored rows are kept, not duplicated, and then count "
-                f"from when they happened)")
+        return (
+            f"{self.share:.0%} of the {self.table} rows happened more than {LATE_AFTER.days} days before they "
+            f"were received ({when}), so features treat them as unknown until then; if this is history, "
+            f"re-import the file with `--historical` (stored rows are kept, not duplicated, and then count "
+            f"from when they happened)"
+        )
 
 
 def lateness(engine: Engine, table: str, batch_id: int | None = None) -> Lateness | None:
@@ -87,4 +89,3 @@ def history_received_late(engine: Engine) -> Lateness | None:
         if found is not None and found.mostly_late and (worst is None or found.share > worst.share):
             worst = found
     return worst
-

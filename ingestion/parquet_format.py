@@ -64,8 +64,9 @@ def _parquet_text(table: pa.Table) -> pd.DataFrame:
     names = list(shape.columns)
     if len(set(names)) != len(names) or not all(isinstance(n, str) and n in table.schema.names for n in names):
         frame = table.to_pandas()
-        return pd.DataFrame({i: [_cell_text(v) for v in frame[c].tolist()] for i, c in enumerate(frame.columns)},
-                            dtype=object)
+        return pd.DataFrame(
+            {i: [_cell_text(v) for v in frame[c].tolist()] for i, c in enumerate(frame.columns)}, dtype=object
+        )
     frame = None
     columns: dict[int, list[str] | np.ndarray] = {}
     for i, name in enumerate(names):

@@ -23,7 +23,7 @@ SHANGHAI = "Asia/Shanghai"
 MAX_AMOUNT_DIGITS = 13  # integer digits of an amount in CNY; SQLite keeps 15 significant digits
 
 # Full-width forms, ideographic space and the yuan sign variants people type in Excel.
-_NEEDS_NFKC = "[\u3000\uFF01-\uFF5E\uFFE0-\uFFEE]"
+_NEEDS_NFKC = "[\u3000\uff01-\uff5e\uffe0-\uffee]"
 
 
 @dataclass
@@ -104,9 +104,7 @@ def parse_amount(column: pd.Series) -> Parsed:
     frac = parts["frac"].fillna("").str.rstrip("0")
     errors = _with_errors(errors, present & (frac.str.len() > 2), "has more than 2 decimal places")
     integer = parts["int"].fillna("").str.lstrip("0")
-    errors = _with_errors(
-        errors, present & (integer.str.len() > MAX_AMOUNT_DIGITS), "is too large for an amount"
-    )
+    errors = _with_errors(errors, present & (integer.str.len() > MAX_AMOUNT_DIGITS), "is too large for an amount")
     good = present & errors.isna()
     values = pd.Series(pd.NA, index=column.index, dtype="object")
     integer_part = integer.where(integer != "", "0")
@@ -298,9 +296,7 @@ def parse_rate(column: pd.Series) -> Parsed:
     errors = _with_errors(errors, present & ~digits, "is not a rate (expected 0.18 or 18%)")
     number = pd.to_numeric(text.str.rstrip("%").where(digits), errors="coerce").astype("float64")
     fraction = number.where(~percent, number / 100)
-    errors = _with_errors(
-        errors, present & digits & (fraction > 1), "must be in [0, 1] (or a percentage like 18%)"
-    )
+    errors = _with_errors(errors, present & digits & (fraction > 1), "must be in [0, 1] (or a percentage like 18%)")
     decimals = text.str.rstrip("%").str.extract(r"\.(\d*)$", expand=False).str.len().fillna(0)
     too_fine = present & digits & (decimals > np.where(percent, 4, 6))
     errors = _with_errors(errors, too_fine, "has more than 6 decimal places")

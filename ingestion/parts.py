@@ -132,8 +132,16 @@ def part_sizes(records: int, chunk_rows: int) -> list[int]:
     return sizes
 
 
-def _csv_ranges(path: Path, encoding: str, delimiter: str, width: int, chunk_rows: int, ends: np.ndarray,
-                header_records: int, data_end: int) -> list[CsvRange] | None:
+def _csv_ranges(
+    path: Path,
+    encoding: str,
+    delimiter: str,
+    width: int,
+    chunk_rows: int,
+    ends: np.ndarray,
+    header_records: int,
+    data_end: int,
+) -> list[CsvRange] | None:
     """The data records of a file, those after the header's ``header_records`` up to record
     ``data_end`` (a footer after it), cut into ranges (see :func:`part_sizes`); None when the
     file has no record after its header. ``ends`` are the records' ends (see ``_record_ends``)."""
@@ -150,8 +158,20 @@ def _csv_ranges(path: Path, encoding: str, delimiter: str, width: int, chunk_row
     for count in sizes:
         stop = offset(done + count)
         to_end = stop >= size
-        ranges.append(CsvRange(path, encoding, width, offset(done), stop, done + 1, None if to_end else count,
-                               sizes[0], delimiter, header_records))
+        ranges.append(
+            CsvRange(
+                path,
+                encoding,
+                width,
+                offset(done),
+                stop,
+                done + 1,
+                None if to_end else count,
+                sizes[0],
+                delimiter,
+                header_records,
+            )
+        )
         done += count
         if to_end:
             break

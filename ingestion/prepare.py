@@ -154,8 +154,14 @@ class Prepared:
     case_ids: Packed = field(default_factory=list)
 
 
-def _rejected_frame(raw: RawTable, mask: np.ndarray, source: dict[str, str], columns: Sequence[str],
-                    reasons: Sequence[str], rows: np.ndarray) -> pd.DataFrame:
+def _rejected_frame(
+    raw: RawTable,
+    mask: np.ndarray,
+    source: dict[str, str],
+    columns: Sequence[str],
+    reasons: Sequence[str],
+    rows: np.ndarray,
+) -> pd.DataFrame:
     frame = raw.frame.loc[mask, list(source)].rename(columns=source)
     frame["reject_row"] = rows
     frame["reject_column"] = list(columns)
@@ -163,8 +169,15 @@ def _rejected_frame(raw: RawTable, mask: np.ndarray, source: dict[str, str], col
     return frame
 
 
-def prepare(table: Table, raw: RawTable, secret: bytes, today: dt.date, source: dict[str, str],
-            keep_rejected: bool, synonyms: Synonyms | None = None) -> Prepared:
+def prepare(
+    table: Table,
+    raw: RawTable,
+    secret: bytes,
+    today: dt.date,
+    source: dict[str, str],
+    keep_rejected: bool,
+    synonyms: Synonyms | None = None,
+) -> Prepared:
     """Validate a chunk and shape its accepted rows for the ledger (pseudonyms included).
 
     Needs neither the database nor the other chunks: a key repeated from another chunk is
@@ -174,9 +187,11 @@ def prepare(table: Table, raw: RawTable, secret: bytes, today: dt.date, source: 
     if result.blank is not None and result.blank.any():
         keep = ~result.blank
         raw = RawTable(raw.frame.loc[keep].reset_index(drop=True), raw.rows[keep], raw.last_row)
-        result = Validated(result.values.loc[keep].reset_index(drop=True),
-                           result.error_column.loc[keep].reset_index(drop=True),
-                           result.error_reason.loc[keep].reset_index(drop=True))
+        result = Validated(
+            result.values.loc[keep].reset_index(drop=True),
+            result.error_column.loc[keep].reset_index(drop=True),
+            result.error_reason.loc[keep].reset_index(drop=True),
+        )
     if table.name == "cases":
         _company_ids(raw, result)
         _check_cases(table, result, today)
@@ -199,32 +214,51 @@ def prepare(table: Table, raw: RawTable, secret: bytes, today: dt.date, source: 
     if table.name == "cases":
         principal = values["principal"].astype(float)
         scope = (values["product"] == "credit_card") | (
-            (values["debtor_type"] == "person") & (principal < SCOPE_PRINCIPAL_LIMIT))
+            (values["debtor_type"] == "person") & (principal < SCOPE_PRINCIPAL_LIMIT)
+        )
         flags = flags.where(scope, "out_of_scope")
         phones = values["phone"]
         has_phone = phones.notna()
         phone_key = pd.Series(pd.NA, index=values.index, dtype=object)
         phone_key.loc[has_phone] = pseudonyms(secret, "phone", phones[has_phone].tolist())
-        db = pd.DataFrame({
-            "case_id": values["case_id"],
-            "debtor_key": debtor_keys(values["id_number"]),
-            "product": values["product"],
-            "debtor_type": values["debtor_type"],
-            "debtor_name": values["debtor_name"],
-            "phone_key": phone_key,
-            "phone_masked": phones.map(mask_phone, na_action="ignore"),
-            **{c: values[c] for c in ("province", "principal", "interest", "penalty", "fees", "annual_rate",
-                                     "loan_date", "overdue_since", "last_payment_date", "court")},
-            "in_scope": scope,
-            "flags": flags,
-        })
+        db = pd.DataFrame(
+            {
+                "case_id": values["case_id"],
+                "debtor_key": debtor_keys(values["id_number"]),
+                "product": values["product"],
+                "debtor_type": values["debtor_type"],
+                "debtor_name": values["debtor_name"],
+                "phone_key": phone_key,
+                "phone_masked": phones.map(mask_phone, na_action="ignore"),
+                **{
+                    c: values[c]
+                    for c in (
+                        "province",
+                        "principal",
+                        "interest",
+                        "penalty",
+                        "fees",
+                        "annual_rate",
+                        "loan_date",
+                        "overdue_since",
+                        "last_payment_date",
+                        "court",
+                    )
+                },
+                "in_scope": scope,
+                "flags": flags,
+            }
+        )
         hash_frame = db.assign(creditor=values["creditor"])
         db["updated_at"] = pd.Timestamp.now(tz="UTC")
         kinds.update(in_scope="bool", updated_at="timestamp")
         sql, key, resolve = ledger.Case.__tablename__, ["creditor_id", "case_id"], "creditor"
     elif table.name in ("contact_checks", "capacity", "litigation"):
-        sql = {"contact_checks": ledger.ContactCheck, "capacity": ledger.CapacitySnapshot,
-               "litigation": ledger.LitigationRecord}[table.name].__tablename__
+        sql = {
+            "contact_checks": ledger.ContactCheck,
+            "capacity": ledger.CapacitySnapshot,
+            "litigation": ledger.LitigationRecord,
+        }[table.name].__tablename__
         db = values.drop(columns=["id_number"])
         db.insert(0, "debtor_key", debtor_keys(values["id_number"]))
         hash_frame = db
@@ -256,8 +290,11 @@ def prepare(table: Table, raw: RawTable, secret: bytes, today: dt.date, source: 
         keys=_pack(np.asarray(_key_text(table, values), dtype=object)),
         debtor_masks=_db_column(masks, "string"),
         rejections=[Rejection(int(r), c, m) for r, c, m in zip(rows, columns_at_fault, reasons, strict=True)],
-        rejected_frame=(_rejected_frame(raw, rejected, source, columns_at_fault, reasons, rows)
-                        if keep_rejected and rejected.any() else None),
+        rejected_frame=(
+            _rejected_frame(raw, rejected, source, columns_at_fault, reasons, rows)
+            if keep_rejected and rejected.any()
+            else None
+        ),
         rows_read=len(raw.frame),
         last_row=raw.last_row,
         resolve=resolve,

@@ -57,8 +57,9 @@ class ImportReport:
         """``Read as UTF-16LE with BOM, tab-separated; header on row 3; skipped rows 1-2 (above the header).``"""
         text = f"read as {self.detected}; header on row {self.header_row}"
         if self.skipped_rows:
-            spans = ", ".join(f"{s.first}" + (f"-{s.last}" if s.last != s.first else "") + f" ({s.why})"
-                              for s in self.skipped_rows)
+            spans = ", ".join(
+                f"{s.first}" + (f"-{s.last}" if s.last != s.first else "") + f" ({s.why})" for s in self.skipped_rows
+            )
             text += f"; skipped rows {spans}"
         return text
 

@@ -83,8 +83,10 @@ def _ensure_creditors(conn: Connection, names: Iterable[str]) -> dict[str, int]:
 def _ensure_debtors(conn: Connection, keys: Iterable[str], masks: Iterable[str | None]) -> None:
     """Record debtors (pseudonym, masked ID) by pseudonym; those already known are left as they are."""
     now = _db_values(pd.Series([pd.Timestamp.now(tz="UTC")]), "timestamp")[0]
-    statement = (f"INSERT INTO debtors (debtor_key, id_masked, created_at) VALUES ({_marks(conn, 3)}) "
-                 "ON CONFLICT (debtor_key) DO NOTHING")
+    statement = (
+        f"INSERT INTO debtors (debtor_key, id_masked, created_at) VALUES ({_marks(conn, 3)}) "
+        "ON CONFLICT (debtor_key) DO NOTHING"
+    )
     rows = zip(keys, masks, itertools.repeat(now))
     with contextlib.closing(conn.connection.driver_connection.cursor()) as cursor:  # type: ignore[union-attr]
         cursor.executemany(statement, rows)
@@ -127,8 +129,8 @@ def _defer_indexes(conn: Connection, table: str) -> list[str]:
     if conn.dialect.name != "sqlite":
         return []
     found = conn.exec_driver_sql(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
-        (table,)).all()
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", (table,)
+    ).all()
     plain = [(name, statement) for name, statement in found if not statement.upper().startswith("CREATE UNIQUE")]
     for name, _ in plain:
         conn.exec_driver_sql(f'DROP INDEX "{name}"')
@@ -185,12 +187,21 @@ def _late_frame(raw: RawTable, source: dict[str, str], rejections: list[Rejectio
     by_row = {r.row: r for r in rejections}
     mask = np.isin(raw.rows, list(by_row))
     rows = raw.rows[mask]
-    return _rejected_frame(raw, mask, source, [by_row[r].column for r in rows.tolist()],
-                           [by_row[r].reason for r in rows.tolist()], rows)
+    return _rejected_frame(
+        raw, mask, source, [by_row[r].column for r in rows.tolist()], [by_row[r].reason for r in rows.tolist()], rows
+    )
 
 
-def store(conn: Connection, table: Table, prepared: Prepared, context: _Context, batch_id: int, stamp: str | None,
-          reread: Callable[[], RawTable] | None = None, source: dict[str, str] | None = None) -> Stored:
+def store(
+    conn: Connection,
+    table: Table,
+    prepared: Prepared,
+    context: _Context,
+    batch_id: int,
+    stamp: str | None,
+    reread: Callable[[], RawTable] | None = None,
+    source: dict[str, str] | None = None,
+) -> Stored:
     """Write one prepared chunk: resolve ledger ids, insert new rows, update changed ones.
 
     Rows can still be rejected here: a key an earlier chunk used, or (events) a case the
@@ -219,8 +230,9 @@ def store(conn: Connection, table: Table, prepared: Prepared, context: _Context,
         unknown = keep & np.array([pk is None for pk in pks], dtype=bool)
         if unknown.any():
             keep &= ~unknown
-            reason = (f"{table.label('case_id')} is not a case of that creditor in the ledger "
-                      "(import the case pool first)")
+            reason = (
+                f"{table.label('case_id')} is not a case of that creditor in the ledger (import the case pool first)"
+            )
             late.extend(Rejection(int(r), "case_id", reason) for r in prepared.rows[unknown])
     late_frame = _late_frame(reread(), source or {}, late) if late and reread is not None else None
 

@@ -63,9 +63,13 @@ class Synonyms:
         """These synonyms with ``other``'s added (``other`` wins where both spell a value)."""
         values = {c: {**self.values.get(c, {}), **other.values.get(c, {})} for c in {*self.values, *other.values}}
         headers = {c: (*self.headers.get(c, ()), *other.headers.get(c, ())) for c in {*self.headers, *other.headers}}
-        creditors = {name: {c: {**self.creditors.get(name, {}).get(c, {}), **other.creditors.get(name, {}).get(c, {})}
-                            for c in {*self.creditors.get(name, {}), *other.creditors.get(name, {})}}
-                     for name in {*self.creditors, *other.creditors}}
+        creditors = {
+            name: {
+                c: {**self.creditors.get(name, {}).get(c, {}), **other.creditors.get(name, {}).get(c, {})}
+                for c in {*self.creditors.get(name, {}), *other.creditors.get(name, {})}
+            }
+            for name in {*self.creditors, *other.creditors}
+        }
         return Synonyms(values, headers, creditors)
 
 
@@ -86,21 +90,25 @@ def _values(source: str, prefix: str, raw: object) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for name, by_value in raw.items():
         if name not in columns:
-            raise SynonymError(f"{source}: {prefix}.{name} is not a contract column with fixed values "
-                               f"({', '.join(sorted(columns))}).")
+            raise SynonymError(
+                f"{source}: {prefix}.{name} is not a contract column with fixed values ({', '.join(sorted(columns))})."
+            )
         if not isinstance(by_value, Mapping):
             raise SynonymError(f"{source}: {prefix}.{name} must map each value of {name} to its spellings.")
         allowed = sorted(set((columns[name].choices or {}).values()))
         out[name] = {}
         for value, spellings in by_value.items():
             if value not in allowed:
-                raise SynonymError(f"{source}: {prefix}.{name}.{value} is not a value of {name} "
-                                   f"({', '.join(allowed)}).")
+                raise SynonymError(
+                    f"{source}: {prefix}.{name}.{value} is not a value of {name} ({', '.join(allowed)})."
+                )
             for spelling in _spellings(source, f"{prefix}.{name}.{value}", spellings):
                 key = spelling_key(spelling)
                 if out[name].get(key, value) != value:
-                    raise SynonymError(f"{source}: {prefix}.{name}.{value} spells '{spelling}', which "
-                                       f"{prefix}.{name}.{out[name][key]} spells too.")
+                    raise SynonymError(
+                        f"{source}: {prefix}.{name}.{value} spells '{spelling}', which "
+                        f"{prefix}.{name}.{out[name][key]} spells too."
+                    )
                 out[name][key] = value
     return out
 

@@ -161,10 +161,18 @@ def _filled(body: pd.DataFrame) -> np.ndarray:
 # file name suffix -> (formats its content may have, what the name promises); a workbook of
 # either kind reads the same, whatever its name
 _WORKBOOK = frozenset({"xlsx", "xls"})
-_NAMED_FORMATS = {".xlsx": (_WORKBOOK, "an xlsx workbook"), ".xlsm": (_WORKBOOK, "an xlsx workbook"),
-                  ".xls": (_WORKBOOK, "an xls workbook"), ".parquet": (frozenset({"parquet"}), "a parquet file")}
-_KIND_NAMES = {"xlsx": "a zip archive (as an xlsx workbook is)", "xls": "an old-style Office file",
-               "parquet": "a parquet file", "csv": "neither a workbook nor parquet"}
+_NAMED_FORMATS = {
+    ".xlsx": (_WORKBOOK, "an xlsx workbook"),
+    ".xlsm": (_WORKBOOK, "an xlsx workbook"),
+    ".xls": (_WORKBOOK, "an xls workbook"),
+    ".parquet": (frozenset({"parquet"}), "a parquet file"),
+}
+_KIND_NAMES = {
+    "xlsx": "a zip archive (as an xlsx workbook is)",
+    "xls": "an old-style Office file",
+    "parquet": "a parquet file",
+    "csv": "neither a workbook nor parquet",
+}
 
 
 def _sniff(path: Path) -> str:
@@ -179,8 +187,14 @@ def _sniff(path: Path) -> str:
     return "csv"
 
 
-def read_table(path: Path, table: Table, sheet: str | None = None, chunk_rows: int = 100_000, *,
-               header_spellings: Mapping[str, Sequence[str]] | None = None) -> TableFile:
+def read_table(
+    path: Path,
+    table: Table,
+    sheet: str | None = None,
+    chunk_rows: int = 100_000,
+    *,
+    header_spellings: Mapping[str, Sequence[str]] | None = None,
+) -> TableFile:
     """Open ``path`` as contract ``table``: find and map its header; rows stream by chunk.
 
     ``header_spellings`` adds header names (contract column -> spellings) to the contract's own.
@@ -199,8 +213,7 @@ def read_table(path: Path, table: Table, sheet: str | None = None, chunk_rows: i
         # The content decides the format; but a file named as a workbook or parquet that holds
         # neither is a broken or mislabelled export, and reading it as CSV would only report
         # nonsense columns.
-        raise ContractError(f"{path.name} is not {named[1]}, as its name says: its content is "
-                            f"{_KIND_NAMES[kind]}.")
+        raise ContractError(f"{path.name} is not {named[1]}, as its name says: its content is {_KIND_NAMES[kind]}.")
     lookup = header_lookup(table, header_spellings)
     if kind in ("xlsx", "xls"):
         layout = open_workbook(path, table, lookup, sheet, chunk_rows, legacy=kind == "xls")
@@ -216,6 +229,20 @@ def read_table(path: Path, table: Table, sheet: str | None = None, chunk_rows: i
     else:
         layout = open_text(path, table, lookup, chunk_rows)
     mapped = map_header(layout.header, table, lookup, path.name)
-    return TableFile(path, table, mapped.source, mapped.ignored, layout.sheet, layout.encoding, layout.total_rows,
-                     mapped.positions, layout.bodies, layout.csv_ranges, layout.parquet_ranges, layout.header_row,
-                     layout.described, layout.skipped, layout.typed)
+    return TableFile(
+        path,
+        table,
+        mapped.source,
+        mapped.ignored,
+        layout.sheet,
+        layout.encoding,
+        layout.total_rows,
+        mapped.positions,
+        layout.bodies,
+        layout.csv_ranges,
+        layout.parquet_ranges,
+        layout.header_row,
+        layout.described,
+        layout.skipped,
+        layout.typed,
+    )

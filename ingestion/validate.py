@@ -23,8 +23,12 @@ from ingestion.table_file import RawTable
 
 # kind -> the parser of a kind whose rule needs nothing of the column but its text
 _PARSERS: dict[str, Callable[[pd.Series], parsing.Parsed]] = {
-    "amount": parsing.parse_amount, "date": parsing.parse_date, "timestamp": parsing.parse_timestamp,
-    "bool": parsing.parse_bool, "phone": parse_phone, "rate": parsing.parse_rate,
+    "amount": parsing.parse_amount,
+    "date": parsing.parse_date,
+    "timestamp": parsing.parse_timestamp,
+    "bool": parsing.parse_bool,
+    "phone": parse_phone,
+    "rate": parsing.parse_rate,
 }
 # A refused value is quoted back only when it cannot be personal data: digits and the signs of
 # amounts, dates and times, without a run of seven digits (a phone or ID number moved into
@@ -50,8 +54,10 @@ def _parse_column(column: Column, text: pd.Series, today: dt.date, choices: dict
         return parsing.parse_int(text, minimum=int(column.low or 0))
     if kind == "float":
         return parsing.parse_float(
-            text, column.low if column.low is not None else -np.inf,
-            column.high if column.high is not None else np.inf, low_open=column.low_open,
+            text,
+            column.low if column.low is not None else -np.inf,
+            column.high if column.high is not None else np.inf,
+            low_open=column.low_open,
         )
     if kind == "list":
         return parsing.parse_list(text, choices)
@@ -96,8 +102,9 @@ def _distinct(cells: pd.Series) -> tuple[np.ndarray, pd.Series] | None:
     codes, uniques = _factorized(cells)
     if len(uniques) > len(cells) // 4:
         return None
-    distinct = pd.concat([pd.Series(uniques, dtype=cells.dtype), pd.Series([pd.NA], dtype=cells.dtype)],
-                         ignore_index=True)
+    distinct = pd.concat(
+        [pd.Series(uniques, dtype=cells.dtype), pd.Series([pd.NA], dtype=cells.dtype)], ignore_index=True
+    )
     return codes, distinct
 
 
@@ -141,8 +148,9 @@ def validate(table: Table, raw: RawTable, today: dt.date | None = None, synonyms
         given = text.notna()
         if column.default is not None:
             text = text.fillna(column.default)
-        choices = None if column.choices is None else (
-            synonyms.choices(column) if synonyms is not None else column.choices)
+        choices = (
+            None if column.choices is None else (synonyms.choices(column) if synonyms is not None else column.choices)
+        )
         parsed = _parse_column(column, text, today, choices)
         if distinct is not None:
             codes = distinct[0]
@@ -169,8 +177,14 @@ def validate(table: Table, raw: RawTable, today: dt.date | None = None, synonyms
     return result
 
 
-def _per_creditor(column: Column, text: pd.Series, today: dt.date, creditors: pd.Series,
-                  synonyms: Synonyms | None, parsed: parsing.Parsed) -> parsing.Parsed:
+def _per_creditor(
+    column: Column,
+    text: pd.Series,
+    today: dt.date,
+    creditors: pd.Series,
+    synonyms: Synonyms | None,
+    parsed: parsing.Parsed,
+) -> parsing.Parsed:
     """``parsed`` with the rows of each creditor that has spellings of its own parsed again by them."""
     assert synonyms is not None
     values, errors = parsed.values.copy(), parsed.errors.copy()
@@ -187,11 +201,13 @@ def _check_cases(table: Table, result: Validated, today: dt.date) -> None:
     v = result.values
     person = v["debtor_type"] == "person"
     # id_number: required for persons; companies may carry another registration number.
-    result.reject(person & v["id_number"].isna() & result.ok, "id_number",
-                  f"{table.label('id_number')} is required for a person")
+    result.reject(
+        person & v["id_number"].isna() & result.ok, "id_number", f"{table.label('id_number')} is required for a person"
+    )
     loan, overdue = v["loan_date"], v["overdue_since"]
-    result.reject(overdue < loan, "overdue_since",
-                  f"{table.label('overdue_since')} is before {table.label('loan_date')}")
+    result.reject(
+        overdue < loan, "overdue_since", f"{table.label('overdue_since')} is before {table.label('loan_date')}"
+    )
     result.reject(overdue > pd.Timestamp(today), "overdue_since", f"{table.label('overdue_since')} is in the future")
     result.reject(v["loan_date"] > pd.Timestamp(today), "loan_date", f"{table.label('loan_date')} is in the future")
 

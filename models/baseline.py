@@ -32,8 +32,9 @@ class LogisticOdds(ClassifierMixin, BaseEstimator):
     linear model of a hundred coefficients gains nothing from millions more, and memory does.
     """
 
-    def __init__(self, C: float = 1.0, monotone: Mapping[str, int] | None = None, max_rows: int = 200_000,
-                 random_state: int = 0) -> None:
+    def __init__(
+        self, C: float = 1.0, monotone: Mapping[str, int] | None = None, max_rows: int = 200_000, random_state: int = 0
+    ) -> None:
         self.C = C
         self.monotone = monotone
         self.max_rows = max_rows
@@ -119,8 +120,8 @@ class LogisticOdds(ClassifierMixin, BaseEstimator):
         frame = self._columns(X)
         out = np.empty(len(frame))
         for start in range(0, len(frame), _CHUNK):
-            values = frame.iloc[start:start + _CHUNK].to_numpy(dtype=np.float64, na_value=np.nan)
-            out[start:start + _CHUNK] = self.intercept_ + self._design(values) @ self.coef_
+            values = frame.iloc[start : start + _CHUNK].to_numpy(dtype=np.float64, na_value=np.nan)
+            out[start : start + _CHUNK] = self.intercept_ + self._design(values) @ self.coef_
         return out
 
     def predict_proba(self, X: object) -> np.ndarray:

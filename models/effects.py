@@ -63,15 +63,36 @@ class ActionEffects(BaseEstimator):
     count (early stopping on weighted log-loss); the model is then refitted on every row.
     """
 
-    def __init__(self, method: str = "pooled", n_estimators: int = 400, learning_rate: float = 0.08,
-                 num_leaves: int = 31, min_child_share: float = 0.005, colsample_bytree: float = 0.8,
-                 subsample: float = 0.8, reg_lambda: float = 1.0, weight_clip: float = 20.0,
-                 min_decisions: int = 200, min_choice_share: float = 0.05, members: int = 3,
-                 valid_fraction: float = 0.2, early_stopping_rounds: int = 30, random_state: int = 0,
-                 n_jobs: int = 1, folds: int = 2, dr_leaves: int = 15, dr_lambda: float = 10.0,
-                 dr_child_share: float = 0.02, pooled_outcomes: bool = False, bag: int = 0,
-                 outcome_bag: int | None = None, settled_value: bool = True, settle_adjust: int = 0,
-                 settle_lambda: float = 1.0, settle_knots: int = 0) -> None:
+    def __init__(
+        self,
+        method: str = "pooled",
+        n_estimators: int = 400,
+        learning_rate: float = 0.08,
+        num_leaves: int = 31,
+        min_child_share: float = 0.005,
+        colsample_bytree: float = 0.8,
+        subsample: float = 0.8,
+        reg_lambda: float = 1.0,
+        weight_clip: float = 20.0,
+        min_decisions: int = 200,
+        min_choice_share: float = 0.05,
+        members: int = 3,
+        valid_fraction: float = 0.2,
+        early_stopping_rounds: int = 30,
+        random_state: int = 0,
+        n_jobs: int = 1,
+        folds: int = 2,
+        dr_leaves: int = 15,
+        dr_lambda: float = 10.0,
+        dr_child_share: float = 0.02,
+        pooled_outcomes: bool = False,
+        bag: int = 0,
+        outcome_bag: int | None = None,
+        settled_value: bool = True,
+        settle_adjust: int = 0,
+        settle_lambda: float = 1.0,
+        settle_knots: int = 0,
+    ) -> None:
         self.method = method
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -101,11 +122,21 @@ class ActionEffects(BaseEstimator):
 
     # ----------------------------------------------------------------------------- fitting
     def _params(self, rows: int) -> dict[str, Any]:
-        return {"objective": "binary", "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
-                "min_data_in_leaf": max(50, int(self.min_child_share * rows)), "bagging_fraction": self.subsample,
-                "bagging_freq": 1 if self.subsample < 1 else 0, "feature_fraction": self.colsample_bytree,
-                "lambda_l2": self.reg_lambda, "seed": self.random_state, "num_threads": self.n_jobs,
-                "feature_pre_filter": False, "verbosity": -1, "max_cat_to_onehot": 64}
+        return {
+            "objective": "binary",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": max(50, int(self.min_child_share * rows)),
+            "bagging_fraction": self.subsample,
+            "bagging_freq": 1 if self.subsample < 1 else 0,
+            "feature_fraction": self.colsample_bytree,
+            "lambda_l2": self.reg_lambda,
+            "seed": self.random_state,
+            "num_threads": self.n_jobs,
+            "feature_pre_filter": False,
+            "verbosity": -1,
+            "max_cat_to_onehot": 64,
+        }
 
     def weights(self, actions: np.ndarray, propensity: np.ndarray) -> np.ndarray:
         """Stabilised inverse-propensity weights: 1 / max(p, 1 / weight_clip), each action's
@@ -129,15 +160,25 @@ class ActionEffects(BaseEstimator):
             if count < self.min_decisions:
                 out[name] = f"too little history: {count} decisions (at least {self.min_decisions} needed)"
             elif choice < self.min_choice_share:
-                out[name] = (f"too little overlap: a real choice (probability below {CHOICE_BELOW}) in "
-                             f"{choice:.1%} of its {count} decisions (at least {self.min_choice_share:.0%} needed)")
+                out[name] = (
+                    f"too little overlap: a real choice (probability below {CHOICE_BELOW}) in "
+                    f"{choice:.1%} of its {count} decisions (at least {self.min_choice_share:.0%} needed)"
+                )
             else:
                 out[name] = ""
         return out
 
-    def fit(self, X: np.ndarray, actions: Sequence[str] | np.ndarray, y: np.ndarray, propensity: np.ndarray,
-            features: Sequence[str], support: np.ndarray | None = None,
-            groups: np.ndarray | None = None, outcomes: np.ndarray | None = None) -> ActionEffects:
+    def fit(
+        self,
+        X: np.ndarray,
+        actions: Sequence[str] | np.ndarray,
+        y: np.ndarray,
+        propensity: np.ndarray,
+        features: Sequence[str],
+        support: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
+        outcomes: np.ndarray | None = None,
+    ) -> ActionEffects:
         """Fit on ``X`` (rows in time order, float32, columns ``features``), the action name of each
         row, its 0/1 outcome and the logging propensity (NaN where unknown); returns self.
         ``dr_learner`` also reads ``support`` (rows x sorted action names, bool: where the logging
@@ -161,13 +202,15 @@ class ActionEffects(BaseEstimator):
         if self.method in ("pooled", "per_action"):
             self.models_, self.members_, self.trees_ = fit_direct(self, X, codes, y, weight, self.actions_, rng)
         elif self.method == "dr_learner":
-            self.models_, self.members_, self.trees_ = fit_dr(self, X, codes, y, propensity, self.actions_, support,
-                                                              groups, rng)
+            self.models_, self.members_, self.trees_ = fit_dr(
+                self, X, codes, y, propensity, self.actions_, support, groups, rng
+            )
         elif self.method == "surrogate":
             if outcomes is None:
                 raise ValueError("the surrogate method needs each decision's immediate outcome")
             self.models_, self.trees_, self.outcomes_, self.members_, classes = fit_surrogate(
-                self, X, codes, y, outcomes, weight, self.actions_, groups, rng)
+                self, X, codes, y, outcomes, weight, self.actions_, groups, rng
+            )
             self.fixed_values_ = fixed_values(self.outcomes_) if self.settled_value else {}
             self.adjust_ = settle_adjustment(self, X, codes, classes, weight)
             if OUTCOMES in self.models_:
@@ -187,8 +230,9 @@ class ActionEffects(BaseEstimator):
             return self.models_["*"], self.members_["*"], np.hstack([X.astype(np.float32, copy=False), code])
         return self.models_[name], self.members_[name], X
 
-    def predict_actions(self, X: np.ndarray, actions: Sequence[str], wanted: np.ndarray | None = None,
-                        num_threads: int = 0) -> np.ndarray:
+    def predict_actions(
+        self, X: np.ndarray, actions: Sequence[str], wanted: np.ndarray | None = None, num_threads: int = 0
+    ) -> np.ndarray:
         """(rows, len(actions)) probabilities; NaN for unsupported actions and where ``wanted``
         (rows x actions, bool) is false."""
         X = np.asarray(X, dtype=np.float32)
@@ -206,8 +250,10 @@ class ActionEffects(BaseEstimator):
             else:
                 value_sets, outcome_sets = bag_sets(self.models_, self.members_)
                 value = np.full((len(X), len(self.outcomes_)), np.nan)
-                value[asked] = np.mean([values_by_outcome(b, X[asked], self.outcomes_, num_threads, self._fixed())
-                                        for b in value_sets], axis=0)
+                value[asked] = np.mean(
+                    [values_by_outcome(b, X[asked], self.outcomes_, num_threads, self._fixed()) for b in value_sets],
+                    axis=0,
+                )
         for j, name in enumerate(actions):
             if name not in self.supported_:
                 continue
@@ -245,9 +291,17 @@ class ActionEffects(BaseEstimator):
 class LoggingPropensity(BaseEstimator):
     """P(the logging policy takes each action | the features): a multiclass LightGBM model."""
 
-    def __init__(self, n_estimators: int = 120, learning_rate: float = 0.2, num_leaves: int = 15,
-                 min_child_samples: int = 50, valid_fraction: float = 0.2, max_rows: int = 60_000,
-                 random_state: int = 0, n_jobs: int = 1) -> None:
+    def __init__(
+        self,
+        n_estimators: int = 120,
+        learning_rate: float = 0.2,
+        num_leaves: int = 15,
+        min_child_samples: int = 50,
+        valid_fraction: float = 0.2,
+        max_rows: int = 60_000,
+        random_state: int = 0,
+        n_jobs: int = 1,
+    ) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -268,10 +322,19 @@ class LoggingPropensity(BaseEstimator):
         self.actions_ = tuple(names)
         self.feature_names_in_ = np.asarray(list(features), dtype=object)
         self.n_features_in_ = len(features)
-        params = {"objective": "multiclass", "num_class": len(names), "learning_rate": self.learning_rate,
-                  "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_child_samples,
-                  "seed": self.random_state, "num_threads": self.n_jobs, "verbosity": -1,
-                  "feature_pre_filter": False, "feature_fraction": 0.5, "max_bin": 63}
+        params = {
+            "objective": "multiclass",
+            "num_class": len(names),
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_child_samples,
+            "seed": self.random_state,
+            "num_threads": self.n_jobs,
+            "verbosity": -1,
+            "feature_pre_filter": False,
+            "feature_fraction": 0.5,
+            "max_bin": 63,
+        }
         if len(names) == 1:
             self.model_ = None
             return self
@@ -279,9 +342,13 @@ class LoggingPropensity(BaseEstimator):
         trees = self.n_estimators
         if 0 < cut < len(X):
             train = lgb.Dataset(X[:cut], codes[:cut], free_raw_data=False)
-            found = lgb.train({**params, "metric": "multi_logloss"}, train, num_boost_round=self.n_estimators,
-                              valid_sets=[lgb.Dataset(X[cut:], codes[cut:], reference=train)],
-                              callbacks=[lgb.early_stopping(20, verbose=False)])
+            found = lgb.train(
+                {**params, "metric": "multi_logloss"},
+                train,
+                num_boost_round=self.n_estimators,
+                valid_sets=[lgb.Dataset(X[cut:], codes[cut:], reference=train)],
+                callbacks=[lgb.early_stopping(20, verbose=False)],
+            )
             trees = max(1, found.best_iteration or self.n_estimators)
         self.trees_ = trees
         self.model_ = trees_only(lgb.train(params, lgb.Dataset(X, codes), num_boost_round=trees))

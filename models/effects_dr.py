@@ -33,18 +33,36 @@ SHORT_ROUNDS = 30
 METRICS = {"binary": "binary_logloss", "multiclass": "multi_logloss", "regression": "l2"}
 
 
-def refit(params: dict[str, Any], data: np.ndarray, y: np.ndarray, weight: np.ndarray | None, trees: int,
-          categorical: list[int] | None = None, seed: int | None = None) -> lgb.Booster:
+def refit(
+    params: dict[str, Any],
+    data: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray | None,
+    trees: int,
+    categorical: list[int] | None = None,
+    seed: int | None = None,
+) -> lgb.Booster:
     """``trees`` rounds on every row (a bootstrap member's or a bagged refit's weights), with LightGBM's
     ``seed`` when given; a copy holding the trees only."""
     cats: list[int] | Literal["auto"] = categorical or "auto"
-    booster = lgb.train(params if seed is None else {**params, "seed": seed},
-                        lgb.Dataset(data, y, weight=weight, categorical_feature=cats), num_boost_round=trees)
+    booster = lgb.train(
+        params if seed is None else {**params, "seed": seed},
+        lgb.Dataset(data, y, weight=weight, categorical_feature=cats),
+        num_boost_round=trees,
+    )
     return lgb.Booster(model_str=booster.model_to_string())
 
 
-def _train(params: dict[str, Any], data: np.ndarray, y: np.ndarray, weight: np.ndarray | None, rounds: int,
-           valid_fraction: float, stopping: int, categorical: list[int] | None = None) -> tuple[lgb.Booster, int]:
+def _train(
+    params: dict[str, Any],
+    data: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray | None,
+    rounds: int,
+    valid_fraction: float,
+    stopping: int,
+    categorical: list[int] | None = None,
+) -> tuple[lgb.Booster, int]:
     """Train with early stopping on the newest ``valid_fraction`` (rows in time order), then refit on all."""
     cut = len(data) - int(len(data) * valid_fraction)
     classes = params["objective"] != "regression"
@@ -57,8 +75,13 @@ def _train(params: dict[str, Any], data: np.ndarray, y: np.ndarray, weight: np.n
         w_fit, w_valid = (None, None) if weight is None else (weight[:cut], weight[cut:])
         train = lgb.Dataset(data[:cut], y[:cut], weight=w_fit, free_raw_data=False, categorical_feature=cats)
         valid = lgb.Dataset(data[cut:], y[cut:], weight=w_valid, reference=train, categorical_feature=cats)
-        found = lgb.train({**params, "metric": METRICS[params["objective"]]}, train, num_boost_round=rounds,
-                          valid_sets=[valid], callbacks=[lgb.early_stopping(stopping, verbose=False)])
+        found = lgb.train(
+            {**params, "metric": METRICS[params["objective"]]},
+            train,
+            num_boost_round=rounds,
+            valid_sets=[valid],
+            callbacks=[lgb.early_stopping(stopping, verbose=False)],
+        )
         trees = max(1, found.best_iteration or rounds)
     model = lgb.train(params, lgb.Dataset(data, y, weight=weight, categorical_feature=cats), num_boost_round=trees)
     return lgb.Booster(model_str=model.model_to_string()), trees
@@ -73,9 +96,17 @@ def fold_of(groups: np.ndarray | None, n: int, folds: int, seed: int) -> np.ndar
     return draw[inverse]
 
 
-def fit_dr(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarray, propensity: np.ndarray,
-           names: tuple[str, ...], support: np.ndarray | None, groups: np.ndarray | None,
-           rng: np.random.Generator) -> tuple[dict[str, lgb.Booster], dict[str, list[lgb.Booster]], dict[str, int]]:
+def fit_dr(
+    estimator: Any,
+    X: np.ndarray,
+    codes: np.ndarray,
+    y: np.ndarray,
+    propensity: np.ndarray,
+    names: tuple[str, ...],
+    support: np.ndarray | None,
+    groups: np.ndarray | None,
+    rng: np.random.Generator,
+) -> tuple[dict[str, lgb.Booster], dict[str, list[lgb.Booster]], dict[str, int]]:
     """Boosters (``BASELINE`` and one per supported action), bootstrap members and tree counts.
 
     ``estimator`` is the :class:`models.effects.ActionEffects` (its settings); ``propensity`` the
@@ -107,8 +138,13 @@ def fit_dr(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarray, prop
     trees: dict[str, int] = {}
     models[BASELINE], trees[BASELINE] = _train(nuisance, X, y, None, rounds, valid, stop)
     members[BASELINE] = []
-    final = {**estimator._params(n), "objective": "regression", "num_leaves": estimator.dr_leaves,
-             "lambda_l2": estimator.dr_lambda, "learning_rate": estimator.learning_rate / 2}
+    final = {
+        **estimator._params(n),
+        "objective": "regression",
+        "num_leaves": estimator.dr_leaves,
+        "lambda_l2": estimator.dr_lambda,
+        "learning_rate": estimator.learning_rate / 2,
+    }
     for name in estimator.supported_:
         a = names.index(name)
         rows = np.flatnonzero(support[:, a] | (codes == a)) if support is not None else np.arange(n)
@@ -120,8 +156,9 @@ def fit_dr(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarray, prop
         members[name] = []
         for _ in range(estimator.members):
             seed = int(rng.integers(1 << 30))
-            members[name].append(refit(params, X[rows], phi, rng.poisson(1.0, len(rows)).astype(np.float64),
-                                       trees[name], seed=seed))
+            members[name].append(
+                refit(params, X[rows], phi, rng.poisson(1.0, len(rows)).astype(np.float64), trees[name], seed=seed)
+            )
     return models, members, trees
 
 

@@ -35,9 +35,14 @@ def interval(model: Any, X: np.ndarray, name: str, z: float = 1.96) -> tuple[np.
             p = 1 / (1 + np.exp(-centre))
             return p, p
         code = model.actions_.index(name)
-        draws = [_logit(member_odds(model.models_, model.members_, k, name, X, model.outcomes_, code,
-                                    model._fixed(), model._adjust()))
-                 for k in range(count)]
+        draws = [
+            _logit(
+                member_odds(
+                    model.models_, model.members_, k, name, X, model.outcomes_, code, model._fixed(), model._adjust()
+                )
+            )
+            for k in range(count)
+        ]
         spread = np.std(draws, axis=0, ddof=1)
         return 1 / (1 + np.exp(-(centre - z * spread))), 1 / (1 + np.exp(-(centre + z * spread)))
     booster, members, data = model._rows(X, name)
@@ -68,5 +73,5 @@ def contributions(model: Any, X: np.ndarray, name: str) -> tuple[np.ndarray, lis
         x = np.asarray(X, dtype=np.float32)
         best = np.argmax(values_by_outcome(model.models_, x, model.outcomes_, 1, model._fixed()), axis=1)
         width = len(names) + 1
-        values = np.stack([values[i, k * width:(k + 1) * width] for i, k in enumerate(best)])
+        values = np.stack([values[i, k * width : (k + 1) * width] for i, k in enumerate(best)])
     return values[:, :-1], names

@@ -67,8 +67,14 @@ def _fields(body: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in body.splitlines() if "=" in line)
 
 
-def _goes_left(feature: np.ndarray, threshold: np.ndarray, decision: np.ndarray, cats: tuple[np.ndarray, np.ndarray],
-               node: int, value: float) -> bool:
+def _goes_left(
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    decision: np.ndarray,
+    cats: tuple[np.ndarray, np.ndarray],
+    node: int,
+    value: float,
+) -> bool:
     """LightGBM's decision at ``node`` for a (non-missing) ``value``."""
     if decision[node] & CATEGORICAL:
         bounds, bits = cats
@@ -88,14 +94,26 @@ def _flags(threshold: np.ndarray, decision: np.ndarray) -> np.ndarray:
     missing = (decision >> 2) & 3
     # A NaN is missing where the missing type is NaN; otherwise it reads as 0 (the default way
     # where zero is missing, else 0 <= threshold); at a categorical split it goes right.
-    nan_left = np.where(missing == MISSING_NAN, default_left,
-                        np.where(missing == MISSING_ZERO, default_left, threshold >= 0.0)) & ~categorical
+    nan_left = (
+        np.where(
+            missing == MISSING_NAN, default_left, np.where(missing == MISSING_ZERO, default_left, threshold >= 0.0)
+        )
+        & ~categorical
+    )
     zero_missing = (missing == MISSING_ZERO) & ~categorical
     return (categorical * 1 + default_left * 2 + nan_left * 4 + zero_missing * 8).astype(np.int8)
 
 
-def _groups(feature: np.ndarray, threshold: np.ndarray, decision: np.ndarray, left: np.ndarray, right: np.ndarray,
-            cats: tuple[np.ndarray, np.ndarray], last: int, codes: int) -> list[list[int]]:
+def _groups(
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    decision: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    cats: tuple[np.ndarray, np.ndarray],
+    last: int,
+    codes: int,
+) -> list[list[int]]:
     """One tree's codes grouped by the branches they take at the splits on ``last`` they can reach."""
     seen: dict[tuple[tuple[int, bool], ...], list[int]] = {}
     for code in range(codes):
@@ -122,9 +140,25 @@ def compile_forest(boosters: list[lgb.Booster], codes: int) -> Forest:
     parts = [_parts(b) for b in boosters]
     classes = int(re.search(r"^num_tree_per_iteration=(\d+)", parts[0][0], re.MULTILINE).group(1))  # type: ignore[union-attr]
     last = boosters[0].num_feature() - 1
-    arrays: dict[str, list[Any]] = {k: [] for k in ("feature", "threshold", "decision", "left", "right", "leaf_value",
-                                                     "cat_bounds", "cat_bits", "tree_class", "tree_root", "tree_cats",
-                                                     "group_code", "members", "flags")}
+    arrays: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "feature",
+            "threshold",
+            "decision",
+            "left",
+            "right",
+            "leaf_value",
+            "cat_bounds",
+            "cat_bits",
+            "tree_class",
+            "tree_root",
+            "tree_cats",
+            "group_code",
+            "members",
+            "flags",
+        )
+    }
     group_start, member_start = [0], [0]
     for index in range(len(parts[0][1])):
         fields = [_fields(p[1][index]) for p in parts]
@@ -165,16 +199,37 @@ def compile_forest(boosters: list[lgb.Booster], codes: int) -> Forest:
         for side in ("left", "right"):
             child = left if side == "left" else right
             arrays[side].extend(np.where(child >= 0, child + node0, child - leaf0).tolist())  # ~leaf: -1 - leaf
-    types = {"feature": np.int32, "threshold": np.float64, "decision": np.int8, "left": np.int32, "right": np.int32,
-             "leaf_value": np.float64, "cat_bounds": np.int64, "cat_bits": np.uint32, "tree_class": np.int32,
-             "tree_root": np.int64, "tree_cats": np.int64, "group_code": np.float64, "members": np.int64,
-             "flags": np.int8}
-    out = {k: np.asarray(arrays[k] or [0], dtype=t) if k in ("cat_bounds", "cat_bits", "feature", "threshold",
-                                                              "decision", "left", "right", "flags")
-           else np.asarray(arrays[k], dtype=t) for k, t in types.items()}
+    types = {
+        "feature": np.int32,
+        "threshold": np.float64,
+        "decision": np.int8,
+        "left": np.int32,
+        "right": np.int32,
+        "leaf_value": np.float64,
+        "cat_bounds": np.int64,
+        "cat_bits": np.uint32,
+        "tree_class": np.int32,
+        "tree_root": np.int64,
+        "tree_cats": np.int64,
+        "group_code": np.float64,
+        "members": np.int64,
+        "flags": np.int8,
+    }
+    out = {
+        k: np.asarray(arrays[k] or [0], dtype=t)
+        if k in ("cat_bounds", "cat_bits", "feature", "threshold", "decision", "left", "right", "flags")
+        else np.asarray(arrays[k], dtype=t)
+        for k, t in types.items()
+    }
     del out["decision"]
-    return Forest(classes=classes, codes=codes, last=last, group_start=np.asarray(group_start, dtype=np.int64),
-                  member_start=np.asarray(member_start, dtype=np.int64), **out)
+    return Forest(
+        classes=classes,
+        codes=codes,
+        last=last,
+        group_start=np.asarray(group_start, dtype=np.int64),
+        member_start=np.asarray(member_start, dtype=np.int64),
+        **out,
+    )
 
 
 _CACHE: weakref.WeakKeyDictionary[lgb.Booster, Forest] = weakref.WeakKeyDictionary()

@@ -41,8 +41,27 @@ def _step(X, i, node, code, last, cats, feature, threshold, flags, left, right, 
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _walk(X, masks, out, last, tree_class, tree_root, tree_cats, feature, threshold, flags, left, right,  # noqa: ANN001, ANN202, PLR0913
-          leaf_value, cat_bounds, cat_bits, group_start, group_code, member_start, members):
+def _walk(
+    X,
+    masks,
+    out,
+    last,
+    tree_class,
+    tree_root,
+    tree_cats,
+    feature,
+    threshold,
+    flags,
+    left,
+    right,  # noqa: ANN001, ANN202, PLR0913
+    leaf_value,
+    cat_bounds,
+    cat_bits,
+    group_start,
+    group_code,
+    member_start,
+    members,
+):
     n = X.shape[0]
     blocks = (n + BLOCK - 1) // BLOCK
     for b in numba.prange(blocks):
@@ -71,24 +90,41 @@ def _walk(X, masks, out, last, tree_class, tree_root, tree_cats, feature, thresh
                     ia = rows[q]
                     ic = rows[q + 1]
                     while a >= 0 and c >= 0:
-                        a = _step(X, ia, a, code, last, cats, feature, threshold, flags, left, right, cat_bounds,
-                                  cat_bits)
-                        c = _step(X, ic, c, code, last, cats, feature, threshold, flags, left, right, cat_bounds,
-                                  cat_bits)
+                        a = _step(
+                            X, ia, a, code, last, cats, feature, threshold, flags, left, right, cat_bounds, cat_bits
+                        )
+                        c = _step(
+                            X, ic, c, code, last, cats, feature, threshold, flags, left, right, cat_bounds, cat_bits
+                        )
                     while a >= 0:
-                        a = _step(X, ia, a, code, last, cats, feature, threshold, flags, left, right, cat_bounds,
-                                  cat_bits)
+                        a = _step(
+                            X, ia, a, code, last, cats, feature, threshold, flags, left, right, cat_bounds, cat_bits
+                        )
                     while c >= 0:
-                        c = _step(X, ic, c, code, last, cats, feature, threshold, flags, left, right, cat_bounds,
-                                  cat_bits)
+                        c = _step(
+                            X, ic, c, code, last, cats, feature, threshold, flags, left, right, cat_bounds, cat_bits
+                        )
                     ends[q] = a
                     ends[q + 1] = c
                     q += 2
                 if q < count:
                     a = root
                     while a >= 0:
-                        a = _step(X, rows[q], a, code, last, cats, feature, threshold, flags, left, right, cat_bounds,
-                                  cat_bits)
+                        a = _step(
+                            X,
+                            rows[q],
+                            a,
+                            code,
+                            last,
+                            cats,
+                            feature,
+                            threshold,
+                            flags,
+                            left,
+                            right,
+                            cat_bounds,
+                            cat_bits,
+                        )
                     ends[q] = a
                 for q in range(count):
                     i = rows[q]
@@ -110,9 +146,26 @@ def run(forest: Any, X: np.ndarray, masks: np.ndarray, out: np.ndarray, num_thre
     if num_threads > 0:
         numba.set_num_threads(min(num_threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     try:
-        return _walk(X, masks, out, int(forest.last), forest.tree_class, forest.tree_root, forest.tree_cats,
-                     forest.feature, forest.threshold, forest.flags, forest.left, forest.right, forest.leaf_value,
-                     forest.cat_bounds, forest.cat_bits, forest.group_start, forest.group_code, forest.member_start,
-                     forest.members)
+        return _walk(
+            X,
+            masks,
+            out,
+            int(forest.last),
+            forest.tree_class,
+            forest.tree_root,
+            forest.tree_cats,
+            forest.feature,
+            forest.threshold,
+            forest.flags,
+            forest.left,
+            forest.right,
+            forest.leaf_value,
+            forest.cat_bounds,
+            forest.cat_bits,
+            forest.group_start,
+            forest.group_code,
+            forest.member_start,
+            forest.members,
+        )
     finally:
         numba.set_num_threads(threads)

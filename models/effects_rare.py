@@ -52,8 +52,10 @@ class SettleAdjust:
         grid = np.linspace(-0.5, 0.5, QUANTILES)
         fill = getattr(self, "fill", None)  # None also for an adjustment pickled before the field
         fill = np.median(self.quantiles, axis=0) if fill is None else fill
-        z = [np.interp(np.nan_to_num(X[:, c], nan=float(fill[j])), self.quantiles[:, j], grid)
-             for j, c in enumerate(self.columns)]
+        z = [
+            np.interp(np.nan_to_num(X[:, c], nan=float(fill[j])), self.quantiles[:, j], grid)
+            for j, c in enumerate(self.columns)
+        ]
         return np.column_stack([np.ones(len(X)), *z])
 
     def design(self, X: np.ndarray) -> np.ndarray:
@@ -70,8 +72,9 @@ def rank_knots(count: int) -> tuple[float, ...]:
     return tuple(float(t) for t in np.linspace(-0.5, 0.5, count + 2)[1:-1])
 
 
-def interaction_scores(Z: np.ndarray, y: np.ndarray, s: np.ndarray, weight: np.ndarray, codes: np.ndarray,
-                       actions: list[int]) -> np.ndarray:
+def interaction_scores(
+    Z: np.ndarray, y: np.ndarray, s: np.ndarray, weight: np.ndarray, codes: np.ndarray, actions: list[int]
+) -> np.ndarray:
     """Per column of ``Z``, the score test of adding an action-specific slope on it to the offset
     model (outcome ``y``, fitted odds ``s``): the sum over actions of (sum w (y - s) z)^2 / (sum w
     s (1 - s) z^2), z centred within the action; about chi-square with one degree per action."""
@@ -80,7 +83,7 @@ def interaction_scores(Z: np.ndarray, y: np.ndarray, s: np.ndarray, weight: np.n
         rows = codes == code
         w, r, v = weight[rows], (y - s)[rows], (s * (1 - s))[rows]
         z = Z[rows] - np.average(Z[rows], axis=0, weights=w)
-        total += (z.T @ (w * r)) ** 2 / np.maximum(z.T ** 2 @ (w * v), 1e-12)
+        total += (z.T @ (w * r)) ** 2 / np.maximum(z.T**2 @ (w * v), 1e-12)
     return total
 
 
@@ -95,8 +98,18 @@ def ridge_logistic(Z: np.ndarray, y: np.ndarray, weight: np.ndarray, offset: np.
     return np.asarray(minimize(loss, np.zeros(Z.shape[1]), jac=True, method="L-BFGS-B").x)
 
 
-def fit_settle_adjust(booster: lgb.Booster, X: np.ndarray, codes: np.ndarray, o: np.ndarray, weight: np.ndarray,
-                      settling: list[int], actions: list[int], k: int, lam: float, knots: int = 0) -> SettleAdjust:
+def fit_settle_adjust(
+    booster: lgb.Booster,
+    X: np.ndarray,
+    codes: np.ndarray,
+    o: np.ndarray,
+    weight: np.ndarray,
+    settling: list[int],
+    actions: list[int],
+    k: int,
+    lam: float,
+    knots: int = 0,
+) -> SettleAdjust:
     """The adjustment of the pooled outcome ``booster`` (inputs ``X`` and the action code last) on
     the decisions of ``actions`` (codes), ``o`` their outcome classes: on the ``k`` features whose
     action-specific slopes the residuals of settling at once call for most
@@ -108,13 +121,29 @@ def fit_settle_adjust(booster: lgb.Booster, X: np.ndarray, codes: np.ndarray, o:
     offset, y = np.log(s / (1 - s)), np.isin(o[keep], settling).astype(np.float64)
     candidates = [j for j in range(X.shape[1]) if np.isfinite(Xk[:, j]).sum() > 1]
     grid = np.nanquantile(Xk[:, candidates], np.linspace(0, 1, QUANTILES), axis=0).reshape(QUANTILES, -1)
-    scores = np.concatenate([  # every candidate, SCORE_COLUMNS at a time
-        interaction_scores(SettleAdjust(candidates[i: i + SCORE_COLUMNS], grid[:, i: i + SCORE_COLUMNS],
-                                        settling).ranks(Xk)[:, 1:], y, s, w, c, actions)
-        for i in range(0, len(candidates), SCORE_COLUMNS)])
+    scores = np.concatenate(
+        [  # every candidate, SCORE_COLUMNS at a time
+            interaction_scores(
+                SettleAdjust(candidates[i : i + SCORE_COLUMNS], grid[:, i : i + SCORE_COLUMNS], settling).ranks(Xk)[
+                    :, 1:
+                ],
+                y,
+                s,
+                w,
+                c,
+                actions,
+            )
+            for i in range(0, len(candidates), SCORE_COLUMNS)
+        ]
+    )
     best = np.argsort(-scores)[:k]
-    adjust = SettleAdjust([candidates[j] for j in best], grid[:, best], settling, knots=rank_knots(knots),
-                          fill=np.median(grid[:, best], axis=0))
+    adjust = SettleAdjust(
+        [candidates[j] for j in best],
+        grid[:, best],
+        settling,
+        knots=rank_knots(knots),
+        fill=np.median(grid[:, best], axis=0),
+    )
     Z = adjust.design(Xk)
     for code in actions:
         rows = c == code

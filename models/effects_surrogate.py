@@ -70,8 +70,9 @@ def outcome_codes(outcomes: np.ndarray, always: tuple[str, ...] = ()) -> tuple[t
     each decision's class index."""
     values = np.asarray(outcomes, dtype=object).astype(str)
     names, counts = np.unique(values, return_counts=True)
-    kept = [str(n) for n, c in zip(names, counts, strict=True)
-            if c >= MIN_OUTCOME_SHARE * len(values) or str(n) in always]
+    kept = [
+        str(n) for n, c in zip(names, counts, strict=True) if c >= MIN_OUTCOME_SHARE * len(values) or str(n) in always
+    ]
     classes = (*kept, OTHER)
     lookup = {name: j for j, name in enumerate(kept)}
     codes = np.array([lookup.get(v, len(kept)) for v in values], dtype=np.int32)
@@ -106,11 +107,17 @@ def bag_counts(estimator: Any) -> tuple[int, int]:
     return bag, bag if outcome_bag is None else int(outcome_bag)
 
 
-def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarray, outcomes: np.ndarray,
-                  weight: np.ndarray, names: tuple[str, ...], groups: np.ndarray | None = None,
-                  rng: np.random.Generator | None = None,
-                  ) -> tuple[dict[str, lgb.Booster], dict[str, int], tuple[str, ...], dict[str, list[lgb.Booster]],
-                             np.ndarray]:
+def fit_surrogate(
+    estimator: Any,
+    X: np.ndarray,
+    codes: np.ndarray,
+    y: np.ndarray,
+    outcomes: np.ndarray,
+    weight: np.ndarray,
+    names: tuple[str, ...],
+    groups: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+) -> tuple[dict[str, lgb.Booster], dict[str, int], tuple[str, ...], dict[str, list[lgb.Booster]], np.ndarray]:
     """Boosters (``VALUE`` and the outcome model: pooled ``OUTCOMES`` or one per supported action),
     tree counts, outcome classes, per booster key ``estimator.members`` bootstrap refits, and each
     decision's outcome class."""
@@ -129,39 +136,52 @@ def fit_surrogate(estimator: Any, X: np.ndarray, codes: np.ndarray, y: np.ndarra
     draws = [case_resample(groups, len(X), rng) for _ in range(count)]
     seeds = [int(rng.integers(1 << 30)) for _ in range(count)]
     members: dict[str, list[lgb.Booster]] = {
-        VALUE: [refit(value_params, data, y_v, draw[v_rows], trees[VALUE], [X.shape[1]], seed)
-                for draw, seed in zip(draws, seeds, strict=True)]}
+        VALUE: [
+            refit(value_params, data, y_v, draw[v_rows], trees[VALUE], [X.shape[1]], seed)
+            for draw, seed in zip(draws, seeds, strict=True)
+        ]
+    }
     bag, outcome_bag = bag_counts(estimator)
     bag_seeds = [int(rng.integers(1 << 30)) for _ in range(max(bag, outcome_bag))]
     ones = np.ones(len(data))
-    members[BAG + VALUE] = [refit(value_params, data, y_v, ones, trees[VALUE], [X.shape[1]], seed)
-                            for seed in bag_seeds[:bag]]
+    members[BAG + VALUE] = [
+        refit(value_params, data, y_v, ones, trees[VALUE], [X.shape[1]], seed) for seed in bag_seeds[:bag]
+    ]
     if getattr(estimator, "pooled_outcomes", False):
         keep = np.isin(codes, [names.index(a) for a in estimator.supported_])
         data = np.column_stack([X[keep], codes[keep].astype(np.float32)])
         params = {**estimator._params(int(keep.sum())), "objective": "multiclass", "num_class": len(classes)}
         target = o[keep].astype(np.float64)
-        models[OUTCOMES], trees[OUTCOMES] = _train(params, data, target, weight[keep], rounds, valid, stop,
-                                                   categorical=[X.shape[1]])
-        members[OUTCOMES] = [refit(params, data, target, weight[keep] * draw[keep], trees[OUTCOMES],
-                                    [X.shape[1]], seed) for draw, seed in zip(draws, seeds, strict=True)]
-        members[BAG + OUTCOMES] = [refit(params, data, target, weight[keep], trees[OUTCOMES], [X.shape[1]], seed)
-                                   for seed in bag_seeds[:outcome_bag]]
+        models[OUTCOMES], trees[OUTCOMES] = _train(
+            params, data, target, weight[keep], rounds, valid, stop, categorical=[X.shape[1]]
+        )
+        members[OUTCOMES] = [
+            refit(params, data, target, weight[keep] * draw[keep], trees[OUTCOMES], [X.shape[1]], seed)
+            for draw, seed in zip(draws, seeds, strict=True)
+        ]
+        members[BAG + OUTCOMES] = [
+            refit(params, data, target, weight[keep], trees[OUTCOMES], [X.shape[1]], seed)
+            for seed in bag_seeds[:outcome_bag]
+        ]
         return models, trees, classes, members, o
     for name in estimator.supported_:
         rows = codes == names.index(name)
         params = {**estimator._params(int(rows.sum())), "objective": "multiclass", "num_class": len(classes)}
         target = o[rows].astype(np.float64)
         models[name], trees[name] = _train(params, X[rows], target, weight[rows], rounds, valid, stop)
-        members[name] = [refit(params, X[rows], target, weight[rows] * draw[rows], trees[name], None, seed)
-                         for draw, seed in zip(draws, seeds, strict=True)]
-        members[BAG + name] = [refit(params, X[rows], target, weight[rows], trees[name], None, seed)
-                               for seed in bag_seeds[:outcome_bag]]
+        members[name] = [
+            refit(params, X[rows], target, weight[rows] * draw[rows], trees[name], None, seed)
+            for draw, seed in zip(draws, seeds, strict=True)
+        ]
+        members[BAG + name] = [
+            refit(params, X[rows], target, weight[rows], trees[name], None, seed) for seed in bag_seeds[:outcome_bag]
+        ]
     return models, trees, classes, members, o
 
 
-def settle_adjustment(estimator: Any, X: np.ndarray, codes: np.ndarray, o: np.ndarray,
-                      weight: np.ndarray) -> SettleAdjust | None:
+def settle_adjustment(
+    estimator: Any, X: np.ndarray, codes: np.ndarray, o: np.ndarray, weight: np.ndarray
+) -> SettleAdjust | None:
     """With ``settle_adjust`` = k > 0 and a pooled outcome model, the fitted ``estimator``'s per-action
     adjustment of the odds of settling at once on the k features whose interaction with the action its
     residuals call for most (:mod:`models.effects_rare`; ``o``: each decision's outcome class, as
@@ -169,13 +189,27 @@ def settle_adjustment(estimator: Any, X: np.ndarray, codes: np.ndarray, o: np.nd
     settling = [k for k, name in enumerate(estimator.outcomes_) if name in SETTLED_OUTCOMES]
     if estimator.settle_adjust <= 0 or OUTCOMES not in estimator.models_ or not settling:
         return None
-    return fit_settle_adjust(estimator.models_[OUTCOMES], np.asarray(X, dtype=np.float32), codes, o, weight, settling,
-                             [estimator.actions_.index(a) for a in estimator.supported_], estimator.settle_adjust,
-                             estimator.settle_lambda, estimator.settle_knots)
+    return fit_settle_adjust(
+        estimator.models_[OUTCOMES],
+        np.asarray(X, dtype=np.float32),
+        codes,
+        o,
+        weight,
+        settling,
+        [estimator.actions_.index(a) for a in estimator.supported_],
+        estimator.settle_adjust,
+        estimator.settle_lambda,
+        estimator.settle_knots,
+    )
 
 
-def values_by_outcome(models: dict[str, lgb.Booster], X: np.ndarray, classes: tuple[str, ...],
-                      num_threads: int = 0, fixed: dict[int, float] | None = None) -> np.ndarray:
+def values_by_outcome(
+    models: dict[str, lgb.Booster],
+    X: np.ndarray,
+    classes: tuple[str, ...],
+    num_threads: int = 0,
+    fixed: dict[int, float] | None = None,
+) -> np.ndarray:
     """(rows, outcome classes) V(o, x); the classes of ``fixed`` (class index -> V) take their
     value without a prediction."""
     fixed = fixed or {}
@@ -198,42 +232,61 @@ def outcome_rows(models: dict[str, lgb.Booster], name: str, code: int, X: np.nda
     return models[name], X
 
 
-def member_set(models: dict[str, lgb.Booster], members: dict[str, list[lgb.Booster]],
-               k: int, prefix: str = "") -> dict[str, lgb.Booster]:
+def member_set(
+    models: dict[str, lgb.Booster], members: dict[str, list[lgb.Booster]], k: int, prefix: str = ""
+) -> dict[str, lgb.Booster]:
     """The boosters of the ``k``-th bootstrap member (``prefix`` ``BAG``: of the ``k``-th bagged
     refit), keyed as ``models`` (the outcome models of actions without one left out)."""
     return {key: members[prefix + key][k] for key in models if len(members.get(prefix + key, ())) > k}
 
 
-def member_odds(models: dict[str, lgb.Booster], members: dict[str, list[lgb.Booster]], k: int, name: str,
-                X: np.ndarray, classes: tuple[str, ...], code: int,
-                fixed: dict[int, float] | None = None, adjust: SettleAdjust | None = None) -> np.ndarray:
+def member_odds(
+    models: dict[str, lgb.Booster],
+    members: dict[str, list[lgb.Booster]],
+    k: int,
+    name: str,
+    X: np.ndarray,
+    classes: tuple[str, ...],
+    code: int,
+    fixed: dict[int, float] | None = None,
+    adjust: SettleAdjust | None = None,
+) -> np.ndarray:
     """P(settled | action ``name``, x) by the ``k``-th bootstrap member (both models refitted)."""
     chosen = member_set(models, members, k)
     return settle_odds(chosen, name, X, values_by_outcome(chosen, X, classes, 1, fixed), 1, code, adjust)
 
 
-def outcome_proba(models: dict[str, lgb.Booster], name: str, X: np.ndarray, num_threads: int = 0,
-                  code: int = 0) -> np.ndarray:
+def outcome_proba(
+    models: dict[str, lgb.Booster], name: str, X: np.ndarray, num_threads: int = 0, code: int = 0
+) -> np.ndarray:
     """(rows, outcome classes) P(o | action ``name``, x)."""
     booster, data = outcome_rows(models, name, code, X)
     return np.asarray(booster.predict(data, num_threads=num_threads)).reshape(len(X), -1)
 
 
-def settle_odds(models: dict[str, lgb.Booster], name: str, X: np.ndarray, value: np.ndarray,
-                num_threads: int = 0, code: int = 0, adjust: SettleAdjust | None = None) -> np.ndarray:
+def settle_odds(
+    models: dict[str, lgb.Booster],
+    name: str,
+    X: np.ndarray,
+    value: np.ndarray,
+    num_threads: int = 0,
+    code: int = 0,
+    adjust: SettleAdjust | None = None,
+) -> np.ndarray:
     """P(settled | action ``name``, x) = sum_o P(o | name, x) V(o, x) (with ``adjust``, the pooled
     model's odds of settling at once adjusted per action: :mod:`models.effects_rare`)."""
-    proba = adjusted(outcome_proba(models, name, X, num_threads, code), X, code,
-                     adjust if OUTCOMES in models else None)
+    proba = adjusted(outcome_proba(models, name, X, num_threads, code), X, code, adjust if OUTCOMES in models else None)
     return (proba * value[:, : proba.shape[1]]).sum(axis=1)
 
 
-def bag_sets(models: dict[str, lgb.Booster], members: dict[str, list[lgb.Booster]]
-             ) -> tuple[list[dict[str, lgb.Booster]], list[dict[str, lgb.Booster]]]:
+def bag_sets(
+    models: dict[str, lgb.Booster], members: dict[str, list[lgb.Booster]]
+) -> tuple[list[dict[str, lgb.Booster]], list[dict[str, lgb.Booster]]]:
     """The booster sets whose V(o, x) are averaged (the main models and each bagged refit of V) and
     those whose P(o | a, x) are (the main models and each bagged refit of the outcome models)."""
     values = len(members.get(BAG + VALUE, []))
     outcomes = max((len(v) for k, v in members.items() if k.startswith(BAG) and k != BAG + VALUE), default=0)
-    return ([models, *(member_set(models, members, k, BAG) for k in range(values))],
-            [models, *(member_set(models, members, k, BAG) for k in range(outcomes))])
+    return (
+        [models, *(member_set(models, members, k, BAG) for k in range(values))],
+        [models, *(member_set(models, members, k, BAG) for k in range(outcomes))],
+    )

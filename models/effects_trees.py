@@ -20,9 +20,11 @@ import numpy as np
 
 _TREE = re.compile(r"^Tree=\d+\n", re.MULTILINE)
 _END = "end of trees"
-_EMPTY = ("num_leaves=1\nnum_cat=0\nsplit_feature=\nsplit_gain=\nthreshold=\ndecision_type=\nleft_child=\n"
-          "right_child=\nleaf_value=0\nleaf_weight=0\nleaf_count=0\ninternal_value=\ninternal_weight=\n"
-          "internal_count=\nis_linear=0\nshrinkage=1\n")
+_EMPTY = (
+    "num_leaves=1\nnum_cat=0\nsplit_feature=\nsplit_gain=\nthreshold=\ndecision_type=\nleft_child=\n"
+    "right_child=\nleaf_value=0\nleaf_weight=0\nleaf_count=0\ninternal_value=\ninternal_weight=\n"
+    "internal_count=\nis_linear=0\nshrinkage=1\n"
+)
 
 
 def _parts(booster: lgb.Booster) -> tuple[str, list[str], str]:
@@ -31,8 +33,10 @@ def _parts(booster: lgb.Booster) -> tuple[str, list[str], str]:
     end = text.index(_END)
     starts = [m for m in _TREE.finditer(text, 0, end)]
     header = re.sub(r"^tree_sizes=.*\n", "", text[: starts[0].start()] if starts else text[:end], flags=re.MULTILINE)
-    bodies = [text[m.end(): (starts[i + 1].start() if i + 1 < len(starts) else end)].strip("\n") + "\n"
-              for i, m in enumerate(starts)]
+    bodies = [
+        text[m.end() : (starts[i + 1].start() if i + 1 < len(starts) else end)].strip("\n") + "\n"
+        for i, m in enumerate(starts)
+    ]
     return header, bodies, text[end:]
 
 

@@ -44,10 +44,18 @@ class SingleRow:
         self._out: dict[int, np.ndarray] = {}
         for kind, width in ((self.NORMAL, int(booster.num_model_per_iteration())), (self.CONTRIB, n_features + 1)):
             handle = ctypes.c_void_p()
-            _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
-                booster._handle, ctypes.c_int(kind), ctypes.c_int(0), ctypes.c_int(iterations),
-                ctypes.c_int(1), ctypes.c_int32(n_features), ctypes.c_char_p(b"num_threads=1"),
-                ctypes.byref(handle)))  # data type 1: float64
+            _safe_call(
+                _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                    booster._handle,
+                    ctypes.c_int(kind),
+                    ctypes.c_int(0),
+                    ctypes.c_int(iterations),
+                    ctypes.c_int(1),
+                    ctypes.c_int32(n_features),
+                    ctypes.c_char_p(b"num_threads=1"),
+                    ctypes.byref(handle),
+                )
+            )  # data type 1: float64
             self._configs[kind] = handle
             self._out[kind] = np.empty(width, dtype=np.float64)
         self._booster = booster  # the configurations point into it: keep it alive with them
@@ -61,9 +69,14 @@ class SingleRow:
         length = ctypes.c_int64(0)
         with self._lock:
             out = self._out[kind]
-            self._check(self._lib.LGBM_BoosterPredictForMatSingleRowFast(
-                self._configs[kind], data.ctypes.data_as(ctypes.c_void_p), ctypes.byref(length),
-                out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
+            self._check(
+                self._lib.LGBM_BoosterPredictForMatSingleRowFast(
+                    self._configs[kind],
+                    data.ctypes.data_as(ctypes.c_void_p),
+                    ctypes.byref(length),
+                    out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+                )
+            )
             result = out[: length.value].copy()
         return result.reshape(1, -1) if kind == self.CONTRIB else result
 

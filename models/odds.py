@@ -87,12 +87,20 @@ class CalibratedOdds(ClassifierMixin, BaseEstimator):
         if unknown:
             raise ValueError(f"monotone names features the data lacks: {sorted(unknown)}")
         return {
-            "objective": "binary", "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
-            "min_data_in_leaf": self.min_child_samples, "bagging_fraction": self.subsample,
-            "bagging_freq": 1 if self.subsample < 1 else 0, "feature_fraction": self.colsample_bytree,
-            "lambda_l2": self.reg_lambda, "monotone_constraints": [int(monotone.get(c, 0)) for c in names],
-            "monotone_constraints_method": "advanced", "seed": self.random_state, "num_threads": self.n_jobs,
-            "feature_pre_filter": False, "verbosity": -1,
+            "objective": "binary",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_child_samples,
+            "bagging_fraction": self.subsample,
+            "bagging_freq": 1 if self.subsample < 1 else 0,
+            "feature_fraction": self.colsample_bytree,
+            "lambda_l2": self.reg_lambda,
+            "monotone_constraints": [int(monotone.get(c, 0)) for c in names],
+            "monotone_constraints_method": "advanced",
+            "seed": self.random_state,
+            "num_threads": self.n_jobs,
+            "feature_pre_filter": False,
+            "verbosity": -1,
         }
 
     def fit(self, X: object, y: object) -> CalibratedOdds:
@@ -116,15 +124,25 @@ class CalibratedOdds(ClassifierMixin, BaseEstimator):
         if separate:
             valid_sets = [lgb.Dataset(frame.iloc[cal_rows], labels[cal_rows], reference=train)]
             callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
-        booster = lgb.train({**params, "metric": "binary_logloss"}, train, num_boost_round=self.n_estimators,
-                            valid_sets=valid_sets, callbacks=callbacks)
+        booster = lgb.train(
+            {**params, "metric": "binary_logloss"},
+            train,
+            num_boost_round=self.n_estimators,
+            valid_sets=valid_sets,
+            callbacks=callbacks,
+        )
         if separate and booster.best_iteration > 0:  # keep only the trees early stopping chose
             booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
         raw = np.asarray(booster.predict(frame.iloc[cal_rows]))
         return self.assemble(booster, isotonic(raw, labels[cal_rows]), names, classes)
 
-    def assemble(self, booster: lgb.Booster, calibrator: IsotonicRegression | None, names: Sequence[str],
-                 classes: np.ndarray | None = None) -> CalibratedOdds:
+    def assemble(
+        self,
+        booster: lgb.Booster,
+        calibrator: IsotonicRegression | None,
+        names: Sequence[str],
+        classes: np.ndarray | None = None,
+    ) -> CalibratedOdds:
         """Take a fitted booster over the features ``names`` and a calibration map of its raw
         probabilities (None: the raw probabilities stand); returns self, fitted.
 

@@ -18,8 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-START = {"learning_rate": 0.05, "num_leaves": 31, "min_child_share": 0.001, "colsample_bytree": 0.8,
-         "subsample": 0.8, "reg_lambda": 1.0}
+START = {
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_child_share": 0.001,
+    "colsample_bytree": 0.8,
+    "subsample": 0.8,
+    "reg_lambda": 1.0,
+}
 
 
 @dataclass(frozen=True)

@@ -91,8 +91,10 @@ class Effects:
 
 def parse_effects(root: Node, catalogue: Catalogue, known: tuple[str, ...]) -> Effects:
     """The priors of ``effects.yaml``; every catalogue action needs one."""
-    top = root.mapping(allowed=("version", "source", "dead_line_log_odds", "actions"),
-                       required=("version", "dead_line_log_odds", "actions"))
+    top = root.mapping(
+        allowed=("version", "source", "dead_line_log_odds", "actions"),
+        required=("version", "dead_line_log_odds", "actions"),
+    )
     entries = dict(top["actions"].items())
     missing = [name for name in catalogue.names if name not in entries]
     if missing:
@@ -108,16 +110,24 @@ def parse_effects(root: Node, catalogue: Catalogue, known: tuple[str, ...]) -> E
             fact = parts["fact"].text()
             if fact not in known:
                 raise parts["fact"].fail(f"unknown fact '{fact}'")
-            modifiers.append(Modifier(
-                fact=fact, coef=parts["coef"].number(-5, 5),
-                center=parts["center"].number() if "center" in parts else 0.0,
-                scale=parts["scale"].number(minimum=1e-9) if "scale" in parts else 1.0,
-                clip=parts["clip"].number(minimum=0) if "clip" in parts else 1.0))
-        effects[name] = Effect(log_odds=keys["log_odds"].number(-20, 20),
-                               needs_line=keys["needs_line"].flag() if "needs_line" in keys else False,
-                               modifiers=tuple(modifiers), note=keys["note"].text())
-    return Effects(version=str(top["version"].value), dead_line_log_odds=top["dead_line_log_odds"].number(-20, 0),
-                   actions=effects)
+            modifiers.append(
+                Modifier(
+                    fact=fact,
+                    coef=parts["coef"].number(-5, 5),
+                    center=parts["center"].number() if "center" in parts else 0.0,
+                    scale=parts["scale"].number(minimum=1e-9) if "scale" in parts else 1.0,
+                    clip=parts["clip"].number(minimum=0) if "clip" in parts else 1.0,
+                )
+            )
+        effects[name] = Effect(
+            log_odds=keys["log_odds"].number(-20, 20),
+            needs_line=keys["needs_line"].flag() if "needs_line" in keys else False,
+            modifiers=tuple(modifiers),
+            note=keys["note"].text(),
+        )
+    return Effects(
+        version=str(top["version"].value), dead_line_log_odds=top["dead_line_log_odds"].number(-20, 0), actions=effects
+    )
 
 
 class PriorValue:
@@ -142,9 +152,15 @@ class PriorValue:
             first = len(modifiers)
             modifiers.extend(effect.modifiers)
             actions.append((effect.log_odds, tuple(range(first, len(modifiers))), effect.needs_line))
-        plan = _Plan(catalogue, tuple(m.fact for m in modifiers), np.array([m.center for m in modifiers]),
-                     np.array([m.scale for m in modifiers]), np.array([m.clip for m in modifiers]),
-                     np.array([m.coef for m in modifiers]), tuple(actions))
+        plan = _Plan(
+            catalogue,
+            tuple(m.fact for m in modifiers),
+            np.array([m.center for m in modifiers]),
+            np.array([m.scale for m in modifiers]),
+            np.array([m.clip for m in modifiers]),
+            np.array([m.coef for m in modifiers]),
+            tuple(actions),
+        )
         self._plans[id(catalogue)] = plan
         return plan
 
@@ -163,8 +179,13 @@ class PriorValue:
         shifts = (_one_case_shifts if facts.n == 1 else _shifts)(plan, shift_of, dead_line)
         p_settle = 1.0 / (1.0 + np.exp(-(logit[:, None] + shifts)))
         recovery = nan_to_num(facts["recoverable_claim"], nan=0.0)
-        return ActionEstimates(actions=catalogue.names, p_settle=p_settle, recovery=recovery,
-                               cost=catalogue.costs(), source=("prior",) * len(catalogue.actions))
+        return ActionEstimates(
+            actions=catalogue.names,
+            p_settle=p_settle,
+            recovery=recovery,
+            cost=catalogue.costs(),
+            source=("prior",) * len(catalogue.actions),
+        )
 
 
 def _shifts(plan: _Plan, shift_of: np.ndarray, dead_line: np.ndarray) -> np.ndarray:

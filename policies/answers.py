@@ -32,8 +32,11 @@ def _flags(decisions: Decisions, engine: PolicyEngine) -> np.ndarray:
     """Per case: out_of_scope, no_eligible_action, needs_review (a sensitive action), '; '-joined."""
     catalogue = engine.policy.catalogue
     sensitive = np.array([a.sensitive for a in catalogue.actions])[decisions.chosen]
-    columns = {"out_of_scope": decisions.facts["in_scope"] == 0, "no_eligible_action": decisions.fallback,
-               "needs_review": sensitive & ~decisions.fallback}
+    columns = {
+        "out_of_scope": decisions.facts["in_scope"] == 0,
+        "no_eligible_action": decisions.fallback,
+        "needs_review": sensitive & ~decisions.fallback,
+    }
     out = np.full(decisions.facts.n, "", dtype=object)
     for name, hit in columns.items():
         out[hit] = np.where(out[hit] == "", name, out[hit] + "; " + name)
@@ -59,15 +62,17 @@ def batch_frame(decisions: Decisions, engine: PolicyEngine, cases: pd.DataFrame)
     n = decisions.facts.n
     value = decisions.estimates.value
     rows = np.arange(n)
-    out = pd.DataFrame({
-        "case_id": decisions.facts.text("case_id"),
-        "creditor": decisions.facts.text("creditor"),
-        "workflow": decisions.workflow,
-        "stage": decisions.stage,
-        "action": names[decisions.chosen],
-        "expected_value": np.round(decisions.value, 2),
-        "p_settle_action": np.round(decisions.estimates.p_settle[rows, decisions.chosen], 4),
-    })
+    out = pd.DataFrame(
+        {
+            "case_id": decisions.facts.text("case_id"),
+            "creditor": decisions.facts.text("creditor"),
+            "workflow": decisions.workflow,
+            "stage": decisions.stage,
+            "action": names[decisions.chosen],
+            "expected_value": np.round(decisions.value, 2),
+            "p_settle_action": np.round(decisions.estimates.p_settle[rows, decisions.chosen], 4),
+        }
+    )
     # The runner-ups are the ranking after the chosen action (a fallback wait has ranking -1).
     start = np.where(decisions.fallback, 0, 1)
     for r in range(1, RUNNER_UPS + 1):
@@ -189,8 +194,9 @@ def _number(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def single_answer(decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any, ...],
-                  model_versions: dict[str, str]) -> Recommendation:
+def single_answer(
+    decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any, ...], model_versions: dict[str, str]
+) -> Recommendation:
     """The answer for the one case of ``decisions``."""
     policy, facts = engine.policy, decisions.facts
     catalogue, est = policy.catalogue, decisions.estimates
@@ -199,12 +205,28 @@ def single_answer(decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any
     order = [int(j) for j in np.argsort(-np.where(candidate, value, -np.inf), kind="stable") if candidate[j]]
     low, high = _intervals(decisions, engine)
     recovery = float(est.recovery[0])
-    ranked = tuple(RankedAction(catalogue.names[j], round(float(value[j]), 2), round(float(est.p_settle[0, j]), 6),
-                                catalogue.actions[j].cost_cny, est.source[j], _rounded(low[j], 6), _rounded(high[j], 6),
-                                _rounded(low[j] * recovery - catalogue.actions[j].cost_cny, 2),
-                                _rounded(high[j] * recovery - catalogue.actions[j].cost_cny, 2)) for j in order)
-    rule_hits = [hit[0] for hit in (decisions.rule_hits if decisions.rule_hits is not None
-                                    else [rule.matrix(facts, catalogue) for rule in policy.guardrails.rules])]
+    ranked = tuple(
+        RankedAction(
+            catalogue.names[j],
+            round(float(value[j]), 2),
+            round(float(est.p_settle[0, j]), 6),
+            catalogue.actions[j].cost_cny,
+            est.source[j],
+            _rounded(low[j], 6),
+            _rounded(high[j], 6),
+            _rounded(low[j] * recovery - catalogue.actions[j].cost_cny, 2),
+            _rounded(high[j] * recovery - catalogue.actions[j].cost_cny, 2),
+        )
+        for j in order
+    )
+    rule_hits = [
+        hit[0]
+        for hit in (
+            decisions.rule_hits
+            if decisions.rule_hits is not None
+            else [rule.matrix(facts, catalogue) for rule in policy.guardrails.rules]
+        )
+    ]
     blocked, ineligible = [], []
     stage_allows = engine.stage_allows(str(decisions.workflow[0]), str(decisions.stage[0]))
     for j, action in enumerate(catalogue.actions):
@@ -214,8 +236,11 @@ def single_answer(decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any
                 hits = [policy.guardrails.rules[decisions.blocked_by[0, j] - 1]]
             blocked.append(BlockedAction(action.name, tuple(r.id for r in hits), tuple(r.reason for r in hits)))
         elif not decisions.eligible[0, j]:
-            why = (f"precondition not met: {_described(action.requires)}" if stage_allows[j]
-                   else f"not an action of the stage '{decisions.stage[0]}'")
+            why = (
+                f"precondition not met: {_described(action.requires)}"
+                if stage_allows[j]
+                else f"not an action of the stage '{decisions.stage[0]}'"
+            )
             ineligible.append(IneligibleAction(action.name, why))
     offers = decisions.offers
     term = offers.term_months[0]
@@ -224,27 +249,48 @@ def single_answer(decisions: Decisions, engine: PolicyEngine, reasons: tuple[Any
     raised = "; ".join(flag.id for flag in policy.court.flags if flag.when.evaluate(facts)[0])
     decided = dt.datetime.fromtimestamp(float(facts["decision_ts"][0]), dt.UTC).isoformat()
     return Recommendation(
-        case_id=str(facts.text("case_id")[0]), creditor=str(facts.text("creditor")[0]), decided_at=decided,
-        workflow=str(decisions.workflow[0]), stage=str(decisions.stage[0]),
-        action=catalogue.names[int(decisions.chosen[0])], expected_value=round(float(decisions.value[0]), 2),
-        needs_review="needs_review" in flags, fallback=bool(decisions.fallback[0]), ranked=ranked,
-        blocked=tuple(blocked), ineligible=tuple(ineligible), flags=tuple(f for f in flags.split("; ") if f),
+        case_id=str(facts.text("case_id")[0]),
+        creditor=str(facts.text("creditor")[0]),
+        decided_at=decided,
+        workflow=str(decisions.workflow[0]),
+        stage=str(decisions.stage[0]),
+        action=catalogue.names[int(decisions.chosen[0])],
+        expected_value=round(float(decisions.value[0]), 2),
+        needs_review="needs_review" in flags,
+        fallback=bool(decisions.fallback[0]),
+        ranked=ranked,
+        blocked=tuple(blocked),
+        ineligible=tuple(ineligible),
+        flags=tuple(f for f in flags.split("; ") if f),
         risk_flags=tuple(f for f in raised.split("; ") if f),
         recoverable_claim=float(decisions.claims.outstanding[0]),
-        installment=InstallmentPlan(str(offers.status[0]), None if np.isnan(term) else int(term),
-                                    _number(offers.monthly_cny[0]), _number(offers.covers[0]),
-                                    _number(offers.capacity_cny[0])),
-        reasons=reasons, policy_version=policy.version, action_value=engine.value_version,
-        model_versions=model_versions, greedy_action=catalogue.names[int(decisions.greedy[0])],
-        explored=bool(decisions.explored[0]), epsilon=float(decisions.epsilon[0]),
-        propensity=round(float(decisions.propensity[0]), 6), explanation=_explanation(decisions, engine, order))
+        installment=InstallmentPlan(
+            str(offers.status[0]),
+            None if np.isnan(term) else int(term),
+            _number(offers.monthly_cny[0]),
+            _number(offers.covers[0]),
+            _number(offers.capacity_cny[0]),
+        ),
+        reasons=reasons,
+        policy_version=policy.version,
+        action_value=engine.value_version,
+        model_versions=model_versions,
+        greedy_action=catalogue.names[int(decisions.greedy[0])],
+        explored=bool(decisions.explored[0]),
+        epsilon=float(decisions.epsilon[0]),
+        propensity=round(float(decisions.propensity[0]), 6),
+        explanation=_explanation(decisions, engine, order),
+    )
 
 
 def _one_case_flags(decisions: Decisions, engine: PolicyEngine) -> str:
     """``_flags(decisions, engine)[0]`` for the one case of ``decisions``, on plain values."""
     chosen, fallback = int(decisions.chosen[0]), bool(decisions.fallback[0])
-    hits = (("out_of_scope", decisions.facts["in_scope"][0] == 0), ("no_eligible_action", fallback),
-            ("needs_review", engine.policy.catalogue.actions[chosen].sensitive and not fallback))
+    hits = (
+        ("out_of_scope", decisions.facts["in_scope"][0] == 0),
+        ("no_eligible_action", fallback),
+        ("needs_review", engine.policy.catalogue.actions[chosen].sensitive and not fallback),
+    )
     return "; ".join(name for name, hit in hits if hit)
 
 
@@ -287,24 +333,38 @@ def one_case(decisions: Decisions, i: int) -> Decisions:
     from dataclasses import replace
 
     rows = slice(i, i + 1)
-    estimates = replace(decisions.estimates, p_settle=decisions.estimates.p_settle[rows],
-                        recovery=decisions.estimates.recovery[rows])
-    claims = replace(decisions.claims, **{f: getattr(decisions.claims, f)[rows]
-                                          for f in decisions.claims.__dataclass_fields__})
-    offers = replace(decisions.offers, **{f: getattr(decisions.offers, f)[rows]
-                                          for f in decisions.offers.__dataclass_fields__})
-    return Decisions(facts=decisions.facts.subset(np.array([i])), workflow=decisions.workflow[rows],
-                     stage=decisions.stage[rows], eligible=decisions.eligible[rows],
-                     blocked_by=decisions.blocked_by[rows], estimates=estimates, chosen=decisions.chosen[rows],
-                     fallback=decisions.fallback[rows], ranking=decisions.ranking[rows], claims=claims,
-                     limitation_day=decisions.limitation_day[rows], offers=offers,
-                     greedy=decisions.greedy[rows], explored=decisions.explored[rows],
-                     probabilities=decisions.probabilities[rows], epsilon=decisions.epsilon[rows])
+    estimates = replace(
+        decisions.estimates, p_settle=decisions.estimates.p_settle[rows], recovery=decisions.estimates.recovery[rows]
+    )
+    claims = replace(
+        decisions.claims, **{f: getattr(decisions.claims, f)[rows] for f in decisions.claims.__dataclass_fields__}
+    )
+    offers = replace(
+        decisions.offers, **{f: getattr(decisions.offers, f)[rows] for f in decisions.offers.__dataclass_fields__}
+    )
+    return Decisions(
+        facts=decisions.facts.subset(np.array([i])),
+        workflow=decisions.workflow[rows],
+        stage=decisions.stage[rows],
+        eligible=decisions.eligible[rows],
+        blocked_by=decisions.blocked_by[rows],
+        estimates=estimates,
+        chosen=decisions.chosen[rows],
+        fallback=decisions.fallback[rows],
+        ranking=decisions.ranking[rows],
+        claims=claims,
+        limitation_day=decisions.limitation_day[rows],
+        offers=offers,
+        greedy=decisions.greedy[rows],
+        explored=decisions.explored[rows],
+        probabilities=decisions.probabilities[rows],
+        epsilon=decisions.epsilon[rows],
+    )
 
 
-def batch_answers(decisions: Decisions, engine: PolicyEngine, reasons: list[tuple[Any, ...]],
-                  model_versions: dict[str, str]) -> list[Recommendation]:
+def batch_answers(
+    decisions: Decisions, engine: PolicyEngine, reasons: list[tuple[Any, ...]], model_versions: dict[str, str]
+) -> list[Recommendation]:
     """One :class:`Recommendation` per case of a batch decided together (so that per-debtor caps
     hold across the batch), with each case's reasons."""
-    return [single_answer(one_case(decisions, i), engine, reasons[i], model_versions)
-            for i in range(decisions.facts.n)]
+    return [single_answer(one_case(decisions, i), engine, reasons[i], model_versions) for i in range(decisions.facts.n)]

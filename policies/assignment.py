@@ -48,19 +48,32 @@ class AssignmentRules:
 def parse_assignment(root: Node) -> AssignmentRules:
     keys = ("version", "value_tiers", "balance_factor", "fit", "bonus", "performance", "province_languages")
     top = root.mapping(allowed=keys, required=keys)
-    fit = {key: node.text(FIT_MODES) for key, node in
-           top["fit"].mapping(allowed=("province", "product", "language"),
-                              required=("province", "product", "language")).items()}
-    bonus = {key: node.number(0, 1) for key, node in
-             top["bonus"].mapping(allowed=("product", "language"), required=("product", "language")).items()}
-    perf = top["performance"].mapping(allowed=("prior_cases", "floor", "ceiling"),
-                                      required=("prior_cases", "floor", "ceiling"))
+    fit = {
+        key: node.text(FIT_MODES)
+        for key, node in top["fit"]
+        .mapping(allowed=("province", "product", "language"), required=("province", "product", "language"))
+        .items()
+    }
+    bonus = {
+        key: node.number(0, 1)
+        for key, node in top["bonus"].mapping(allowed=("product", "language"), required=("product", "language")).items()
+    }
+    perf = top["performance"].mapping(
+        allowed=("prior_cases", "floor", "ceiling"), required=("prior_cases", "floor", "ceiling")
+    )
     floor, ceiling = perf["floor"].number(0, 1), perf["ceiling"].number(1, 10)
     languages = {province: node.names(what="language") for province, node in top["province_languages"].items()}
-    return AssignmentRules(version=str(top["version"].value), value_tiers=top["value_tiers"].whole(1),
-                           balance_factor=top["balance_factor"].number(1, 100), fit=fit, bonus=bonus,
-                           prior_cases=perf["prior_cases"].number(minimum=0), factor_floor=floor,
-                           factor_ceiling=ceiling, province_languages=languages)
+    return AssignmentRules(
+        version=str(top["version"].value),
+        value_tiers=top["value_tiers"].whole(1),
+        balance_factor=top["balance_factor"].number(1, 100),
+        fit=fit,
+        bonus=bonus,
+        prior_cases=perf["prior_cases"].number(minimum=0),
+        factor_floor=floor,
+        factor_ceiling=ceiling,
+        province_languages=languages,
+    )
 
 
 def performance_factor(cases_worked: np.ndarray, cases_settled: np.ndarray, rules: AssignmentRules) -> np.ndarray:
@@ -108,8 +121,7 @@ def assign(cases: pd.DataFrame, mediators: pd.DataFrame, rules: AssignmentRules)
     provinces, province_names = pd.factorize(cases["province"].fillna("").astype(str))
     products, product_names = pd.factorize(cases["product"].fillna("").astype(str))
     group_of, keys = pd.factorize(provinces * max(len(product_names), 1) + products)
-    groups = [(str(province_names[k // len(product_names)]), str(product_names[k % len(product_names)]))
-              for k in keys]
+    groups = [(str(province_names[k // len(product_names)]), str(product_names[k % len(product_names)])) for k in keys]
     value = np.nan_to_num(cases["expected_recovery"].to_numpy(np.float64), nan=0.0).clip(min=0)
     fit = [_group_fit(province, product, mediators, perf, rules) for province, product in groups]
     factors = np.stack([f[0] for f in fit]) if fit else np.zeros((0, m))  # (groups, mediators)
@@ -118,8 +130,9 @@ def assign(cases: pd.DataFrame, mediators: pd.DataFrame, rules: AssignmentRules)
     return _explain(cases, ids, chosen, value, fit, group_of, groups, perf, limit, left, balance)
 
 
-def _group_fit(province: str, product: str, mediators: pd.DataFrame, perf: np.ndarray,
-               rules: AssignmentRules) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+def _group_fit(
+    province: str, product: str, mediators: pd.DataFrame, perf: np.ndarray, rules: AssignmentRules
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """For a (province, product): each mediator's factor (0 = excluded), language and product
     matches, and why a mediator would be excluded (for the unassigned)."""
     wanted = set(rules.province_languages.get(province, ()))
@@ -132,8 +145,13 @@ def _group_fit(province: str, product: str, mediators: pd.DataFrame, perf: np.nd
     for key, match in (("province", serves), ("product", handles), ("language", speaks)):
         if rules.fit[key] == "require" and (key != "language" or wanted):
             ok &= match
-            needs.append({"province": f"serves {province or 'an unknown province'}", "product": f"handles {product}",
-                          "language": f"speaks {' or '.join(sorted(wanted))}"}[key])
+            needs.append(
+                {
+                    "province": f"serves {province or 'an unknown province'}",
+                    "product": f"handles {product}",
+                    "language": f"speaks {' or '.join(sorted(wanted))}",
+                }[key]
+            )
     factor = perf.copy()
     if rules.fit["language"] == "prefer":
         factor *= np.where(speaks, 1 + rules.bonus["language"], 1.0)
@@ -152,8 +170,14 @@ def _tiers(group_of: np.ndarray, value: np.ndarray, tiers: int) -> np.ndarray:
     return (rank * tiers // np.maximum(sizes[group_of], 1)).astype(np.int64)
 
 
-def _solve(min_cost_flow: Any, value: np.ndarray, factors: np.ndarray, group_of: np.ndarray, tier: np.ndarray,
-           limit: np.ndarray) -> np.ndarray:
+def _solve(
+    min_cost_flow: Any,
+    value: np.ndarray,
+    factors: np.ndarray,
+    group_of: np.ndarray,
+    tier: np.ndarray,
+    limit: np.ndarray,
+) -> np.ndarray:
     """The min-cost flow over blocks of cases (a group's value tier, at its mean value), then
     within each block the most valuable cases to the mediators of highest factor; returns each
     case's mediator index, -1 for unassigned."""
@@ -171,14 +195,16 @@ def _solve(min_cost_flow: Any, value: np.ndarray, factors: np.ndarray, group_of:
     gain = np.round(mean[tail] * factors[block_group[tail], head] * 100).astype(np.int64) + 1
     sink = blocks + m
     flow = min_cost_flow.SimpleMinCostFlow()
-    arcs = flow.add_arcs_with_capacity_and_unit_cost(tail.astype(np.int64), blocks + head.astype(np.int64),
-                                                     supply[tail], -gain)
-    flow.add_arcs_with_capacity_and_unit_cost(np.arange(blocks, dtype=np.int64), np.full(blocks, sink, np.int64),
-                                              supply, np.zeros(blocks, np.int64))  # left unassigned
-    flow.add_arcs_with_capacity_and_unit_cost(blocks + np.arange(m, dtype=np.int64), np.full(m, sink, np.int64),
-                                              limit.astype(np.int64), np.zeros(m, np.int64))
-    flow.set_nodes_supplies(np.arange(sink + 1, dtype=np.int64),
-                            np.concatenate([supply, np.zeros(m, np.int64), [-n]]))
+    arcs = flow.add_arcs_with_capacity_and_unit_cost(
+        tail.astype(np.int64), blocks + head.astype(np.int64), supply[tail], -gain
+    )
+    flow.add_arcs_with_capacity_and_unit_cost(
+        np.arange(blocks, dtype=np.int64), np.full(blocks, sink, np.int64), supply, np.zeros(blocks, np.int64)
+    )  # left unassigned
+    flow.add_arcs_with_capacity_and_unit_cost(
+        blocks + np.arange(m, dtype=np.int64), np.full(m, sink, np.int64), limit.astype(np.int64), np.zeros(m, np.int64)
+    )
+    flow.set_nodes_supplies(np.arange(sink + 1, dtype=np.int64), np.concatenate([supply, np.zeros(m, np.int64), [-n]]))
     status = flow.solve()
     if status != flow.OPTIMAL:
         raise RuntimeError(f"the assignment flow did not solve (status {status})")
@@ -198,9 +224,19 @@ def _solve(min_cost_flow: Any, value: np.ndarray, factors: np.ndarray, group_of:
     return chosen
 
 
-def _explain(cases: pd.DataFrame, ids: np.ndarray, chosen: np.ndarray, value: np.ndarray, fit: list,
-             group_of: np.ndarray, groups: list[tuple[str, str]], perf: np.ndarray, limit: np.ndarray,
-             left: np.ndarray, balance: np.ndarray) -> AssignmentResult:
+def _explain(
+    cases: pd.DataFrame,
+    ids: np.ndarray,
+    chosen: np.ndarray,
+    value: np.ndarray,
+    fit: list,
+    group_of: np.ndarray,
+    groups: list[tuple[str, str]],
+    perf: np.ndarray,
+    limit: np.ndarray,
+    left: np.ndarray,
+    balance: np.ndarray,
+) -> AssignmentResult:
     n = len(chosen)
     assigned = chosen >= 0
     factor = np.zeros(n)
@@ -215,8 +251,10 @@ def _explain(cases: pd.DataFrame, ids: np.ndarray, chosen: np.ndarray, value: np
             if not (fit[g][0] > 0).any():
                 reasons[rows] = f"unassigned: no mediator {fit[g][3] or 'is available'}"
             else:
-                reasons[rows] = ("unassigned: every eligible mediator is at capacity or at the balance limit "
-                                 f"({fit[g][3] or 'any mediator'})")
+                reasons[rows] = (
+                    "unassigned: every eligible mediator is at capacity or at the balance limit "
+                    f"({fit[g][3] or 'any mediator'})"
+                )
             continue
         parts = [f"settle-rate factor {perf[j]:.2f}"]
         if fit[g][1][j]:
@@ -225,10 +263,14 @@ def _explain(cases: pd.DataFrame, ids: np.ndarray, chosen: np.ndarray, value: np
             parts.append(f"specialises in {product}")
         reasons[rows] = "best expected recovery with room left: " + ", ".join(parts)
     counts = np.bincount(chosen[assigned], minlength=len(ids))
-    limits = pd.DataFrame({"mediator_id": ids, "capacity_left": left, "balance_limit": balance, "limit": limit,
-                           "assigned": counts})
+    limits = pd.DataFrame(
+        {"mediator_id": ids, "capacity_left": left, "balance_limit": balance, "limit": limit, "assigned": counts}
+    )
     mediator_id = np.full(n, "", dtype=object)
     mediator_id[assigned] = ids[chosen[assigned]]
-    return AssignmentResult(mediator_id=mediator_id,
-                            expected_recovery=np.where(assigned, value * factor, 0.0), reason=reasons,
-                            limits=limits)
+    return AssignmentResult(
+        mediator_id=mediator_id,
+        expected_recovery=np.where(assigned, value * factor, 0.0),
+        reason=reasons,
+        limits=limits,
+    )

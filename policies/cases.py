@@ -41,15 +41,18 @@ class CaseInputs:
     as_of: dt.datetime
 
 
-def case_rows(engine: Engine, case_pks: Sequence[int] | None = None, *, court: str | None = None,
-              with_names: bool = False) -> pd.DataFrame:
+def case_rows(
+    engine: Engine, case_pks: Sequence[int] | None = None, *, court: str | None = None, with_names: bool = False
+) -> pd.DataFrame:
     """Ledger facts of cases: ``case_pk, case_id, creditor, debtor_key, court, province, product``
     (and ``debtor_name, id_masked`` when ``with_names``), of the given cases or court (all when
     neither is given)."""
     names = ", c.debtor_name, d.id_masked" if with_names else ""
-    sql = (f"SELECT c.id AS case_pk, c.case_id, cr.name AS creditor, COALESCE(c.debtor_key, '') AS debtor_key, "
-           f"c.court, c.province, c.product{names} FROM cases c JOIN creditors cr ON cr.id = c.creditor_id "
-           f"LEFT JOIN debtors d ON d.debtor_key = c.debtor_key WHERE 1 = 1")
+    sql = (
+        f"SELECT c.id AS case_pk, c.case_id, cr.name AS creditor, COALESCE(c.debtor_key, '') AS debtor_key, "
+        f"c.court, c.province, c.product{names} FROM cases c JOIN creditors cr ON cr.id = c.creditor_id "
+        f"LEFT JOIN debtors d ON d.debtor_key = c.debtor_key WHERE 1 = 1"
+    )
     params: dict[str, object] = {}
     if case_pks is not None:
         sql += " AND c.id IN :pks"
@@ -76,9 +79,17 @@ def _utc(moment: dt.datetime) -> pd.Timestamp:
     return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
 
 
-def case_inputs(settings: Settings, engine: Engine, as_of: dt.datetime, catalogue: Catalogue,
-                scorer: ChampionScorer, *, case_pks: Sequence[int] | None = None, court: str | None = None,
-                with_names: bool = False) -> CaseInputs:
+def case_inputs(
+    settings: Settings,
+    engine: Engine,
+    as_of: dt.datetime,
+    catalogue: Catalogue,
+    scorer: ChampionScorer,
+    *,
+    case_pks: Sequence[int] | None = None,
+    court: str | None = None,
+    with_names: bool = False,
+) -> CaseInputs:
     """The engine's input at ``as_of``: the cases open then (or exactly ``case_pks``, open or
     not), optionally only those of ``court``."""
     from training.labels import with_feature_cut

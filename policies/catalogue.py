@@ -98,15 +98,17 @@ def parse_catalogue(root: Node) -> Catalogue:
         channel = keys["channel"].text(channels)
         if contact != "none" and channel == NO_CHANNEL:
             raise keys["channel"].fail(f"'{name}' contacts the {contact.replace('_', ' ')}: give the channel it uses")
-        actions.append(Action(
-            name=name,
-            zh=keys["zh"].text() if "zh" in keys else name,
-            channel=channel,
-            cost_cny=keys["cost_cny"].number(minimum=0),
-            performer=keys["performer"].text(PERFORMERS),
-            contact=contact,
-            sensitive=keys["sensitive"].flag() if "sensitive" in keys else False,
-            requires=parse_condition(keys["requires"], known) if "requires" in keys else ALWAYS,
-            description=keys["description"].text() if "description" in keys else "",
-        ))
+        actions.append(
+            Action(
+                name=name,
+                zh=keys["zh"].text() if "zh" in keys else name,
+                channel=channel,
+                cost_cny=keys["cost_cny"].number(minimum=0),
+                performer=keys["performer"].text(PERFORMERS),
+                contact=contact,
+                sensitive=keys["sensitive"].flag() if "sensitive" in keys else False,
+                requires=parse_condition(keys["requires"], known) if "requires" in keys else ALWAYS,
+                description=keys["description"].text() if "description" in keys else "",
+            )
+        )
     return Catalogue(version=str(top["version"].value), channels=channels, actions=tuple(actions))

@@ -43,17 +43,26 @@ class ClaimRules:
 
 
 def parse_claims(root: Node) -> ClaimRules:
-    top = root.mapping(allowed=("version", "source", "legal_cap_annual_rate", "penalty_markup", "day_count",
-                                "limitation_years", "restart_on_settlement"),
-                       required=("version", "legal_cap_annual_rate", "penalty_markup", "day_count",
-                                 "limitation_years"))
-    return ClaimRules(version=str(top["version"].value),
-                      legal_cap_annual_rate=top["legal_cap_annual_rate"].number(0, 1),
-                      penalty_markup=top["penalty_markup"].number(0, 5),
-                      day_count=int(top["day_count"].number(360, 366)),
-                      limitation_years=top["limitation_years"].whole(1),
-                      restart_on_settlement=(top["restart_on_settlement"].flag()
-                                             if "restart_on_settlement" in top else True))
+    top = root.mapping(
+        allowed=(
+            "version",
+            "source",
+            "legal_cap_annual_rate",
+            "penalty_markup",
+            "day_count",
+            "limitation_years",
+            "restart_on_settlement",
+        ),
+        required=("version", "legal_cap_annual_rate", "penalty_markup", "day_count", "limitation_years"),
+    )
+    return ClaimRules(
+        version=str(top["version"].value),
+        legal_cap_annual_rate=top["legal_cap_annual_rate"].number(0, 1),
+        penalty_markup=top["penalty_markup"].number(0, 5),
+        day_count=int(top["day_count"].number(360, 366)),
+        limitation_years=top["limitation_years"].whole(1),
+        restart_on_settlement=(top["restart_on_settlement"].flag() if "restart_on_settlement" in top else True),
+    )
 
 
 def fen(values: np.ndarray) -> np.ndarray:
@@ -99,8 +108,9 @@ def compute_claims(facts: Facts, rules: ClaimRules, claim_ts: np.ndarray | None 
     years = days / rules.day_count
     has_rate = ~np.isnan(rate)
     interest_full = np.where(has_rate, fen(principal * nan_to_num(rate) * years), fen(facts["interest"]))
-    penalty_full = np.where(has_rate, fen(principal * nan_to_num(rate) * rules.penalty_markup * years),
-                            fen(facts["penalty"]))
+    penalty_full = np.where(
+        has_rate, fen(principal * nan_to_num(rate) * rules.penalty_markup * years), fen(facts["penalty"])
+    )
     fees_full = fen(facts["fees"])
     cap_total = fen(principal * rules.legal_cap_annual_rate * years)
     excess = np.maximum(interest_full + penalty_full + fees_full - cap_total, 0.0)
@@ -113,9 +123,21 @@ def compute_claims(facts: Facts, rules: ClaimRules, claim_ts: np.ndarray | None 
     for part in (fees, penalty, interest, principal):  # Civil Code art. 561: costs, interest, principal
         rest, left = _take(part, left)
         remaining.append(rest)
-    return Claims(claim_day=claim_day, days=days, rate=rate, principal=principal, interest_full=interest_full,
-                  penalty_full=penalty_full, fees_full=fees_full, cap_total=cap_total, interest=interest,
-                  penalty=penalty, fees=fees, paid=paid, outstanding=fen(np.sum(remaining, axis=0)))
+    return Claims(
+        claim_day=claim_day,
+        days=days,
+        rate=rate,
+        principal=principal,
+        interest_full=interest_full,
+        penalty_full=penalty_full,
+        fees_full=fees_full,
+        cap_total=cap_total,
+        interest=interest,
+        penalty=penalty,
+        fees=fees,
+        paid=paid,
+        outstanding=fen(np.sum(remaining, axis=0)),
+    )
 
 
 def _take(amount: np.ndarray, budget: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -167,19 +189,27 @@ def computation(claims: Claims, i: int, rules: ClaimRules) -> str:
         lines = [f"无合同利率：按债权人申报利息 {claims.interest_full[i]:,.2f}、罚息 {claims.penalty_full[i]:,.2f}"]
     else:
         r = claims.rate[i]
-        lines = [f"利息 {p:,.2f} × {r:.2%} × {basis} = {claims.interest_full[i]:,.2f}",
-                 f"罚息 {p:,.2f} × {r:.2%} × {rules.penalty_markup:g} × {basis} = {claims.penalty_full[i]:,.2f}"]
+        lines = [
+            f"利息 {p:,.2f} × {r:.2%} × {basis} = {claims.interest_full[i]:,.2f}",
+            f"罚息 {p:,.2f} × {r:.2%} × {rules.penalty_markup:g} × {basis} = {claims.penalty_full[i]:,.2f}",
+        ]
     lines.append(f"费用 {claims.fees_full[i]:,.2f}")
     charged = claims.interest_full[i] + claims.penalty_full[i] + claims.fees_full[i]
-    cap = (f"上限 {p:,.2f} × {rules.legal_cap_annual_rate:.2%} × {basis} = {claims.cap_total[i]:,.2f}，"
-           f"利息、罚息、费用合计 {charged:,.2f}")
+    cap = (
+        f"上限 {p:,.2f} × {rules.legal_cap_annual_rate:.2%} × {basis} = {claims.cap_total[i]:,.2f}，"
+        f"利息、罚息、费用合计 {charged:,.2f}"
+    )
     if charged > claims.cap_total[i]:
-        cap += (f"，超出 {charged - claims.cap_total[i]:,.2f}，依次核减罚息、费用、利息"
-                f"（利息 {claims.interest[i]:,.2f}，罚息 {claims.penalty[i]:,.2f}，费用 {claims.fees[i]:,.2f}）")
+        cap += (
+            f"，超出 {charged - claims.cap_total[i]:,.2f}，依次核减罚息、费用、利息"
+            f"（利息 {claims.interest[i]:,.2f}，罚息 {claims.penalty[i]:,.2f}，费用 {claims.fees[i]:,.2f}）"
+        )
     else:
         cap += "，未超上限"
     lines.append(cap)
-    lines.append(f"合计 {p:,.2f} + {claims.interest[i]:,.2f} + {claims.penalty[i]:,.2f} + {claims.fees[i]:,.2f} = "
-                 f"{claims.total[i]:,.2f}，已还 {claims.paid[i]:,.2f}（先抵费用、再抵利息、后抵本金），"
-                 f"截至 {_date(claims.claim_day[i])} 未还 {claims.outstanding[i]:,.2f} 元")
+    lines.append(
+        f"合计 {p:,.2f} + {claims.interest[i]:,.2f} + {claims.penalty[i]:,.2f} + {claims.fees[i]:,.2f} = "
+        f"{claims.total[i]:,.2f}，已还 {claims.paid[i]:,.2f}（先抵费用、再抵利息、后抵本金），"
+        f"截至 {_date(claims.claim_day[i])} 未还 {claims.outstanding[i]:,.2f} 元"
+    )
     return "；".join(lines)

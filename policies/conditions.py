@@ -26,7 +26,12 @@ from policies.facts import TEXT_FACT_SET, TEXT_FACTS, Facts
 from policies.schema import Node
 
 _NUMERIC_OPS: dict[str, Callable[[Any, Any], Any]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 OPS = (*_NUMERIC_OPS, "in", "not in")
 
@@ -133,7 +138,7 @@ def parse_condition(node: Node, known: tuple[str, ...]) -> Condition:
     if isinstance(node.value, bool):
         return Constant(node.value)
     if isinstance(node.value, dict) and len(node.value) == 1 and next(iter(node.value)) in ("all", "any", "not"):
-        (key, child), = node.mapping().items()
+        ((key, child),) = node.mapping().items()
         if key == "not":
             return Not(parse_condition(child, known))
         parts = tuple(parse_condition(part, known) for part in child.sequence())

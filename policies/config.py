@@ -63,8 +63,11 @@ class Policy:
         from dataclasses import replace
 
         shares = ",".join(f"{k}={v}" for k, v in sorted(exploration.by_creditor.items()))
-        return replace(self, exploration=exploration,
-                       version=f"{self.version}+explore-{exploration.epsilon}{'-' + shares if shares else ''}")
+        return replace(
+            self,
+            exploration=exploration,
+            version=f"{self.version}+explore-{exploration.epsilon}{'-' + shares if shares else ''}",
+        )
 
 
 def _label(directory: Path, name: str) -> str:
@@ -100,7 +103,8 @@ def load_policy(directory: Path | None = None) -> Policy:
     if "files" not in files:
         raise top["workflows"].fail("the key 'files' is required")
     workflows = check_unique(
-        [parse_workflow(read(name), catalogue, known) for name in files["files"].names(what="workflow file")], root)
+        [parse_workflow(read(name), catalogue, known) for name in files["files"].names(what="workflow file")], root
+    )
     return Policy(
         version=f"{top['version'].value}+{digest.hexdigest()[:12]}",
         declared_version=str(top["version"].value),
@@ -114,6 +118,9 @@ def load_policy(directory: Path | None = None) -> Policy:
         offers=parse_offers(nodes["offers"]),
         court=parse_court(nodes["court"], catalogue, known),
         assignment=parse_assignment(nodes["assignment"]),
-        exploration=(parse_exploration(read("exploration.yaml"), catalogue) if (directory / "exploration.yaml").exists()
-                     else Exploration()),
+        exploration=(
+            parse_exploration(read("exploration.yaml"), catalogue)
+            if (directory / "exploration.yaml").exists()
+            else Exploration()
+        ),
     )

@@ -48,8 +48,14 @@ def parse_court(root: Node, catalogue: Catalogue, known: tuple[str, ...]) -> Cou
     flags = []
     for item in top["flags"].sequence():
         keys = item.mapping(allowed=("id", "zh", "reason", "when"), required=("id", "zh", "reason", "when"))
-        flags.append(RiskFlag(id=keys["id"].text(), zh=keys["zh"].text(), reason=keys["reason"].text(),
-                              when=parse_condition(keys["when"], known)))
+        flags.append(
+            RiskFlag(
+                id=keys["id"].text(),
+                zh=keys["zh"].text(),
+                reason=keys["reason"].text(),
+                when=parse_condition(keys["when"], known),
+            )
+        )
     return CourtRules(version=str(top["version"].value), routes=routes, flags=tuple(flags))
 
 
@@ -71,17 +77,41 @@ def flag_text(raised: np.ndarray, rules: CourtRules, chinese: bool = False) -> n
 
 
 HEADERS = {
-    "case_id": "案件编号", "creditor": "债权机构", "debtor_name": "债务人姓名", "id_masked": "身份证号（脱敏）",
-    "product": "业务类型", "overdue_since": "逾期日期", "claim_date": "计算日期", "principal": "本金",
-    "interest": "利息", "penalty": "罚息", "fees": "费用", "paid": "已还金额", "claim": "诉请金额",
-    "computation": "计算过程", "limitation_ends": "诉讼时效届满日", "risk_flags": "风险提示",
-    "route": "建议处置", "expected_value": "预期价值（元）", "stage": "流程阶段", "workflow": "流程",
+    "case_id": "案件编号",
+    "creditor": "债权机构",
+    "debtor_name": "债务人姓名",
+    "id_masked": "身份证号（脱敏）",
+    "product": "业务类型",
+    "overdue_since": "逾期日期",
+    "claim_date": "计算日期",
+    "principal": "本金",
+    "interest": "利息",
+    "penalty": "罚息",
+    "fees": "费用",
+    "paid": "已还金额",
+    "claim": "诉请金额",
+    "computation": "计算过程",
+    "limitation_ends": "诉讼时效届满日",
+    "risk_flags": "风险提示",
+    "route": "建议处置",
+    "expected_value": "预期价值（元）",
+    "stage": "流程阶段",
+    "workflow": "流程",
 }
 
 
-def court_sheets(cases: pd.DataFrame, facts: Facts, claims: Claims, claim_rules: ClaimRules, rules: CourtRules,
-                 chosen: np.ndarray, expected_value: np.ndarray, stage: np.ndarray, workflow: np.ndarray,
-                 limitation_day: np.ndarray) -> dict[str, pd.DataFrame]:
+def court_sheets(
+    cases: pd.DataFrame,
+    facts: Facts,
+    claims: Claims,
+    claim_rules: ClaimRules,
+    rules: CourtRules,
+    chosen: np.ndarray,
+    expected_value: np.ndarray,
+    stage: np.ndarray,
+    workflow: np.ndarray,
+    limitation_day: np.ndarray,
+) -> dict[str, pd.DataFrame]:
     """One frame per route (sheet name -> rows with Chinese headers) for the cases in ``cases``
     (which carries ``debtor_name`` and ``id_masked``); ``chosen`` is each case's recommended action."""
     raised = risk_flags(facts, rules)
@@ -89,24 +119,30 @@ def court_sheets(cases: pd.DataFrame, facts: Facts, claims: Claims, claim_rules:
     sheets = {}
     for action, sheet in rules.routes.items():
         rows = np.flatnonzero(chosen == action)
-        frame = pd.DataFrame({
-            "case_id": cases["case_id"].to_numpy()[rows],
-            "creditor": cases["creditor"].to_numpy()[rows],
-            "debtor_name": cases["debtor_name"].to_numpy()[rows],
-            "id_masked": cases["id_masked"].to_numpy()[rows],
-            "product": cases["product"].to_numpy()[rows],
-            "overdue_since": [_day(d) for d in local_day(facts["overdue_since_ts"])[rows]],
-            "claim_date": [_day(d) for d in claims.claim_day[rows]],
-            "principal": claims.principal[rows], "interest": claims.interest[rows],
-            "penalty": claims.penalty[rows], "fees": claims.fees[rows], "paid": claims.paid[rows],
-            "claim": claims.outstanding[rows],
-            "computation": [computation(claims, int(i), claim_rules) for i in rows],
-            "limitation_ends": [_day(d) for d in limitation_day[rows]],
-            "risk_flags": flags[rows],
-            "route": action,
-            "expected_value": np.round(expected_value[rows], 2),
-            "stage": stage[rows], "workflow": workflow[rows],
-        })
+        frame = pd.DataFrame(
+            {
+                "case_id": cases["case_id"].to_numpy()[rows],
+                "creditor": cases["creditor"].to_numpy()[rows],
+                "debtor_name": cases["debtor_name"].to_numpy()[rows],
+                "id_masked": cases["id_masked"].to_numpy()[rows],
+                "product": cases["product"].to_numpy()[rows],
+                "overdue_since": [_day(d) for d in local_day(facts["overdue_since_ts"])[rows]],
+                "claim_date": [_day(d) for d in claims.claim_day[rows]],
+                "principal": claims.principal[rows],
+                "interest": claims.interest[rows],
+                "penalty": claims.penalty[rows],
+                "fees": claims.fees[rows],
+                "paid": claims.paid[rows],
+                "claim": claims.outstanding[rows],
+                "computation": [computation(claims, int(i), claim_rules) for i in rows],
+                "limitation_ends": [_day(d) for d in limitation_day[rows]],
+                "risk_flags": flags[rows],
+                "route": action,
+                "expected_value": np.round(expected_value[rows], 2),
+                "stage": stage[rows],
+                "workflow": workflow[rows],
+            }
+        )
         sheets[sheet] = frame.sort_values("case_id", kind="stable").rename(columns=HEADERS).reset_index(drop=True)
     return sheets
 

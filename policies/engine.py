@@ -113,8 +113,11 @@ class PolicyEngine:
         for k, hit in enumerate(hits):
             blocked_by[(blocked_by == 0) & hit] = k + 1
         candidate = eligible & (blocked_by == 0)
-        estimates = (self.action_value.estimate(facts, catalogue, candidate.copy()) if self._takes_wanted
-                     else self.action_value.estimate(facts, catalogue))
+        estimates = (
+            self.action_value.estimate(facts, catalogue, candidate.copy())
+            if self._takes_wanted
+            else self.action_value.estimate(facts, catalogue)
+        )
         value = nan_to_num(estimates.value, nan=-np.inf)
         chosen = _best(value, candidate, self._wait)
         if facts.n > 1:
@@ -128,11 +131,25 @@ class PolicyEngine:
             probabilities = np.zeros(candidate.shape)
             probabilities[np.arange(facts.n), greedy] = 1.0
         offers = size_offers(facts, policy.offers, claims.outstanding)
-        return Decisions(facts=facts, workflow=workflow, stage=stage, eligible=eligible, blocked_by=blocked_by,
-                         estimates=estimates, chosen=chosen, fallback=~candidate.any(axis=1),
-                         ranking=_ranking(value, candidate, 1 + RUNNER_UPS), claims=claims,
-                         limitation_day=limitation, offers=offers, greedy=greedy, explored=explored,
-                         probabilities=probabilities, epsilon=epsilon, rule_hits=hits if facts.n == 1 else None)
+        return Decisions(
+            facts=facts,
+            workflow=workflow,
+            stage=stage,
+            eligible=eligible,
+            blocked_by=blocked_by,
+            estimates=estimates,
+            chosen=chosen,
+            fallback=~candidate.any(axis=1),
+            ranking=_ranking(value, candidate, 1 + RUNNER_UPS),
+            claims=claims,
+            limitation_day=limitation,
+            offers=offers,
+            greedy=greedy,
+            explored=explored,
+            probabilities=probabilities,
+            epsilon=epsilon,
+            rule_hits=hits if facts.n == 1 else None,
+        )
 
     def _explore(self, facts: Facts) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         """Each case's exploration share and its two uniform draws (None when nobody explores).
@@ -160,8 +177,9 @@ class PolicyEngine:
             stage[rows] = np.asarray(definition.order, dtype=object)[index]
         return workflow, stage, allowed
 
-    def _within_debtor_caps(self, facts: Facts, value: np.ndarray, candidate: np.ndarray, blocked_by: np.ndarray,
-                            chosen: np.ndarray) -> np.ndarray:
+    def _within_debtor_caps(
+        self, facts: Facts, value: np.ndarray, candidate: np.ndarray, blocked_by: np.ndarray, chosen: np.ndarray
+    ) -> np.ndarray:
         """Re-rank the cases that would take a debtor past a cap once the batch is counted."""
         caps = [(k, rule) for k, rule in enumerate(self.policy.guardrails.rules) if rule.cap is not None]
         for _ in range(candidate.shape[1] + 1):  # each round removes an action from some cases
@@ -185,8 +203,9 @@ class PolicyEngine:
         decisions = self.decide(Facts.from_frame(cases))
         return batch_frame(decisions, self, cases)
 
-    def recommend_one(self, case: Mapping[str, Any], *, reasons: tuple[Any, ...] = (),
-                      model_versions: Mapping[str, str] | None = None) -> Any:
+    def recommend_one(
+        self, case: Mapping[str, Any], *, reasons: tuple[Any, ...] = (), model_versions: Mapping[str, str] | None = None
+    ) -> Any:
         """The answer for one case, from a mapping of fact name to value (features, history
         facts, ``p_reach``, ``p_settle``, ``decision_ts`` in epoch seconds, ``case_id`` ...):
         a ``policies.answers.Recommendation``. ``reasons`` are the top reasons behind the scores

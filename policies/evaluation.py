@@ -106,10 +106,18 @@ def best_constant(allowed: np.ndarray, logging_pi: np.ndarray, q: np.ndarray) ->
     return best
 
 
-def evaluate_policies(settings: Settings, engine: Any, policy: Policy, scorer: ChampionScorer,
-                      learned: LearnedValue | None, as_of: dt.datetime | None = None,
-                      names: tuple[str, ...] = POLICIES, window: pd.Timedelta = pd.Timedelta(days=30),
-                      boot: int = 500, seed: int = 0) -> PolicyEvaluation:
+def evaluate_policies(
+    settings: Settings,
+    engine: Any,
+    policy: Policy,
+    scorer: ChampionScorer,
+    learned: LearnedValue | None,
+    as_of: dt.datetime | None = None,
+    names: tuple[str, ...] = POLICIES,
+    window: pd.Timedelta = pd.Timedelta(days=30),
+    boot: int = 500,
+    seed: int = 0,
+) -> PolicyEvaluation:
     """Evaluate the named policies at ``as_of`` (default: the latest moment the history can judge).
 
     Raises:
@@ -123,16 +131,20 @@ def evaluate_policies(settings: Settings, engine: Any, policy: Policy, scorer: C
         raise EvaluationRefused("the ledger has no events to evaluate policies on; import the events first")
     stamp = default_as_of(events, window) if as_of is None else pd.Timestamp(as_of).tz_convert("UTC")
     if stamp + HORIZON > events["at"].max():
-        raise EvaluationRefused(f"the 90 days after {stamp:%Y-%m-%d %H:%M} UTC are not all in the history (its last "
-                                f"event is at {events['at'].max():%Y-%m-%d}); give an earlier --as-of")
+        raise EvaluationRefused(
+            f"the 90 days after {stamp:%Y-%m-%d %H:%M} UTC are not all in the history (its last "
+            f"event is at {events['at'].max():%Y-%m-%d}); give an earlier --as-of"
+        )
     catalogue = policy.catalogue
     inputs = case_inputs(settings, engine, stamp.to_pydatetime(), catalogue, scorer)
     logged = logged_next(events, stamp, window)
     frame = inputs.frame.merge(logged.rename(columns={"at": "logged_at", "action": "logged_action"}), on="case_pk")
     frame = frame[frame["logged_action"].isin(catalogue.names)].reset_index(drop=True)
     if frame.empty:
-        raise EvaluationRefused(f"no case open at {stamp:%Y-%m-%d} had a logged action in the {window.days} days "
-                                "after; choose another --as-of")
+        raise EvaluationRefused(
+            f"no case open at {stamp:%Y-%m-%d} had a logged action in the {window.days} days "
+            "after; choose another --as-of"
+        )
     frame["decision_ts"] = pd.to_datetime(frame["logged_at"], utc=True)
     facts = Facts.from_frame(frame)
     n, k = len(frame), len(catalogue.names)
@@ -146,8 +158,10 @@ def evaluate_policies(settings: Settings, engine: Any, policy: Policy, scorer: C
         estimated = np.ones((n, k)) / k
         notes.append("no propensity model: every catalogue action counts as supported")
     else:
-        raise EvaluationRefused("the history records no propensities for some decisions and there is no "
-                                "action-effect model to estimate them; run `concord train --model action_effects`")
+        raise EvaluationRefused(
+            "the history records no propensities for some decisions and there is no "
+            "action-effect model to estimate them; run `concord train --model action_effects`"
+        )
     rows = np.arange(n)
     mu = np.where(has, recorded, np.maximum(estimated[rows, taken], SUPPORT_FLOOR))
     support = estimated >= SUPPORT_FLOOR
@@ -170,15 +184,19 @@ def evaluate_policies(settings: Settings, engine: Any, policy: Policy, scorer: C
                 notes.append("no action-effect champion: the learned policy is not evaluated")
                 continue
             decisions = PolicyEngine(policy, learned).decide(facts)
-            policies["learned"] = _pi_from_engine(decisions, decisions.eligible & (decisions.blocked_by == 0) & support,
-                                                  logging_pi, policy)
+            policies["learned"] = _pi_from_engine(
+                decisions, decisions.eligible & (decisions.blocked_by == 0) & support, logging_pi, policy
+            )
         elif name == "prior":
-            policies["prior"] = _pi_from_engine(base, base.eligible & (base.blocked_by == 0) & support, logging_pi,
-                                                policy)
+            policies["prior"] = _pi_from_engine(
+                base, base.eligible & (base.blocked_by == 0) & support, logging_pi, policy
+            )
         elif name == "logging":
             policies["logging"] = logging_pi
-    reward = {"settlement_rate": frame["settled"].to_numpy(float),
-              "net_value_cny": frame["settled"].to_numpy(float) * claim - cost[taken]}
+    reward = {
+        "settlement_rate": frame["settled"].to_numpy(float),
+        "net_value_cny": frame["settled"].to_numpy(float) * claim - cost[taken],
+    }
     q = {"settlement_rate": q_settle, "net_value_cny": q_settle * claim[:, None] - cost[None, :]}
     if "constant" in names:
         allowed = base.eligible & (base.blocked_by == 0) & support
@@ -191,10 +209,21 @@ def evaluate_policies(settings: Settings, engine: Any, policy: Policy, scorer: C
             estimates = off_policy(pi, taken, mu, reward[measure], q[measure], boot=boot, seed=seed)
             for estimator in ("ips", "snips", "dr"):
                 e = getattr(estimates, estimator)
-                table.append({"policy": name, "measure": measure, "estimator": estimator, "value": e.value,
-                              "low": e.low, "high": e.high, "ess": estimates.ess, "decisions": estimates.decisions})
+                table.append(
+                    {
+                        "policy": name,
+                        "measure": measure,
+                        "estimator": estimator,
+                        "value": e.value,
+                        "low": e.low,
+                        "high": e.high,
+                        "ess": estimates.ess,
+                        "decisions": estimates.decisions,
+                    }
+                )
     cases = frame[["case_pk", "case_id", "creditor", "logged_action", "logged_at", "settled"]].assign(
-        mu=mu, recorded=has, claim=claim)
+        mu=mu, recorded=has, claim=claim
+    )
     notes.append(f"{int(has.sum()):,} of {n:,} propensities recorded, the others estimated")
     return PolicyEvaluation(stamp, cases, catalogue.names, policies, pd.DataFrame(table), notes)
 
@@ -211,8 +240,14 @@ def log_evaluation(settings: Settings, evaluation: PolicyEvaluation, versions: d
 
     registry.configure(settings)
     with mlflow.start_run(run_name=f"evaluate-policy-{evaluation.as_of:%Y%m%d}") as run:
-        mlflow.set_tags({"kind": "off-policy evaluation", "as_of": str(evaluation.as_of),
-                         "decisions": str(len(evaluation.cases)), **versions})
+        mlflow.set_tags(
+            {
+                "kind": "off-policy evaluation",
+                "as_of": str(evaluation.as_of),
+                "decisions": str(len(evaluation.cases)),
+                **versions,
+            }
+        )
         for row in evaluation.table.itertuples(index=False):
             key = f"{row.policy.replace(':', '.')}.{row.measure}.{row.estimator}"
             mlflow.log_metrics({key: float(row.value), f"{key}_low": float(row.low), f"{key}_high": float(row.high)})

@@ -44,18 +44,23 @@ class Exploration:
 
     def explorable(self, catalogue: Catalogue) -> np.ndarray:
         """Boolean mask over the catalogue: the actions that may be taken at random."""
-        return np.array([(self.explore_sensitive or not a.sensitive) and a.name not in self.never
-                         for a in catalogue.actions])
+        return np.array(
+            [(self.explore_sensitive or not a.sensitive) and a.name not in self.never for a in catalogue.actions]
+        )
 
 
 def parse_exploration(root: Node, catalogue: Catalogue) -> Exploration:
     """The exploration settings of ``exploration.yaml``."""
-    top = root.mapping(allowed=("version", "epsilon", "by_creditor", "explore_sensitive", "never"),
-                       required=("version", "epsilon"))
+    top = root.mapping(
+        allowed=("version", "epsilon", "by_creditor", "explore_sensitive", "never"), required=("version", "epsilon")
+    )
     by_creditor = {name: node.number(0, 1) for name, node in top["by_creditor"].items()} if "by_creditor" in top else {}
-    return Exploration(epsilon=top["epsilon"].number(0, 1), by_creditor=by_creditor,
-                       explore_sensitive=top["explore_sensitive"].flag() if "explore_sensitive" in top else False,
-                       never=top["never"].names(catalogue.names, what="action") if "never" in top else ())
+    return Exploration(
+        epsilon=top["epsilon"].number(0, 1),
+        by_creditor=by_creditor,
+        explore_sensitive=top["explore_sensitive"].flag() if "explore_sensitive" in top else False,
+        never=top["never"].names(catalogue.names, what="action") if "never" in top else (),
+    )
 
 
 def _splitmix(x: np.ndarray) -> np.ndarray:
@@ -78,8 +83,9 @@ def uniforms(case_ids: np.ndarray, decision_ts: np.ndarray, salt: str) -> tuple[
     return (first >> np.uint64(11)).astype(np.float64) / scale, (second >> np.uint64(11)).astype(np.float64) / scale
 
 
-def explore(chosen: np.ndarray, candidate: np.ndarray, explorable: np.ndarray, epsilon: np.ndarray,
-            u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def explore(
+    chosen: np.ndarray, candidate: np.ndarray, explorable: np.ndarray, epsilon: np.ndarray, u: np.ndarray, v: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Apply exploration to the greedy choices: (chosen, explored, probabilities (cases, actions)).
 
     ``probabilities`` is each candidate's chance of being recommended (rows sum to 1 over the

@@ -29,26 +29,78 @@ import pandas as pd
 
 TEXT_FACTS = ("case_id", "creditor", "court", "province", "product", "stage", "debtor_key")
 FEATURE_CHANNELS = ("sms", "voice", "mediator", "legal", "repair")
-STAGE_CODES = {"new": 0, "warning": 1, "mediation": 2, "agreement": 3, "litigation": 4, "paid": 5,
-               "written_off": 6, "closed": 7}
+STAGE_CODES = {
+    "new": 0,
+    "warning": 1,
+    "mediation": 2,
+    "agreement": 3,
+    "litigation": 4,
+    "paid": 5,
+    "written_off": 6,
+    "closed": 7,
+}
 SHANGHAI_OFFSET_S = 8 * 3600  # China keeps UTC+8 all year
 REQUIRED = ("p_reach", "p_settle", "decision_ts")
 
 # Numeric facts read as they are; missing counts and flags are 0, amounts and ages stay NaN.
 ZERO_FILLED = (
-    "debtor_company", "has_phone", "interest", "penalty", "fees", "paid_amount_total", "stage_code", "ever_reached",
-    "reached_total", "promises_total", "promise_open", "settled_total", "disputed_total", "opted_out_total",
-    "refused_total", "attempts_total", "phone_failed_total", "phone_through_total", "last_phone_failed",
-    "last_status_active", "last_status_vacant", "last_status_suspended", "last_status_unknown", "checks_total",
-    "repair_successes", "has_property", "has_vehicle", "terminated_no_assets", "dishonest_listed",
-    "consumption_restricted", "defendant_cases", "enforcement_cases", "has_last_payment", "in_scope",
+    "debtor_company",
+    "has_phone",
+    "interest",
+    "penalty",
+    "fees",
+    "paid_amount_total",
+    "stage_code",
+    "ever_reached",
+    "reached_total",
+    "promises_total",
+    "promise_open",
+    "settled_total",
+    "disputed_total",
+    "opted_out_total",
+    "refused_total",
+    "attempts_total",
+    "phone_failed_total",
+    "phone_through_total",
+    "last_phone_failed",
+    "last_status_active",
+    "last_status_vacant",
+    "last_status_suspended",
+    "last_status_unknown",
+    "checks_total",
+    "repair_successes",
+    "has_property",
+    "has_vehicle",
+    "terminated_no_assets",
+    "dishonest_listed",
+    "consumption_restricted",
+    "defendant_cases",
+    "enforcement_cases",
+    "has_last_payment",
+    "in_scope",
     *(f"{ch}_{kind}_{w}d" for ch in FEATURE_CHANNELS for kind in ("attempts", "reached") for w in (1, 7, 30)),
 )
 KEPT_MISSING = (
-    "principal", "total_claim", "annual_rate", "monthly_income", "monthly_spend", "other_debt", "income_stability",
-    "days_past_due", "days_since_last_reached", "days_since_last_attempt", "days_since_first_event",
-    "days_since_last_settled", "claim_to_income", "overdue_since_ts", "p_reach", "p_settle",
-    "decision_ts", "dispute_open", "failed_streak", "certificates_issued",
+    "principal",
+    "total_claim",
+    "annual_rate",
+    "monthly_income",
+    "monthly_spend",
+    "other_debt",
+    "income_stability",
+    "days_past_due",
+    "days_since_last_reached",
+    "days_since_last_attempt",
+    "days_since_first_event",
+    "days_since_last_settled",
+    "claim_to_income",
+    "overdue_since_ts",
+    "p_reach",
+    "p_settle",
+    "decision_ts",
+    "dispute_open",
+    "failed_streak",
+    "certificates_issued",
 )
 
 # The same names as sets, for the membership tests of every first read of a fact (a tuple is
@@ -60,11 +112,22 @@ Derivation = Callable[["Facts"], np.ndarray]
 
 def history_fact_names(channels: Sequence[str], actions: Sequence[str]) -> tuple[str, ...]:
     """Names of the contact-history facts for these channels and actions (see policies.history)."""
-    per_channel = ("attempts_today", "unanswered_today", "connected_today", "attempts_week", "connected_week",
-                   "attempts_ever")
-    return (*(f"{ch}_{kind}" for ch in channels for kind in per_channel),
-            *(f"opted_out_{ch}" for ch in channels), *(f"count_{a}" for a in actions),
-            "dispute_open", "failed_streak", "certificates_issued")
+    per_channel = (
+        "attempts_today",
+        "unanswered_today",
+        "connected_today",
+        "attempts_week",
+        "connected_week",
+        "attempts_ever",
+    )
+    return (
+        *(f"{ch}_{kind}" for ch in channels for kind in per_channel),
+        *(f"opted_out_{ch}" for ch in channels),
+        *(f"count_{a}" for a in actions),
+        "dispute_open",
+        "failed_streak",
+        "certificates_issued",
+    )
 
 
 def _fallback(name: str) -> Derivation | None:
@@ -74,8 +137,11 @@ def _fallback(name: str) -> Derivation | None:
     7-day counts for the debtor's, any opt-out for every channel, any dispute for an open one.
     """
     channel, _, kind = name.partition("_")
-    if kind in ("attempts_today", "connected_today", "unanswered_today", "attempts_week", "connected_week",
-                "attempts_ever") and channel in FEATURE_CHANNELS:
+    if (
+        kind
+        in ("attempts_today", "connected_today", "unanswered_today", "attempts_week", "connected_week", "attempts_ever")
+        and channel in FEATURE_CHANNELS
+    ):
         window = {"today": "1d", "week": "7d", "ever": "30d"}[kind.split("_")[1]]
         attempts = f"{channel}_attempts_{window}"
         reached = f"{channel}_reached_{window}" if channel != "repair" else None
@@ -91,8 +157,9 @@ def _fallback(name: str) -> Derivation | None:
     if name == "failed_streak":
         # Every phone attempt failed and nobody was ever reached: all of them form the streak;
         # otherwise only the last one is known to have failed.
-        return lambda f: np.where((f["phone_through_total"] == 0) & (f["reached_total"] == 0),
-                                  f["phone_failed_total"], f["last_phone_failed"])
+        return lambda f: np.where(
+            (f["phone_through_total"] == 0) & (f["reached_total"] == 0), f["phone_failed_total"], f["last_phone_failed"]
+        )
     if name == "certificates_issued":
         return lambda f: (f["stage_code"] == STAGE_CODES["written_off"]).astype(float)
     return None
@@ -103,25 +170,44 @@ def _ages_or_zero(values: np.ndarray) -> np.ndarray:
 
 
 DERIVED: dict[str, tuple[Derivation, str]] = {
-    "line_works": (lambda f: ((f["has_phone"] > 0) & (f["last_phone_failed"] == 0) & (f["last_status_vacant"] == 0)
-                              & (f["last_status_suspended"] == 0)).astype(float),
-                   "1 when a number is on file and neither the last check nor the last attempt found it dead"),
+    "line_works": (
+        lambda f: (
+            (f["has_phone"] > 0)
+            & (f["last_phone_failed"] == 0)
+            & (f["last_status_vacant"] == 0)
+            & (f["last_status_suspended"] == 0)
+        ).astype(float),
+        "1 when a number is on file and neither the last check nor the last attempt found it dead",
+    ),
     "number_invalid": (lambda f: 1.0 - f["line_works"], "1 when the debtor's number is missing or dead"),
-    "days_without_callback": (lambda f: _ages_or_zero(np.where(f["ever_reached"] > 0, f["days_since_last_reached"],
-                                                               f["days_since_first_event"])),
-                              "days since the debtor last answered (since work began if never): 0 if unknown"),
-    "dead_debt": (lambda f: (f["terminated_no_assets"] > 0).astype(float),
-                  "1 when enforcement elsewhere ended for want of assets (终本): the 预查废 signal"),
-    "finished": (lambda f: (f["stage_code"] >= STAGE_CODES["paid"]).astype(float),
-                 "1 when the case is paid in full, written off or closed"),
+    "days_without_callback": (
+        lambda f: _ages_or_zero(
+            np.where(f["ever_reached"] > 0, f["days_since_last_reached"], f["days_since_first_event"])
+        ),
+        "days since the debtor last answered (since work began if never): 0 if unknown",
+    ),
+    "dead_debt": (
+        lambda f: (f["terminated_no_assets"] > 0).astype(float),
+        "1 when enforcement elsewhere ended for want of assets (终本): the 预查废 signal",
+    ),
+    "finished": (
+        lambda f: (f["stage_code"] >= STAGE_CODES["paid"]).astype(float),
+        "1 when the case is paid in full, written off or closed",
+    ),
     "paid_in_full": (lambda f: (f["stage_code"] == STAGE_CODES["paid"]).astype(float), "1 when paid in full"),
-    "agreement_signed": (lambda f: (f["stage_code"] == STAGE_CODES["agreement"]).astype(float),
-                         "1 when an agreement is signed and the case is not paid off"),
-    "certificate_issued": (lambda f: (f["certificates_issued"] > 0).astype(float),
-                           "1 when a pre-check write-off certificate (预查废) was issued"),
+    "agreement_signed": (
+        lambda f: (f["stage_code"] == STAGE_CODES["agreement"]).astype(float),
+        "1 when an agreement is signed and the case is not paid off",
+    ),
+    "certificate_issued": (
+        lambda f: (f["certificates_issued"] > 0).astype(float),
+        "1 when a pre-check write-off certificate (预查废) was issued",
+    ),
     "mediation_attempts": (lambda f: f["mediator_attempts_ever"], "mediator actions taken so far"),
-    "local_minute": (lambda f: np.floor(np.mod(f["decision_ts"] + SHANGHAI_OFFSET_S, 86_400) / 60),
-                     "minute of the day at decision_ts in Asia/Shanghai (0-1439)"),
+    "local_minute": (
+        lambda f: np.floor(np.mod(f["decision_ts"] + SHANGHAI_OFFSET_S, 86_400) / 60),
+        "minute of the day at decision_ts in Asia/Shanghai (0-1439)",
+    ),
 }
 
 
@@ -202,8 +288,9 @@ class Facts:
 
     def subset(self, rows: np.ndarray) -> Facts:
         """The facts of the rows ``rows`` (an index array)."""
-        columns = {name: np.asarray(raw, dtype=object if _is_text(raw) else None)[rows]
-                   for name, raw in self._raw.items()}
+        columns = {
+            name: np.asarray(raw, dtype=object if _is_text(raw) else None)[rows] for name, raw in self._raw.items()
+        }
         out = Facts(columns, len(rows))
         out._cache = {name: values[rows] for name, values in self._cache.items()}
         return out
@@ -248,6 +335,13 @@ def _epoch_seconds(series: pd.Series) -> np.ndarray:
 
 def known_facts(channels: Sequence[str], actions: Sequence[str]) -> tuple[str, ...]:
     """Every fact name a policy condition may use, for a catalogue's channels and actions."""
-    names = (*TEXT_FACTS, *ZERO_FILLED, *KEPT_MISSING, *DERIVED, *history_fact_names(channels, actions),
-             "recoverable_claim", "days_to_limitation")
+    names = (
+        *TEXT_FACTS,
+        *ZERO_FILLED,
+        *KEPT_MISSING,
+        *DERIVED,
+        *history_fact_names(channels, actions),
+        "recoverable_claim",
+        "days_to_limitation",
+    )
     return tuple(dict.fromkeys(names))

@@ -48,7 +48,8 @@ class Rule:
     # per catalogue (by identity): the columns of the targeted actions on each channel, found once
     # (and every channel's columns together, for a rule that ignores the channel)
     _columns: dict[int, tuple[Catalogue, tuple[tuple[str, np.ndarray], ...], np.ndarray]] = field(
-        default_factory=dict, init=False, repr=False, compare=False)
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def _found(self, catalogue: Catalogue) -> tuple[Catalogue, tuple[tuple[str, np.ndarray], ...], np.ndarray]:
         found = self._columns.get(id(catalogue))
@@ -154,50 +155,119 @@ def _over_cap(facts: Facts, channel: str, *, cap: Cap) -> np.ndarray:
 
 def parse_guardrails(root: Node, catalogue: Catalogue) -> Guardrails:
     """The rules of ``guardrails.yaml``, in the order they are reported."""
-    top = root.mapping(allowed=("version", "source", "quiet_hours", "caps", "third_party", "after_settlement",
-                                "agreement_honoured", "disputed", "opted_out", "scope", "write_off_certificate"),
-                       required=("version",))
+    top = root.mapping(
+        allowed=(
+            "version",
+            "source",
+            "quiet_hours",
+            "caps",
+            "third_party",
+            "after_settlement",
+            "agreement_honoured",
+            "disputed",
+            "opted_out",
+            "scope",
+            "write_off_certificate",
+        ),
+        required=("version",),
+    )
     contact = tuple(a.name for a in catalogue.actions if a.contacts_someone)
     rules: list[Rule] = []
     if (s := _section(top, "quiet_hours", ("start", "end"))) is not None:
-        rules.append(Rule("quiet_hours", _reason(s, f"no contact from {s['start'].value} to {s['end'].value} "
-                                                    "Asia/Shanghai"), contact,
-                          partial(_at_night, start=_minutes(s["start"]), end=_minutes(s["end"])), by_channel=False))
+        rules.append(
+            Rule(
+                "quiet_hours",
+                _reason(s, f"no contact from {s['start'].value} to {s['end'].value} Asia/Shanghai"),
+                contact,
+                partial(_at_night, start=_minutes(s["start"]), end=_minutes(s["end"])),
+                by_channel=False,
+            )
+        )
     rules.extend(_caps(top["caps"], catalogue) if "caps" in top else [])
     if (s := _section(top, "third_party", ("min_failed_attempts",))) is not None:
         streak = s["min_failed_attempts"].whole(1)
         third = tuple(a.name for a in catalogue.actions if a.contact == "third_party")
-        rules.append(Rule("third_party", _reason(s, f"no third-party contact unless the debtor's number is invalid "
-                                                    f"or {streak} attempts in a row failed"), third,
-                          partial(_line_alive, streak=streak), by_channel=False))
+        rules.append(
+            Rule(
+                "third_party",
+                _reason(
+                    s,
+                    f"no third-party contact unless the debtor's number is invalid "
+                    f"or {streak} attempts in a row failed",
+                ),
+                third,
+                partial(_line_alive, streak=streak),
+                by_channel=False,
+            )
+        )
     if (s := _section(top, "after_settlement", ())) is not None:
-        rules.append(Rule("after_settlement", _reason(s, "no contact after the case is settled, written off or "
-                                                         "closed"), contact, lambda f, _: f["finished"] > 0,
-                          by_channel=False))
+        rules.append(
+            Rule(
+                "after_settlement",
+                _reason(s, "no contact after the case is settled, written off or closed"),
+                contact,
+                lambda f, _: f["finished"] > 0,
+                by_channel=False,
+            )
+        )
     if (s := _section(top, "agreement_honoured", ("honour_days", "also_blocks"))) is not None:
         days = s["honour_days"].number(minimum=1)
         extra = s["also_blocks"].names(catalogue.names, "action") if "also_blocks" in s else ()
-        rules.append(Rule("agreement_honoured", _reason(s, f"no contact or suit while an agreement is honoured (a "
-                                                           f"payment or agreement in the last {days:g} days)"),
-                          tuple(dict.fromkeys((*contact, *extra))),
-                          partial(_honoured, days=days), by_channel=False))
+        rules.append(
+            Rule(
+                "agreement_honoured",
+                _reason(
+                    s,
+                    f"no contact or suit while an agreement is honoured (a "
+                    f"payment or agreement in the last {days:g} days)",
+                ),
+                tuple(dict.fromkeys((*contact, *extra))),
+                partial(_honoured, days=days),
+                by_channel=False,
+            )
+        )
     if (s := _section(top, "disputed", ())) is not None:
-        rules.append(Rule("disputed", _reason(s, "no contact while the debtor disputes the debt (异议) and no "
-                                                 "supervisor has resolved it"), contact,
-                          lambda f, _: f["dispute_open"] > 0, by_channel=False))
+        rules.append(
+            Rule(
+                "disputed",
+                _reason(s, "no contact while the debtor disputes the debt (异议) and no supervisor has resolved it"),
+                contact,
+                lambda f, _: f["dispute_open"] > 0,
+                by_channel=False,
+            )
+        )
     if (s := _section(top, "opted_out", ())) is not None:
         on_channel = tuple(a.name for a in catalogue.actions if a.contacts_someone)
-        rules.append(Rule("opted_out", _reason(s, "the debtor opted out of this channel"), on_channel,
-                          lambda f, channel: f[f"opted_out_{channel}"] > 0))
+        rules.append(
+            Rule(
+                "opted_out",
+                _reason(s, "the debtor opted out of this channel"),
+                on_channel,
+                lambda f, channel: f[f"opted_out_{channel}"] > 0,
+            )
+        )
     if (s := _section(top, "scope", ("actions",))) is not None:
-        rules.append(Rule("scope", _reason(s, "the case is outside the courts' scope (a credit card, or a person's "
-                                              "loan under 100,000 CNY)"),
-                          s["actions"].names(catalogue.names, "action"), lambda f, _: f["in_scope"] == 0,
-                          by_channel=False))
+        rules.append(
+            Rule(
+                "scope",
+                _reason(
+                    s, "the case is outside the courts' scope (a credit card, or a person's loan under 100,000 CNY)"
+                ),
+                s["actions"].names(catalogue.names, "action"),
+                lambda f, _: f["in_scope"] == 0,
+                by_channel=False,
+            )
+        )
     if (s := _section(top, "write_off_certificate", ("actions",))) is not None:
-        rules.append(Rule("write_off_certificate", _reason(s, "a pre-check write-off certificate (预查废) was issued"),
-                          s["actions"].names(catalogue.names, "action"), lambda f, _: f["certificate_issued"] > 0,
-                          by_channel=False))
+        rules.append(
+            Rule(
+                "write_off_certificate",
+                _reason(s, "a pre-check write-off certificate (预查废) was issued"),
+                s["actions"].names(catalogue.names, "action"),
+                lambda f, _: f["certificate_issued"] > 0,
+                by_channel=False,
+            )
+        )
     return Guardrails(version=str(top["version"].value), rules=tuple(rules))
 
 
@@ -205,8 +275,10 @@ def _caps(node: Node, catalogue: Catalogue) -> list[Rule]:
     rules = []
     seen: set[str] = set()
     for item in node.sequence():
-        keys = item.mapping(allowed=("id", "reason", "enabled", "channels", "per", "count", "window", "limit"),
-                            required=("id", "channels", "count", "window", "limit"))
+        keys = item.mapping(
+            allowed=("id", "reason", "enabled", "channels", "per", "count", "window", "limit"),
+            required=("id", "channels", "count", "window", "limit"),
+        )
         rule_id = keys["id"].text()
         if rule_id in seen:
             raise keys["id"].fail(f"the cap id '{rule_id}' is used twice")
@@ -217,20 +289,26 @@ def _caps(node: Node, catalogue: Catalogue) -> list[Rule]:
         window = WINDOWS[keys["window"].text(tuple(WINDOWS))]
         if window not in COUNTS[count]:
             raise keys["window"].fail(f"{count} attempts are counted per day only")
-        cap = Cap(channels=keys["channels"].names(catalogue.contact_channels, "contact channel"),
-                  per_channel=keys["per"].text(("channel", "all")) == "channel" if "per" in keys else True,
-                  count=count, window=window, limit=keys["limit"].whole(1))
+        cap = Cap(
+            channels=keys["channels"].names(catalogue.contact_channels, "contact channel"),
+            per_channel=keys["per"].text(("channel", "all")) == "channel" if "per" in keys else True,
+            count=count,
+            window=window,
+            limit=keys["limit"].whole(1),
+        )
         targets = tuple(a.name for a in catalogue.actions if a.contacts_someone and a.channel in cap.channels)
-        default = (f"at most {cap.limit} {count} attempts per debtor per "
-                   f"{'day' if window == 'today' else '7 days'} on {' and '.join(cap.channels)}"
-                   f"{' (each channel)' if cap.per_channel and len(cap.channels) > 1 else ''}")
-        rules.append(Rule(rule_id, _reason(keys, default), targets,
-                          partial(_over_cap, cap=cap), cap))
+        default = (
+            f"at most {cap.limit} {count} attempts per debtor per "
+            f"{'day' if window == 'today' else '7 days'} on {' and '.join(cap.channels)}"
+            f"{' (each channel)' if cap.per_channel and len(cap.channels) > 1 else ''}"
+        )
+        rules.append(Rule(rule_id, _reason(keys, default), targets, partial(_over_cap, cap=cap), cap))
     return rules
 
 
-def debtor_overflow(rule: Rule, facts: Facts, catalogue: Catalogue, chosen: np.ndarray,
-                    value: np.ndarray) -> np.ndarray:
+def debtor_overflow(
+    rule: Rule, facts: Facts, catalogue: Catalogue, chosen: np.ndarray, value: np.ndarray
+) -> np.ndarray:
     """Cases whose chosen action would take a debtor past a cap once every case of the batch is
     counted: of a debtor's cases choosing actions on a capped channel, the most valuable keep the
     allowance left; the others are returned (True), to be ranked again without that action."""

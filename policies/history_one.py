@@ -52,9 +52,13 @@ def _queries() -> tuple[Any, Any, Any]:
     pks = select(cases.c.id).where(cases.c.debtor_key == bindparam("debtor_key")).scalar_subquery()
     resolutions = ledger.table(ledger.DisputeResolution)
     resolved = resolutions.c.resolved_at
-    return (query.where(events.c.case_pk.in_(pks)), query.where(events.c.case_pk == bindparam("case_pk")),
-            select(resolved).where(resolutions.c.case_pk == bindparam("case_pk"),
-                                   resolved <= bindparam("as_of", type_=resolved.type)))
+    return (
+        query.where(events.c.case_pk.in_(pks)),
+        query.where(events.c.case_pk == bindparam("case_pk")),
+        select(resolved).where(
+            resolutions.c.case_pk == bindparam("case_pk"), resolved <= bindparam("as_of", type_=resolved.type)
+        ),
+    )
 
 
 def ledger_events(connection: Connection, case_pk: int, debtor_key: str, as_of: dt.datetime) -> list[PastEvent]:
@@ -78,14 +82,22 @@ def _day(seconds: float) -> float:
     return math.floor((seconds + SHANGHAI_OFFSET_S) / DAY_S)
 
 
-def one_case_facts(case_pk: int, decision_s: float, events: Iterable[PastEvent], catalogue: Catalogue,
-                   resolutions: Sequence[float] = ()) -> dict[str, float]:
+def one_case_facts(
+    case_pk: int,
+    decision_s: float,
+    events: Iterable[PastEvent],
+    catalogue: Catalogue,
+    resolutions: Sequence[float] = (),
+) -> dict[str, float]:
     """History facts of one case at ``decision_s`` (epoch seconds) from the debtor's ``events``."""
     channels = catalogue.contact_channels
     channel_of = {a.name: a.channel for a in catalogue.actions if a.contacts_someone and a.channel in channels}
     names = set(catalogue.names)
-    counts = {f"{ch}_{kind}": 0.0 for ch in channels
-              for kind in ("attempts_today", "connected_today", "attempts_week", "connected_week", "attempts_ever")}
+    counts = {
+        f"{ch}_{kind}": 0.0
+        for ch in channels
+        for kind in ("attempts_today", "connected_today", "attempts_week", "connected_week", "attempts_ever")
+    }
     opted = dict.fromkeys(channels, False)
     by_action = dict.fromkeys(catalogue.names, 0.0)
     certificates, last_dispute = 0.0, -math.inf

@@ -100,10 +100,10 @@ class LearnedValue:
     def estimate(self, facts: Facts, catalogue: Catalogue, wanted: np.ndarray | None = None) -> ActionEstimates:
         prior = self.prior.estimate(facts, catalogue)
         if facts.n == 0:
-            return ActionEstimates(catalogue.names, prior.p_settle, prior.recovery, prior.cost,
-                                   self.sources(catalogue))
-        learned = self.model.predict_actions(self.inputs(facts), catalogue.names, wanted,
-                                             num_threads=1 if facts.n == 1 else 0)
+            return ActionEstimates(catalogue.names, prior.p_settle, prior.recovery, prior.cost, self.sources(catalogue))
+        learned = self.model.predict_actions(
+            self.inputs(facts), catalogue.names, wanted, num_threads=1 if facts.n == 1 else 0
+        )
         p_settle = np.where(np.isfinite(learned), learned, _on_scale(prior.p_settle, learned))
         return ActionEstimates(catalogue.names, p_settle, prior.recovery, prior.cost, self.sources(catalogue))
 
@@ -118,28 +118,44 @@ class LearnedValue:
                 low[:, j], high[:, j] = self.model.interval(x, name)
         return low, high
 
-    def explain(self, facts: Facts, catalogue: Catalogue, estimates: ActionEstimates, chosen: int,
-                runner_up: int) -> Explanation:
+    def explain(
+        self, facts: Facts, catalogue: Catalogue, estimates: ActionEstimates, chosen: int, runner_up: int
+    ) -> Explanation:
         """For the one case of ``facts``: the features that make ``chosen`` better than ``runner_up``."""
         names = catalogue.names
         value = estimates.value[0]
         both = (names[chosen], names[runner_up])
         p = estimates.p_settle[0]
-        common: dict[str, Any] = dict(chosen=both[0], runner_up=both[1],
-                      value_difference=round(float(value[chosen] - value[runner_up]), 2),
-                      p_settle_difference=round(float(p[chosen] - p[runner_up]), 6))
+        common: dict[str, Any] = dict(
+            chosen=both[0],
+            runner_up=both[1],
+            value_difference=round(float(value[chosen] - value[runner_up]), 2),
+            p_settle_difference=round(float(p[chosen] - p[runner_up]), 6),
+        )
         missing = [a for a in both if a not in self.model.supported_]
         if missing:
-            return Explanation(**common, features=(), note=f"{' and '.join(missing)} valued by the prior "
-                               "(effects.yaml), not the model: no feature comparison")
+            return Explanation(
+                **common,
+                features=(),
+                note=f"{' and '.join(missing)} valued by the prior "
+                "(effects.yaml), not the model: no feature comparison",
+            )
         x = self.inputs(facts)
         a, inputs = self.model.contributions(x, both[0])
         b, _ = self.model.contributions(x, both[1])
         difference = a[0] - b[0]
         values = [*x[0].tolist(), float("nan")]
         order = np.argsort(-np.abs(difference), kind="stable")[:TOP_FEATURES]
-        features = tuple(FeatureDifference(inputs[j], None if np.isnan(values[j]) else round(float(values[j]), 4),
-                                           round(float(difference[j]), 4)) for j in order if difference[j] != 0)
-        return Explanation(**common, features=features,
-                           note=f"difference of the two actions' SHAP values (pred_contrib, log-odds) in the "
-                                f"{self.model.method} model; > 0 favours {both[0]}")
+        features = tuple(
+            FeatureDifference(
+                inputs[j], None if np.isnan(values[j]) else round(float(values[j]), 4), round(float(difference[j]), 4)
+            )
+            for j in order
+            if difference[j] != 0
+        )
+        return Explanation(
+            **common,
+            features=features,
+            note=f"difference of the two actions' SHAP values (pred_contrib, log-odds) in the "
+            f"{self.model.method} model; > 0 favours {both[0]}",
+        )

@@ -38,21 +38,31 @@ class OfferRules:
 
 
 def parse_offers(root: Node) -> OfferRules:
-    keys = ("terms_months", "max_debt_service_ratio", "other_debt_term_months", "disposable_share",
-            "min_monthly_cny", "round_to_cny", "unstable_income_below", "unstable_income_factor")
+    keys = (
+        "terms_months",
+        "max_debt_service_ratio",
+        "other_debt_term_months",
+        "disposable_share",
+        "min_monthly_cny",
+        "round_to_cny",
+        "unstable_income_below",
+        "unstable_income_factor",
+    )
     top = root.mapping(allowed=("version", "source", *keys), required=("version", *keys))
     terms = sorted({item.whole(1) for item in top["terms_months"].sequence()})
     if not terms:
         raise top["terms_months"].fail("give at least one term")
     return OfferRules(
-        version=str(top["version"].value), terms_months=tuple(terms),
+        version=str(top["version"].value),
+        terms_months=tuple(terms),
         max_debt_service_ratio=top["max_debt_service_ratio"].number(0, 1),
         other_debt_term_months=top["other_debt_term_months"].whole(1),
         disposable_share=top["disposable_share"].number(0, 1),
         min_monthly_cny=top["min_monthly_cny"].number(minimum=0),
         round_to_cny=top["round_to_cny"].number(minimum=0.01),
         unstable_income_below=top["unstable_income_below"].number(0, 1),
-        unstable_income_factor=top["unstable_income_factor"].number(0, 1))
+        unstable_income_factor=top["unstable_income_factor"].number(0, 1),
+    )
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,10 @@ def size_offers(facts: Facts, rules: OfferRules, amount: np.ndarray) -> Offers:
     status[~np.isnan(capacity) & (nan_to_num(capacity) < rules.min_monthly_cny)] = TOO_LITTLE
     status[~(amount > 0)] = NOTHING_OWED
     offered = np.isin(status, [FULL, PARTIAL])
-    return Offers(status=status, term_months=np.where(offered, term, np.nan),
-                  monthly_cny=np.where(offered, pay, np.nan), covers=np.where(offered, covers, np.nan),
-                  capacity_cny=capacity)
+    return Offers(
+        status=status,
+        term_months=np.where(offered, term, np.nan),
+        monthly_cny=np.where(offered, pay, np.nan),
+        covers=np.where(offered, covers, np.nan),
+        capacity_cny=capacity,
+    )

@@ -91,8 +91,11 @@ class Node:
 
     def whole(self, minimum: int | None = None) -> int:
         """The node as a whole number, at least ``minimum``."""
-        if isinstance(self.value, bool) or not isinstance(self.value, int) or (
-                minimum is not None and self.value < minimum):
+        if (
+            isinstance(self.value, bool)
+            or not isinstance(self.value, int)
+            or (minimum is not None and self.value < minimum)
+        ):
             bound = f" at least {minimum}" if minimum is not None else ""
             raise self.fail(f"must be a whole number{bound}, not {_shown(self.value)}")
         return int(self.value)

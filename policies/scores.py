@@ -45,8 +45,10 @@ class ChampionScorer:
         from training.scoring import champion
 
         loaded = {name: champion(settings, name) for name in SCORE_COLUMNS}
-        return cls({name: model for name, (model, _) in loaded.items()},
-                   {name: version for name, (_, version) in loaded.items()})
+        return cls(
+            {name: model for name, (model, _) in loaded.items()},
+            {name: version for name, (_, version) in loaded.items()},
+        )
 
     def _inputs(self, name: str, features: pd.DataFrame) -> pd.DataFrame:
         columns = list(self.models[name].feature_names_in_)
@@ -59,8 +61,9 @@ class ChampionScorer:
         """``p_reach``, ``p_settle`` and the model versions for each row of ``features``."""
         out = pd.DataFrame(index=features.index)
         for name, column in SCORE_COLUMNS.items():
-            out[column] = (self.models[name].predict_proba(self._inputs(name, features))[:, 1]
-                           if len(features) else np.array([]))
+            out[column] = (
+                self.models[name].predict_proba(self._inputs(name, features))[:, 1] if len(features) else np.array([])
+            )
             out[f"{name}_version"] = self.versions[name]
         return out
 
@@ -78,7 +81,13 @@ class ChampionScorer:
             for name, inputs, contributions, order in per_model:
                 for j in order[i]:
                     value = inputs.iat[i, j]
-                    reasons.append(Reason(name, str(inputs.columns[j]), None if np.isnan(value) else float(value),
-                                          round(float(contributions[i, j]), 4)))
+                    reasons.append(
+                        Reason(
+                            name,
+                            str(inputs.columns[j]),
+                            None if np.isnan(value) else float(value),
+                            round(float(contributions[i, j]), 4),
+                        )
+                    )
             out.append(tuple(reasons))
         return out

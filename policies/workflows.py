@@ -90,8 +90,10 @@ class WorkflowChoice:
 
 def parse_workflow(root: Node, catalogue: Catalogue, known: tuple[str, ...]) -> Workflow:
     """A workflow from its file's top node; actions must be in the catalogue, facts known."""
-    top = root.mapping(allowed=("name", "zh", "version", "description", "start", "stages"),
-                       required=("name", "version", "start", "stages"))
+    top = root.mapping(
+        allowed=("name", "zh", "version", "description", "start", "stages"),
+        required=("name", "version", "start", "stages"),
+    )
     stage_nodes = dict(top["stages"].items())
     if not stage_nodes:
         raise top["stages"].fail("a workflow needs at least one stage")
@@ -106,12 +108,21 @@ def parse_workflow(root: Node, catalogue: Catalogue, known: tuple[str, ...]) -> 
             if target not in stage_nodes:
                 raise parts["to"].fail(f"unknown stage '{target}' (stages: {', '.join(stage_nodes)})")
             transitions.append(Transition(target, parse_condition(parts["when"], known)))
-        stages[name] = Stage(name=name, zh=keys["zh"].text() if "zh" in keys else name,
-                             actions=keys["actions"].names(catalogue.names, "action"),
-                             transitions=tuple(transitions))
+        stages[name] = Stage(
+            name=name,
+            zh=keys["zh"].text() if "zh" in keys else name,
+            actions=keys["actions"].names(catalogue.names, "action"),
+            transitions=tuple(transitions),
+        )
     order = _topological_order(stages, start, top["stages"])
-    return Workflow(name=top["name"].text(), zh=top["zh"].text() if "zh" in top else top["name"].text(),
-                    version=str(top["version"].value), start=start, stages=stages, order=order)
+    return Workflow(
+        name=top["name"].text(),
+        zh=top["zh"].text() if "zh" in top else top["name"].text(),
+        version=str(top["version"].value),
+        start=start,
+        stages=stages,
+        order=order,
+    )
 
 
 def _topological_order(stages: dict[str, Stage], start: str, where: Node) -> tuple[str, ...]:
@@ -123,7 +134,7 @@ def _topological_order(stages: dict[str, Stage], start: str, where: Node) -> tup
         if state.get(name) == "done":
             return
         if state.get(name) == "open":
-            cycle = path[path.index(name):]  # the path ends where it began
+            cycle = path[path.index(name) :]  # the path ends where it began
             raise where.fail(f"the transitions form a cycle: {' -> '.join(cycle)}")
         state[name] = "open"
         for transition in stages[name].transitions:
@@ -153,8 +164,9 @@ def parse_choice(node: Node, workflows: dict[str, Workflow]) -> WorkflowChoice:
         if key in keys and keys[key].value is not None:
             for who, choice in keys[key].items():
                 tables[key][who] = choice.text(names)
-    return WorkflowChoice(default=keys["default"].text(names), by_creditor=tables["by_creditor"],
-                          by_court=tables["by_court"])
+    return WorkflowChoice(
+        default=keys["default"].text(names), by_creditor=tables["by_creditor"], by_court=tables["by_court"]
+    )
 
 
 def check_unique(workflows: list[Workflow], where: Node) -> dict[str, Workflow]:

@@ -70,11 +70,18 @@ def create_key(engine: Engine, role: str, creditor: str | None = None, court: st
     salt = secrets.token_bytes(16)
     keys = table(ApiKey)
     with engine.begin() as connection:
-        key_id = connection.execute(insert(keys).values(
-            key_hash=f"pending:{uuid.uuid4().hex}", role=role, creditor=creditor or None,
-            court=court or None, created_at=utcnow())).inserted_primary_key[0]  # type: ignore[index]
-        connection.execute(update(keys).where(keys.c.id == key_id)
-                           .values(key_hash=f"{salt.hex()}${_digest(salt, secret)}"))
+        key_id = connection.execute(
+            insert(keys).values(
+                key_hash=f"pending:{uuid.uuid4().hex}",
+                role=role,
+                creditor=creditor or None,
+                court=court or None,
+                created_at=utcnow(),
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+        connection.execute(
+            update(keys).where(keys.c.id == key_id).values(key_hash=f"{salt.hex()}${_digest(salt, secret)}")
+        )
     return f"ck_{key_id}_{secret}"
 
 
@@ -99,6 +106,7 @@ def revoke_key(engine: Engine, key_id: int) -> bool:
     """Revoke a key from now on; False when no such unrevoked key exists."""
     keys = table(ApiKey)
     with engine.begin() as connection:
-        result = connection.execute(update(keys).where(keys.c.id == key_id, keys.c.revoked_at.is_(None))
-                                    .values(revoked_at=utcnow()))
+        result = connection.execute(
+            update(keys).where(keys.c.id == key_id, keys.c.revoked_at.is_(None)).values(revoked_at=utcnow())
+        )
     return bool(result.rowcount)

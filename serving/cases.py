@@ -41,14 +41,22 @@ class CaseRow:
 
     def facts(self) -> dict[str, object]:
         """The case facts the policy engine reads."""
-        return {"case_pk": self.case_pk, "case_id": self.case_id, "creditor": self.creditor,
-                "debtor_key": self.debtor_key, "court": self.court, "province": self.province,
-                "product": self.product}
+        return {
+            "case_pk": self.case_pk,
+            "case_id": self.case_id,
+            "creditor": self.creditor,
+            "debtor_key": self.debtor_key,
+            "court": self.court,
+            "province": self.province,
+            "product": self.product,
+        }
 
 
-_FIND = ("SELECT c.id AS case_pk, c.case_id, cr.name AS creditor, COALESCE(c.debtor_key, '') AS debtor_key, "
-         "c.court, c.province, c.product FROM cases c JOIN creditors cr ON cr.id = c.creditor_id "
-         "WHERE c.case_id = :case_id")
+_FIND = (
+    "SELECT c.id AS case_pk, c.case_id, cr.name AS creditor, COALESCE(c.debtor_key, '') AS debtor_key, "
+    "c.court, c.province, c.product FROM cases c JOIN creditors cr ON cr.id = c.creditor_id "
+    "WHERE c.case_id = :case_id"
+)
 
 
 @functools.cache
@@ -62,8 +70,7 @@ def scoped_creditor(principal: Principal, creditor: str | None, field: str = "cr
     the request), or the one named."""
     if principal.role == PLATFORM:
         if creditor is not None and creditor != principal.creditor:
-            raise ApiError(403, f"this key serves the cases of '{principal.creditor}' only, not of '{creditor}'",
-                           field)
+            raise ApiError(403, f"this key serves the cases of '{principal.creditor}' only, not of '{creditor}'", field)
         return principal.creditor
     return creditor
 
@@ -80,8 +87,9 @@ def scoped_court(principal: Principal, court: str | None) -> str:
     return court
 
 
-def find_case(connection: Connection, principal: Principal, case_id: str, creditor: str | None,
-              field: str = "case_id") -> CaseRow:
+def find_case(
+    connection: Connection, principal: Principal, case_id: str, creditor: str | None, field: str = "case_id"
+) -> CaseRow:
     """The case the request names, within the key's scope.
 
     Raises:
@@ -98,15 +106,20 @@ def find_case(connection: Connection, principal: Principal, case_id: str, credit
         raise ApiError(404, f"no case '{case_id}'{where} in the ledger", field)
     if len(rows) > 1:
         names = ", ".join(sorted(str(r.creditor) for r in rows))
-        raise ApiError(400, f"case '{case_id}' exists at several creditors ({names}): name one in 'creditor'",
-                       field.replace("case_id", "creditor"))
+        raise ApiError(
+            400,
+            f"case '{case_id}' exists at several creditors ({names}): name one in 'creditor'",
+            field.replace("case_id", "creditor"),
+        )
     r = rows[0]
-    return CaseRow(int(r.case_pk), str(r.case_id), str(r.creditor), str(r.debtor_key or ""), r.court, r.province,
-                   str(r.product))
+    return CaseRow(
+        int(r.case_pk), str(r.case_id), str(r.creditor), str(r.debtor_key or ""), r.court, r.province, str(r.product)
+    )
 
 
-def find_cases(connection: Connection, principal: Principal, refs: Sequence[Any],
-               errors: list[Any]) -> Iterator[tuple[int, CaseRow]]:
+def find_cases(
+    connection: Connection, principal: Principal, refs: Sequence[Any], errors: list[Any]
+) -> Iterator[tuple[int, CaseRow]]:
     """Each case of a batch (``refs``: ``case_id`` and ``creditor``) found in the caller's scope,
     with its index; a case not found is appended to ``errors`` as a ``CaseError`` and skipped."""
     from serving.schemas import CaseError
@@ -115,7 +128,8 @@ def find_cases(connection: Connection, principal: Principal, refs: Sequence[Any]
         try:
             case = find_case(connection, principal, ref.case_id, ref.creditor, field=f"cases[{i}].case_id")
         except ApiError as error:
-            errors.append(CaseError(case_id=ref.case_id, creditor=ref.creditor, status=error.status,
-                                    error=error.message))
+            errors.append(
+                CaseError(case_id=ref.case_id, creditor=ref.creditor, status=error.status, error=error.message)
+            )
             continue
         yield i, case

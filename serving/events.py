@@ -43,8 +43,9 @@ def _utc_second(at: dt.datetime) -> dt.datetime:
     return aware.astimezone(dt.UTC).replace(microsecond=0)
 
 
-def record_events(audit_engine: Engine, ledger: Engine, principal: Principal,
-                  events: Sequence[EventIn]) -> list[tuple[str, str, int, str]]:
+def record_events(
+    audit_engine: Engine, ledger: Engine, principal: Principal, events: Sequence[EventIn]
+) -> list[tuple[str, str, int, str]]:
     """Check every event (case known and in scope, not in the future), then append them all to the
     audit trail in one transaction: all or none. Returns (case_id, creditor, seq, hash) per event.
 
@@ -63,11 +64,20 @@ def record_events(audit_engine: Engine, ledger: Engine, principal: Principal,
     acks = []
     with audit.transaction(audit_engine) as connection:
         for case, event, at in checked:
-            payload = {"case_pk": case.case_pk, "case_id": case.case_id, "creditor": case.creditor,
-                       "at": at.isoformat(), "action": event.action, "actor": event.actor, "outcome": event.outcome,
-                       "amount": event.amount, "propensity": event.propensity}
-            seq, digest = audit.append(connection, "event", payload, case_id=case.case_id, creditor=case.creditor,
-                                       actor=principal.actor)
+            payload = {
+                "case_pk": case.case_pk,
+                "case_id": case.case_id,
+                "creditor": case.creditor,
+                "at": at.isoformat(),
+                "action": event.action,
+                "actor": event.actor,
+                "outcome": event.outcome,
+                "amount": event.amount,
+                "propensity": event.propensity,
+            }
+            seq, digest = audit.append(
+                connection, "event", payload, case_id=case.case_id, creditor=case.creditor, actor=principal.actor
+            )
             acks.append((case.case_id, case.creditor, seq, digest))
     return acks
 
@@ -75,7 +85,8 @@ def record_events(audit_engine: Engine, ledger: Engine, principal: Principal,
 # Built once: SQLAlchemy then finds its compiled form by identity (every one-case request reads it)
 _SYNCED_QUERY = text(
     "SELECT source_name FROM import_batches WHERE table_name = 'events' AND source_name LIKE 'service-events-%' "
-    "AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1")
+    "AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1"
+)
 
 
 def synced_through(connection: Connection) -> int:
@@ -87,21 +98,33 @@ def synced_through(connection: Connection) -> int:
 
 def _past(payload: dict[str, object]) -> PastEvent:
     at = dt.datetime.fromisoformat(str(payload["at"]))
-    return PastEvent(int(payload["case_pk"]), at.timestamp(), str(payload["action"]),  # type: ignore[call-overload]
-                     str(payload["outcome"]), str(payload["actor"]))
+    return PastEvent(
+        int(payload["case_pk"]),  # type: ignore[call-overload]
+        at.timestamp(),
+        str(payload["action"]),
+        str(payload["outcome"]),
+        str(payload["actor"]),
+    )
 
 
 @functools.cache
 def _pending_query() -> Any:
     """Acknowledged events of some cases after an audit seq, oldest first (built once)."""
     records = table(AuditRecord)
-    return (select(records.c.payload).where(records.c.kind == "event", records.c.seq > bindparam("after"),
-                                            records.c.case_id.in_(bindparam("case_ids", expanding=True)))
-            .order_by(records.c.seq))
+    return (
+        select(records.c.payload)
+        .where(
+            records.c.kind == "event",
+            records.c.seq > bindparam("after"),
+            records.c.case_id.in_(bindparam("case_ids", expanding=True)),
+        )
+        .order_by(records.c.seq)
+    )
 
 
-def pending_events(audit_connection: Connection, after_seq: int, case_ids: Sequence[str],
-                   creditors: Sequence[str]) -> list[PastEvent]:
+def pending_events(
+    audit_connection: Connection, after_seq: int, case_ids: Sequence[str], creditors: Sequence[str]
+) -> list[PastEvent]:
     """Acknowledged events of these cases that the ledger has not imported yet (after ``after_seq``)."""
     wanted = set(zip(case_ids, creditors, strict=True))
     out = []
@@ -134,9 +157,20 @@ def sync_events(settings: Settings, ledger: Engine, audit_engine: Engine, *, lim
     for entry in audit.iter_payloads(audit_engine, "event", after_seq=after):
         p = entry.payload
         at = dt.datetime.fromisoformat(p["at"]).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
-        rows.append({"seq": entry.seq, "received": entry.created_at, "case_id": p["case_id"],
-                     "creditor": p["creditor"], "at": at, "action": p["action"], "actor": p["actor"],
-                     "outcome": p["outcome"], "amount": p.get("amount"), "propensity": p.get("propensity")})
+        rows.append(
+            {
+                "seq": entry.seq,
+                "received": entry.created_at,
+                "case_id": p["case_id"],
+                "creditor": p["creditor"],
+                "at": at,
+                "action": p["action"],
+                "actor": p["actor"],
+                "outcome": p["outcome"],
+                "amount": p.get("amount"),
+                "propensity": p.get("propensity"),
+            }
+        )
         if len(rows) >= limit:
             break
     if not rows:
@@ -156,6 +190,10 @@ def sync_events(settings: Settings, ledger: Engine, audit_engine: Engine, *, lim
     finally:
         path.unlink(missing_ok=True)
     if report.rejected:
-        log.warning("%d acknowledged events were rejected by the ledger's import (audit seq %d-%d)",
-                    report.rejected, first, last)
+        log.warning(
+            "%d acknowledged events were rejected by the ledger's import (audit seq %d-%d)",
+            report.rejected,
+            first,
+            last,
+        )
     return SyncResult(len(rows), report.imported, report.unchanged, report.rejected, last)

@@ -42,12 +42,21 @@ Send = Any
 Receive = Any
 
 
-async def _json(send: Send, status: int, body: dict[str, Any],
-                headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _json(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
-                            *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
@@ -108,24 +117,42 @@ class Gate:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_BODY_BYTES:
-            await _json(send, 413, {"error": f"the request body is over {MAX_BODY_BYTES // 1024 // 1024} MiB; "
-                                             "send fewer cases or events at a time", "field": None})
+            await _json(
+                send,
+                413,
+                {
+                    "error": f"the request body is over {MAX_BODY_BYTES // 1024 // 1024} MiB; "
+                    "send fewer cases or events at a time",
+                    "field": None,
+                },
+            )
             return
         try:
             principal = await self._principal(headers.get("authorization", ""))
         except Exception as error:  # the key store is away: refuse clearly rather than hang or 500
             log.error("API keys unreadable: %s", type(error).__name__)
-            await _json(send, 503, {"error": "the service cannot check API keys now; try again shortly",
-                                    "field": None})
+            await _json(send, 503, {"error": "the service cannot check API keys now; try again shortly", "field": None})
             return
         if principal is None:
-            await _json(send, 401, {"error": "send a valid API key as 'Authorization: Bearer KEY' "
-                                             "(made with `concord keys create`)", "field": None},
-                        [(b"www-authenticate", b"Bearer")])
+            await _json(
+                send,
+                401,
+                {
+                    "error": "send a valid API key as 'Authorization: Bearer KEY' (made with `concord keys create`)",
+                    "field": None,
+                },
+                [(b"www-authenticate", b"Bearer")],
+            )
             return
         if principal.role not in roles:
-            await _json(send, 403, {"error": f"a {principal.role} key may not call {path}; it serves "
-                                             f"{', '.join(roles)} keys", "field": None})
+            await _json(
+                send,
+                403,
+                {
+                    "error": f"a {principal.role} key may not call {path}; it serves {', '.join(roles)} keys",
+                    "field": None,
+                },
+            )
             return
         scope.setdefault("state", {})["principal"] = principal
         # Only JSON is accepted: a form or an unnamed body is read as JSON, never as a form
@@ -163,9 +190,16 @@ class Gate:
                 log.exception("the OpenAPI document could not be built")
                 await _json(send, 500, {"error": "the OpenAPI document could not be built", "field": None})
                 return
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(self._openapi)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(self._openapi)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": self._openapi})
 
 
@@ -194,11 +228,20 @@ class _Rewriter:
         if status >= 500:
             log.error("request failed with status %d", status)
         body = json.dumps(error_body(status, b"".join(self.chunks)), ensure_ascii=False).encode("utf-8")
-        headers = [(k, v) for k, v in self.start.get("headers", [])
-                   if k.lower() not in (b"content-length", b"content-type")]
-        await self.send({"type": "http.response.start", "status": status,
-                         "headers": [*headers, (b"content-type", b"application/json"),
-                                     (b"content-length", str(len(body)).encode())]})
+        headers = [
+            (k, v) for k, v in self.start.get("headers", []) if k.lower() not in (b"content-length", b"content-type")
+        ]
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    *headers,
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await self.send({"type": "http.response.body", "body": body})
 
 

@@ -76,8 +76,14 @@ def _plan(store: FeatureStore, service_name: str, stamp: object) -> _Plan:
         except FeatureViewNotFoundException:  # not a stored view: an on-demand one
             view = registry.get_on_demand_feature_view(projection.name, project, allow_cache=True)
         if isinstance(view, OnDemandFeatureView):
-            if (view.mode != "python" or view.singleton or view.aggregations or view.write_to_online_store
-                    or projection.name_alias or view.feature_transformation is None):
+            if (
+                view.mode != "python"
+                or view.singleton
+                or view.aggregations
+                or view.write_to_online_store
+                or projection.name_alias
+                or view.feature_transformation is None
+            ):
                 supported = False
                 continue
             types = {f.name: f.dtype.to_value_type() for f in view.features}
@@ -85,8 +91,9 @@ def _plan(store: FeatureStore, service_name: str, stamp: object) -> _Plan:
             inputs = tuple(f.name for p in view.source_feature_view_projections.values() for f in p.features)
             fields = [f.name for s in view.source_request_sources.values() for f in s.schema]
             request += [f for f in fields if f not in request]
-            on_demand.append(_OnDemand(view.feature_transformation.udf, sources, inputs,
-                                       tuple((n, types[n]) for n in wanted)))
+            on_demand.append(
+                _OnDemand(view.feature_transformation.udf, sources, inputs, tuple((n, types[n]) for n in wanted))
+            )
             continue
         if projection.name_alias or projection.join_key_map:
             supported = False
@@ -193,9 +200,9 @@ class OnlineReader:
             found = provider.online_read(config=config, table=part.view, entity_keys=keys, requested_features=names)
             own = by_view[part.view.name] = {}
             for name, value_type in part.features:
-                own[name] = columns[name] = [None if data is None or name not in data
-                                             else _value(data[name], value_type)
-                                             for _, data in found]
+                own[name] = columns[name] = [
+                    None if data is None or name not in data else _value(data[name], value_type) for _, data in found
+                ]
         request = {name: _python([row[name] for row in rows], ValueType.UNKNOWN) for name in plan.request}
         for view in plan.on_demand:
             given = {**join_values, **request}

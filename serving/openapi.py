@@ -49,15 +49,21 @@ def document() -> dict[str, Any]:
     schemas["ErrorBody"] = ErrorBody.model_json_schema()
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Concord next-best-action service", "version": "1",
-                 "description": "Decisioning for small-amount financial-dispute mediation: the next best action "
-                                "for a case, assignment to mediators, explanations, masked profiles, court lists "
-                                "and the events platforms report. Every recommendation and event is written to a "
-                                "hash-chained audit trail before the answer."},
+        "info": {
+            "title": "Concord next-best-action service",
+            "version": "1",
+            "description": "Decisioning for small-amount financial-dispute mediation: the next best action "
+            "for a case, assignment to mediators, explanations, masked profiles, court lists "
+            "and the events platforms report. Every recommendation and event is written to a "
+            "hash-chained audit trail before the answer.",
+        },
         "servers": [{"url": "/"}],
         "paths": paths,
-        "components": {"schemas": schemas,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                                      "description": "a key made with `concord keys create`"}}},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "a key made with `concord keys create`"}
+            },
+        },
         "security": [{"bearer": []}],
     }

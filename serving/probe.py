@@ -67,8 +67,14 @@ def _gc_callback(phase: str, info: dict[str, Any], _began: list[float] = [0.0, 0
         return
     took = time.perf_counter() - _began[0]
     if info.get("generation") == 2 or took > GC_SECONDS:
-        note("gc", gen=info.get("generation"), at=time.time() - took, s=took, cpu=time.thread_time() - _began[1],
-             collected=info.get("collected"))
+        note(
+            "gc",
+            gen=info.get("generation"),
+            at=time.time() - took,
+            s=took,
+            cpu=time.thread_time() - _began[1],
+            collected=info.get("collected"),
+        )
 
 
 def _watch(path: Path) -> None:
@@ -99,8 +105,9 @@ def start() -> bool:
     Path(folder).mkdir(parents=True, exist_ok=True)
     _started = True
     gc.callbacks.append(_gc_callback)
-    threading.Thread(target=_watch, args=(Path(folder) / f"worker-{os.getpid()}.jsonl",), name="concord-probe",
-                     daemon=True).start()
+    threading.Thread(
+        target=_watch, args=(Path(folder) / f"worker-{os.getpid()}.jsonl",), name="concord-probe", daemon=True
+    ).start()
     return True
 
 
@@ -133,8 +140,16 @@ class Probe:
         try:
             await self.app(scope, receive, timed_send)
         finally:
-            note("req", path=scope["path"], status=status[0], sent=sent, at=arrived, end=time.time(),
-                 id=bench_id.decode() if bench_id else None, pid=os.getpid())
+            note(
+                "req",
+                path=scope["path"],
+                status=status[0],
+                sent=sent,
+                at=arrived,
+                end=time.time(),
+                id=bench_id.decode() if bench_id else None,
+                pid=os.getpid(),
+            )
 
 
 def read(folder: Path) -> list[dict[str, Any]]:
@@ -148,8 +163,9 @@ def read(folder: Path) -> list[dict[str, Any]]:
     return out
 
 
-def summary(lines: list[dict[str, Any]], since: float = 0.0, until: float = float("inf"),
-            over: float = 0.020) -> dict[str, Any]:
+def summary(
+    lines: list[dict[str, Any]], since: float = 0.0, until: float = float("inf"), over: float = 0.020
+) -> dict[str, Any]:
     """Counts of what took over ``over`` seconds between ``since`` and ``until`` (epoch seconds):
     requests whose time in the worker was over it, requests that waited over it before reaching
     the worker's ASGI stack (queued in the socket or the event loop), gen-2 collections, late
@@ -165,12 +181,17 @@ def summary(lines: list[dict[str, Any]], since: float = 0.0, until: float = floa
     lags = [x for x in inside if x["k"] == "lag"]
     spans = [x for x in inside if x["k"] == "span"]
     return {
-        "requests": len(reqs), "requests_per_worker": sorted(per_worker.values(), reverse=True),
-        "in_worker_over": len(slow), "queued_over": len(queued),
-        "gc2": sum(1 for x in gcs if x["gen"] == 2), "gc_max_ms": round(max((x["s"] for x in gcs), default=0) * 1e3, 1),
+        "requests": len(reqs),
+        "requests_per_worker": sorted(per_worker.values(), reverse=True),
+        "in_worker_over": len(slow),
+        "queued_over": len(queued),
+        "gc2": sum(1 for x in gcs if x["gen"] == 2),
+        "gc_max_ms": round(max((x["s"] for x in gcs), default=0) * 1e3, 1),
         "lag_over": sum(1 for x in lags if x["s"] > over),
         "lag_max_ms": round(max((x["s"] for x in lags), default=0) * 1e3, 1),
         "spans_over": sorted({x["name"] for x in spans if x["s"] > over}),
-        "span_max_ms": {name: round(max(x["s"] for x in spans if x["name"] == name) * 1e3, 1)
-                        for name in sorted({x["name"] for x in spans})},
+        "span_max_ms": {
+            name: round(max(x["s"] for x in spans if x["name"] == name) * 1e3, 1)
+            for name in sorted({x["name"] for x in spans})
+        },
     }

@@ -65,8 +65,9 @@ def online_one(rt: Runtime, case: CaseRow, now: dt.datetime) -> dict[str, Any]:
     return {name: column[0] for name, column in values.items() if name not in ENTITY_KEYS}
 
 
-def score_one(champions: Champions, features: dict[str, Any]) -> tuple[dict[str, float], tuple[Reason, ...],
-                                                                        dict[str, np.ndarray]]:
+def score_one(
+    champions: Champions, features: dict[str, Any]
+) -> tuple[dict[str, float], tuple[Reason, ...], dict[str, np.ndarray]]:
     """Both scores, the top reasons of each model and each model's feature row."""
     scores, reasons, rows = {}, [], {}
     for model, column in (("reachability", "p_reach"), ("settlement", "p_settle")):
@@ -77,28 +78,59 @@ def score_one(champions: Champions, features: dict[str, Any]) -> tuple[dict[str,
         contributions = fast.contributions(row)[0, :-1]
         for j in np.argsort(-np.abs(contributions), kind="stable")[:TOP_REASONS]:
             value = row[0, j]
-            reasons.append(Reason(model, fast.names[j], None if np.isnan(value) else float(value),
-                                  round(float(contributions[j]), 4)))
+            reasons.append(
+                Reason(
+                    model, fast.names[j], None if np.isnan(value) else float(value), round(float(contributions[j]), 4)
+                )
+            )
     return scores, tuple(reasons), rows
 
 
-def _audit_payload(decision_id: str, case: CaseRow, body: dict[str, Any], features: dict[str, Any],
-                   history: dict[str, Any], scores: dict[str, float], approval: str) -> dict[str, Any]:
+def _audit_payload(
+    decision_id: str,
+    case: CaseRow,
+    body: dict[str, Any],
+    features: dict[str, Any],
+    history: dict[str, Any],
+    scores: dict[str, float],
+    approval: str,
+) -> dict[str, Any]:
     return {
-        "decision_id": decision_id, "case_pk": case.case_pk, "case_id": case.case_id, "creditor": case.creditor,
-        "court": case.court, "decided_at": body["decided_at"], "action": body["action"], "approval": approval,
-        "workflow": body["workflow"], "stage": body["stage"], "expected_value": body["expected_value"],
-        "features": {k: plain(v) for k, v in features.items()}, "history": {k: plain(v) for k, v in history.items()},
-        "scores": scores, "model_versions": body["model_versions"], "policy_version": body["policy_version"],
-        "action_value": body["action_value"], "ranked": body["ranked"], "blocked": body["blocked"],
-        "flags": list(body["flags"]), "risk_flags": list(body["risk_flags"]), "reasons": body["reasons"],
-        "greedy_action": body["greedy_action"], "explored": body["explored"], "epsilon": body["epsilon"],
-        "propensity": body["propensity"], "explanation": body["explanation"],
+        "decision_id": decision_id,
+        "case_pk": case.case_pk,
+        "case_id": case.case_id,
+        "creditor": case.creditor,
+        "court": case.court,
+        "decided_at": body["decided_at"],
+        "action": body["action"],
+        "approval": approval,
+        "workflow": body["workflow"],
+        "stage": body["stage"],
+        "expected_value": body["expected_value"],
+        "features": {k: plain(v) for k, v in features.items()},
+        "history": {k: plain(v) for k, v in history.items()},
+        "scores": scores,
+        "model_versions": body["model_versions"],
+        "policy_version": body["policy_version"],
+        "action_value": body["action_value"],
+        "ranked": body["ranked"],
+        "blocked": body["blocked"],
+        "flags": list(body["flags"]),
+        "risk_flags": list(body["risk_flags"]),
+        "reasons": body["reasons"],
+        "greedy_action": body["greedy_action"],
+        "explored": body["explored"],
+        "epsilon": body["epsilon"],
+        "propensity": body["propensity"],
+        "explanation": body["explanation"],
     }
 
 
-def _write(rt: Runtime, principal: Principal, items: Sequence[tuple[CaseRow, Any, dict[str, Any], dict[str, Any],
-                                                                   dict[str, float]]]) -> list[Recommendation]:
+def _write(
+    rt: Runtime,
+    principal: Principal,
+    items: Sequence[tuple[CaseRow, Any, dict[str, Any], dict[str, Any], dict[str, float]]],
+) -> list[Recommendation]:
     """Audit every decision and record its state, in one transaction; then the answers."""
     catalogue = rt.policy_engine.policy.catalogue
     staged = []
@@ -109,11 +141,26 @@ def _write(rt: Runtime, principal: Principal, items: Sequence[tuple[CaseRow, Any
             approval = "pending" if sensitive else "not_required"
             body = answer.to_dict()
             payload = _audit_payload(decision_id, case, body, features, history, scores, approval)
-            seq, _ = audit.append(connection, "recommendation", payload, decision_id=decision_id,
-                                  case_id=case.case_id, creditor=case.creditor, actor=principal.actor)
-            audit.record_decision(connection, decision_id=decision_id, case_id=case.case_id, creditor=case.creditor,
-                                  court=case.court, stage=answer.stage, action=answer.action, sensitive=sensitive,
-                                  risk_flags="; ".join(answer.risk_flags) or None)
+            seq, _ = audit.append(
+                connection,
+                "recommendation",
+                payload,
+                decision_id=decision_id,
+                case_id=case.case_id,
+                creditor=case.creditor,
+                actor=principal.actor,
+            )
+            audit.record_decision(
+                connection,
+                decision_id=decision_id,
+                case_id=case.case_id,
+                creditor=case.creditor,
+                court=case.court,
+                stage=answer.stage,
+                action=answer.action,
+                sensitive=sensitive,
+                risk_flags="; ".join(answer.risk_flags) or None,
+            )
             staged.append((decision_id, seq, approval, sensitive, body, scores))
     out = []
     for decision_id, seq, approval, sensitive, body, scores in staged:
@@ -141,8 +188,9 @@ def recommend_one(rt: Runtime, principal: Principal, case_id: str, creditor: str
     return _write(rt, principal, [(case, answer, features, history, scores)])[0]
 
 
-def recommend_batch(rt: Runtime, principal: Principal, refs: Sequence[CaseRef]) -> tuple[list[Recommendation],
-                                                                                     list[CaseError]]:
+def recommend_batch(
+    rt: Runtime, principal: Principal, refs: Sequence[CaseRef]
+) -> tuple[list[Recommendation], list[CaseError]]:
     """The next best action for each case of a batch, decided together (per-debtor caps hold across
     it); unknown or out-of-scope cases are listed in the errors, not answered."""
     from policies.answers import batch_answers
@@ -157,8 +205,11 @@ def recommend_batch(rt: Runtime, principal: Principal, refs: Sequence[CaseRef]) 
     with rt.ledger.connect() as connection:
         for i, case in find_cases(connection, principal, refs, errors):
             if case.case_pk in seen:
-                raise ApiError(400, f"cases[{i}] repeats cases[{seen[case.case_pk]}]: ask for each case once",
-                               f"cases[{i}].case_id")
+                raise ApiError(
+                    400,
+                    f"cases[{i}] repeats cases[{seen[case.case_pk]}]: ask for each case once",
+                    f"cases[{i}].case_id",
+                )
             seen[case.case_pk] = i
             cases.append(case)
         after = synced_through(connection)
@@ -167,21 +218,42 @@ def recommend_batch(rt: Runtime, principal: Principal, refs: Sequence[CaseRef]) 
     with rt.audit.connect() as connection:
         extra = pending_events(connection, after, [c.case_id for c in cases], [c.creditor for c in cases])
     policy_engine = rt.policy_engine
-    inputs = online_case_inputs(rt.settings, rt.ledger, rt.store, champions.scorer, policy_engine.policy.catalogue,
-                                now, case_pks=[c.case_pk for c in cases], extra_events=extra)
+    inputs = online_case_inputs(
+        rt.settings,
+        rt.ledger,
+        rt.store,
+        champions.scorer,
+        policy_engine.policy.catalogue,
+        now,
+        case_pks=[c.case_pk for c in cases],
+        extra_events=extra,
+    )
     frame = inputs.frame
     decisions = policy_engine.decide(Facts.from_frame(frame))
     reasons = champions.scorer.reasons(inputs.features, top=TOP_REASONS)
     answers = batch_answers(decisions, policy_engine, reasons, champions.versions)
     by_pk = {int(pk): i for i, pk in enumerate(frame["case_pk"])}
-    history_names = [c for c in frame.columns if c.startswith(("count_", "opted_out_")) or "_today" in c
-                     or "_week" in c or c.endswith("_ever") or c in ("dispute_open", "failed_streak",
-                                                                      "certificates_issued")]
+    history_names = [
+        c
+        for c in frame.columns
+        if c.startswith(("count_", "opted_out_"))
+        or "_today" in c
+        or "_week" in c
+        or c.endswith("_ever")
+        or c in ("dispute_open", "failed_streak", "certificates_issued")
+    ]
     items = []
     for case in cases:
         i = by_pk[case.case_pk]
         row = frame.iloc[i]
         features = {k: inputs.features.iloc[i][k] for k in inputs.features.columns}
-        items.append((case, answers[i], features, {k: row[k] for k in history_names},
-                      {"p_reach": float(row["p_reach"]), "p_settle": float(row["p_settle"])}))
+        items.append(
+            (
+                case,
+                answers[i],
+                features,
+                {k: row[k] for k in history_names},
+                {"p_reach": float(row["p_reach"]), "p_settle": float(row["p_settle"])},
+            )
+        )
     return _write(rt, principal, items), errors

@@ -92,8 +92,9 @@ class Runtime:
         feature_service(self.store, SETTLEMENT_V1)  # the registry read once, before the first request
         self.online = OnlineReader(self.store, SETTLEMENT_V1)
         if not self.online.supported():
-            log.warning("%s has on-demand views the fast reader does not run: Feast's own read serves it",
-                        SETTLEMENT_V1)
+            log.warning(
+                "%s has on-demand views the fast reader does not run: Feast's own read serves it", SETTLEMENT_V1
+            )
         problems = [p for p in (_schema_behind(self.ledger), _schema_behind(self.audit)) if p]
         self.problem = problems[0] if problems else None
         if self.problem is None:
@@ -148,8 +149,10 @@ class Runtime:
                 wanted = self.registered_versions()
                 missing = [m for m, v in wanted.items() if v is None]
                 if missing:
-                    self.problem = (f"{', '.join(registry.registered_name(m) for m in missing)} has no champion "
-                                    "yet; run `concord train` first")
+                    self.problem = (
+                        f"{', '.join(registry.registered_name(m) for m in missing)} has no champion "
+                        "yet; run `concord train` first"
+                    )
                     return False
                 current = self.champions.versions if self.champions else None
                 effects = self._action_effects(client_versions=current)
@@ -157,8 +160,11 @@ class Runtime:
                     return False
                 models = {m: registry.load_version(m, str(v)) for m, v in wanted.items()}
                 versions = {m: str(v) for m, v in wanted.items()}
-                loaded = Champions(fast={m: FastOdds(models[m]) for m in MODELS},
-                                   scorer=ChampionScorer(models, versions), versions={**versions, **effects[0]})
+                loaded = Champions(
+                    fast={m: FastOdds(models[m]) for m in MODELS},
+                    scorer=ChampionScorer(models, versions),
+                    versions={**versions, **effects[0]},
+                )
                 if effects[1] is not None:
                     self.policy_engine = effects[1]
             except Exception as error:  # MLflow unreachable, artifact missing: keep serving what we have

@@ -19,8 +19,9 @@ from concord.vocabulary import ACTIONS, OUTCOMES
 BATCH_LIMIT = 1000  # cases or events in one request; more is refused with 413
 
 CaseId = Annotated[str, Field(min_length=1, max_length=64, description="the creditor's case id (案件编号)")]
-Creditor = Annotated[str, Field(min_length=1, max_length=255,
-                                description="the creditor (债权机构) as the pool names it")]
+Creditor = Annotated[
+    str, Field(min_length=1, max_length=255, description="the creditor (债权机构) as the pool names it")
+]
 Action = Literal[ACTIONS]  # type: ignore[valid-type]
 Outcome = Literal[OUTCOMES]  # type: ignore[valid-type]
 
@@ -115,7 +116,8 @@ class Recommendation(BaseModel):
     stage: str
     action: str
     approval: Literal["not_required", "pending"] = Field(
-        description="'pending': a sensitive action a supervisor must approve before it is taken")
+        description="'pending': a sensitive action a supervisor must approve before it is taken"
+    )
     sensitive: bool
     expected_value: float = Field(description="CNY")
     needs_review: bool
@@ -237,8 +239,9 @@ class EventIn(Strict):
     actor: str = Field(min_length=1, max_length=64, description="mediator id, or 'system'")
     outcome: Outcome
     amount: float | None = Field(default=None, ge=0, le=1e13, description="CNY, for paid, partial_paid, agreement")
-    propensity: float | None = Field(default=None, gt=0, le=1,
-                                     description="probability with which the deciding policy chose this action")
+    propensity: float | None = Field(
+        default=None, gt=0, le=1, description="probability with which the deciding policy chose this action"
+    )
 
     @field_validator("at")
     @classmethod

@@ -53,16 +53,22 @@ def _refusal(ctx: bentoml.Context, status: int, message: str, field: str | None 
 
 def _batch(ctx: bentoml.Context, items: list[Any] | None, field: str) -> Any:
     if items is not None and len(items) > BATCH_LIMIT:
-        return _refusal(ctx, 413, f"'{field}' holds {len(items):,} items; send at most {BATCH_LIMIT:,} at a time",
-                        field)
+        return _refusal(
+            ctx, 413, f"'{field}' holds {len(items):,} items; send at most {BATCH_LIMIT:,} at a time", field
+        )
     return None
 
 
 # No OpenTelemetry spans for our endpoints: no exporter is configured, and BentoML's tracing
 # middleware cost about an eighth of a worker's CPU per one-case request (to trace them, configure
 # an exporter and remove the exclusion). Prometheus metrics stay.
-@bentoml.service(name="concord", workers=1, threads=4, traffic={"timeout": 120},
-                 tracing={"excluded_urls": [route.lstrip("/") for route in ROUTES]})
+@bentoml.service(
+    name="concord",
+    workers=1,
+    threads=4,
+    traffic={"timeout": 120},
+    tracing={"excluded_urls": [route.lstrip("/") for route in ROUTES]},
+)
 @bentoml.asgi_app(review_page, path="/review")
 class NextBestAction:
     """Concord: what to do next for a debt case, who works it, and what a court should see."""
@@ -88,8 +94,9 @@ class NextBestAction:
 
         rt = self.runtime
         policy = rt.policy_engine.policy if rt.policy_engine is not None else None
-        review_page.state.review.context = ReviewContext(rt.settings, ledger=rt.ledger, audit=rt.audit,
-                                                         policy=policy, feature_store=rt.store)
+        review_page.state.review.context = ReviewContext(
+            rt.settings, ledger=rt.ledger, audit=rt.audit, policy=policy, feature_store=rt.store
+        )
 
     @bentoml.on_startup
     def _bind_api_methods(self) -> None:
@@ -131,16 +138,25 @@ class NextBestAction:
         return result
 
     @bentoml.api(route="/next_best_action", input_spec=NextBestActionRequest)
-    def next_best_action(self, ctx: bentoml.Context, case_id: str | None = None, creditor: str | None = None,
-                         cases: list[CaseRef] | None = None) -> NextBestActionResponse:
+    def next_best_action(
+        self,
+        ctx: bentoml.Context,
+        case_id: str | None = None,
+        creditor: str | None = None,
+        cases: list[CaseRef] | None = None,
+    ) -> NextBestActionResponse:
         """The next best action for one case (`case_id`, plus `creditor` when the key serves several
         creditors) or for a batch of up to 1,000 (`cases`). Sensitive actions come back with
         `approval: pending` until a supervisor approves them."""
         from serving.recommend import recommend_batch, recommend_one
 
         if (case_id is None) == (cases is None):
-            return _refusal(ctx, 400, "give either 'case_id' (one case) or 'cases' (a batch), not both or neither",
-                            "case_id" if case_id is None else "cases")
+            return _refusal(
+                ctx,
+                400,
+                "give either 'case_id' (one case) or 'cases' (a batch), not both or neither",
+                "case_id" if case_id is None else "cases",
+            )
         if (too_many := _batch(ctx, cases, "cases")) is not None:
             return too_many
         if cases is not None:
@@ -153,8 +169,10 @@ class NextBestAction:
 
             return self._answer(ctx, batch)
         assert case_id is not None
-        return self._answer(ctx, lambda p: NextBestActionResponse(
-            results=[recommend_one(self.runtime, p, case_id, creditor)], errors=[]))
+        return self._answer(
+            ctx,
+            lambda p: NextBestActionResponse(results=[recommend_one(self.runtime, p, case_id, creditor)], errors=[]),
+        )
 
     @bentoml.api(route="/assign", input_spec=AssignRequest)
     def assign(self, ctx: bentoml.Context, cases: list[CaseRef], save: bool = False) -> AssignResponse:
@@ -183,8 +201,9 @@ class NextBestAction:
         return self._answer(ctx, lambda p: profile(self.runtime, p, case_id, creditor))
 
     @bentoml.api(route="/litigation_list", input_spec=LitigationListRequest)
-    def litigation_list(self, ctx: bentoml.Context, court: str | None = None,
-                        format: Literal["json", "xlsx"] = "json") -> LitigationListResponse:
+    def litigation_list(
+        self, ctx: bentoml.Context, court: str | None = None, format: Literal["json", "xlsx"] = "json"
+    ) -> LitigationListResponse:
         """A court's list of cases proposed for filing, payment order or pre-check write-off, with
         risk flags and claims computed (JSON, or an xlsx workbook with `format: xlsx`). A court key
         reads its own court's list."""
@@ -194,8 +213,11 @@ class NextBestAction:
             name, sheets = litigation_sheets(self.runtime, principal, court)
             if format == "json":
                 return litigation_json(self.runtime, name, sheets)
-            return Response(litigation_xlsx(self.runtime, sheets), media_type=XLSX,
-                            headers={"content-disposition": 'attachment; filename="litigation-list.xlsx"'})
+            return Response(
+                litigation_xlsx(self.runtime, sheets),
+                media_type=XLSX,
+                headers={"content-disposition": 'attachment; filename="litigation-list.xlsx"'},
+            )
 
         return self._answer(ctx, work)
 
@@ -213,8 +235,9 @@ class NextBestAction:
 
         def work(principal: Any) -> EventsResponse:
             acks = record_events(self.runtime.audit, self.runtime.ledger, principal, events)
-            return EventsResponse(accepted=len(acks), events=[EventAck(case_id=c, creditor=cr, seq=s, hash=h)
-                                                              for c, cr, s, h in acks])
+            return EventsResponse(
+                accepted=len(acks), events=[EventAck(case_id=c, creditor=cr, seq=s, hash=h) for c, cr, s, h in acks]
+            )
 
         return self._answer(ctx, work)
 
@@ -240,14 +263,19 @@ class NextBestAction:
     def reload(self, ctx: bentoml.Context, force: bool = False) -> ReloadResponse:
         """Load the champion models again now if the `champion` alias moved (always with `force`);
         the service also checks on its own every CONCORD_MODEL_POLL_SECONDS."""
+
         def work(principal: Any) -> ReloadResponse:
             from concord import audit
 
             changed = self.runtime.reload(force=force)
             versions = self.runtime.require().versions
             with audit.transaction(self.runtime.audit) as connection:
-                audit.append(connection, "reload", {"reloaded": changed, "model_versions": versions, "force": force},
-                             actor=principal.actor)
+                audit.append(
+                    connection,
+                    "reload",
+                    {"reloaded": changed, "model_versions": versions, "force": force},
+                    actor=principal.actor,
+                )
             return ReloadResponse(reloaded=changed, model_versions=versions)
 
         return self._answer(ctx, work)

@@ -251,4 +251,3 @@ def events_frame(
     columns["propensity"] = log.propensity if record_propensity else np.full(log.propensity.size, np.nan)
     log.amount = log.propensity = np.empty(0)
     return frame(columns)
-

@@ -293,4 +293,3 @@ def _spread(new: np.ndarray, i: int, x: np.ndarray, b: np.ndarray, settle: bool)
             new[4] += x * b[_CON]
     elif settle:  # A1: contact (refuses to go on paying) -> M0
         new[2] += x * b[_CON]
-

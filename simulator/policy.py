@@ -107,4 +107,3 @@ def policy(state: np.ndarray, k: np.ndarray, t: Traits, group: str) -> tuple[np.
     probs[:, :-1] = np.where(forced[:, None], 0.0, weights / total[:, None])
     probs[:, -1] = np.where(forced, 1.0, cw / np.where(forced, 1.0, total))
     return probs, np.array([ACTION_CODE[a] for a in names] + [CLOSE_ACTION])
-

@@ -306,4 +306,3 @@ def draw_cases(n: int, end_day: int, rng: np.random.Generator) -> tuple[Populati
         in_scope=(product == 0) | (~company & (principal < SCOPE_PRINCIPAL_LIMIT)),
     )
     return pop, cases
-

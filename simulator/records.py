@@ -192,4 +192,3 @@ def mediators(n_med: int, rng: np.random.Generator) -> pd.DataFrame:
             "provinces": provinces,
         }
     )
-

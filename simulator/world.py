@@ -201,7 +201,14 @@ def simulate_world(
     del log, mediator_of_case
     release_memory()
     return World(
-        cases, contact_checks, events, capacity, litigation, mediators, truth, truth_decisions, truth_snapshot,
+        cases,
+        contact_checks,
+        events,
+        capacity,
+        litigation,
+        mediators,
+        truth,
+        truth_decisions,
+        truth_snapshot,
         truth_actions,
     )
-

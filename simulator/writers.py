@@ -143,4 +143,3 @@ def write_world(world: World, out_dir: Path, fmt: Literal["csv", "xlsx", "parque
         getattr(world, name).to_parquet(path, index=False)
         paths[name] = path
     return paths
-

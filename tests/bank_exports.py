@@ -27,8 +27,25 @@ SURNAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕�
 GIVEN = "伟芳秀英敏静丽强磊军洋勇艳杰娟涛明超霞平刚桂"
 # how this bank spells its products and debtor types (mapped by the shipped synonym table)
 PRODUCTS = {"credit_card": "信用卡透支", "consumer_loan": "个人消费贷款", "personal_loan": "个人信用贷款"}
-HEADER = ["案件编号", "债权机构", "业务类型", "主体类型", "债务人姓名", "身份证号", "手机号", "省份", "本金", "利息",
-          "罚息", "费用", "年利率", "放款日期", "逾期日期", "最后还款日期", "管辖法院"]
+HEADER = [
+    "案件编号",
+    "债权机构",
+    "业务类型",
+    "主体类型",
+    "债务人姓名",
+    "身份证号",
+    "手机号",
+    "省份",
+    "本金",
+    "利息",
+    "罚息",
+    "费用",
+    "年利率",
+    "放款日期",
+    "逾期日期",
+    "最后还款日期",
+    "管辖法院",
+]
 
 
 def with_check(body: str) -> str:
@@ -58,15 +75,47 @@ class Case:
 
     def cells(self) -> list[object]:
         """The row in :data:`HEADER` order, typed as a workbook holds it."""
-        return [self.case_id, CREDITOR, PRODUCTS[self.product], "个人", self.name, self.id_number, self.phone,
-                "福建省", float(self.principal), float(self.interest), 0, None, "18%", self.loan_date,
-                self.overdue_since, None, "福州市鼓楼区人民法院"]
+        return [
+            self.case_id,
+            CREDITOR,
+            PRODUCTS[self.product],
+            "个人",
+            self.name,
+            self.id_number,
+            self.phone,
+            "福建省",
+            float(self.principal),
+            float(self.interest),
+            0,
+            None,
+            "18%",
+            self.loan_date,
+            self.overdue_since,
+            None,
+            "福州市鼓楼区人民法院",
+        ]
 
     def text(self) -> list[str]:
         """The row as text, as a bank's CSV export spells it."""
-        return [self.case_id, CREDITOR, PRODUCTS[self.product], "个人", self.name, self.id_number, self.phone,
-                "福建省", f"{self.principal:,.2f}", f"{self.interest:.2f}", "0", "", "18%",
-                f"{self.loan_date:%Y/%m/%d}", f"{self.overdue_since:%Y-%m-%d}", "", "福州市鼓楼区人民法院"]
+        return [
+            self.case_id,
+            CREDITOR,
+            PRODUCTS[self.product],
+            "个人",
+            self.name,
+            self.id_number,
+            self.phone,
+            "福建省",
+            f"{self.principal:,.2f}",
+            f"{self.interest:.2f}",
+            "0",
+            "",
+            "18%",
+            f"{self.loan_date:%Y/%m/%d}",
+            f"{self.overdue_since:%Y-%m-%d}",
+            "",
+            "福州市鼓楼区人民法院",
+        ]
 
 
 def pool(n: int = 50, seed: int = 13) -> list[Case]:
@@ -80,10 +129,19 @@ def pool(n: int = 50, seed: int = 13) -> list[Case]:
             name += rng.choice(GIVEN)
         names.add(name)
         loan = dt.date(2021, 1, 1) + dt.timedelta(days=rng.randrange(900))
-        cases.append(Case(f"HX2026{i:04d}", rng.choice(list(PRODUCTS)), name, id_number(rng),
-                          f"1{rng.choice('3589')}{rng.randrange(10**9):09d}",
-                          Decimal(rng.randrange(1_000_00, 90_000_00)) / 100, Decimal(rng.randrange(0, 5_000_00)) / 100,
-                          loan, loan + dt.timedelta(days=rng.randrange(60, 600))))
+        cases.append(
+            Case(
+                f"HX2026{i:04d}",
+                rng.choice(list(PRODUCTS)),
+                name,
+                id_number(rng),
+                f"1{rng.choice('3589')}{rng.randrange(10**9):09d}",
+                Decimal(rng.randrange(1_000_00, 90_000_00)) / 100,
+                Decimal(rng.randrange(0, 5_000_00)) / 100,
+                loan,
+                loan + dt.timedelta(days=rng.randrange(60, 600)),
+            )
+        )
     return cases
 
 
@@ -99,8 +157,13 @@ class Export:
     refused: str | None = None  # words of the one sentence when the file is refused as a whole
 
 
-def _expect(cases: Sequence[Case], first_row: int, rejected: dict[int, str] | None = None,
-            skipped: list[tuple[int, int]] | None = None, path: Path | None = None) -> Export:
+def _expect(
+    cases: Sequence[Case],
+    first_row: int,
+    rejected: dict[int, str] | None = None,
+    skipped: list[tuple[int, int]] | None = None,
+    path: Path | None = None,
+) -> Export:
     rejected = rejected or {}
     imported = {c.case_id for i, c in enumerate(cases) if first_row + i not in rejected}
     assert path is not None
@@ -144,8 +207,14 @@ def unicode_text(folder: Path, cases: Sequence[Case]) -> Export:
     return _expect(cases, 2, path=path)
 
 
-def text_file(folder: Path, cases: Sequence[Case], name: str, encoding: str, delimiter: str,
-              mutate: Callable[[list[list[str]]], None] | None = None) -> Path:
+def text_file(
+    folder: Path,
+    cases: Sequence[Case],
+    name: str,
+    encoding: str,
+    delimiter: str,
+    mutate: Callable[[list[list[str]]], None] | None = None,
+) -> Path:
     """A CSV-like text export in ``encoding`` with ``delimiter``; ``mutate`` edits the rows first."""
     rows = [list(HEADER), *(c.text() for c in cases)]
     if mutate is not None:
@@ -169,21 +238,63 @@ def contract_spellings(rows: list[list[str]]) -> None:
 
 def merged_header(folder: Path, cases: Sequence[Case]) -> Export:
     """A two-row header: group titles merged across columns, single columns merged down both rows."""
-    groups = ["案件编号", "债权机构", "业务类型", "主体类型", "债务人信息", "", "", "", "金额（元）", "", "", "",
-              "年利率", "日期", "", "", "管辖法院"]
-    detail = ["", "", "", "", "债务人姓名", "身份证号", "手机号", "省份", "本金", "利息", "罚息", "费用", "",
-              "放款日期", "逾期日期", "最后还款日期", ""]
+    groups = [
+        "案件编号",
+        "债权机构",
+        "业务类型",
+        "主体类型",
+        "债务人信息",
+        "",
+        "",
+        "",
+        "金额（元）",
+        "",
+        "",
+        "",
+        "年利率",
+        "日期",
+        "",
+        "",
+        "管辖法院",
+    ]
+    detail = [
+        "",
+        "",
+        "",
+        "",
+        "债务人姓名",
+        "身份证号",
+        "手机号",
+        "省份",
+        "本金",
+        "利息",
+        "罚息",
+        "费用",
+        "",
+        "放款日期",
+        "逾期日期",
+        "最后还款日期",
+        "",
+    ]
     downward = [f"{col}2:{col}3" for col in "ABCDMQ"]
-    path = workbook({"案件清单": [[TITLE], groups, detail, *(c.cells() for c in cases)]}, folder / "merged.xlsx",
-                     {"案件清单": ["A1:Q1", "E2:H2", "I2:L2", "N2:P2", *downward]})
+    path = workbook(
+        {"案件清单": [[TITLE], groups, detail, *(c.cells() for c in cases)]},
+        folder / "merged.xlsx",
+        {"案件清单": ["A1:Q1", "E2:H2", "I2:L2", "N2:P2", *downward]},
+    )
     return _expect(cases, 4, skipped=[(1, 2)], path=path)
 
 
 def footer_totals(folder: Path, cases: Sequence[Case]) -> Export:
     """A totals line and a signature line after the data."""
     total = sum((c.principal for c in cases), Decimal(0))
-    rows = [HEADER, *(c.cells() for c in cases), [], ["合计", None, None, None, None, None, None, None, float(total)],
-            ["制表人：张会计", None, None, None, None, None, None, None, None, None, "审核：李主任"]]
+    rows = [
+        HEADER,
+        *(c.cells() for c in cases),
+        [],
+        ["合计", None, None, None, None, None, None, None, float(total)],
+        ["制表人：张会计", None, None, None, None, None, None, None, None, None, "审核：李主任"],
+    ]
     path = workbook({"案件": rows}, folder / "footer.xlsx")
     last = len(cases) + 1
     return _expect(cases, 2, skipped=[(last + 2, last + 3)], path=path)
@@ -192,13 +303,42 @@ def footer_totals(folder: Path, cases: Sequence[Case]) -> Export:
 def reordered_with_extras(folder: Path, cases: Sequence[Case]) -> Export:
     """Columns in the bank's own order, unknown columns among them, headers with full-width
     brackets, stray spaces and an ideographic space."""
-    header = ["序号", " 债务人姓名 ", "【身份证号】", "手机号　", "案件编号", "本金（元）", "利息(元)", "婚姻状况",
-              "客户经理", "业务类型", "债权机构", "放款日期", "逾期日期", "备注"]
+    header = [
+        "序号",
+        " 债务人姓名 ",
+        "【身份证号】",
+        "手机号　",
+        "案件编号",
+        "本金（元）",
+        "利息(元)",
+        "婚姻状况",
+        "客户经理",
+        "业务类型",
+        "债权机构",
+        "放款日期",
+        "逾期日期",
+        "备注",
+    ]
     rows: list[list[object]] = [header]
     for i, c in enumerate(cases, start=1):
-        rows.append([i, c.name, c.id_number, c.phone, c.case_id, float(c.principal), float(c.interest),
-                     "已婚" if i % 2 else "未婚", "陈经理", PRODUCTS[c.product], CREDITOR, c.loan_date, c.overdue_since,
-                     "" if i % 3 else "客户称已还部分"])
+        rows.append(
+            [
+                i,
+                c.name,
+                c.id_number,
+                c.phone,
+                c.case_id,
+                float(c.principal),
+                float(c.interest),
+                "已婚" if i % 2 else "未婚",
+                "陈经理",
+                PRODUCTS[c.product],
+                CREDITOR,
+                c.loan_date,
+                c.overdue_since,
+                "" if i % 3 else "客户称已还部分",
+            ]
+        )
     path = workbook({"导出数据": rows}, folder / "reordered.xlsx")
     return _expect(cases, 2, path=path)
 

@@ -132,9 +132,18 @@ def _reachable(postgres: str, redis_server: str) -> bool:
 # file when it runs short: the longest files go first, so that none of them starts last while the
 # other worker idles. The service tests come late in either order: their worlds build meanwhile.
 # Ranked by the files' total durations in a whole run (29 November 2026, --durations).
-LONGEST_FIRST = ("test_foreign_world.py", "test_no_silent_failure.py", "test_personal_data.py", "test_notebooks.py",
-                 "test_policy_cli.py", "test_refit_and_choice.py", "test_import_kill.py", "test_registry.py",
-                 "test_import_parquet_split.py", "test_online_write.py")
+LONGEST_FIRST = (
+    "test_foreign_world.py",
+    "test_no_silent_failure.py",
+    "test_personal_data.py",
+    "test_notebooks.py",
+    "test_policy_cli.py",
+    "test_refit_and_choice.py",
+    "test_import_kill.py",
+    "test_registry.py",
+    "test_import_parquet_split.py",
+    "test_online_write.py",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -13,8 +13,25 @@ from pathlib import Path
 import openpyxl
 
 WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-HEADERS_CN = ["案件编号", "债权机构", "业务类型", "主体类型", "债务人姓名", "身份证号", "手机号", "省份", "本金",
-              "利息", "罚息", "费用", "年利率", "放款日期", "逾期日期", "最后还款日期", "管辖法院"]
+HEADERS_CN = [
+    "案件编号",
+    "债权机构",
+    "业务类型",
+    "主体类型",
+    "债务人姓名",
+    "身份证号",
+    "手机号",
+    "省份",
+    "本金",
+    "利息",
+    "罚息",
+    "费用",
+    "年利率",
+    "放款日期",
+    "逾期日期",
+    "最后还款日期",
+    "管辖法院",
+]
 FULL = str.maketrans("0123456789.", "０１２３４５６７８９．")
 
 
@@ -68,8 +85,11 @@ def build_pool(path: Path, n: int = 1000, fault_share: float = 0.15, seed: int =
         case_id = f"HX{i:06d}"
         creditor = rng.choice(["华夏安和银行信用卡中心", "安信消费金融有限公司"])
         product_en = rng.choice(["credit_card", "personal_loan", "consumer_loan"])
-        product = ({"credit_card": "信用卡", "personal_loan": "个人借款", "consumer_loan": "消费贷"}[product_en]
-                   if rng.random() < 0.5 else product_en)
+        product = (
+            {"credit_card": "信用卡", "personal_loan": "个人借款", "consumer_loan": "消费贷"}[product_en]
+            if rng.random() < 0.5
+            else product_en
+        )
         principal = Decimal(rng.randrange(100_00, 99_000_00)) / 100
         interest = Decimal(rng.randrange(0, 5000_00)) / 100
         loan = dt.date(2020, 1, 1) + dt.timedelta(days=rng.randrange(900))
@@ -77,17 +97,40 @@ def build_pool(path: Path, n: int = 1000, fault_share: float = 0.15, seed: int =
         ident = id_number(rng)
         phone = f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"
         amount_style = rng.randrange(4)
-        principal_cell = [float(principal), f"{principal:,.2f}", f"¥{principal:,.2f}",
-                          f"{principal:.2f}".translate(FULL)][amount_style]
+        principal_cell = [
+            float(principal),
+            f"{principal:,.2f}",
+            f"¥{principal:,.2f}",
+            f"{principal:.2f}".translate(FULL),
+        ][amount_style]
         date_style = rng.randrange(4)
-        loan_cell = [loan, f"{loan.year}/{loan.month}/{loan.day}", f"{loan.year}年{loan.month}月{loan.day}日",
-                     (loan - dt.date(1899, 12, 30)).days][date_style]
+        loan_cell = [
+            loan,
+            f"{loan.year}/{loan.month}/{loan.day}",
+            f"{loan.year}年{loan.month}月{loan.day}日",
+            (loan - dt.date(1899, 12, 30)).days,
+        ][date_style]
         phone_cell = rng.choice([phone, f"+86 {phone[:3]} {phone[3:7]} {phone[7:]}", f"{phone[:3]}-{phone[3:]}", None])
         rate = rng.choice([None, "0.18", "24%", 0.36])
-        row = [case_id, creditor, product, rng.choice(["自然人", "person", None]), f"测试{i}",
-               ident.lower() if rng.random() < 0.1 else ident,
-               phone_cell, rng.choice(["福建省", "北京市", None]), principal_cell, float(interest), 0, None, rate,
-               loan_cell, overdue, None, rng.choice(["福州市鼓楼区人民法院", None])]
+        row = [
+            case_id,
+            creditor,
+            product,
+            rng.choice(["自然人", "person", None]),
+            f"测试{i}",
+            ident.lower() if rng.random() < 0.1 else ident,
+            phone_cell,
+            rng.choice(["福建省", "北京市", None]),
+            principal_cell,
+            float(interest),
+            0,
+            None,
+            rate,
+            loan_cell,
+            overdue,
+            None,
+            rng.choice(["福州市鼓楼区人民法院", None]),
+        ]
         row_number += 1
         written += 1
         if i in fault_rows:
@@ -98,15 +141,41 @@ def build_pool(path: Path, n: int = 1000, fault_share: float = 0.15, seed: int =
             duplicate_of = case_id
         good_row = i not in fault_rows
         if good_row:
-            good[case_id] = {"creditor": creditor, "principal": principal, "interest": interest, "loan_date": loan,
-                             "overdue_since": overdue, "phone_tail": None if phone_cell is None else phone[-4:],
-                             "product": product_en, "id_tail": ident[-2:].upper()}
+            good[case_id] = {
+                "creditor": creditor,
+                "principal": principal,
+                "interest": interest,
+                "loan_date": loan,
+                "overdue_since": overdue,
+                "phone_tail": None if phone_cell is None else phone[-4:],
+                "product": product_en,
+                "id_tail": ident[-2:].upper(),
+            }
         sheet.append(row)
     # A second row with a key already used: the first stands, this one is rejected.
     assert duplicate_of is not None
     dup = good[duplicate_of]
-    sheet.append([duplicate_of, dup["creditor"], "信用卡", None, "重复", id_number(rng), None, None, 1, 0, 0, 0, None,
-                  dup["loan_date"], dup["overdue_since"], None, None])
+    sheet.append(
+        [
+            duplicate_of,
+            dup["creditor"],
+            "信用卡",
+            None,
+            "重复",
+            id_number(rng),
+            None,
+            None,
+            1,
+            0,
+            0,
+            0,
+            None,
+            dup["loan_date"],
+            dup["overdue_since"],
+            None,
+            None,
+        ]
+    )
     row_number += 1
     written += 1
     faults[row_number] = "case_id"

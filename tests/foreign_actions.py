@@ -72,8 +72,9 @@ def logging_weights(d: Debtors, stage: int) -> np.ndarray:
     if stage == 0:
         w = np.column_stack([np.full(n, 0.5), np.full(n, 0.3), np.where(d.principal > 15_000, 0.4, 0.2)])
     else:
-        w = np.column_stack([np.full(n, 0.4), np.where(d.estimate < 4000, 0.45, 0.25),
-                             np.where(d.house, 0.35, 0.2), np.full(n, 0.15)])
+        w = np.column_stack(
+            [np.full(n, 0.4), np.where(d.estimate < 4000, 0.45, 0.25), np.where(d.house, 0.35, 0.2), np.full(n, 0.15)]
+        )
     return w / w.sum(axis=1, keepdims=True)
 
 
@@ -86,20 +87,27 @@ def transitions(d: Debtors, world: str, stage: int) -> tuple[np.ndarray, np.ndar
     call = np.where(works, 0.55, 0.30)
     reach = np.column_stack([call, call, np.full(len(call), 0.45), call])
     if world == "foreign":
-        base = (-4.0 + 0.9 * np.log(d.income / 5000) + 0.8 * d.house - 1.6 * d.dead
-                - 0.3 * np.log(d.principal / 8000))
-        h = np.column_stack([np.zeros(len(base)), np.where(d.income < 4000, 1.2, -0.4),
-                             -0.5 + 1.2 * d.house, np.full(len(base), 0.3)])
+        base = -4.0 + 0.9 * np.log(d.income / 5000) + 0.8 * d.house - 1.6 * d.dead - 0.3 * np.log(d.principal / 8000)
+        h = np.column_stack(
+            [np.zeros(len(base)), np.where(d.income < 4000, 1.2, -0.4), -0.5 + 1.2 * d.house, np.full(len(base), 0.3)]
+        )
     else:
         able = np.log(d.income / 5000) + 0.8 * d.house
         base = -3.0 + 0.4 * d.willing - 1.6 * d.dead
-        h = np.column_stack([0.5 * d.willing, -1 + 4 * _sigmoid(2 * d.willing) * _sigmoid(-2 * able),
-                             -1 + 4 * _sigmoid(2 * able) * _sigmoid(-2 * d.willing), np.full(len(base), 0.2)])
+        h = np.column_stack(
+            [
+                0.5 * d.willing,
+                -1 + 4 * _sigmoid(2 * d.willing) * _sigmoid(-2 * able),
+                -1 + 4 * _sigmoid(2 * able) * _sigmoid(-2 * d.willing),
+                np.full(len(base), 0.2),
+            ]
+        )
     return reach, reach * _sigmoid(base[:, None] + h)
 
 
-def truth_actions(d: Debtors, world: str, stage: np.ndarray, acts: np.ndarray, snap: int, first: int,
-                  stop: np.ndarray) -> pd.DataFrame:
+def truth_actions(
+    d: Debtors, world: str, stage: np.ndarray, acts: np.ndarray, snap: int, first: int, stop: np.ndarray
+) -> pd.DataFrame:
     """For the cases open at day ``snap`` (stage 0 or 1), per action of their stage: P(settled in
     the 90 days from the snapshot | that action on the first action day, the logging policy after).
     ``acts[i, t]``: case i acts on day first + t."""
@@ -125,14 +133,30 @@ def truth_actions(d: Debtors, world: str, stage: np.ndarray, acts: np.ndarray, s
                     moves.append((in_w if st == 0 else in_m) * act * p_move)
                 in_w, in_m, settled = in_w - moves[0], in_m + moves[0] - moves[1], settled + moves[1]
                 forced |= act
-            rows.append(pd.DataFrame({"i": cases, "action": name, "p_settle_90d": settled,
-                                      "logging_probability": logging_weights(d, s)[cases, j]}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "i": cases,
+                        "action": name,
+                        "p_settle_90d": settled,
+                        "logging_probability": logging_weights(d, s)[cases, j],
+                    }
+                )
+            )
     return pd.concat(rows, ignore_index=True).sort_values(["i", "action"], kind="stable")
 
 
-def build(folder: Path, world: str = "different", n_cases: int = 6000, seed: int = 7, *,
-          snapshot: dt.date = dt.date(2025, 3, 1), history_days: int = 420, follow_days: int = 120,
-          record_propensity: bool = True) -> dict[str, Path]:
+def build(
+    folder: Path,
+    world: str = "different",
+    n_cases: int = 6000,
+    seed: int = 7,
+    *,
+    snapshot: dt.date = dt.date(2025, 3, 1),
+    history_days: int = 420,
+    follow_days: int = 120,
+    record_propensity: bool = True,
+) -> dict[str, Path]:
     """Write the world (cases.xlsx, five CSVs with Chinese headers, ``truth_actions.csv``,
     ``truth_snapshot.csv``); returns table -> path."""
     if world not in WORLDS:
@@ -161,8 +185,15 @@ def build(folder: Path, world: str = "different", n_cases: int = 6000, seed: int
         stage[closing] = 3
         if closing.any():
             who = np.flatnonzero(closing)
-            log.append((who, day, np.full(len(who), "close", dtype=object), np.full(len(who), "closed", dtype=object),
-                        np.ones(len(who))))
+            log.append(
+                (
+                    who,
+                    day,
+                    np.full(len(who), "close", dtype=object),
+                    np.full(len(who), "closed", dtype=object),
+                    np.ones(len(who)),
+                )
+            )
         for s, names in ((0, W_ACTIONS), (1, M_ACTIONS)):
             who = np.flatnonzero(open_now & ~closing & (day < stop) & acts[:, day - first] & (stage == s))
             if not len(who):
@@ -178,22 +209,39 @@ def build(folder: Path, world: str = "different", n_cases: int = 6000, seed: int
                 outcome = np.where(got, "reached", np.where(d.phone[who], "no_answer", "failed"))
                 stage[who[got]] = 1
             else:
-                outcome = np.where(settles, "agreement", np.where(got, np.where(u < 0.5 * p_reach, "promise_to_pay",
-                                                                                 "refused"), "no_answer"))
+                outcome = np.where(
+                    settles,
+                    "agreement",
+                    np.where(got, np.where(u < 0.5 * p_reach, "promise_to_pay", "refused"), "no_answer"),
+                )
                 stage[who[settles]] = 2
-            log.append((who, day, np.asarray(names, dtype=object)[pick], outcome.astype(object),
-                        weights[who, pick]))
+            log.append((who, day, np.asarray(names, dtype=object)[pick], outcome.astype(object), weights[who, pick]))
     assert truth is not None
     return _write(folder, rng, d, entry, stop, log, truth, snapshot, record_propensity)
 
 
-def _write(folder: Path, rng: np.random.Generator, d: Debtors, entry: np.ndarray, stop: np.ndarray,
-           log: list, truth: pd.DataFrame, snapshot: dt.date, record_propensity: bool) -> dict[str, Path]:
+def _write(
+    folder: Path,
+    rng: np.random.Generator,
+    d: Debtors,
+    entry: np.ndarray,
+    stop: np.ndarray,
+    log: list,
+    truth: pd.DataFrame,
+    snapshot: dt.date,
+    record_propensity: bool,
+) -> dict[str, Path]:
     n = len(entry)
-    paths = {"mediators": folder / "mediators.csv", "cases": folder / "cases.xlsx",
-             "contact_checks": folder / "checks.csv", "capacity": folder / "capacity.csv",
-             "litigation": folder / "litigation.csv", "events": folder / "events.csv",
-             "truth_actions": folder / "truth_actions.csv", "truth_snapshot": folder / "truth_snapshot.csv"}
+    paths = {
+        "mediators": folder / "mediators.csv",
+        "cases": folder / "cases.xlsx",
+        "contact_checks": folder / "checks.csv",
+        "capacity": folder / "capacity.csv",
+        "litigation": folder / "litigation.csv",
+        "events": folder / "events.csv",
+        "truth_actions": folder / "truth_actions.csv",
+        "truth_snapshot": folder / "truth_snapshot.csv",
+    }
 
     def date(days: np.ndarray) -> pd.Series:
         return pd.Series(pd.Timestamp("1970-01-01") + pd.to_timedelta(days, unit="D")).dt.strftime("%Y-%m-%d")
@@ -206,42 +254,113 @@ def _write(folder: Path, rng: np.random.Generator, d: Debtors, entry: np.ndarray
     _csv(paths["mediators"], pd.DataFrame([mediator], columns=MEDIATOR_HEADER))
     overdue = entry - rng.integers(60, 400, n)
     last_paid = date(overdue - rng.integers(5, 60, n))
-    _sheet(paths["cases"], CASE_HEADER,
-           [[case_ids[i], names[i], CREDITORS[creditor[i]][1], "自然人", f"客户{i}", ids[i],
-             f"139{rng.integers(10**8):08d}", "浙江省", f"¥{d.principal[i]:,.2f}", round(d.principal[i] * 0.08, 2),
-             0, 0, "18%", loan, over, last_paid[i] if d.last_payment[i] else None, None]
-            for i, loan, over in zip(range(n), date(overdue - 500), date(overdue), strict=True)])
+    _sheet(
+        paths["cases"],
+        CASE_HEADER,
+        [
+            [
+                case_ids[i],
+                names[i],
+                CREDITORS[creditor[i]][1],
+                "自然人",
+                f"客户{i}",
+                ids[i],
+                f"139{rng.integers(10**8):08d}",
+                "浙江省",
+                f"¥{d.principal[i]:,.2f}",
+                round(d.principal[i] * 0.08, 2),
+                0,
+                0,
+                "18%",
+                loan,
+                over,
+                last_paid[i] if d.last_payment[i] else None,
+                None,
+            ]
+            for i, loan, over in zip(range(n), date(overdue - 500), date(overdue), strict=True)
+        ],
+    )
     fetched = date(entry - 10)
-    _csv(paths["contact_checks"], pd.DataFrame({
-        "身份证号": ids, "查询时间": date(entry - 3) + " 10:15:00",
-        "号码状态": np.where(d.phone, "正常", rng.choice(["停机", "空号"], n)), "修复号码数": 0, "修复来源": None}))
-    _csv(paths["capacity"], pd.DataFrame({
-        "身份证号": ids, "日期": fetched, "月收入": d.estimate, "收入稳定性": 0.6,
-        "就业状态": np.where(d.estimate > 4000, "在职", "无业"), "社保月数": 24,
-        "有房产": np.where(d.house, "是", "否"), "有车辆": "否", "其他负债": d.other_debt,
-        "月消费": np.round(d.estimate * 0.5, 2)}))
-    _csv(paths["litigation"], pd.DataFrame({
-        "身份证号": ids, "日期": fetched, "被诉案件数": d.dead.astype(int), "被执行案件数": 2 * d.dead,
-        "终本案件数": 2 * d.dead, "失信被执行人": np.where(d.dead, "是", "否"), "限制高消费": "否"}))
+    _csv(
+        paths["contact_checks"],
+        pd.DataFrame(
+            {
+                "身份证号": ids,
+                "查询时间": date(entry - 3) + " 10:15:00",
+                "号码状态": np.where(d.phone, "正常", rng.choice(["停机", "空号"], n)),
+                "修复号码数": 0,
+                "修复来源": None,
+            }
+        ),
+    )
+    _csv(
+        paths["capacity"],
+        pd.DataFrame(
+            {
+                "身份证号": ids,
+                "日期": fetched,
+                "月收入": d.estimate,
+                "收入稳定性": 0.6,
+                "就业状态": np.where(d.estimate > 4000, "在职", "无业"),
+                "社保月数": 24,
+                "有房产": np.where(d.house, "是", "否"),
+                "有车辆": "否",
+                "其他负债": d.other_debt,
+                "月消费": np.round(d.estimate * 0.5, 2),
+            }
+        ),
+    )
+    _csv(
+        paths["litigation"],
+        pd.DataFrame(
+            {
+                "身份证号": ids,
+                "日期": fetched,
+                "被诉案件数": d.dead.astype(int),
+                "被执行案件数": 2 * d.dead,
+                "终本案件数": 2 * d.dead,
+                "失信被执行人": np.where(d.dead, "是", "否"),
+                "限制高消费": "否",
+            }
+        ),
+    )
     who = np.concatenate([e[0] for e in log])
     day = np.concatenate([np.full(len(e[0]), e[1]) for e in log])
     action = np.concatenate([e[2] for e in log])
     outcome = np.concatenate([e[3] for e in log])
     propensity = np.concatenate([e[4] for e in log])
     hours = rng.integers(9, 18, len(who))
-    moment = date(day) + " " + pd.Series(hours).map("{:02d}:".format) + pd.Series(
-        rng.integers(0, 60, len(who))).map("{:02d}:00".format)
-    _csv(paths["events"], pd.DataFrame({
-        "案件编号": case_ids[who], "债权机构": names[who], "时间": moment, "处置动作": action,
-        "处置人": np.where(np.isin(action, ["voice_call", "sms_warning", "close"]), "system", "M01"),
-        "结果": outcome, "金额": np.where(outcome == "agreement", d.principal[who], np.nan),
-        "决策概率": np.round(propensity, 6) if record_propensity else None,
-    }).sort_values(["案件编号", "时间"], kind="stable"))
+    moment = (
+        date(day)
+        + " "
+        + pd.Series(hours).map("{:02d}:".format)
+        + pd.Series(rng.integers(0, 60, len(who))).map("{:02d}:00".format)
+    )
+    _csv(
+        paths["events"],
+        pd.DataFrame(
+            {
+                "案件编号": case_ids[who],
+                "债权机构": names[who],
+                "时间": moment,
+                "处置动作": action,
+                "处置人": np.where(np.isin(action, ["voice_call", "sms_warning", "close"]), "system", "M01"),
+                "结果": outcome,
+                "金额": np.where(outcome == "agreement", d.principal[who], np.nan),
+                "决策概率": np.round(propensity, 6) if record_propensity else None,
+            }
+        ).sort_values(["案件编号", "时间"], kind="stable"),
+    )
     moment_utc = pd.Timestamp(snapshot, tz="Asia/Shanghai").tz_convert("UTC")
     truth = truth.assign(case_id=case_ids[truth["i"]], creditor=names[truth["i"]], snapshot=moment_utc)
     truth[["case_id", "creditor", "snapshot", "action", "logging_probability", "p_settle_90d"]].to_csv(
-        paths["truth_actions"], index=False)
-    logging = truth.assign(part=truth["logging_probability"] * truth["p_settle_90d"]).groupby(
-        ["case_id", "creditor", "snapshot"], as_index=False)["part"].sum().rename(columns={"part": "p_settle_90d"})
+        paths["truth_actions"], index=False
+    )
+    logging = (
+        truth.assign(part=truth["logging_probability"] * truth["p_settle_90d"])
+        .groupby(["case_id", "creditor", "snapshot"], as_index=False)["part"]
+        .sum()
+        .rename(columns={"part": "p_settle_90d"})
+    )
     logging.to_csv(paths["truth_snapshot"], index=False)
     return paths

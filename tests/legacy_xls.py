@@ -53,8 +53,10 @@ def _sst(strings: list[str]) -> bytes:
 
 def _sheet(rows: Sequence[Sequence[Cell]], index: dict[str, int], merged: Sequence[tuple[int, int, int, int]]) -> bytes:
     width = max((len(row) for row in rows), default=0)
-    parts = [_record(0x0809, struct.pack("<HHHHII", 0x0600, 0x0010, 0x0DBB, 0x07CC, 0, 6)),
-             _record(0x0200, struct.pack("<IIHHH", 0, len(rows), 0, width, 0))]
+    parts = [
+        _record(0x0809, struct.pack("<HHHHII", 0x0600, 0x0010, 0x0DBB, 0x07CC, 0, 6)),
+        _record(0x0200, struct.pack("<IIHHH", 0, len(rows), 0, width, 0)),
+    ]
     for r, row in enumerate(rows):
         for c, value in enumerate(row):
             if value is None or value == "":
@@ -67,22 +69,27 @@ def _sheet(rows: Sequence[Sequence[Cell]], index: dict[str, int], merged: Sequen
             else:
                 parts.append(_record(0x0203, struct.pack("<HHHd", r, c, _XF_GENERAL, float(value))))
     if merged:
-        parts.append(_record(0x00E5, struct.pack("<H", len(merged))
-                             + b"".join(struct.pack("<HHHH", *area) for area in merged)))
+        parts.append(
+            _record(0x00E5, struct.pack("<H", len(merged)) + b"".join(struct.pack("<HHHH", *area) for area in merged))
+        )
     parts.append(_record(0x000A, b""))
     return b"".join(parts)
 
 
 def _workbook_stream(sheets: dict[str, tuple[Sequence[Sequence[Cell]], Sequence[tuple[int, int, int, int]]]]) -> bytes:
-    strings = list(dict.fromkeys(v for rows, _ in sheets.values() for row in rows for v in row
-                                 if isinstance(v, str) and v))
+    strings = list(
+        dict.fromkeys(v for rows, _ in sheets.values() for row in rows for v in row if isinstance(v, str) and v)
+    )
     index = {text: i for i, text in enumerate(strings)}
     bodies = [_sheet(rows, index, merged) for rows, merged in sheets.values()]
-    head = (_record(0x0809, struct.pack("<HHHHII", 0x0600, 0x0005, 0x0DBB, 0x07CC, 0, 6))
-            + _record(0x0042, struct.pack("<H", 1200))
-            + _record(0x0031, struct.pack("<HHHHHBBBB", 200, 0, 0x7FFF, 400, 0, 0, 0, 134, 0) + _unicode("宋体", 1))
-            + b"".join(_record(0x00E0, _xf(0, True)) for _ in range(15))
-            + _record(0x00E0, _xf(0, False)) + _record(0x00E0, _xf(14, False)))  # 14: Excel's built-in date
+    head = (
+        _record(0x0809, struct.pack("<HHHHII", 0x0600, 0x0005, 0x0DBB, 0x07CC, 0, 6))
+        + _record(0x0042, struct.pack("<H", 1200))
+        + _record(0x0031, struct.pack("<HHHHHBBBB", 200, 0, 0x7FFF, 400, 0, 0, 0, 134, 0) + _unicode("宋体", 1))
+        + b"".join(_record(0x00E0, _xf(0, True)) for _ in range(15))
+        + _record(0x00E0, _xf(0, False))
+        + _record(0x00E0, _xf(14, False))
+    )  # 14: Excel's built-in date
     bound_sizes = [len(_record(0x0085, struct.pack("<IBB", 0, 0, 0) + _unicode(name, 1))) for name in sheets]
     sst = _sst(strings)
     offset = len(head) + sum(bound_sizes) + len(sst) + 4  # + the globals' EOF
@@ -106,25 +113,41 @@ def _compound_file(stream: bytes) -> bytes:
     fat += [_FREE] * (fat_sectors * 128 - len(fat))
     first_fat = data_sectors + 1
     difat = [first_fat + i for i in range(fat_sectors)] + [_FREE] * (109 - fat_sectors)
-    header = (bytes.fromhex("D0CF11E0A1B11AE1") + b"\x00" * 16
-              + struct.pack("<HHHHH", 0x003E, 0x0003, 0xFFFE, 9, 6) + b"\x00" * 6
-              + struct.pack("<IIIIIIIII", 0, fat_sectors, directory_sector, 0, 4096, _END, 0, _END, 0)
-              + struct.pack("<109I", *difat))
+    header = (
+        bytes.fromhex("D0CF11E0A1B11AE1")
+        + b"\x00" * 16
+        + struct.pack("<HHHHH", 0x003E, 0x0003, 0xFFFE, 9, 6)
+        + b"\x00" * 6
+        + struct.pack("<IIIIIIIII", 0, fat_sectors, directory_sector, 0, 4096, _END, 0, _END, 0)
+        + struct.pack("<109I", *difat)
+    )
 
     def entry(name: str, kind: int, child: int, start: int, size: int) -> bytes:
         encoded = (name + "\x00").encode("utf-16-le") if name else b""
-        return (encoded.ljust(64, b"\x00") + struct.pack("<HBB", len(encoded), kind, 1)
-                + struct.pack("<III", _NO_STREAM, _NO_STREAM, child) + b"\x00" * 16 + b"\x00" * 4
-                + b"\x00" * 16 + struct.pack("<IQ", start, size))
+        return (
+            encoded.ljust(64, b"\x00")
+            + struct.pack("<HBB", len(encoded), kind, 1)
+            + struct.pack("<III", _NO_STREAM, _NO_STREAM, child)
+            + b"\x00" * 16
+            + b"\x00" * 4
+            + b"\x00" * 16
+            + struct.pack("<IQ", start, size)
+        )
 
-    directory = (entry("Root Entry", 5, 1, _END, 0) + entry("Workbook", 2, _NO_STREAM, 0, len(stream))
-                 + entry("", 0, _NO_STREAM, 0, 0) * 2)
+    directory = (
+        entry("Root Entry", 5, 1, _END, 0)
+        + entry("Workbook", 2, _NO_STREAM, 0, len(stream))
+        + entry("", 0, _NO_STREAM, 0, 0) * 2
+    )
     body = stream.ljust(data_sectors * _SECTOR, b"\x00") + directory + struct.pack(f"<{len(fat)}I", *fat)
     return header + body
 
 
-def write_xls(path: Path, sheets: dict[str, Sequence[Sequence[Cell]]],
-              merged: dict[str, Sequence[tuple[int, int, int, int]]] | None = None) -> Path:
+def write_xls(
+    path: Path,
+    sheets: dict[str, Sequence[Sequence[Cell]]],
+    merged: dict[str, Sequence[tuple[int, int, int, int]]] | None = None,
+) -> Path:
     """Write ``sheets`` (name -> rows of cells) as a legacy ``.xls``; ``merged`` lists merged areas
     per sheet as (first row, last row, first column, last column), zero-based."""
     merged = merged or {}

@@ -85,5 +85,6 @@ def recommend_in_process(settings: Any, supervisor_key: str, limit: int = 300) -
 def personal_values(service_world: str) -> dict[str, list[str]]:
     """The raw ID numbers, phones and names of the world's case pool, to search pages for."""
     cases = pd.read_csv(world_files(service_world) / "cases.csv", dtype=str)
-    return {column: [v for v in cases[column].dropna() if len(v) >= 2] for column in ("id_number", "phone",
-                                                                                        "debtor_name")}
+    return {
+        column: [v for v in cases[column].dropna() if len(v) >= 2] for column in ("id_number", "phone", "debtor_name")
+    }

@@ -83,7 +83,11 @@ class WorldBuild:
         with open(self.log, "wb") as out:
             self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
                 [sys.executable, "-m", "tests.service_world", str(home), kind, str(cases)],
-                env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+                env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         self.pid = self.process.pid
         (home / "build.pid").write_text(str(self.pid))
 
@@ -155,8 +159,12 @@ def open_production(postgres_url: str, redis_url: str, root: Path) -> tuple[dict
         client.flushdb()
     finally:
         client.close()
-    env = {"CONCORD_HOME": str(root / "home"), "CONCORD_PSEUDONYM_KEY": "service-test", "CONCORD_REDIS_URL": online,
-           "CONCORD_DATABASE_URL": make_url(postgres_url).set(database=name).render_as_string(hide_password=False)}
+    env = {
+        "CONCORD_HOME": str(root / "home"),
+        "CONCORD_PSEUDONYM_KEY": "service-test",
+        "CONCORD_REDIS_URL": online,
+        "CONCORD_DATABASE_URL": make_url(postgres_url).set(database=name).render_as_string(hide_password=False),
+    }
     return env, {"postgres_url": postgres_url, "database": name, "redis_url": online}
 
 
@@ -190,8 +198,14 @@ def production_profile(postgres_url: str, redis_url: str, root: Path) -> Iterato
 
 def concord(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``concord ARGS`` in a child process with ``env``."""
-    return subprocess.run([sys.executable, "-m", "serving.cli", *args], env={**os.environ, **env,
-                          "PYTHONPATH": str(ROOT)}, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "serving.cli", *args],
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def make_key(env: dict[str, str], role: str, *scope: str) -> str:
@@ -220,15 +234,20 @@ class Service:
 
     def start(self, timeout: float = 180) -> Service:
         with open(self.log, "ab") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(self.port),
-                                             *self.args],
-                                            env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "serving.cli", "serve", "--port", str(self.port), *self.args],
+                env=self.env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"the service ended with {self.process.returncode}: "
-                                     f"{self.log.read_text()[-3000:]}")
+                raise AssertionError(
+                    f"the service ended with {self.process.returncode}: {self.log.read_text()[-3000:]}"
+                )
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return self

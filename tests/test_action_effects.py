@@ -30,10 +30,15 @@ def _group_world(n: int = 12_000, seed: int = 3) -> LoggedDecisions:
     pick = (rng.random(n)[:, None] > np.cumsum(weights, axis=1)).sum(axis=1)
     p = np.select([pick == 1, pick == 2], [np.where(prop > 0, 0.05, 0.35), np.where(prop > 0, 0.35, 0.05)], 0.15)
     values = np.column_stack([prop, rng.lognormal(8.8, 0.5, n), rng.integers(0, 10, n), rng.uniform(0, 90, n)])
-    meta = pd.DataFrame({"decision_ts": pd.Timestamp("2024-01-01", tz="UTC")
-                         + pd.to_timedelta(np.sort(rng.uniform(0, 700, n)), unit="D"),
-                         "action": names[pick], "propensity": weights[np.arange(n), pick],
-                         "label": (rng.random(n) < p).astype(np.int8)})
+    meta = pd.DataFrame(
+        {
+            "decision_ts": pd.Timestamp("2024-01-01", tz="UTC")
+            + pd.to_timedelta(np.sort(rng.uniform(0, 700, n)), unit="D"),
+            "action": names[pick],
+            "propensity": weights[np.arange(n), pick],
+            "label": (rng.random(n) < p).astype(np.int8),
+        }
+    )
     return LoggedDecisions(meta, values.astype(np.float32), FEATURES)
 
 
@@ -42,8 +47,19 @@ def test_each_visible_group_is_recommended_the_action_that_works_for_it() -> Non
     assert {"installment_offer", "lawyer_letter", "mediator_call"} <= set(result.model.supported_)
     policy = load_policy().with_workflow("one_plus_x")
     engine = PolicyEngine(policy, LearnedValue(result.model, policy.effects, "test"))
-    rows = [case(policy.catalogue, case_id=f"C{i}", debtor_key=f"d{i}", has_property=float(i % 2), ever_reached=1.0,
-                 reached_total=1.0, days_since_last_reached=2.0, p_settle=0.01) for i in range(40)]
+    rows = [
+        case(
+            policy.catalogue,
+            case_id=f"C{i}",
+            debtor_key=f"d{i}",
+            has_property=float(i % 2),
+            ever_reached=1.0,
+            reached_total=1.0,
+            days_since_last_reached=2.0,
+            p_settle=0.01,
+        )
+        for i in range(40)
+    ]
     decisions = engine.decide(Facts.from_frame(pd.DataFrame(rows)))
     chosen = np.asarray(policy.catalogue.names)[decisions.chosen]
     assert set(decisions.stage) == {"mediation"}
@@ -97,10 +113,20 @@ def test_exploration_probabilities_sum_to_one_over_the_eligible_actions() -> Non
     policy = load_policy().with_exploration(Exploration(epsilon=0.3))
     engine = PolicyEngine(policy)
     rng = np.random.default_rng(2)
-    rows = [case(policy.catalogue, case_id=f"C{i}", debtor_key=f"d{i}", ever_reached=float(i % 3 > 0),
-                 days_since_first_event=float(rng.integers(0, 80)), attempts_total=float(rng.integers(0, 12)),
-                 has_property=float(i % 2), count_lawyer_letter=0.0, p_settle=float(rng.uniform(0.01, 0.2)))
-            for i in range(3000)]
+    rows = [
+        case(
+            policy.catalogue,
+            case_id=f"C{i}",
+            debtor_key=f"d{i}",
+            ever_reached=float(i % 3 > 0),
+            days_since_first_event=float(rng.integers(0, 80)),
+            attempts_total=float(rng.integers(0, 12)),
+            has_property=float(i % 2),
+            count_lawyer_letter=0.0,
+            p_settle=float(rng.uniform(0.01, 0.2)),
+        )
+        for i in range(3000)
+    ]
     decisions = engine.decide(Facts.from_frame(pd.DataFrame(rows)))
     candidate = decisions.eligible & (decisions.blocked_by == 0)
     has = candidate.any(axis=1)
@@ -201,10 +227,18 @@ def test_the_best_constant_is_chosen_by_the_outcome_model_not_by_the_rewards_it_
     for _ in range(20):
         reward = (rng.random(n) < 0.1).astype(float)  # both actions truly 0.1
         picks.add(best_constant(allowed, logging_pi, q))
-        by_reward = max(range(2), key=lambda j: off_policy(constant_policy(allowed, logging_pi, j), logged,
-                                                            np.full(n, 0.5), reward, q, boot=1).dr.value)
-        winner_bias.append(off_policy(constant_policy(allowed, logging_pi, by_reward), logged, np.full(n, 0.5),
-                                      reward, q, boot=1).dr.value - 0.1)
+        by_reward = max(
+            range(2),
+            key=lambda j: (
+                off_policy(constant_policy(allowed, logging_pi, j), logged, np.full(n, 0.5), reward, q, boot=1).dr.value
+            ),
+        )
+        winner_bias.append(
+            off_policy(
+                constant_policy(allowed, logging_pi, by_reward), logged, np.full(n, 0.5), reward, q, boot=1
+            ).dr.value
+            - 0.1
+        )
     assert picks == {1}  # the model's choice, whatever the draw
     assert np.mean(winner_bias) > 0  # what choosing by the estimates would have done
 
@@ -222,22 +256,36 @@ def _outcome_world(n: int = 6000, seed: int = 5) -> LoggedDecisions:
     reached = rng.random(n) < reach
     label = rng.random(n) < np.where(reached, 0.25, 0.02)
     values = np.column_stack([prop, rng.lognormal(8.8, 0.5, n), line, rng.uniform(0, 90, n)]).astype(np.float32)
-    meta = pd.DataFrame({"case_pk": np.arange(n), "decision_ts": pd.Timestamp("2024-01-01", tz="UTC")
-                         + pd.to_timedelta(np.sort(rng.uniform(0, 700, n)), unit="D"),
-                         "action": names[pick], "outcome": np.where(reached, "reached", "no_answer"),
-                         "propensity": np.full(n, 1 / 3), "label": label.astype(np.int8)})
+    meta = pd.DataFrame(
+        {
+            "case_pk": np.arange(n),
+            "decision_ts": pd.Timestamp("2024-01-01", tz="UTC")
+            + pd.to_timedelta(np.sort(rng.uniform(0, 700, n)), unit="D"),
+            "action": names[pick],
+            "outcome": np.where(reached, "reached", "no_answer"),
+            "propensity": np.full(n, 1 / 3),
+            "label": label.astype(np.int8),
+        }
+    )
     return LoggedDecisions(meta, values, ["has_property", "monthly_income", "line_works", "days_since_first_event"])
 
 
-@pytest.mark.parametrize("settings", [{"method": "surrogate"}, {"method": "surrogate", "pooled_outcomes": True},
-                                      {"method": "dr_learner"}])
+@pytest.mark.parametrize(
+    "settings", [{"method": "surrogate"}, {"method": "surrogate", "pooled_outcomes": True}, {"method": "dr_learner"}]
+)
 def test_the_effect_learners_rank_actions_by_what_they_do_for_each_group(settings: dict) -> None:
     from models.effects import ActionEffects
 
     data = _outcome_world()
     model = ActionEffects(**settings, n_estimators=60, members=2).fit(
-        data.values, data.actions, data.labels, data.propensity, data.features,
-        groups=data.meta["case_pk"].to_numpy(), outcomes=data.meta["outcome"].to_numpy())
+        data.values,
+        data.actions,
+        data.labels,
+        data.propensity,
+        data.features,
+        groups=data.meta["case_pk"].to_numpy(),
+        outcomes=data.meta["outcome"].to_numpy(),
+    )
     grid = np.array([[0, 7000, 1, 30], [1, 7000, 0, 30]], dtype=np.float32)  # a working line; property, no line
     p = model.predict_actions(grid, ["voice_call", "sms_warning", "lawyer_letter"])
     assert np.isfinite(p).all() and ((p > 0) & (p < 1)).all()
@@ -251,8 +299,9 @@ def test_the_effect_learners_rank_actions_by_what_they_do_for_each_group(setting
 
 
 def test_training_prefers_the_surrogate_unless_another_method_clearly_wins_on_the_holdout() -> None:
-    result = fit_effects(_outcome_world(n=8000), params={"n_estimators": 60, "members": 0},
-                         methods=("pooled", "surrogate"))
+    result = fit_effects(
+        _outcome_world(n=8000), params={"n_estimators": 60, "members": 0}, methods=("pooled", "surrogate")
+    )
     assert set(result.candidates["method"]) == {"pooled", "surrogate"}
     best = result.candidates.set_index("method")
     if best.loc["pooled", "snips_minus_default_low"] <= 0:
@@ -275,8 +324,14 @@ def test_the_surrogate_gives_intervals_that_narrow_with_more_history(pooled: boo
     for n in (3000, 24_000):
         data = _outcome_world(n=n, seed=6)
         model = ActionEffects(method="surrogate", pooled_outcomes=pooled, n_estimators=60, members=4).fit(
-            data.values, data.actions, data.labels, data.propensity, data.features,
-            groups=data.meta["case_pk"].to_numpy(), outcomes=data.meta["outcome"].to_numpy())
+            data.values,
+            data.actions,
+            data.labels,
+            data.propensity,
+            data.features,
+            groups=data.meta["case_pk"].to_numpy(),
+            outcomes=data.meta["outcome"].to_numpy(),
+        )
         assert all(len(model.members_[key]) == 4 for key in model.members_ if not key.startswith("bag:"))
         width = []
         for name in ("voice_call", "sms_warning", "lawyer_letter"):
@@ -295,8 +350,8 @@ def test_the_surrogate_gives_intervals_that_narrow_with_more_history(pooled: boo
     assert (low[:, learned] < high[:, learned]).all()
     assert np.isnan(low[:, policy.catalogue.index("close")]).all()  # never logged: the prior's, no interval
     bare = ActionEffects(method="surrogate", pooled_outcomes=pooled, n_estimators=60, members=0).fit(
-        data.values, data.actions, data.labels, data.propensity, data.features,
-        outcomes=data.meta["outcome"].to_numpy())
+        data.values, data.actions, data.labels, data.propensity, data.features, outcomes=data.meta["outcome"].to_numpy()
+    )
     low, high = bare.interval(grid, "voice_call")
     assert np.array_equal(low, high) and np.allclose(low, bare.predict_actions(grid, ["voice_call"])[:, 0])
 
@@ -312,10 +367,17 @@ def test_a_bagged_surrogate_estimates_from_the_mean_of_its_refits() -> None:
     grid = np.array([[0, 7000, 1, 30], [1, 7000, 0, 30], [0, 3000, 0, 60]], dtype=np.float32)
     fitted = {}
     for bag in (0, 2):
-        fitted[bag] = ActionEffects(method="surrogate", pooled_outcomes=True, n_estimators=60, members=2,
-                                    bag=bag, outcome_bag=bag // 2).fit(
-            data.values, data.actions, data.labels, data.propensity, data.features,
-            groups=data.meta["case_pk"].to_numpy(), outcomes=data.meta["outcome"].to_numpy())
+        fitted[bag] = ActionEffects(
+            method="surrogate", pooled_outcomes=True, n_estimators=60, members=2, bag=bag, outcome_bag=bag // 2
+        ).fit(
+            data.values,
+            data.actions,
+            data.labels,
+            data.propensity,
+            data.features,
+            groups=data.meta["case_pk"].to_numpy(),
+            outcomes=data.meta["outcome"].to_numpy(),
+        )
     single, bagged = fitted[0], fitted[2]
     names = ["voice_call", "sms_warning", "lawyer_letter"]
     p_single, p_bagged = single.predict_actions(grid, names), bagged.predict_actions(grid, names)
@@ -323,10 +385,20 @@ def test_a_bagged_surrogate_estimates_from_the_mean_of_its_refits() -> None:
     assert len(bagged.members_[BAG + VALUE]) == 2 and len(bagged.members_[BAG + OUTCOMES]) == 1
     values = [bagged.models_[VALUE], *bagged.members_[BAG + VALUE]]
     outcomes = [bagged.models_[OUTCOMES], *bagged.members_[BAG + OUTCOMES]]
-    v_raw = np.mean([[b.predict(np.column_stack([grid, np.full(len(grid), k)]), raw_score=True)
-                      for k in range(len(bagged.outcomes_))] for b in values], axis=0).T
-    assert not np.allclose(values[1].predict(np.column_stack([grid, np.zeros(len(grid))])),
-                           values[0].predict(np.column_stack([grid, np.zeros(len(grid))])))  # another seed
+    v_raw = np.mean(
+        [
+            [
+                b.predict(np.column_stack([grid, np.full(len(grid), k)]), raw_score=True)
+                for k in range(len(bagged.outcomes_))
+            ]
+            for b in values
+        ],
+        axis=0,
+    ).T
+    assert not np.allclose(
+        values[1].predict(np.column_stack([grid, np.zeros(len(grid))])),
+        values[0].predict(np.column_stack([grid, np.zeros(len(grid))])),
+    )  # another seed
     for j, name in enumerate(names):
         rows = np.column_stack([grid, np.full(len(grid), bagged.actions_.index(name))])
         logits = np.mean([b.predict(rows, raw_score=True) for b in outcomes], axis=0)
@@ -349,14 +421,22 @@ def _settling_world(n: int = 8000, seed: int = 4) -> LoggedDecisions:
     pick = rng.integers(0, 2, n)
     now = np.where(pick == 1, np.where(low > 0, 0.06, 0.02), 0.02)
     u = rng.random(n)
-    outcome = np.where(u < now, "agreement",
-                       np.where(u < now + 0.002, "paid", np.where(u < 0.5, "refused", "no_answer")))
+    outcome = np.where(
+        u < now, "agreement", np.where(u < now + 0.002, "paid", np.where(u < 0.5, "refused", "no_answer"))
+    )
     label = np.isin(outcome, ["agreement", "paid"]) | (rng.random(n) < 0.01)
     values = np.column_stack([low, rng.lognormal(8.5, 0.5, n), rng.uniform(0, 90, n)]).astype(np.float32)
-    meta = pd.DataFrame({"case_pk": np.arange(n), "decision_ts": pd.Timestamp("2024-01-01", tz="UTC")
-                         + pd.to_timedelta(np.sort(rng.uniform(0, 700, n)), unit="D"),
-                         "action": names[pick], "outcome": outcome, "propensity": np.full(n, 0.5),
-                         "label": label.astype(np.int8)})
+    meta = pd.DataFrame(
+        {
+            "case_pk": np.arange(n),
+            "decision_ts": pd.Timestamp("2024-01-01", tz="UTC")
+            + pd.to_timedelta(np.sort(rng.uniform(0, 700, n)), unit="D"),
+            "action": names[pick],
+            "outcome": outcome,
+            "propensity": np.full(n, 0.5),
+            "label": label.astype(np.int8),
+        }
+    )
     return LoggedDecisions(meta, values, ["low_income", "monthly_income", "days_since_first_event"])
 
 
@@ -371,10 +451,17 @@ def test_the_surrogate_counts_a_settlement_now_in_full() -> None:
     grid = np.column_stack([np.repeat([1, 0], 50), np.full(100, 5000.0), np.linspace(0, 90, 100)]).astype(np.float32)
     fitted = {}
     for settled_value in (True, False):
-        fitted[settled_value] = ActionEffects(method="surrogate", pooled_outcomes=True, n_estimators=60, members=2,
-                                              settled_value=settled_value).fit(
-            data.values, data.actions, data.labels, data.propensity, data.features,
-            groups=data.meta["case_pk"].to_numpy(), outcomes=data.meta["outcome"].to_numpy())
+        fitted[settled_value] = ActionEffects(
+            method="surrogate", pooled_outcomes=True, n_estimators=60, members=2, settled_value=settled_value
+        ).fit(
+            data.values,
+            data.actions,
+            data.labels,
+            data.propensity,
+            data.features,
+            groups=data.meta["case_pk"].to_numpy(),
+            outcomes=data.meta["outcome"].to_numpy(),
+        )
     model, learnt = fitted[True], fitted[False]
     assert "paid" in model.outcomes_ and "paid" not in learnt.outcomes_ and OTHER in learnt.outcomes_
     settling = [model.outcomes_.index(name) for name in ("agreement", "paid")]
@@ -406,16 +493,27 @@ def _rare_interaction_world(n: int = 20_000, seed: int = 7) -> LoggedDecisions:
     now = np.array([[0.009, 0.016], [0.008, 0.003], [0.015, 0.005]])[pick, low.astype(int)]
     days = rng.uniform(0, 90, n)
     u = rng.random(n)
-    outcome = np.where(u < now, "agreement", np.where(u < now + 0.25 * (days < 30), "promise_to_pay",
-                                                      np.where(u < 0.55, "refused", "no_answer")))
+    outcome = np.where(
+        u < now,
+        "agreement",
+        np.where(u < now + 0.25 * (days < 30), "promise_to_pay", np.where(u < 0.55, "refused", "no_answer")),
+    )
     label = (outcome == "agreement") | (rng.random(n) < np.where(outcome == "promise_to_pay", 0.3, 0.02))
     values = np.column_stack([low, rng.lognormal(8.5, 0.5, n), days, rng.normal(size=(n, 6))]).astype(np.float32)
-    meta = pd.DataFrame({"case_pk": np.arange(n), "decision_ts": pd.Timestamp("2024-01-01", tz="UTC")
-                         + pd.to_timedelta(np.sort(rng.uniform(0, 700, n)), unit="D"),
-                         "action": names[pick], "outcome": outcome, "propensity": np.full(n, 1 / 3),
-                         "label": label.astype(np.int8)})
-    return LoggedDecisions(meta, values, ["low_income", "monthly_income", "days_since_first_event",
-                                          *(f"noise_{k}" for k in range(6))])
+    meta = pd.DataFrame(
+        {
+            "case_pk": np.arange(n),
+            "decision_ts": pd.Timestamp("2024-01-01", tz="UTC")
+            + pd.to_timedelta(np.sort(rng.uniform(0, 700, n)), unit="D"),
+            "action": names[pick],
+            "outcome": outcome,
+            "propensity": np.full(n, 1 / 3),
+            "label": label.astype(np.int8),
+        }
+    )
+    return LoggedDecisions(
+        meta, values, ["low_income", "monthly_income", "days_since_first_event", *(f"noise_{k}" for k in range(6))]
+    )
 
 
 def test_the_settle_adjustment_keeps_an_actions_interaction_with_a_trait_for_a_rare_outcome() -> None:
@@ -428,13 +526,20 @@ def test_the_settle_adjustment_keeps_an_actions_interaction_with_a_trait_for_a_r
     from models.effects_surrogate import outcome_rows
 
     data = _rare_interaction_world()
-    grid = np.column_stack([np.repeat([0, 1], 200), np.full(400, 5000.0), np.full(400, 45.0),
-                            np.zeros((400, 6))]).astype(np.float32)
+    grid = np.column_stack(
+        [np.repeat([0, 1], 200), np.full(400, 5000.0), np.full(400, 45.0), np.zeros((400, 6))]
+    ).astype(np.float32)
     gap = {}
     for k in (0, 3):
         model = ActionEffects(method="surrogate", pooled_outcomes=True, members=2, settle_adjust=k).fit(
-            data.values, data.actions, data.labels, data.propensity, data.features,
-            groups=data.meta["case_pk"].to_numpy(), outcomes=data.meta["outcome"].to_numpy())
+            data.values,
+            data.actions,
+            data.labels,
+            data.propensity,
+            data.features,
+            groups=data.meta["case_pk"].to_numpy(),
+            outcomes=data.meta["outcome"].to_numpy(),
+        )
         code = model.actions_.index("installment_offer")
         booster, rows = outcome_rows(model.models_, "installment_offer", code, grid)
         proba = adjusted(np.asarray(booster.predict(rows)).reshape(len(grid), -1), grid, code, model._adjust())

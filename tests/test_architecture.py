@@ -20,9 +20,18 @@ MAX_LINES = 400
 def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
     """Run import-linter with the project's contracts over the packages found in ``tree``."""
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; lint_imports_command()",
-         "--config", str(tree / "pyproject.toml"), "--no-cache"],
-        cwd=tree, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from importlinter.cli import lint_imports_command; lint_imports_command()",
+            "--config",
+            str(tree / "pyproject.toml"),
+            "--no-cache",
+        ],
+        cwd=tree,
+        env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
     )
 
 
@@ -35,8 +44,9 @@ def _copy_tree(destination: Path) -> Path:
 
 
 def product_modules() -> list[Path]:
-    return sorted(path for package in PACKAGES for path in (ROOT / package).rglob("*.py")
-                  if "migrations" not in path.parts)
+    return sorted(
+        path for package in PACKAGES for path in (ROOT / package).rglob("*.py") if "migrations" not in path.parts
+    )
 
 
 def test_the_layers_hold() -> None:
@@ -45,11 +55,14 @@ def test_the_layers_hold() -> None:
     assert "Contracts: 2 kept, 0 broken" in result.stdout, result.stdout
 
 
-@pytest.mark.parametrize(("module", "bad_import", "contract"), [
-    ("features/profile.py", "import training.labels", "Data flows one way"),
-    ("ingestion/parsing.py", "import features.store", "Data flows one way"),
-    ("policies/__init__.py", "import simulator", "never imports the simulator"),
-])
+@pytest.mark.parametrize(
+    ("module", "bad_import", "contract"),
+    [
+        ("features/profile.py", "import training.labels", "Data flows one way"),
+        ("ingestion/parsing.py", "import features.store", "Data flows one way"),
+        ("policies/__init__.py", "import simulator", "never imports the simulator"),
+    ],
+)
 def test_a_wrong_import_breaks_a_contract(tmp_path: Path, module: str, bad_import: str, contract: str) -> None:
     tree = _copy_tree(tmp_path)
     path = tree / module
@@ -60,8 +73,11 @@ def test_a_wrong_import_breaks_a_contract(tmp_path: Path, module: str, bad_impor
 
 
 def test_every_module_is_small() -> None:
-    too_long = [f"{path.relative_to(ROOT)}: {path.read_text(encoding='utf-8').count(chr(10))} lines"
-                for path in product_modules() if path.read_text(encoding="utf-8").count("\n") > MAX_LINES]
+    too_long = [
+        f"{path.relative_to(ROOT)}: {path.read_text(encoding='utf-8').count(chr(10))} lines"
+        for path in product_modules()
+        if path.read_text(encoding="utf-8").count("\n") > MAX_LINES
+    ]
     assert not too_long, f"modules over {MAX_LINES} lines: {too_long}"
 
 

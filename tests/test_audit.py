@@ -39,8 +39,14 @@ def test_chain_appends_verifies_and_shows_tampering(ledger_settings):
     hashes = []
     for i in range(5):
         with engine.begin() as connection:
-            seq, digest = append(connection, "event", {"i": i, "amount": "12.50"}, case_id=f"C{i}",
-                                 creditor="Bank A", actor="key:1:platform")
+            seq, digest = append(
+                connection,
+                "event",
+                {"i": i, "amount": "12.50"},
+                case_id=f"C{i}",
+                creditor="Bank A",
+                actor="key:1:platform",
+            )
             hashes.append(digest)
         assert seq == i + 1
     result = verify(engine)
@@ -88,15 +94,25 @@ def test_two_processes_appending_at_once_keep_one_chain(ledger_settings):
     chain that ``concord audit verify`` accepts."""
     audit_engine(ledger_settings).dispose()  # migrated here, as ``concord serve`` does before its workers
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    writers = [subprocess.Popen([sys.executable, "-c", _WRITER, str(n), "150"], env=env, cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(2)]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(n), "150"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(2)
+    ]
     for writer in writers:
         _, err = writer.communicate(timeout=300)
         assert writer.returncode == 0, err
     engine = audit_engine(ledger_settings, migrate=False)
     assert verify(engine).count == 300
-    assert sorted((r.payload["writer"], r.payload["i"]) for r in records(engine, limit=1000)) == \
-        sorted((str(n), i) for n in range(2) for i in range(150))
+    assert sorted((r.payload["writer"], r.payload["i"]) for r in records(engine, limit=1000)) == sorted(
+        (str(n), i) for n in range(2) for i in range(150)
+    )
     engine.dispose()
     result = concord({}, "audit", "verify")
     assert result.returncode == 0 and "audit chain OK: 300 records" in result.stdout, result.stdout + result.stderr
@@ -105,10 +121,32 @@ def test_two_processes_appending_at_once_keep_one_chain(ledger_settings):
 def test_decision_approval_follows_sensitivity(settings):
     engine = audit_engine(settings)
     with engine.begin() as connection:
-        assert record_decision(connection, decision_id="d1", case_id="C1", creditor="B", court=None,
-                               stage="litigation", action="payment_order", sensitive=True) == "pending"
-        assert record_decision(connection, decision_id="d2", case_id="C1", creditor="B", court=None,
-                               stage="warning", action="sms_warning", sensitive=False) == "not_required"
+        assert (
+            record_decision(
+                connection,
+                decision_id="d1",
+                case_id="C1",
+                creditor="B",
+                court=None,
+                stage="litigation",
+                action="payment_order",
+                sensitive=True,
+            )
+            == "pending"
+        )
+        assert (
+            record_decision(
+                connection,
+                decision_id="d2",
+                case_id="C1",
+                creditor="B",
+                court=None,
+                stage="warning",
+                action="sms_warning",
+                sensitive=False,
+            )
+            == "not_required"
+        )
         rows = dict(connection.execute(text("SELECT decision_id, approval FROM decisions")).all())
     assert rows == {"d1": "pending", "d2": "not_required"}
 

@@ -33,9 +33,16 @@ def stored(settings) -> dict[str, tuple]:
     engine = make_engine(settings)
     with engine.connect() as connection:
         rows = connection.execute(
-            select(ledger.Case.case_id, ledger.Case.debtor_name, ledger.Case.product, ledger.Case.principal,
-                   ledger.Case.loan_date, ledger.Case.phone_masked, ledger.Debtor.id_masked)
-            .join(ledger.Debtor, ledger.Debtor.debtor_key == ledger.Case.debtor_key)).all()
+            select(
+                ledger.Case.case_id,
+                ledger.Case.debtor_name,
+                ledger.Case.product,
+                ledger.Case.principal,
+                ledger.Case.loan_date,
+                ledger.Case.phone_masked,
+                ledger.Debtor.id_masked,
+            ).join(ledger.Debtor, ledger.Debtor.debtor_key == ledger.Case.debtor_key)
+        ).all()
     engine.dispose()
     return {row[0]: tuple(row[1:]) for row in rows}
 
@@ -55,8 +62,15 @@ def assert_imported_exactly(export: be.Export, report: dict, settings) -> None:
         assert id_masked == case.id_number[:6] + "*" * 10 + case.id_number[-2:]
 
 
-WRITERS = [be.titled_workbook, be.note_sheet_first, be.unicode_text, be.merged_header, be.footer_totals,
-           be.reordered_with_extras, be.legacy_xls]
+WRITERS = [
+    be.titled_workbook,
+    be.note_sheet_first,
+    be.unicode_text,
+    be.merged_header,
+    be.footer_totals,
+    be.reordered_with_extras,
+    be.legacy_xls,
+]
 
 
 @pytest.mark.parametrize("writer", WRITERS, ids=[w.__name__ for w in WRITERS])
@@ -70,14 +84,17 @@ def test_bank_exports_import_as_they_come(settings, tmp_path, writer) -> None:
     assert (again["imported"], again["unchanged"]) == (0, len(export.imported))
 
 
-@pytest.mark.parametrize(("encoding", "delimiter", "detected"), [
-    ("utf-8", ",", "UTF-8, comma-separated"),
-    ("utf-8-sig", ",", "UTF-8 with BOM, comma-separated"),
-    ("gbk", ",", "GB18030/GBK, comma-separated"),
-    ("utf-8", ";", "UTF-8, semicolon-separated"),
-    ("gb18030", "\t", "GB18030/GBK, tab-separated"),
-    ("utf-16", "\t", "UTF-16LE with BOM, tab-separated"),
-])
+@pytest.mark.parametrize(
+    ("encoding", "delimiter", "detected"),
+    [
+        ("utf-8", ",", "UTF-8, comma-separated"),
+        ("utf-8-sig", ",", "UTF-8 with BOM, comma-separated"),
+        ("gbk", ",", "GB18030/GBK, comma-separated"),
+        ("utf-8", ";", "UTF-8, semicolon-separated"),
+        ("gb18030", "\t", "GB18030/GBK, tab-separated"),
+        ("utf-16", "\t", "UTF-16LE with BOM, tab-separated"),
+    ],
+)
 def test_text_exports_are_read_by_their_content(settings, tmp_path, encoding, delimiter, detected) -> None:
     path = be.text_file(tmp_path, CASES, "export.txt", encoding, delimiter)
     code, output, report = run(path, tmp_path)
@@ -88,7 +105,8 @@ def test_text_exports_are_read_by_their_content(settings, tmp_path, encoding, de
 
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])  # cut into byte ranges; read in one pass
 def test_a_text_file_with_a_title_a_footer_and_faulty_rows_reports_rows_as_the_clerk_sees_them(
-        settings, tmp_path, encoding: str) -> None:
+    settings, tmp_path, encoding: str
+) -> None:
     def spoil(rows: list[list[str]]) -> None:
         rows[3][5] = "4.10102E+17"  # row 6 once the two title lines are in: an ID Excel turned into a number
         rows[7][6] = "1.38123E+10"  # row 10: a phone likewise
@@ -137,8 +155,9 @@ def test_workbooks_without_exactly_one_sheet_of_cases_are_refused_naming_the_she
     code, output, report = run(two, tmp_path, "--sheet", "十一月")
     assert code == 0 and report["imported"] == 5
 
-    none = be.workbook({"说明": [["填表说明"]], "汇总": [["债权机构", "本金"], [be.CREDITOR, 100]]},
-                       tmp_path / "none.xlsx")
+    none = be.workbook(
+        {"说明": [["填表说明"]], "汇总": [["债权机构", "本金"], [be.CREDITOR, 100]]}, tmp_path / "none.xlsx"
+    )
     code, output, _ = run(none, tmp_path)
     assert code == 2
     assert "No sheet of none.xlsx has the columns of the cases table" in output
@@ -155,31 +174,43 @@ def test_a_creditor_may_spell_its_products_its_own_way(settings, tmp_path, monke
     code, _, report = run(path, tmp_path)
     assert code == 0 and report["rejected"] == sum(c.product != "personal_loan" for c in CASES)
     config = tmp_path / "synonyms.yaml"
-    config.write_text(f"""
+    config.write_text(
+        f"""
 creditors:
   {be.CREDITOR}:
     values:
       product: {{credit_card: [卡贷], consumer_loan: [分期乐, 个人贷款]}}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     monkeypatch.setenv("CONCORD_SYNONYMS", str(config))
     code, output, report = run(path, tmp_path)
     assert code == 0, output
     assert report["rejected"] == 0
     # this creditor's 个人贷款 means a consumer loan; for every other creditor it stays a personal loan
-    assert {c.case_id: v[1] for c, v in zip(CASES, [stored(settings)[c.case_id] for c in CASES], strict=True)
-            if c.product == "personal_loan"} == {c.case_id: "consumer_loan" for c in CASES
-                                                 if c.product == "personal_loan"}
+    assert {
+        c.case_id: v[1]
+        for c, v in zip(CASES, [stored(settings)[c.case_id] for c in CASES], strict=True)
+        if c.product == "personal_loan"
+    } == {c.case_id: "consumer_loan" for c in CASES if c.product == "personal_loan"}
 
 
-@pytest.mark.parametrize(("content", "sentence"), [
-    ("values:\n  product:\n    mortgage: [房贷]\n",
-     "values.product.mortgage is not a value of product (consumer_loan, credit_card, personal_loan)."),
-    ("values:\n  colour:\n    red: [红]\n", "values.colour is not a contract column with fixed values"),
-    ("columns:\n  nickname: [昵称]\n", "columns.nickname is not a contract column."),
-    ("values:\n  product:\n    credit_card: [卡]\n    consumer_loan: [卡]\n",
-     "values.product.consumer_loan spells '卡', which values.product.credit_card spells too."),
-    ("colums:\n  case_id: [案号]\n", "colums is not a section of a synonym file (values, columns, creditors)."),
-])
+@pytest.mark.parametrize(
+    ("content", "sentence"),
+    [
+        (
+            "values:\n  product:\n    mortgage: [房贷]\n",
+            "values.product.mortgage is not a value of product (consumer_loan, credit_card, personal_loan).",
+        ),
+        ("values:\n  colour:\n    red: [红]\n", "values.colour is not a contract column with fixed values"),
+        ("columns:\n  nickname: [昵称]\n", "columns.nickname is not a contract column."),
+        (
+            "values:\n  product:\n    credit_card: [卡]\n    consumer_loan: [卡]\n",
+            "values.product.consumer_loan spells '卡', which values.product.credit_card spells too.",
+        ),
+        ("colums:\n  case_id: [案号]\n", "colums is not a section of a synonym file (values, columns, creditors)."),
+    ],
+)
 def test_a_bad_synonym_file_is_refused_naming_the_key(settings, tmp_path, monkeypatch, content, sentence) -> None:
     config = tmp_path / "synonyms.yaml"
     config.write_text(content, encoding="utf-8")

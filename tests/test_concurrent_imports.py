@@ -31,8 +31,13 @@ def _pool_file(path: Path, creditor: str, cases: int, seed: int) -> Path:
 def _start(file: Path, report: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path, Path]:
     out, err = tmp_path / f"{report.stem}.out", tmp_path / f"{report.stem}.err"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "serving.cli", "import", "cases", str(file), "--report",
-                                str(report)], env=env, cwd=tmp_path, stdout=out.open("wb"), stderr=err.open("wb"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving.cli", "import", "cases", str(file), "--report", str(report)],
+        env=env,
+        cwd=tmp_path,
+        stdout=out.open("wb"),
+        stderr=err.open("wb"),
+    )
     return process, out, err
 
 

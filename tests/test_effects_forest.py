@@ -20,8 +20,13 @@ def _booster(objective: str, params: dict) -> tuple[np.ndarray, lgb.Booster]:
     X[:, 5] = rng.integers(0, 7, n)  # the code: an action or an outcome class
     signal = np.nan_to_num(X[:, 0]) + (X[:, 5] % 3) * np.nan_to_num(X[:, 1]) + (X[:, 5] == 4)
     y = (signal + rng.normal(size=n) > 1).astype(float) if objective == "binary" else np.digitize(signal, [-1, 0.5, 2])
-    base = {"objective": objective, "verbosity": -1, "num_leaves": 15, "min_data_in_leaf": 20,
-            **({"num_class": 4} if objective == "multiclass" else {})}
+    base = {
+        "objective": objective,
+        "verbosity": -1,
+        "num_leaves": 15,
+        "min_data_in_leaf": 20,
+        **({"num_class": 4} if objective == "multiclass" else {}),
+    }
     booster = lgb.train({**base, **params}, lgb.Dataset(X, y, categorical_feature=[5]), num_boost_round=25)
     return X, booster
 
@@ -52,10 +57,17 @@ def test_the_surrogate_predicts_a_batch_through_forests_as_through_lightgbm(monk
     from tests.test_action_effects import _outcome_world
 
     data = _outcome_world(n=6000, seed=9)
-    model = ActionEffects(method="surrogate", pooled_outcomes=True, n_estimators=60, members=0, bag=1,
-                          outcome_bag=0, settle_adjust=2).fit(
-        data.values, data.actions, data.labels, data.propensity, data.features,
-        groups=data.meta["case_pk"].to_numpy(), outcomes=data.meta["outcome"].to_numpy())
+    model = ActionEffects(
+        method="surrogate", pooled_outcomes=True, n_estimators=60, members=0, bag=1, outcome_bag=0, settle_adjust=2
+    ).fit(
+        data.values,
+        data.actions,
+        data.labels,
+        data.propensity,
+        data.features,
+        groups=data.meta["case_pk"].to_numpy(),
+        outcomes=data.meta["outcome"].to_numpy(),
+    )
     grid = (np.random.default_rng(1).random((3000, 4)) * np.array([1, 9000, 1, 90])).astype(np.float32)
     grid[::7, 1] = np.nan
     names = ["voice_call", "sms_warning", "lawyer_letter", "close"]

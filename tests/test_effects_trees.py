@@ -20,10 +20,18 @@ def _fits(objective: str, seeds: int = 3) -> tuple[np.ndarray, list[lgb.Booster]
         y = (X[:, 0] + 0.5 * X[:, 4] * X[:, 1] + rng.normal(size=n) > 1).astype(float)
     else:
         y = ((X[:, 0] > 0).astype(int) + (X[:, 4] > 2) + (X[:, 1] > 1)).astype(float)
-    params = {"objective": objective, "verbosity": -1, "num_leaves": 7, "bagging_fraction": 0.8, "bagging_freq": 1,
-              **({"num_class": 4} if objective == "multiclass" else {})}
-    return X, [lgb.train({**params, "seed": s}, lgb.Dataset(X, y, categorical_feature=[4]), num_boost_round=30)
-               for s in range(seeds)]
+    params = {
+        "objective": objective,
+        "verbosity": -1,
+        "num_leaves": 7,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        **({"num_class": 4} if objective == "multiclass" else {}),
+    }
+    return X, [
+        lgb.train({**params, "seed": s}, lgb.Dataset(X, y, categorical_feature=[4]), num_boost_round=30)
+        for s in range(seeds)
+    ]
 
 
 @pytest.mark.parametrize("objective", ["binary", "multiclass"])
@@ -44,8 +52,9 @@ def test_merged_boosters_score_the_mean_of_their_raw_scores(objective: str) -> N
     X, fits = _fits(objective)
     one = merged(fits)
     assert one.num_trees() == sum(f.num_trees() for f in fits)
-    assert np.allclose(one.predict(X, raw_score=True), np.mean([f.predict(X, raw_score=True) for f in fits], axis=0),
-                       atol=1e-12)
+    assert np.allclose(
+        one.predict(X, raw_score=True), np.mean([f.predict(X, raw_score=True) for f in fits], axis=0), atol=1e-12
+    )
     contributions = np.asarray(one.predict(X[:3], pred_contrib=True))  # SHAP values still add up to the score
     width = X.shape[1] + 1
     total = contributions.reshape(3, -1, width).sum(axis=2).squeeze()
@@ -60,8 +69,14 @@ def test_the_prepared_surrogate_predicts_as_the_booster_by_booster_path() -> Non
 
     data = _outcome_world(n=6000, seed=9)
     model = ActionEffects(method="surrogate", pooled_outcomes=True, n_estimators=60, members=2).fit(
-        data.values, data.actions, data.labels, data.propensity, data.features,
-        groups=data.meta["case_pk"].to_numpy(), outcomes=data.meta["outcome"].to_numpy())
+        data.values,
+        data.actions,
+        data.labels,
+        data.propensity,
+        data.features,
+        groups=data.meta["case_pk"].to_numpy(),
+        outcomes=data.meta["outcome"].to_numpy(),
+    )
     assert model.prepared_
     grid = (np.random.default_rng(1).random((300, 4)) * np.array([1, 9000, 1, 90])).astype(np.float32)
     names = ["voice_call", "sms_warning", "lawyer_letter", "close"]
@@ -73,4 +88,3 @@ def test_the_prepared_surrogate_predicts_as_the_booster_by_booster_path() -> Non
     assert np.array_equal(np.isnan(fast), np.isnan(slow)) and np.isnan(fast[:, 3]).all()
     assert np.nanmax(np.abs(fast - slow)) < 1e-12
     assert np.allclose(model.predict_actions(grid, names)[wanted], fast[wanted], equal_nan=True)
-

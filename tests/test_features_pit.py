@@ -75,14 +75,45 @@ def import_timeline(settings: Settings, folder: Path) -> dict[str, object]:
         report = import_file(table, _write(folder, name, rows), settings, engine, received_at=when)
         assert report.rejected == 0, report.rejections
 
-    case = {"creditor": CREDITOR, "debtor_type": "person", "interest": "300.00", "penalty": "100.00",
-            "fees": "0.00", "annual_rate": "0.18", "loan_date": "2024-01-01", "court": "测试法院"}
-    load("cases", "cases", [
-        {**case, "case_id": "A1", "product": "credit_card", "debtor_name": NAME1, "id_number": ID1,
-         "phone": PHONE1, "province": "北京市", "principal": "5000.00", "overdue_since": "2025-12-01"},
-        {**case, "case_id": "B1", "product": "personal_loan", "debtor_name": NAME2, "id_number": ID2,
-         "phone": PHONE2, "province": "上海市", "principal": "20000.00", "overdue_since": "2025-11-15"},
-    ], "2026-01-01 00:00")
+    case = {
+        "creditor": CREDITOR,
+        "debtor_type": "person",
+        "interest": "300.00",
+        "penalty": "100.00",
+        "fees": "0.00",
+        "annual_rate": "0.18",
+        "loan_date": "2024-01-01",
+        "court": "测试法院",
+    }
+    load(
+        "cases",
+        "cases",
+        [
+            {
+                **case,
+                "case_id": "A1",
+                "product": "credit_card",
+                "debtor_name": NAME1,
+                "id_number": ID1,
+                "phone": PHONE1,
+                "province": "北京市",
+                "principal": "5000.00",
+                "overdue_since": "2025-12-01",
+            },
+            {
+                **case,
+                "case_id": "B1",
+                "product": "personal_loan",
+                "debtor_name": NAME2,
+                "id_number": ID2,
+                "phone": PHONE2,
+                "province": "上海市",
+                "principal": "20000.00",
+                "overdue_since": "2025-11-15",
+            },
+        ],
+        "2026-01-01 00:00",
+    )
     snapshot = {"employment": "employed", "has_property": "false", "has_vehicle": "true", "other_debt": "6000.00"}
     for name, number, as_of, income, received in (
         ("capacity_s1", ID1, "2025-12-15", "3000.00", "2026-01-02 00:00"),
@@ -92,25 +123,75 @@ def import_timeline(settings: Settings, folder: Path) -> dict[str, object]:
     ):
         load("capacity", name, [{**snapshot, "id_number": number, "as_of": as_of, "monthly_income": income}], received)
     lit = {"enforcement_cases": 0, "dishonest_listed": "false", "consumption_restricted": "false"}
-    load("litigation", "litigation_l1", [{**lit, "id_number": ID1, "as_of": "2026-01-05", "defendant_cases": 1,
-                                          "terminated_no_assets": 0}], None)
-    load("litigation", "litigation_l2", [{**lit, "id_number": ID1, "as_of": "2026-02-01", "defendant_cases": 2,
-                                          "enforcement_cases": 1, "terminated_no_assets": 1,
-                                          "dishonest_listed": "true"}], "2026-02-03 00:00")
-    load("contact_checks", "checks_c1", [{"id_number": ID1, "checked_at": "2026-01-03 02:00:00Z",
-                                          "phone_status": "vacant", "repaired_numbers": 0}], None)
-    load("contact_checks", "checks_c2", [{"id_number": ID1, "checked_at": "2026-01-10 02:00:00Z",
-                                          "phone_status": "active", "repaired_numbers": 2,
-                                          "repair_source": "运营商"}], "2026-01-12 00:00")
+    load(
+        "litigation",
+        "litigation_l1",
+        [{**lit, "id_number": ID1, "as_of": "2026-01-05", "defendant_cases": 1, "terminated_no_assets": 0}],
+        None,
+    )
+    load(
+        "litigation",
+        "litigation_l2",
+        [
+            {
+                **lit,
+                "id_number": ID1,
+                "as_of": "2026-02-01",
+                "defendant_cases": 2,
+                "enforcement_cases": 1,
+                "terminated_no_assets": 1,
+                "dishonest_listed": "true",
+            }
+        ],
+        "2026-02-03 00:00",
+    )
+    load(
+        "contact_checks",
+        "checks_c1",
+        [{"id_number": ID1, "checked_at": "2026-01-03 02:00:00Z", "phone_status": "vacant", "repaired_numbers": 0}],
+        None,
+    )
+    load(
+        "contact_checks",
+        "checks_c2",
+        [
+            {
+                "id_number": ID1,
+                "checked_at": "2026-01-10 02:00:00Z",
+                "phone_status": "active",
+                "repaired_numbers": 2,
+                "repair_source": "运营商",
+            }
+        ],
+        "2026-01-12 00:00",
+    )
     event = {"creditor": CREDITOR, "actor": "system"}
-    load("events", "events_backfill", [
-        {**event, "case_id": "A1", "at": "2026-01-05 02:00:00Z", "action": "voice_call", "outcome": "no_answer"},
-        {**event, "case_id": "A1", "at": "2026-01-06 02:00:00Z", "action": "voice_call", "outcome": "reached"},
-        {**event, "case_id": "A1", "at": "2026-01-20 02:00:00Z", "action": "sms_warning", "outcome": "delivered"},
-        {**event, "case_id": "B1", "at": "2026-01-08 02:00:00Z", "action": "sms_warning", "outcome": "delivered"},
-    ], None)
-    load("events", "events_late", [{**event, "case_id": "A1", "at": "2026-01-21 02:00:00Z", "actor": "M001",
-                                    "action": "mediator_call", "outcome": "reached"}], "2026-01-25 00:00")
+    load(
+        "events",
+        "events_backfill",
+        [
+            {**event, "case_id": "A1", "at": "2026-01-05 02:00:00Z", "action": "voice_call", "outcome": "no_answer"},
+            {**event, "case_id": "A1", "at": "2026-01-06 02:00:00Z", "action": "voice_call", "outcome": "reached"},
+            {**event, "case_id": "A1", "at": "2026-01-20 02:00:00Z", "action": "sms_warning", "outcome": "delivered"},
+            {**event, "case_id": "B1", "at": "2026-01-08 02:00:00Z", "action": "sms_warning", "outcome": "delivered"},
+        ],
+        None,
+    )
+    load(
+        "events",
+        "events_late",
+        [
+            {
+                **event,
+                "case_id": "A1",
+                "at": "2026-01-21 02:00:00Z",
+                "actor": "M001",
+                "action": "mediator_call",
+                "outcome": "reached",
+            }
+        ],
+        "2026-01-25 00:00",
+    )
     keys = case_entities(settings, engine=engine)
     engine.dispose()
     assert len(keys) == 2
@@ -118,8 +199,9 @@ def import_timeline(settings: Settings, folder: Path) -> dict[str, object]:
 
 
 def _entity_df(case: dict[str, object], stamps: list[str]) -> pd.DataFrame:
-    return pd.DataFrame({"case_pk": case["case_pk"], "debtor_key": case["debtor_key"],
-                         "event_timestamp": [ts(s) for s in stamps]})
+    return pd.DataFrame(
+        {"case_pk": case["case_pk"], "debtor_key": case["debtor_key"], "event_timestamp": [ts(s) for s in stamps]}
+    )
 
 
 def _settings(home: Path, database_url: str | None = None) -> Settings:
@@ -144,8 +226,16 @@ def timeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[s
     return settings, keys
 
 
-STAMPS = ["2026-01-02 12:00", "2026-01-06 03:00", "2026-01-13 01:59:59", "2026-01-13 02:00", "2026-01-24 00:00",
-          "2026-01-25 00:00", "2026-02-20 00:00", "2026-03-15 00:00"]
+STAMPS = [
+    "2026-01-02 12:00",
+    "2026-01-06 03:00",
+    "2026-01-13 01:59:59",
+    "2026-01-13 02:00",
+    "2026-01-24 00:00",
+    "2026-01-25 00:00",
+    "2026-02-20 00:00",
+    "2026-03-15 00:00",
+]
 
 
 def test_settlement_features_are_those_known_at_each_timestamp(timeline: tuple[Settings, dict[str, object]]) -> None:
@@ -227,8 +317,13 @@ def test_decision_ts_moves_ages_but_not_stored_features(timeline: tuple[Settings
 
 def test_entities_do_not_mix_and_unknown_is_missing(timeline: tuple[Settings, dict[str, object]]) -> None:
     settings, keys = timeline
-    frame = pd.concat([_entity_df(keys["B1"], ["2026-01-06 03:00", "2026-01-13 02:00"]),
-                       _entity_df(keys["A1"], ["2025-12-20 00:00"])], ignore_index=True)
+    frame = pd.concat(
+        [
+            _entity_df(keys["B1"], ["2026-01-06 03:00", "2026-01-13 02:00"]),
+            _entity_df(keys["A1"], ["2025-12-20 00:00"]),
+        ],
+        ignore_index=True,
+    )
     out = historical_features(settings, frame, "settlement_v1")
     b_early, b_late, a_before = (out.iloc[i] for i in range(3))
     assert b_early["attempts_total"] == 0 and b_late["sms_attempts_7d"] == 1
@@ -246,8 +341,10 @@ def test_batched_retrieval_equals_one_call(timeline: tuple[Settings, dict[str, o
     import features.store.retrieval
 
     settings, keys = timeline
-    frame = pd.concat([_entity_df(keys["B1"], STAMPS[:3]), _entity_df(keys["A1"], STAMPS),
-                       _entity_df(keys["B1"], STAMPS[3:])], ignore_index=True)
+    frame = pd.concat(
+        [_entity_df(keys["B1"], STAMPS[:3]), _entity_df(keys["A1"], STAMPS), _entity_df(keys["B1"], STAMPS[3:])],
+        ignore_index=True,
+    )
     frame["label"] = range(len(frame))
     whole = historical_features(settings, frame, "settlement_v1")
     monkeypatch.setattr(features.store.retrieval, "HISTORICAL_BATCH_ROWS", 2)
@@ -256,8 +353,9 @@ def test_batched_retrieval_equals_one_call(timeline: tuple[Settings, dict[str, o
     assert batched["label"].tolist() == list(range(len(frame)))
 
 
-def test_build_as_of_leaves_out_what_arrived_later(timeline: tuple[Settings, dict[str, object]],
-                                                   tmp_path: Path) -> None:
+def test_build_as_of_leaves_out_what_arrived_later(
+    timeline: tuple[Settings, dict[str, object]], tmp_path: Path
+) -> None:
     settings, keys = timeline
     early = _settings(tmp_path / "early", settings.database_url)  # same ledger, own feature store
     paths = build_offline_tables(early, dt.datetime(2026, 1, 24, 12, tzinfo=UTC))
@@ -272,8 +370,9 @@ def test_build_as_of_leaves_out_what_arrived_later(timeline: tuple[Settings, dic
 
 
 @pytest.mark.services
-def test_postgresql_ledger_builds_the_same_tables(timeline: tuple[Settings, dict[str, object]], postgres_url: str,
-                                                  tmp_path: Path) -> None:
+def test_postgresql_ledger_builds_the_same_tables(
+    timeline: tuple[Settings, dict[str, object]], postgres_url: str, tmp_path: Path
+) -> None:
     """The build reads PostgreSQL (typed dates, timestamps and NUMERIC) exactly as SQLite (text)."""
     sqlite_settings, _ = timeline
     pg = _settings(tmp_path / "pg", postgres_url)
@@ -284,5 +383,6 @@ def test_postgresql_ledger_builds_the_same_tables(timeline: tuple[Settings, dict
         got = pd.read_parquet(path)
         assert len(got) > 0, name
         key = [got.columns[0], "event_timestamp"]
-        pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True),
-                                      expected.sort_values(key).reset_index(drop=True), obj=name)
+        pd.testing.assert_frame_equal(
+            got.sort_values(key).reset_index(drop=True), expected.sort_values(key).reset_index(drop=True), obj=name
+        )

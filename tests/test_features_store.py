@@ -63,16 +63,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[str,
 
 
 def _rows(keys: dict[str, dict[str, object]]) -> list[dict[str, object]]:
-    return [{"case_pk": keys[c]["case_pk"], "debtor_key": keys[c]["debtor_key"], "decision_ts": DECISION}
-            for c in ("A1", "B1")]
+    return [
+        {"case_pk": keys[c]["case_pk"], "debtor_key": keys[c]["debtor_key"], "decision_ts": DECISION}
+        for c in ("A1", "B1")
+    ]
 
 
 def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def assert_online_matches_training(settings: Settings, keys: dict[str, dict[str, object]],
-                                   project: str = "concord") -> dict[str, dict[str, list[object]]]:
+def assert_online_matches_training(
+    settings: Settings, keys: dict[str, dict[str, object]], project: str = "concord"
+) -> dict[str, dict[str, list[object]]]:
     """Online values of each service equal the historical ones at the build's as_of."""
     store = feature_store(settings, project)
     frame = pd.DataFrame(_rows(keys)).assign(event_timestamp=AS_OF)
@@ -104,7 +107,8 @@ def test_sqlite_online_features_of_both_services(world: tuple[Settings, dict[str
     assert settlement["terminated_no_assets"][0] == 1
     assert reachability["checks_total"][0] == 2 and reachability["last_status_active"][0] == 1
     assert reachability["days_since_last_reached"][0] == pytest.approx(
-        (DECISION - dt.datetime(2026, 1, 21, 2, tzinfo=dt.UTC)).total_seconds() / 86400)
+        (DECISION - dt.datetime(2026, 1, 21, 2, tzinfo=dt.UTC)).total_seconds() / 86400
+    )
     assert "monthly_income" not in reachability  # the reachability model does not see capacity
     # case B1, debtor 2: no phone checks or litigation at all
     assert settlement["monthly_income"][1] == 9000
@@ -127,8 +131,18 @@ def test_materialize_is_incremental(tmp_path: Path) -> None:
     assert materialize(settings) == {}  # nothing new since the build
     # A call on A1 reaches Concord on 04-10; rebuilt as of 04-15, only A1 is written again.
     path = tmp_path / "late_event.csv"
-    pd.DataFrame([{"case_id": "A1", "creditor": CREDITOR, "at": "2026-04-09 02:00:00Z", "action": "voice_call",
-                   "actor": "system", "outcome": "no_answer"}]).to_csv(path, index=False)
+    pd.DataFrame(
+        [
+            {
+                "case_id": "A1",
+                "creditor": CREDITOR,
+                "at": "2026-04-09 02:00:00Z",
+                "action": "voice_call",
+                "actor": "system",
+                "outcome": "no_answer",
+            }
+        ]
+    ).to_csv(path, index=False)
     engine = make_engine(settings)
     import_file("events", path, settings, engine, received_at=dt.datetime(2026, 4, 10, tzinfo=dt.UTC))
     engine.dispose()
@@ -155,21 +169,25 @@ def test_parallel_build_writes_the_same_tables(tmp_path: Path, monkeypatch: pyte
     build_offline_tables(settings, AS_OF, chunk_cases=1, workers=2)  # one case per chunk
     assert json.loads((offline_path(settings, "x").parent / "manifest.json").read_text())["workers"] == 2
     for name in TABLE_NAMES:
-        entity = "mediator_id" if name == "mediator_performance" else "case_pk" if name == "case_state" else (
-            "debtor_key")
+        entity = (
+            "mediator_id" if name == "mediator_performance" else "case_pk" if name == "case_state" else ("debtor_key")
+        )
         table = pq.read_table(offline_path(settings, name))
         order = [(entity, "ascending"), ("event_timestamp", "ascending")]
         assert table.sort_by(order).equals(inline[name].sort_by(order)), name
         latest = pq.read_table(latest_path(settings, name)).to_pandas()
         expected = table.to_pandas().sort_values([entity, "event_timestamp"]).groupby(entity).tail(1)
-        pd.testing.assert_frame_equal(latest.sort_values(entity).reset_index(drop=True),
-                                      expected.sort_values(entity).reset_index(drop=True),
-                                      check_dtype=False)  # origin rows made the whole table's ints nullable
+        pd.testing.assert_frame_equal(
+            latest.sort_values(entity).reset_index(drop=True),
+            expected.sort_values(entity).reset_index(drop=True),
+            check_dtype=False,
+        )  # origin rows made the whole table's ints nullable
 
 
 @pytest.mark.services
-def test_redis_online_features_of_both_services(world: tuple[Settings, dict[str, dict[str, object]]],
-                                                redis_url: str, tmp_path: Path) -> None:
+def test_redis_online_features_of_both_services(
+    world: tuple[Settings, dict[str, dict[str, object]]], redis_url: str, tmp_path: Path
+) -> None:
     sqlite_settings, keys = world
     settings = dataclasses.replace(_settings(tmp_path / "home", sqlite_settings.database_url), redis_url=redis_url)
     project = f"concord_test_{uuid.uuid4().hex[:10]}"  # keys of parallel runs never collide
@@ -254,8 +272,9 @@ def test_every_feature_is_documented(tmp_path: Path) -> None:
         assert not missing, f"{view.name}: {sorted(missing)} missing from features/FEATURES.md"
 
 
-def test_cli_build_apply_materialize_profile(world: tuple[Settings, dict[str, dict[str, object]]], tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_build_apply_materialize_profile(
+    world: tuple[Settings, dict[str, dict[str, object]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import typer
     from typer.testing import CliRunner
 

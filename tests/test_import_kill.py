@@ -25,16 +25,20 @@ def write_pool(path: Path, n: int, prefix: str) -> None:
     for i in range(n):
         body = f"110105{1960 + i % 40}0101{i % 1000:03d}"
         number = body + "10X98765432"[sum(int(c) * w for c, w in zip(body, WEIGHTS, strict=True)) % 11]
-        lines.append(f"{prefix}{i},某某消费金融,consumer_loan,某{i},{number},138{i % 10**8:08d},{1000 + i % 9000}.50,"
-                     "2022-01-01,2023-06-01")
+        lines.append(
+            f"{prefix}{i},某某消费金融,consumer_loan,某{i},{number},138{i % 10**8:08d},{1000 + i % 9000}.50,"
+            "2022-01-01,2023-06-01"
+        )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def counts(settings: Settings) -> dict[str, int]:
     engine = make_engine(settings)
     with engine.connect() as connection:
-        result = {m.__tablename__: connection.scalar(select(func.count()).select_from(m))
-                  for m in (ledger.Case, ledger.Debtor, ledger.Creditor, ledger.ImportBatch)}
+        result = {
+            m.__tablename__: connection.scalar(select(func.count()).select_from(m))
+            for m in (ledger.Case, ledger.Debtor, ledger.Creditor, ledger.ImportBatch)
+        }
     engine.dispose()
     return result
 
@@ -60,9 +64,12 @@ def writing(settings: Settings) -> bool:
     # Another backend holding a write transaction id has written rows it has not committed.
     engine = create_engine(url)
     with engine.connect() as connection:
-        active = connection.scalar(text(
-            "select count(*) from pg_stat_activity where datname = current_database() "
-            "and pid <> pg_backend_pid() and backend_xid is not null"))
+        active = connection.scalar(
+            text(
+                "select count(*) from pg_stat_activity where datname = current_database() "
+                "and pid <> pg_backend_pid() and backend_xid is not null"
+            )
+        )
     engine.dispose()
     if active:
         time.sleep(1.0)  # let it write some cases, not only the batch row
@@ -73,8 +80,12 @@ def test_killed_import_leaves_ledger_unchanged(ledger_settings, tmp_path) -> Non
     small, big = tmp_path / "small.csv", tmp_path / "big.csv"
     write_pool(small, 50, "S")
     write_pool(big, 150_000, "B")
-    env = {**os.environ, "CONCORD_HOME": str(ledger_settings.home),
-           "CONCORD_DATABASE_URL": ledger_settings.database_url, "CONCORD_PSEUDONYM_KEY": "test-secret"}
+    env = {
+        **os.environ,
+        "CONCORD_HOME": str(ledger_settings.home),
+        "CONCORD_DATABASE_URL": ledger_settings.database_url,
+        "CONCORD_PSEUDONYM_KEY": "test-secret",
+    }
     command = [sys.executable, "-m", "serving.cli", "import", "cases"]
     subprocess.run([*command, str(small)], env=env, check=True, capture_output=True)
     before = counts(ledger_settings)

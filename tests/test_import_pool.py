@@ -44,9 +44,16 @@ def test_faulty_excel_pool_imports_exactly(ledger_settings, tmp_path) -> None:
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(ledger.Case)) == len(pool.good)
         rows = connection.execute(
-            select(ledger.Case.case_id, ledger.Case.principal, ledger.Case.interest, ledger.Case.loan_date,
-                   ledger.Case.overdue_since, ledger.Case.phone_masked, ledger.Case.product, ledger.Debtor.id_masked)
-            .join(ledger.Debtor, ledger.Debtor.debtor_key == ledger.Case.debtor_key)
+            select(
+                ledger.Case.case_id,
+                ledger.Case.principal,
+                ledger.Case.interest,
+                ledger.Case.loan_date,
+                ledger.Case.overdue_since,
+                ledger.Case.phone_masked,
+                ledger.Case.product,
+                ledger.Debtor.id_masked,
+            ).join(ledger.Debtor, ledger.Debtor.debtor_key == ledger.Case.debtor_key)
         ).all()
     for case_id, principal, interest, loan, overdue, phone_masked, product, id_masked in rows:
         expected = pool.good[case_id]

@@ -33,7 +33,7 @@ def _one_pass(path, chunk_rows: int):
 def test_ranges_read_like_one_pass(tmp_path, encoding: str, newline: str) -> None:
     lines = [HEADER]
     for i in range(40):
-        organisation = ['调解中心', '"Smith, Jones & Co"', '"two\nlines"', '"say ""hi"""', '', ' spaced '][i % 6]
+        organisation = ["调解中心", '"Smith, Jones & Co"', '"two\nlines"', '"say ""hi"""', "", " spaced "][i % 6]
         lines.append(f"M{i},{organisation},{i + 1},mandarin;minnan" if i % 7 else "")
     path = tmp_path / "mediators.csv"
     path.write_bytes(newline.join(lines).encode(encoding) + (newline.encode() if encoding != "gb18030" else b""))
@@ -42,7 +42,7 @@ def test_ranges_read_like_one_pass(tmp_path, encoding: str, newline: str) -> Non
     assert _rows(opened.chunks()) == _one_pass(path, 7)
 
 
-@pytest.mark.parametrize("body", ['M1,ab"c,3,x\nM2,"d\ne",4,y', 'M1,x,3,a\rM2,y,4,b', 'M1,"a"b,3,x'])
+@pytest.mark.parametrize("body", ['M1,ab"c,3,x\nM2,"d\ne",4,y', "M1,x,3,a\rM2,y,4,b", 'M1,"a"b,3,x'])
 def test_files_quoted_unusually_are_read_in_one_pass(tmp_path, body: str) -> None:
     path = tmp_path / "mediators.csv"
     path.write_text(HEADER + "\n" + "\n".join([body] * 5) + "\n", encoding="utf-8")
@@ -54,8 +54,9 @@ def test_files_quoted_unusually_are_read_in_one_pass(tmp_path, body: str) -> Non
 @pytest.mark.parametrize(("encoding", "newline"), [("utf-8", "\n"), ("gb18030", "\r\n"), ("utf-8", "\r")])
 @pytest.mark.parametrize("chunk_rows", [10, 7])
 @pytest.mark.parametrize("rows", [[25], [22], [22, 26], [2], [3, 30]])  # 22: the first record of a range
-def test_a_record_with_too_many_fields_refuses_the_file_wherever_it_is(tmp_path, rows: list[int], chunk_rows: int,
-                                                                        encoding: str, newline: str) -> None:
+def test_a_record_with_too_many_fields_refuses_the_file_wherever_it_is(
+    tmp_path, rows: list[int], chunk_rows: int, encoding: str, newline: str
+) -> None:
     """Never a shifted or cut row: the file is refused, naming the first such row, however it is
     cut into parts (pandas alone cuts such a record that opens a chunk to the header's fields)."""
     lines = [HEADER] + [f"M{i},调解中心,5,mandarin" for i in range(30)]
@@ -82,8 +83,14 @@ def test_duplicate_keys_across_chunks_are_rejected_in_parallel_import(settings, 
     rng = np.random.default_rng(0)
     ids = [f"M{i}" for i in range(300)]
     repeats = {320: "M5", 321: "M60", 399: "M250"}  # spreadsheet row -> key used earlier
-    frame = pd.DataFrame({"mediator_id": ids + [f"N{i}" for i in range(100)], "organisation": "调解中心",
-                          "capacity": rng.integers(1, 50, 400).astype(str), "languages": "mandarin"})
+    frame = pd.DataFrame(
+        {
+            "mediator_id": ids + [f"N{i}" for i in range(100)],
+            "organisation": "调解中心",
+            "capacity": rng.integers(1, 50, 400).astype(str),
+            "languages": "mandarin",
+        }
+    )
     for row, key in repeats.items():
         frame.loc[row - 2, "mediator_id"] = key
     frame.loc[100, "capacity"] = "many"  # a fault of its own: not a duplicate

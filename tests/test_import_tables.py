@@ -44,67 +44,92 @@ def count(settings, model) -> int:
 
 @pytest.fixture
 def cases_csv(tmp_path: Path) -> Path:
-    return write(tmp_path / "cases.csv", f"""
+    return write(
+        tmp_path / "cases.csv",
+        f"""
 case_id,creditor,product,debtor_name,id_number,phone,principal,loan_date,overdue_since
 C1,华夏安和银行信用卡中心,credit_card,张三,{ID_A},13812345678,5000,2023-01-01,2024-01-01
 C2,安信消费金融有限公司,consumer_loan,李四,{ID_B},,8000.5,2023-02-01,2024-02-01
-""")
+""",
+    )
 
 
 def test_all_six_tables_import_with_chinese_headers(ledger_settings, tmp_path, cases_csv) -> None:
     assert run_import("cases", cases_csv, tmp_path)["imported"] == 2
-    checks = write(tmp_path / "checks.csv", f"""
+    checks = write(
+        tmp_path / "checks.csv",
+        f"""
 身份证号,查询时间,号码状态,修复号码数,修复来源
 {ID_A},2024-03-01 10:00:00,正常,0,
 {ID_B},2024/3/2 11:30,空号,2,运营商
 {ID_B},2024/3/2 11:30,停机,0,
 {ID_A},2024-03-05T10:00:00+08:00,unknown,,
-""")
+""",
+    )
     report = run_import("contact_checks", checks, tmp_path)
     assert (report["imported"], report["rejected"]) == (3, 1)
     assert [(r["row"], r["column"]) for r in report["rejections"]] == [(4, "checked_at")]  # same key as row 3
 
-    events = write(tmp_path / "events.csv", """
+    events = write(
+        tmp_path / "events.csv",
+        """
 案件编号,债权机构,时间,处置动作,处置人,结果,金额,决策概率
 C1,华夏安和银行信用卡中心,2024-03-01 09:00,sms_warning,system,delivered,,0.5
 C1,华夏安和银行信用卡中心,2024-03-02 10:00,mediator_call,M001,paid,"1,000.00",0.25
 C9,华夏安和银行信用卡中心,2024-03-02 10:00,mediator_call,M001,reached,,
 C2,安信消费金融有限公司,2024-03-03 10:00,teleport,system,sent,,
 C2,安信消费金融有限公司,2024-03-03 10:00,voice_call,system,no_answer,,1.5
-""")
+""",
+    )
     report = run_import("events", events, tmp_path)
     assert report["imported"] == 2
     assert {r["row"]: r["column"] for r in report["rejections"]} == {4: "case_id", 5: "action", 6: "propensity"}
 
-    capacity = write(tmp_path / "capacity.csv", f"""
+    capacity = write(
+        tmp_path / "capacity.csv",
+        f"""
 身份证号,日期,月收入,收入稳定性,就业状态,社保月数,有房产,有车辆,其他负债,月消费
 {ID_A},2024-01-31,"8,000",0.8,employed,36,是,否,1200,3000
 {ID_B},2024-01-31,,,unemployed,,false,false,,
 {ID_B},2024-02-29,3000,1.2,unemployed,,false,false,,
-""")
+""",
+    )
     report = run_import("capacity", capacity, tmp_path)
     assert (report["imported"], report["rejected"]) == (2, 1)
     assert report["rejections"][0]["column"] == "income_stability"
 
-    litigation = write(tmp_path / "litigation.csv", f"""
+    litigation = write(
+        tmp_path / "litigation.csv",
+        f"""
 身份证号,日期,被诉案件数,被执行案件数,终本案件数,失信被执行人,限制高消费
 {ID_A},2024-01-31,1,0,0,否,否
 {ID_B},2024-01-31,3,2,2,是,是
-""")
+""",
+    )
     assert run_import("litigation", litigation, tmp_path)["imported"] == 2
 
-    mediators = write(tmp_path / "mediators.csv", """
+    mediators = write(
+        tmp_path / "mediators.csv",
+        """
 调解员编号,调解组织,在办上限,语言,擅长业务,服务地区
 M001,福州金融纠纷调解中心,120,mandarin;minnan,信用卡;consumer_loan,福建省
 M002,福州金融纠纷调解中心,0,mandarin,,
 M003,福州金融纠纷调解中心,80,mandarin、cantonese,mortgage,
-""")
+""",
+    )
     report = run_import("mediators", mediators, tmp_path)
     assert (report["imported"], report["rejected"]) == (1, 2)
     assert [r["column"] for r in report["rejections"]] == ["capacity", "products"]
 
-    for model, expected in ((ledger.Case, 2), (ledger.ContactCheck, 3), (ledger.Event, 2), (ledger.CapacitySnapshot, 2),
-                            (ledger.LitigationRecord, 2), (ledger.Mediator, 1), (ledger.Debtor, 2)):
+    for model, expected in (
+        (ledger.Case, 2),
+        (ledger.ContactCheck, 3),
+        (ledger.Event, 2),
+        (ledger.CapacitySnapshot, 2),
+        (ledger.LitigationRecord, 2),
+        (ledger.Mediator, 1),
+        (ledger.Debtor, 2),
+    ):
         assert count(ledger_settings, model) == expected, model
     engine = make_engine(ledger_settings)
     with engine.connect() as connection:
@@ -124,24 +149,31 @@ def test_changed_rows_are_updated_and_others_unchanged(settings, tmp_path, cases
 
 
 def test_out_of_scope_cases_are_flagged_not_dropped(settings, tmp_path) -> None:
-    pool = write(tmp_path / "scope.csv", f"""
+    pool = write(
+        tmp_path / "scope.csv",
+        f"""
 case_id,creditor,product,debtor_type,debtor_name,id_number,principal,loan_date,overdue_since
 S1,某银行,personal_loan,person,甲,{ID_A},150000,2023-01-01,2024-01-01
 S2,某银行,credit_card,person,乙,{ID_B},150000,2023-01-01,2024-01-01
 S3,某银行,personal_loan,企业,某某公司,91350100MA2XXXXX1X,5000,2023-01-01,2024-01-01
 S4,某银行,personal_loan,person,丙,{id_number(__import__("random").Random(1))},99999.99,2023-01-01,2024-01-01
-""")
+""",
+    )
     report = run_import("cases", pool, tmp_path)
     assert (report["imported"], report["flagged"], report["flags"]) == (4, 2, {"out_of_scope": 2})
 
 
-@pytest.mark.parametrize(("name", "content", "expected"), [
-    ("bad.parquet", b"x", "bad.parquet is not a parquet file, as its name says"),
-    ("bad.xlsx", b"case_id,creditor\nA,B\n", "bad.xlsx is not an xlsx workbook, as its name says"),
-    ("bad.xlsx", b"PAR1\x00\x00", "bad.xlsx is not an xlsx workbook, as its name says: its content is a parquet"),
-])
-def test_files_whose_content_is_not_what_their_name_says_are_refused(settings, tmp_path, cases_csv, name: str,
-                                                                     content: bytes, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("bad.parquet", b"x", "bad.parquet is not a parquet file, as its name says"),
+        ("bad.xlsx", b"case_id,creditor\nA,B\n", "bad.xlsx is not an xlsx workbook, as its name says"),
+        ("bad.xlsx", b"PAR1\x00\x00", "bad.xlsx is not an xlsx workbook, as its name says: its content is a parquet"),
+    ],
+)
+def test_files_whose_content_is_not_what_their_name_says_are_refused(
+    settings, tmp_path, cases_csv, name: str, content: bytes, expected: str
+) -> None:
     run_import("cases", cases_csv, tmp_path)
     bad = tmp_path / name
     bad.write_bytes(content)
@@ -158,14 +190,18 @@ def test_files_whose_content_is_not_what_their_name_says_are_refused(settings, t
         (b"case_id,creditor\nA,B\n", "lacks the required columns"),
         ("case_id,案件编号,creditor\n".encode(), "appears twice"),
         (b"", "is empty"),
-        (b"case_id,creditor,product,debtor_name,principal,loan_date,overdue_since\n"
-         b'"C1,Bank,credit_card,Zhang,100,2024-01-01,2024-06-01\n',
-         "is not a readable CSV file: Error tokenizing data. C error: EOF inside string starting at row 1. "
-         "Nothing was imported."),
-        (b"case_id,creditor,product,debtor_name,principal,loan_date,overdue_since\n"
-         b"C1,Bank,credit_card,Zhang,100,2024-01-01,2024-06-01\n"
-         b"C2,Bank,credit_card,Li,100,2024-01-01,2024-06-01,x,y\n",
-         "is not a readable CSV file: row 3 has more fields than its header (7). Nothing was imported."),
+        (
+            b"case_id,creditor,product,debtor_name,principal,loan_date,overdue_since\n"
+            b'"C1,Bank,credit_card,Zhang,100,2024-01-01,2024-06-01\n',
+            "is not a readable CSV file: Error tokenizing data. C error: EOF inside string starting at row 1. "
+            "Nothing was imported.",
+        ),
+        (
+            b"case_id,creditor,product,debtor_name,principal,loan_date,overdue_since\n"
+            b"C1,Bank,credit_card,Zhang,100,2024-01-01,2024-06-01\n"
+            b"C2,Bank,credit_card,Li,100,2024-01-01,2024-06-01,x,y\n",
+            "is not a readable CSV file: row 3 has more fields than its header (7). Nothing was imported.",
+        ),
     ],
 )
 def test_unreadable_files_are_refused_whole(settings, tmp_path, cases_csv, content: bytes, expected: str) -> None:
@@ -203,9 +239,13 @@ def test_parquet_files_import_like_csv(settings, tmp_path, cases_csv) -> None:
 
 def test_parquet_timestamp_left_empty_reads_as_an_empty_cell(tmp_path) -> None:
     # An empty timestamp cell comes out of pandas as NaT, which once crashed the import.
-    frame = pd.DataFrame({"id_number": ["A1", "A2", "A3"],
-                          "checked_at": pd.to_datetime(["2025-03-01 09:30:00", None, "2025-03-02 10:00:00"]),
-                          "phone_status": "valid"})
+    frame = pd.DataFrame(
+        {
+            "id_number": ["A1", "A2", "A3"],
+            "checked_at": pd.to_datetime(["2025-03-01 09:30:00", None, "2025-03-02 10:00:00"]),
+            "phone_status": "valid",
+        }
+    )
     path = tmp_path / "contact_checks.parquet"
     frame.to_parquet(path)
     (chunk,) = read_table(path, TABLES["contact_checks"]).chunks()
@@ -213,11 +253,14 @@ def test_parquet_timestamp_left_empty_reads_as_an_empty_cell(tmp_path) -> None:
     assert chunk.rows.tolist() == [2, 3, 4]
 
 
-@pytest.mark.parametrize(("table", "header", "row"), [
-    ("contact_checks", "id_number,checked_at,phone_status", "{id},2024-03-01 10:00:00,active"),
-    ("capacity", "id_number,as_of,monthly_income", "{id},2024-03-01,5000"),
-    ("litigation", "id_number,as_of,defendant_cases", "{id},2024-03-01,1"),
-])
+@pytest.mark.parametrize(
+    ("table", "header", "row"),
+    [
+        ("contact_checks", "id_number,checked_at,phone_status", "{id},2024-03-01 10:00:00,active"),
+        ("capacity", "id_number,as_of,monthly_income", "{id},2024-03-01,5000"),
+        ("litigation", "id_number,as_of,defendant_cases", "{id},2024-03-01,1"),
+    ],
+)
 def test_debtor_rows_without_an_id_number_are_rejected(settings, tmp_path, cases_csv, table, header, row) -> None:
     assert run_import("cases", cases_csv, tmp_path)["imported"] == 2
     path = write(tmp_path / f"{table}.csv", "\n".join([header, row.format(id=ID_A), row.format(id="")]))
@@ -229,21 +272,31 @@ def test_debtor_rows_without_an_id_number_are_rejected(settings, tmp_path, cases
 
 def test_a_file_whose_every_row_is_rejected_stores_nothing_and_reports_them(settings, tmp_path, cases_csv) -> None:
     assert run_import("cases", cases_csv, tmp_path)["imported"] == 2
-    path = write(tmp_path / "checks.csv", "id_number,checked_at,phone_status\n"
-                 f"{ID_A},not a time,active\n{ID_B},2024-03-01,teleported\n,2024-03-01,active")
+    path = write(
+        tmp_path / "checks.csv",
+        "id_number,checked_at,phone_status\n"
+        f"{ID_A},not a time,active\n{ID_B},2024-03-01,teleported\n,2024-03-01,active",
+    )
     report = run_import("contact_checks", path, tmp_path)
     assert (report["rows_read"], report["imported"], report["rejected"]) == (3, 0, 3)
     assert count(settings, ledger.ContactCheck) == 0
 
 
 def test_parquet_with_pandas_nullable_columns_reads_missing_as_empty(settings, tmp_path) -> None:
-    frame = pd.DataFrame({
-        "case_id": ["N1", "N2"], "creditor": ["华夏安和银行信用卡中心"] * 2, "product": ["credit_card"] * 2,
-        "debtor_name": ["张三", "李四"], "id_number": [ID_A, ID_B],
-        "phone": pd.array(["13812345678", pd.NA], dtype="string"),
-        "principal": pd.array([5000, 8000], dtype="Int64"), "interest": pd.array([pd.NA, 12], dtype="Int64"),
-        "loan_date": ["2023-01-01"] * 2, "overdue_since": ["2024-01-01"] * 2,
-    })
+    frame = pd.DataFrame(
+        {
+            "case_id": ["N1", "N2"],
+            "creditor": ["华夏安和银行信用卡中心"] * 2,
+            "product": ["credit_card"] * 2,
+            "debtor_name": ["张三", "李四"],
+            "id_number": [ID_A, ID_B],
+            "phone": pd.array(["13812345678", pd.NA], dtype="string"),
+            "principal": pd.array([5000, 8000], dtype="Int64"),
+            "interest": pd.array([pd.NA, 12], dtype="Int64"),
+            "loan_date": ["2023-01-01"] * 2,
+            "overdue_since": ["2024-01-01"] * 2,
+        }
+    )
     path = tmp_path / "cases.parquet"
     frame.to_parquet(path)
     report = run_import("cases", path, tmp_path)
@@ -279,7 +332,8 @@ def test_connections_check_foreign_keys_again_after_an_import(settings, cases_cs
                 "INSERT INTO cases (creditor_id, case_id, product, debtor_type, debtor_name, principal, interest,"
                 " penalty, fees, loan_date, overdue_since, in_scope, row_hash, batch_id, updated_at)"
                 " VALUES (999, 'X1', 'credit_card', 'person', 'x', 1, 0, 0, 0, '2024-01-01', '2024-02-01', 1,"
-                " 'h', 999, '2024-03-01 00:00:00')")
+                " 'h', 999, '2024-03-01 00:00:00')"
+            )
 
 
 def test_indexes_of_an_empty_table_are_built_again_after_an_import(settings, cases_csv, tmp_path) -> None:

@@ -57,8 +57,11 @@ def test_raw_identifiers_never_reach_the_ledger(ledger_settings, tmp_path) -> No
     assert result.exit_code == 0, result.output
     sheet = openpyxl.load_workbook(pool.path).active
     ids = {str(row[5]).upper() for row in sheet.iter_rows(min_row=2, values_only=True) if row[5]}
-    phones = {"".join(ch for ch in str(row[6]) if ch.isdigit())[-11:]
-              for row in sheet.iter_rows(min_row=2, values_only=True) if row[6]}
+    phones = {
+        "".join(ch for ch in str(row[6]) if ch.isdigit())[-11:]
+        for row in sheet.iter_rows(min_row=2, values_only=True)
+        if row[6]
+    }
     engine = make_engine(ledger_settings)
     with engine.connect() as connection:
         stored = []

@@ -15,15 +15,22 @@ from training.pipeline import feature_columns
 
 def world(n: int = 6000, seed: int = 0, truth: bool = False):
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "monthly_income": rng.lognormal(8.5, 0.6, n),
-        "has_property": rng.random(n) < 0.3,
-        "terminated_no_assets": rng.poisson(0.3, n),
-        "principal": rng.lognormal(9, 0.7, n),
-        "noise": rng.normal(size=n),
-    })
-    logit = (0.8 * np.log(frame["monthly_income"] / 5000) + 0.9 * frame["has_property"]
-             - 0.9 * frame["terminated_no_assets"] - 0.3 * np.log(frame["principal"] / 8000) - 0.6)
+    frame = pd.DataFrame(
+        {
+            "monthly_income": rng.lognormal(8.5, 0.6, n),
+            "has_property": rng.random(n) < 0.3,
+            "terminated_no_assets": rng.poisson(0.3, n),
+            "principal": rng.lognormal(9, 0.7, n),
+            "noise": rng.normal(size=n),
+        }
+    )
+    logit = (
+        0.8 * np.log(frame["monthly_income"] / 5000)
+        + 0.9 * frame["has_property"]
+        - 0.9 * frame["terminated_no_assets"]
+        - 0.3 * np.log(frame["principal"] / 8000)
+        - 0.6
+    )
     p = 1 / (1 + np.exp(-logit))
     y = (rng.random(n) < p).astype(int)
     return (frame, y, p.to_numpy()) if truth else (frame, y)
@@ -35,8 +42,9 @@ def settlement_model() -> CalibratedOdds:
     return CalibratedOdds(n_estimators=200, monotone=SETTLEMENT.monotone).fit(X.astype(float), y)
 
 
-@pytest.mark.parametrize(("feature", "direction"),
-                         [("monthly_income", 1), ("has_property", 1), ("terminated_no_assets", -1)])
+@pytest.mark.parametrize(
+    ("feature", "direction"), [("monthly_income", 1), ("has_property", 1), ("terminated_no_assets", -1)]
+)
 def test_domain_directions_hold_on_random_inputs(settlement_model, feature: str, direction: int) -> None:
     rng = np.random.default_rng(1)
     X, _ = world(500, seed=2)
@@ -50,13 +58,20 @@ def test_domain_directions_hold_on_random_inputs(settlement_model, feature: str,
 
 def test_the_pseudonym_is_not_a_feature_and_changes_nothing(settlement_model) -> None:
     X, y = world(300, seed=3)
-    frame = X.assign(debtor_key=[f"{i:032x}" for i in range(300)], case_pk=range(300), label=y,
-                     event_timestamp=pd.Timestamp("2025-01-01", tz="UTC"), creditor_type="bank")
+    frame = X.assign(
+        debtor_key=[f"{i:032x}" for i in range(300)],
+        case_pk=range(300),
+        label=y,
+        event_timestamp=pd.Timestamp("2025-01-01", tz="UTC"),
+        creditor_type="bank",
+    )
     assert "debtor_key" not in feature_columns(frame, SETTLEMENT)
     shuffled = frame.assign(debtor_key=frame["debtor_key"].sample(frac=1, random_state=0).to_numpy())
     columns = feature_columns(frame, SETTLEMENT)
-    np.testing.assert_array_equal(settlement_model.predict_proba(frame[columns].astype(float)),
-                                  settlement_model.predict_proba(shuffled[columns].astype(float)))
+    np.testing.assert_array_equal(
+        settlement_model.predict_proba(frame[columns].astype(float)),
+        settlement_model.predict_proba(shuffled[columns].astype(float)),
+    )
 
 
 def test_calibrated_and_discriminating_on_fresh_data(settlement_model) -> None:
@@ -84,19 +99,28 @@ def test_labels_do_not_depend_on_timestamp_resolution() -> None:
     # Found by the oracle benchmark: microsecond timestamps made every label 0.
     from training.labels import REACHABILITY, attach_labels
 
-    events = pd.DataFrame({"case_pk": [1, 1], "at": pd.to_datetime(["2025-01-03", "2025-03-01"], utc=True),
-                           "outcome": ["reached", "reached"]})
+    events = pd.DataFrame(
+        {
+            "case_pk": [1, 1],
+            "at": pd.to_datetime(["2025-01-03", "2025-03-01"], utc=True),
+            "outcome": ["reached", "reached"],
+        }
+    )
     for unit in ("ns", "us", "s"):
-        points = pd.DataFrame({"case_pk": [1, 1, 1],
-                               "decision_ts": pd.to_datetime(["2025-01-01", "2025-01-20", "2025-03-01"],
-                                                             utc=True).as_unit(unit)})
+        points = pd.DataFrame(
+            {
+                "case_pk": [1, 1, 1],
+                "decision_ts": pd.to_datetime(["2025-01-01", "2025-01-20", "2025-03-01"], utc=True).as_unit(unit),
+            }
+        )
         # The outcome at the decision time itself counts; one 14 days later does not.
         labels = attach_labels(points, events.assign(at=events["at"].dt.as_unit(unit)), REACHABILITY).tolist()
         assert labels == [1, 0, 1]
 
 
-@pytest.mark.parametrize(("feature", "direction"),
-                         [("monthly_income", 1), ("has_property", 1), ("terminated_no_assets", -1)])
+@pytest.mark.parametrize(
+    ("feature", "direction"), [("monthly_income", 1), ("has_property", 1), ("terminated_no_assets", -1)]
+)
 def test_the_baseline_keeps_the_domain_directions_even_against_the_data(feature: str, direction: int) -> None:
     # A world where the data point the wrong way for every constrained feature: the baseline,
     # which is registered when it does better, must still never move against the domain.

@@ -38,8 +38,9 @@ def registered_models(settings) -> list[str]:
     return [m.name for m in registry.configure(settings).search_registered_models()]
 
 
-def test_training_on_history_imported_without_historical_refuses_with_the_fix(settings, tmp_path: Path,
-                                                                              tiny_search) -> None:
+def test_training_on_history_imported_without_historical_refuses_with_the_fix(
+    settings, tmp_path: Path, tiny_search
+) -> None:
     paths = build(tmp_path / "world", n_cases=500)
     for table in TABLES:
         concord("import", table, str(paths[table]))  # the natural first try: as if received today
@@ -61,8 +62,9 @@ def test_training_on_history_imported_without_historical_refuses_with_the_fix(se
     assert sorted(registered_models(settings)) == ["concord-reachability", "concord-settlement"]
 
 
-def test_the_drift_report_flags_a_feature_absent_in_training_and_present_at_scoring(settings, tmp_path: Path,
-                                                                                   tiny_search) -> None:
+def test_the_drift_report_flags_a_feature_absent_in_training_and_present_at_scoring(
+    settings, tmp_path: Path, tiny_search
+) -> None:
     paths = build(tmp_path / "world", n_cases=500)
     for table in TABLES:
         if table != "capacity":  # the capacity provider's files come later

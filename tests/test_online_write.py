@@ -81,7 +81,8 @@ def test_rows_are_feasts_own_conversion(applied, view_name: str) -> None:
         assert key.SerializeToString() == key_f.SerializeToString()
         assert values.keys() == values_f.keys()
         assert {k: v.SerializeToString() for k, v in values.items()} == {
-            k: v.SerializeToString() for k, v in values_f.items()}
+            k: v.SerializeToString() for k, v in values_f.items()
+        }
         assert stamp == stamp_f and created is created_f is None
 
 
@@ -96,8 +97,9 @@ def _hashes(client, project: str) -> dict[bytes, dict[bytes, bytes]]:  # noqa: A
 
 @pytest.mark.services
 @pytest.mark.parametrize("workers", [1, 2])
-def test_bulk_redis_store_writes_what_feast_writes(settings: Settings, redis_url: str, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+def test_bulk_redis_store_writes_what_feast_writes(
+    settings: Settings, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
     import redis
 
     monkeypatch.setattr(online_write, "PARALLEL_MIN_ENTITIES", 100)  # exercise the worker processes
@@ -107,8 +109,9 @@ def test_bulk_redis_store_writes_what_feast_writes(settings: Settings, redis_url
     stores = {project: feature_store(settings, project) for project in (feast_project, bulk_project)}
     for project, store in stores.items():
         apply(settings, project, store=store)
-    bulk = FeatureStore(repo_path=str(stores[bulk_project].repo_path), config=repo_config(settings, bulk_project,
-                                                                                           bulk=True))
+    bulk = FeatureStore(
+        repo_path=str(stores[bulk_project].repo_path), config=repo_config(settings, bulk_project, bulk=True)
+    )
     assert type(bulk._get_provider().online_store).__name__ == "BulkRedisOnlineStore"  # noqa: SLF001
     client = redis.Redis.from_url(redis_url)
     try:
@@ -134,8 +137,9 @@ def test_bulk_sqlite_store_writes_what_feast_writes(settings: Settings, tmp_path
     stores = {project: feature_store(settings, project) for project in ("feastwrites", "bulkwrites")}
     for project, store in stores.items():
         apply(settings, project, store=store)
-    bulk = FeatureStore(repo_path=str(stores["bulkwrites"].repo_path), config=repo_config(settings, "bulkwrites",
-                                                                                          bulk=True))
+    bulk = FeatureStore(
+        repo_path=str(stores["bulkwrites"].repo_path), config=repo_config(settings, "bulkwrites", bulk=True)
+    )
     assert type(bulk._get_provider().online_store).__name__ == "BulkSqliteOnlineStore"  # noqa: SLF001
     writer = OnlineWriter(bulk, tmp_path / "scratch", workers=2)
     for view_name in VIEWS:
@@ -145,9 +149,13 @@ def test_bulk_sqlite_store_writes_what_feast_writes(settings: Settings, tmp_path
         assert writer.write(bulk.get_feature_view(view_name), table) == 200
     with sqlite3.connect(settings.home / "features" / "online.db") as conn:
         for view_name in VIEWS:
-            rows = {project: conn.execute(f"SELECT entity_key, feature_name, value, value_text, event_ts, created_ts "
-                                          f"FROM {project}_{view_name} ORDER BY 1, 2").fetchall()
-                    for project in stores}
+            rows = {
+                project: conn.execute(
+                    f"SELECT entity_key, feature_name, value, value_text, event_ts, created_ts "
+                    f"FROM {project}_{view_name} ORDER BY 1, 2"
+                ).fetchall()
+                for project in stores
+            }
             assert rows["bulkwrites"] == rows["feastwrites"] and len(rows["feastwrites"]) > 200, view_name
 
 
@@ -163,6 +171,7 @@ def test_materialize_writes_each_entity_once_at_its_latest_row(settings: Setting
     newer = table.set_column(1, "event_timestamp", pa.array([stamp] * 50, table.schema.field(1).type))
     newer = newer.set_column(2, table.schema.names[2], pa.array(range(50), table.schema.field(2).type))
     writer.write(view, newer)
-    got = store.get_online_features(features=[f"litigation:{table.schema.names[2]}"],
-                                    entity_rows=[{"debtor_key": f"k{i:06d}"} for i in range(50)]).to_dict()
+    got = store.get_online_features(
+        features=[f"litigation:{table.schema.names[2]}"], entity_rows=[{"debtor_key": f"k{i:06d}"} for i in range(50)]
+    ).to_dict()
     assert got[table.schema.names[2]] == list(range(50))

@@ -76,8 +76,11 @@ def test_every_date_spelling_parses_to_the_same_day(day: dt.date) -> None:
     assert {value.date() for value in parsed.values} == {day}
 
 
-@given(st.integers(min_value=2000, max_value=2030), st.integers(min_value=1, max_value=12),
-       st.integers(min_value=29, max_value=40))
+@given(
+    st.integers(min_value=2000, max_value=2030),
+    st.integers(min_value=1, max_value=12),
+    st.integers(min_value=29, max_value=40),
+)
 def test_impossible_days_are_refused(year: int, month: int, day: int) -> None:
     try:
         dt.date(year, month, day)
@@ -86,11 +89,15 @@ def test_impossible_days_are_refused(year: int, month: int, day: int) -> None:
         assert parsed.errors.notna().all()
 
 
-@given(st.datetimes(min_value=dt.datetime(1995, 1, 1),
-                    max_value=dt.datetime(2090, 1, 1)).map(lambda t: t.replace(microsecond=0)))
+@given(
+    st.datetimes(min_value=dt.datetime(1995, 1, 1), max_value=dt.datetime(2090, 1, 1)).map(
+        lambda t: t.replace(microsecond=0)
+    )
+)
 def test_naive_timestamps_are_shanghai_time_stored_as_utc(moment: dt.datetime) -> None:
-    parsed = parsing.parse_timestamp(column(moment.strftime("%Y-%m-%d %H:%M:%S"),
-                                            moment.strftime("%Y/%m/%d %H:%M:%S") + "+08:00"))
+    parsed = parsing.parse_timestamp(
+        column(moment.strftime("%Y-%m-%d %H:%M:%S"), moment.strftime("%Y/%m/%d %H:%M:%S") + "+08:00")
+    )
     assert parsed.errors.isna().all()
     expected = pd.Timestamp(moment - dt.timedelta(hours=8), tz="UTC")
     assert list(parsed.values) == [expected, expected]
@@ -104,10 +111,12 @@ def with_check(body: str) -> str:
 
 
 # region code, a birth date that exists (not in the future), sequence number
-id_bodies = st.builds(lambda region, birth, seq: f"{region}{birth:%Y%m%d}{seq}",
-                      st.text(alphabet="0123456789", min_size=6, max_size=6),
-                      st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2020, 12, 31)),
-                      st.text(alphabet="0123456789", min_size=3, max_size=3))
+id_bodies = st.builds(
+    lambda region, birth, seq: f"{region}{birth:%Y%m%d}{seq}",
+    st.text(alphabet="0123456789", min_size=6, max_size=6),
+    st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2020, 12, 31)),
+    st.text(alphabet="0123456789", min_size=3, max_size=3),
+)
 
 
 @given(id_bodies)
@@ -155,21 +164,28 @@ def test_numbers_excel_turned_into_scientific_notation_are_refused_as_lost_digit
     assert "Excel" in identifiers.LOST_DIGITS and "text" in identifiers.LOST_DIGITS
 
 
-mobiles = st.builds(lambda second, rest: f"1{second}{rest}", st.sampled_from("3456789"),
-                    st.text(alphabet="0123456789", min_size=9, max_size=9))
+mobiles = st.builds(
+    lambda second, rest: f"1{second}{rest}",
+    st.sampled_from("3456789"),
+    st.text(alphabet="0123456789", min_size=9, max_size=9),
+)
 
 
 @given(mobiles)
 def test_mobile_spellings_normalise_to_eleven_digits(number: str) -> None:
     spaced = f"{number[:3]} {number[3:7]} {number[7:]}"
-    parsed = identifiers.parse_phone(column(number, "+86" + number, "+86 " + spaced, "86" + number,
-                                        number[:3] + "-" + number[3:]))
+    parsed = identifiers.parse_phone(
+        column(number, "+86" + number, "+86 " + spaced, "86" + number, number[:3] + "-" + number[3:])
+    )
     assert parsed.errors.isna().all()
     assert set(parsed.values) == {number}
 
 
-@given(st.text(alphabet="0123456789", min_size=1, max_size=14)
-       .filter(lambda s: not (len(s) == 11 and s[0] == "1" and s[1] in "3456789")))
+@given(
+    st.text(alphabet="0123456789", min_size=1, max_size=14).filter(
+        lambda s: not (len(s) == 11 and s[0] == "1" and s[1] in "3456789")
+    )
+)
 @hsettings(max_examples=200)
 def test_non_mobiles_are_refused(text: str) -> None:
     if text.startswith("86") and len(text) == 13 and text[2] == "1" and text[3] in "3456789":
@@ -200,8 +216,9 @@ def test_a_column_of_whole_percentages_parses() -> None:
 
 
 def test_mixed_date_spellings_parse_alike_and_keep_the_year_bounds() -> None:
-    column = pd.Series(["2024-03-05", "2024/3/5", "1800-01-01", "2024-03-05 14:30:00", "2024年3月6日", None],
-                       dtype=object)
+    column = pd.Series(
+        ["2024-03-05", "2024/3/5", "1800-01-01", "2024-03-05 14:30:00", "2024年3月6日", None], dtype=object
+    )
     dates = parsing.parse_date(column)
     assert [str(v)[:10] for v in dates.values[:2]] == ["2024-03-05", "2024-03-05"]
     assert dates.errors.notna().tolist() == [False, False, True, True, False, False]

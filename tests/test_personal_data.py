@@ -35,8 +35,12 @@ runner = CliRunner()
 
 def test_rejected_rows_cannot_run_as_formulas_and_come_back_as_they_were(settings, tmp_path) -> None:
     cases = be.pool(3)
-    planted = {"债务人姓名": '=HYPERLINK("http://x","点击")', "省份": "-1+2", "管辖法院": "+cmd|' /C calc'!A0",
-               "业务类型": "@SUM(1+1)"}
+    planted = {
+        "债务人姓名": '=HYPERLINK("http://x","点击")',
+        "省份": "-1+2",
+        "管辖法院": "+cmd|' /C calc'!A0",
+        "业务类型": "@SUM(1+1)",
+    }
 
     def plant(rows: list[list[str]]) -> None:
         be.contract_spellings(rows)
@@ -65,8 +69,11 @@ def test_rejected_rows_cannot_run_as_formulas_and_come_back_as_they_were(setting
     assert json.loads(again.read_text())["imported"] == 1
     engine = make_engine(settings)
     with engine.connect() as connection:
-        stored = connection.execute(select(ledger.Case.debtor_name, ledger.Case.province, ledger.Case.court)
-                                    .where(ledger.Case.case_id == cases[1].case_id)).one()
+        stored = connection.execute(
+            select(ledger.Case.debtor_name, ledger.Case.province, ledger.Case.court).where(
+                ledger.Case.case_id == cases[1].case_id
+            )
+        ).one()
     engine.dispose()
     assert tuple(stored) == (planted["债务人姓名"], planted["省份"], planted["管辖法院"])
 
@@ -89,11 +96,12 @@ class Pipeline:
 def _bank_export(folder: Path) -> Path:
     """A bank's pool with the rows a clerk's hand leaves: cells shifted left from 主体类型 (the name
     lands in the debtor type, the ID number in the name), and an ID number pasted into 本金."""
+
     def shift(rows: list[list[str]]) -> None:
         be.contract_spellings(rows)
         row = rows[2]
         at = be.HEADER.index("主体类型")
-        rows[2] = row[:at] + row[at + 1:] + [""]
+        rows[2] = row[:at] + row[at + 1 :] + [""]
         rows[4][be.HEADER.index("本金")] = rows[4][be.HEADER.index("身份证号")]
 
     return be.text_file(folder, BANK_CASES, "海峡银行-十月.csv", "utf-8-sig", ",", shift)
@@ -107,17 +115,29 @@ def pipeline(tmp_path_factory) -> Pipeline:
     root = tmp_path_factory.mktemp("pipeline")
     home, world = root / "home", root / "world"
     bank = _bank_export(root)
-    commands = [["simulate", "--cases", "300", "--seed", "5", "--out", str(world)],
-                *(["import", table, str(world / f"{table}.csv"), "--historical"] for table in TABLES),
-                ["import", "cases", str(bank)],
-                ["features", "build"], ["features", "apply"], ["features", "materialize"],
-                ["train", "--as-of", AS_OF], ["score", "--as-of", "2026-05-31", "--out", str(home / "scores.csv")]]
+    commands = [
+        ["simulate", "--cases", "300", "--seed", "5", "--out", str(world)],
+        *(["import", table, str(world / f"{table}.csv"), "--historical"] for table in TABLES),
+        ["import", "cases", str(bank)],
+        ["features", "build"],
+        ["features", "apply"],
+        ["features", "materialize"],
+        ["train", "--as-of", AS_OF],
+        ["score", "--as-of", "2026-05-31", "--out", str(home / "scores.csv")],
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONCORD_")}
     env.update(CONCORD_HOME=str(home), PYTHONPATH=str(ROOT), **SMALL_SEARCH)
     out, err = root / "stdout.txt", root / "stderr.txt"
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        result = subprocess.run([sys.executable, "-m", "tests.run_commands", json.dumps(commands)], cwd=root, env=env,
-                                stdout=stdout, stderr=stderr, preexec_fn=lambda: os.umask(0o022), timeout=1200)
+        result = subprocess.run(
+            [sys.executable, "-m", "tests.run_commands", json.dumps(commands)],
+            cwd=root,
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            preexec_fn=lambda: os.umask(0o022),
+            timeout=1200,
+        )
     assert result.returncode == 0, out.read_text()[-3000:] + err.read_text()[-3000:]
     return Pipeline(home, world, bank, [out, err])
 
@@ -131,11 +151,18 @@ def test_every_file_under_concord_home_is_readable_by_its_owner_only(pipeline: P
     names = {path.relative_to(home).as_posix() for path in _files(home)}
     expected = {"concord.db", "pseudonym.key", "mlflow.db", "scores.csv", "features/registry.db", "features/online.db"}
     assert expected <= names, sorted(names)
-    for pattern in (r"imports/.+\.json", r"imports/.+\.rejected\.csv", r"features/offline/.+\.parquet",
-                    r"mlartifacts/.+"):
+    for pattern in (
+        r"imports/.+\.json",
+        r"imports/.+\.rejected\.csv",
+        r"features/offline/.+\.parquet",
+        r"mlartifacts/.+",
+    ):
         assert any(re.fullmatch(pattern, name) for name in names), pattern
-    opened = {path.relative_to(home).as_posix(): oct(stat.S_IMODE(path.lstat().st_mode))
-              for path in [home, *home.rglob("*")] if stat.S_IMODE(path.lstat().st_mode) & 0o077}
+    opened = {
+        path.relative_to(home).as_posix(): oct(stat.S_IMODE(path.lstat().st_mode))
+        for path in [home, *home.rglob("*")]
+        if stat.S_IMODE(path.lstat().st_mode) & 0o077
+    }
     assert opened == {}, f"{len(opened)} of {len(names)} files and folders readable by others: {opened}"
 
 
@@ -174,8 +201,7 @@ def test_no_raw_id_number_phone_or_name_outside_the_ledger(pipeline: Pipeline) -
     pattern = re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)).encode())
     # The ledger keeps the names (the court list needs them); the rejected rows are the clerk's to fix.
     ledger_files = {"concord.db", "concord.db-wal", "concord.db-shm"}
-    searched = [p for p in _files(pipeline.home)
-                if p.name not in ledger_files and not p.name.endswith(".rejected.csv")]
+    searched = [p for p in _files(pipeline.home) if p.name not in ledger_files and not p.name.endswith(".rejected.csv")]
     assert len(searched) > 20
     # the search finds them where they are: in the rejected rows and in the files the bank sent
     rejected = next((pipeline.home / "imports").glob("*.rejected.csv"))
@@ -193,13 +219,20 @@ def test_doctor_lists_where_personal_data_lives_and_names_a_file_others_can_read
     env.update(CONCORD_HOME=str(pipeline.home), PYTHONPATH=str(ROOT))
 
     def doctor() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "serving.cli", "doctor"], env=env, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "serving.cli", "doctor"], env=env, capture_output=True, text=True, timeout=120
+        )
 
     healthy = doctor()
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
-    for place in ("case ledger", "pseudonym key", "import reports and rejected rows", "feature store",
-                  "MLflow runs and registry", "MLflow artifacts"):
+    for place in (
+        "case ledger",
+        "pseudonym key",
+        "import reports and rejected rows",
+        "feature store",
+        "MLflow runs and registry",
+        "MLflow artifacts",
+    ):
         assert place in healthy.stdout
     assert str(pipeline.home / "concord.db") in healthy.stdout and "readable by their owner only" in healthy.stdout
     report = next((pipeline.home / "imports").glob("*.rejected.csv"))
@@ -210,4 +243,5 @@ def test_doctor_lists_where_personal_data_lives_and_names_a_file_others_can_read
         report.chmod(0o600)
     assert sick.returncode == 1
     assert f"file {report} has mode 0644, readable by others than its owner: run chmod 600 '{report}'." in " ".join(
-        sick.stderr.split())
+        sick.stderr.split()
+    )

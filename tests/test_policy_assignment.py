@@ -20,8 +20,9 @@ def exact_optimum(cases: pd.DataFrame, mediators: pd.DataFrame, factors: np.ndar
     gain = np.round(cases["expected_recovery"].to_numpy()[tail] * factors[tail, head] * 100).astype(np.int64) + 1
     flow = min_cost_flow.SimpleMinCostFlow()
     arcs = flow.add_arcs_with_capacity_and_unit_cost(tail, n + head, np.ones(len(tail), np.int64), -gain)
-    flow.add_arcs_with_capacity_and_unit_cost(np.arange(n), np.full(n, n + m), np.ones(n, np.int64),
-                                              np.zeros(n, np.int64))
+    flow.add_arcs_with_capacity_and_unit_cost(
+        np.arange(n), np.full(n, n + m), np.ones(n, np.int64), np.zeros(n, np.int64)
+    )
     flow.add_arcs_with_capacity_and_unit_cost(n + np.arange(m), np.full(m, n + m), limit, np.zeros(m, np.int64))
     flow.set_nodes_supplies(np.arange(n + m + 1), np.concatenate([np.ones(n, np.int64), np.zeros(m, np.int64), [-n]]))
     assert flow.solve() == flow.OPTIMAL
@@ -32,14 +33,24 @@ def exact_optimum(cases: pd.DataFrame, mediators: pd.DataFrame, factors: np.ndar
 def test_within_half_a_percent_of_the_exact_optimum() -> None:
     rng = np.random.default_rng(2)
     n, m = 3000, 60
-    cases = pd.DataFrame({"province": rng.choice(["福建省", "广东省", "北京市"], n),
-                          "product": rng.choice(["credit_card", "consumer_loan"], n),
-                          "expected_recovery": rng.lognormal(6, 1.5, n)})
-    mediators = pd.DataFrame({
-        "mediator_id": [f"M{i:02d}" for i in range(m)], "capacity": rng.integers(20, 80, m), "load": 0,
-        "languages": rng.choice(["mandarin", "mandarin;minnan", "mandarin;cantonese"], m),
-        "products": rng.choice([None, "credit_card", "consumer_loan"], m),
-        "provinces": rng.choice([None, "福建省", "广东省;北京市"], m), "performance": rng.uniform(0.7, 1.3, m)})
+    cases = pd.DataFrame(
+        {
+            "province": rng.choice(["福建省", "广东省", "北京市"], n),
+            "product": rng.choice(["credit_card", "consumer_loan"], n),
+            "expected_recovery": rng.lognormal(6, 1.5, n),
+        }
+    )
+    mediators = pd.DataFrame(
+        {
+            "mediator_id": [f"M{i:02d}" for i in range(m)],
+            "capacity": rng.integers(20, 80, m),
+            "load": 0,
+            "languages": rng.choice(["mandarin", "mandarin;minnan", "mandarin;cantonese"], m),
+            "products": rng.choice([None, "credit_card", "consumer_loan"], m),
+            "provinces": rng.choice([None, "福建省", "广东省;北京市"], m),
+            "performance": rng.uniform(0.7, 1.3, m),
+        }
+    )
     result = assign(cases, mediators, RULES)
     # The same factors as the solver's, case by case, from the mediators it chose and the reasons' rules.
     factors = np.zeros((n, m))
@@ -47,9 +58,11 @@ def test_within_half_a_percent_of_the_exact_optimum() -> None:
         serves = person["provinces"] is None or cases["province"].isin(person["provinces"].split(";"))
         lists = cases["product"] == person["products"]  # listed as a speciality
         speaks = ((cases["province"] == "福建省") & ("minnan" in person["languages"])) | (
-            (cases["province"] == "广东省") & ("cantonese" in person["languages"]))
-        factors[:, j] = np.where(serves, person["performance"] * np.where(speaks, 1.10, 1.0)
-                                 * np.where(lists, 1.05, 1.0), 0.0)
+            (cases["province"] == "广东省") & ("cantonese" in person["languages"])
+        )
+        factors[:, j] = np.where(
+            serves, person["performance"] * np.where(speaks, 1.10, 1.0) * np.where(lists, 1.05, 1.0), 0.0
+        )
     balance = np.ceil(RULES.balance_factor * n * mediators["capacity"] / mediators["capacity"].sum())
     limit = np.minimum(mediators["capacity"], balance).to_numpy(np.int64)
     best = exact_optimum(cases, mediators, factors, limit)
@@ -58,11 +71,24 @@ def test_within_half_a_percent_of_the_exact_optimum() -> None:
 
 
 def test_fits_and_reasons() -> None:
-    cases = pd.DataFrame({"province": ["福建省", "福建省", "四川省"], "product": ["credit_card"] * 3,
-                          "expected_recovery": [900.0, 100.0, 500.0]})
-    mediators = pd.DataFrame({"mediator_id": ["M1", "M2"], "capacity": [1, 5], "load": [0, 0],
-                              "languages": ["mandarin;minnan", "mandarin"], "products": [None, None],
-                              "provinces": ["福建省", "福建省"], "performance": [1.0, 1.0]})
+    cases = pd.DataFrame(
+        {
+            "province": ["福建省", "福建省", "四川省"],
+            "product": ["credit_card"] * 3,
+            "expected_recovery": [900.0, 100.0, 500.0],
+        }
+    )
+    mediators = pd.DataFrame(
+        {
+            "mediator_id": ["M1", "M2"],
+            "capacity": [1, 5],
+            "load": [0, 0],
+            "languages": ["mandarin;minnan", "mandarin"],
+            "products": [None, None],
+            "provinces": ["福建省", "福建省"],
+            "performance": [1.0, 1.0],
+        }
+    )
     result = assign(cases, mediators, RULES)
     assert list(result.mediator_id) == ["M1", "M2", ""]  # the minnan speaker gets the more valuable case
     assert "speaks the language of 福建省" in result.reason[0]

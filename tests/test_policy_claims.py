@@ -22,9 +22,18 @@ def at(year: int, month: int, day: int, hour: int = 0) -> float:
 
 def test_hand_checked_claim_with_the_legal_cap_and_a_payment() -> None:
     rules = load_policy().claims  # 24 % cap on interest + penalty + fees, penalty 0.5 x the rate, 365 days
-    facts = Facts.from_mapping({
-        "principal": 10_000.00, "annual_rate": 0.18, "interest": 999.0, "penalty": 999.0, "fees": 200.00,
-        "overdue_since_ts": at(2023, 1, 1), "decision_ts": at(2024, 1, 1, 15), "paid_amount_total": 1_000.00})
+    facts = Facts.from_mapping(
+        {
+            "principal": 10_000.00,
+            "annual_rate": 0.18,
+            "interest": 999.0,
+            "penalty": 999.0,
+            "fees": 200.00,
+            "overdue_since_ts": at(2023, 1, 1),
+            "decision_ts": at(2024, 1, 1, 15),
+            "paid_amount_total": 1_000.00,
+        }
+    )
     claims = compute_claims(facts, rules)
     # 365 days: interest 10,000 x 18 % = 1,800.00; penalty 10,000 x 18 % x 0.5 = 900.00; fees 200.00.
     # Cap 10,000 x 24 % = 2,400.00 < 2,900.00: 500.00 is cut from the penalty, which keeps 400.00.
@@ -41,10 +50,19 @@ def test_hand_checked_claim_with_the_legal_cap_and_a_payment() -> None:
 
 def test_within_the_cap_and_without_a_contract_rate() -> None:
     rules = load_policy().claims
-    facts = Facts.from_frame(pd.DataFrame({
-        "principal": [5_000.00, 5_000.00], "annual_rate": [0.10, np.nan], "interest": [0.0, 300.0],
-        "penalty": [0.0, 150.0], "fees": [0.0, 0.0], "overdue_since_ts": [at(2024, 3, 1)] * 2,
-        "decision_ts": [at(2024, 9, 1, 10)] * 2}))
+    facts = Facts.from_frame(
+        pd.DataFrame(
+            {
+                "principal": [5_000.00, 5_000.00],
+                "annual_rate": [0.10, np.nan],
+                "interest": [0.0, 300.0],
+                "penalty": [0.0, 150.0],
+                "fees": [0.0, 0.0],
+                "overdue_since_ts": [at(2024, 3, 1)] * 2,
+                "decision_ts": [at(2024, 9, 1, 10)] * 2,
+            }
+        )
+    )
     claims = compute_claims(facts, rules)
     # 184 days at 10 %: 5,000 x 0.10 x 184/365 = 252.05; penalty half of that, 126.03; cap 604.93.
     assert claims.interest[0] == pytest.approx(252.05) and claims.penalty[0] == pytest.approx(126.03)
@@ -56,9 +74,15 @@ def test_within_the_cap_and_without_a_contract_rate() -> None:
 
 def test_limitation_ends_three_years_after_the_overdue_date_or_the_last_payment() -> None:
     rules = load_policy().claims
-    facts = Facts.from_frame(pd.DataFrame({
-        "overdue_since_ts": [at(2023, 2, 28), at(2023, 2, 28)], "decision_ts": [at(2025, 6, 1)] * 2,
-        "days_since_last_settled": [np.nan, 31.0]}))
+    facts = Facts.from_frame(
+        pd.DataFrame(
+            {
+                "overdue_since_ts": [at(2023, 2, 28), at(2023, 2, 28)],
+                "decision_ts": [at(2025, 6, 1)] * 2,
+                "days_since_last_settled": [np.nan, 31.0],
+            }
+        )
+    )
     days = limitation_end_day(facts, rules)
     assert str(np.datetime64(int(days[0]), "D")) == "2026-02-28"
     assert str(np.datetime64(int(days[1]), "D")) == "2028-05-01"  # a payment on 2025-05-01 restarted it

@@ -31,11 +31,16 @@ def world(tmp_path_factory) -> Iterator[Settings]:
         for key, value in env.items():
             patch.setenv(key, value)
         patch.delenv("CONCORD_DATABASE_URL", raising=False)
-        steps = [("simulate", "--cases", "1500", "--seed", "3", "--out", str(home / "world"), "--format", "parquet"),
-                 *(("import", table, str(home / "world" / f"{table}.parquet"), "--historical")
-                   for table in ("mediators", "cases", "contact_checks", "capacity", "litigation", "events")),
-                 ("features", "build", "--as-of", "2026-06-20"), ("features", "apply"),
-                 ("train", "--model", "all", "--as-of", "2026-06-20")]
+        steps = [
+            ("simulate", "--cases", "1500", "--seed", "3", "--out", str(home / "world"), "--format", "parquet"),
+            *(
+                ("import", table, str(home / "world" / f"{table}.parquet"), "--historical")
+                for table in ("mediators", "cases", "contact_checks", "capacity", "litigation", "events")
+            ),
+            ("features", "build", "--as-of", "2026-06-20"),
+            ("features", "apply"),
+            ("train", "--model", "all", "--as-of", "2026-06-20"),
+        ]
         for step in steps:
             result = run(*step)
             assert result.exit_code == 0, (step, result.output)
@@ -53,8 +58,16 @@ def test_recommend_all_one_case_and_an_unknown_case(world, tmp_path) -> None:
     frame = pd.read_csv(out, encoding="utf-8-sig")
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert len(frame) > 50 and frame["case_id"].is_unique
-    assert {"case_id", "creditor", "action", "expected_value", "runner_up_1", "runner_up_1_value", "blocked",
-            "policy_version"} <= set(frame.columns)
+    assert {
+        "case_id",
+        "creditor",
+        "action",
+        "expected_value",
+        "runner_up_1",
+        "runner_up_1_value",
+        "blocked",
+        "policy_version",
+    } <= set(frame.columns)
     assert frame["policy_version"].nunique() == 1 and "recommended actions by stage" in result.output
     case_id = frame["case_id"].iloc[0]
     one = run("recommend", case_id, "--as-of", AS_OF)
@@ -81,12 +94,22 @@ def test_assign_saves_and_the_next_run_keeps_those_cases(world, tmp_path) -> Non
 
 def test_court_list_in_excel_with_chinese_headers_and_an_unknown_court(world, tmp_path) -> None:
     engine = make_engine(world)
-    courts = pd.read_sql_query("SELECT court, COUNT(*) AS n FROM cases WHERE court IS NOT NULL GROUP BY court "
-                               "ORDER BY n DESC", engine)
+    courts = pd.read_sql_query(
+        "SELECT court, COUNT(*) AS n FROM cases WHERE court IS NOT NULL GROUP BY court ORDER BY n DESC", engine
+    )
     engine.dispose()
     out = tmp_path / "court.xlsx"
-    result = run("litigation-list", "--court", courts["court"].iloc[0], "--out", str(out), "--as-of", AS_OF,
-                 "--workflow", "one_plus_x")
+    result = run(
+        "litigation-list",
+        "--court",
+        courts["court"].iloc[0],
+        "--out",
+        str(out),
+        "--as-of",
+        AS_OF,
+        "--workflow",
+        "one_plus_x",
+    )
     assert result.exit_code == 0, result.output
     book = openpyxl.load_workbook(out)
     assert book.sheetnames == ["立案", "支付令", "预查废"]
@@ -115,8 +138,12 @@ def test_a_resolved_dispute_lets_contact_resume(world, tmp_path) -> None:
     assert resolved.exit_code == 0 and "resolved by supervisor-7" in resolved.output
     # The same case, had a supervisor resolved the dispute an hour before the decision:
     engine = make_engine(world)
-    resolve_dispute(engine, case_pk_of(engine, held["case_id"], held["creditor"]), "supervisor-7",
-                    at=dt.datetime(2026, 6, 20, 1, 0, tzinfo=dt.UTC))
+    resolve_dispute(
+        engine,
+        case_pk_of(engine, held["case_id"], held["creditor"]),
+        "supervisor-7",
+        at=dt.datetime(2026, 6, 20, 1, 0, tzinfo=dt.UTC),
+    )
     engine.dispose()
     after = run("recommend", held["case_id"], "--creditor", held["creditor"], "--as-of", AS_OF)
     text = after.output.replace("\n", "")

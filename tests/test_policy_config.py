@@ -42,8 +42,16 @@ def test_the_shipped_policy_loads_with_both_workflows() -> None:
     policy = load_policy()
     assert set(policy.workflows) == {"five_level", "one_plus_x"}
     assert policy.version.startswith("2026.11.1+") and len(policy.version.split("+")[1]) == 12
-    assert {"quiet_hours", "unanswered_dials_per_day", "connected_calls_per_day", "third_party", "disputed",
-            "opted_out", "scope", "write_off_certificate"} <= set(policy.guardrails.ids())
+    assert {
+        "quiet_hours",
+        "unanswered_dials_per_day",
+        "connected_calls_per_day",
+        "third_party",
+        "disputed",
+        "opted_out",
+        "scope",
+        "write_off_certificate",
+    } <= set(policy.guardrails.ids())
     assert "regulation_f_7_in_7" not in policy.guardrails.ids()  # shipped, but disabled
 
 
@@ -62,8 +70,11 @@ def test_a_bad_value_is_named(tmp_path) -> None:
 
 def test_an_unknown_fact_or_action_is_named(tmp_path) -> None:
     folder = policy_copy(tmp_path)
-    edit(folder, "workflow_five_level.yaml",
-         lambda d: d["stages"]["warning"]["next"][2]["when"].update(fact="ever_reachd"))
+    edit(
+        folder,
+        "workflow_five_level.yaml",
+        lambda d: d["stages"]["warning"]["next"][2]["when"].update(fact="ever_reachd"),
+    )
     assert "workflow_five_level.yaml: stages.warning.next[2].when.fact: unknown fact 'ever_reachd'" in refusal(folder)
     folder = policy_copy(tmp_path / "b")
     edit(folder, "workflow_one_plus_x.yaml", lambda d: d["stages"]["mediation"]["actions"].append("text_message"))
@@ -72,8 +83,11 @@ def test_an_unknown_fact_or_action_is_named(tmp_path) -> None:
 
 def test_a_cycle_in_the_transitions_is_refused(tmp_path) -> None:
     folder = policy_copy(tmp_path)
-    edit(folder, "workflow_five_level.yaml",
-         lambda d: d["stages"]["mediation"]["next"].append({"to": "warning", "when": {"fact": "refused_total"}}))
+    edit(
+        folder,
+        "workflow_five_level.yaml",
+        lambda d: d["stages"]["mediation"]["next"].append({"to": "warning", "when": {"fact": "refused_total"}}),
+    )
     message = refusal(folder)
     assert "workflow_five_level.yaml: stages: the transitions form a cycle" in message
     assert "warning -> mediation -> warning" in message
@@ -83,7 +97,8 @@ def test_the_catalogue_keeps_every_contract_action(tmp_path) -> None:
     folder = policy_copy(tmp_path)
     edit(folder, "catalogue.yaml", lambda d: d["actions"].pop("payment_order"))
     assert "catalogue.yaml: actions: the catalogue must keep every contract action; missing: payment_order" in (
-        refusal(folder))
+        refusal(folder)
+    )
 
 
 def test_the_version_follows_the_content(tmp_path) -> None:
@@ -96,13 +111,17 @@ def test_the_version_follows_the_content(tmp_path) -> None:
 
 def test_cli_exits_2_with_one_sentence(tmp_path, settings) -> None:
     folder = policy_copy(tmp_path)
-    edit(folder, "workflow_one_plus_x.yaml",
-         lambda d: d["stages"]["litigation"]["next"].append({"to": "pre_check", "when": True}))
+    edit(
+        folder,
+        "workflow_one_plus_x.yaml",
+        lambda d: d["stages"]["litigation"]["next"].append({"to": "pre_check", "when": True}),
+    )
     runner = CliRunner()
     result = runner.invoke(app, ["policy", "check", "--policy", str(folder)])
     assert result.exit_code == 2
     assert "workflow_one_plus_x.yaml: stages: the transitions form a cycle: litigation -> pre_check -> " in (
-        result.output.replace("\n", ""))
+        result.output.replace("\n", "")
+    )
     good = runner.invoke(app, ["policy", "check"])
     assert good.exit_code == 0 and load_policy().version in good.output
     workflow = runner.invoke(app, ["recommend", "--all", "--out", str(tmp_path / "x.csv"), "--workflow", "seven"])

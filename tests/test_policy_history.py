@@ -18,11 +18,13 @@ DECISION = dt.datetime(2026, 5, 20, 10, 0, tzinfo=SHANGHAI)
 
 def facts(events: list[tuple], resolutions: list[tuple] | None = None) -> pd.DataFrame:
     """History facts of cases 1 and 2 (debtor d1, two creditors) and 3 (debtor d2) at DECISION."""
-    cases = pd.DataFrame({"case_pk": [1, 2, 3], "debtor_key": ["d1", "d1", "d2"],
-                          "decision_ts": [pd.Timestamp(DECISION)] * 3})
-    raw = pd.DataFrame([(pk, {1: "d1", 2: "d1", 3: "d2"}[pk], at, action, outcome)
-                        for pk, at, action, outcome in events],
-                       columns=["case_pk", "debtor_key", "at", "action", "outcome"])
+    cases = pd.DataFrame(
+        {"case_pk": [1, 2, 3], "debtor_key": ["d1", "d1", "d2"], "decision_ts": [pd.Timestamp(DECISION)] * 3}
+    )
+    raw = pd.DataFrame(
+        [(pk, {1: "d1", 2: "d1", 3: "d2"}[pk], at, action, outcome) for pk, at, action, outcome in events],
+        columns=["case_pk", "debtor_key", "at", "action", "outcome"],
+    )
     raw["at"] = pd.to_datetime(raw["at"], utc=True)
     fixes = pd.DataFrame(resolutions or [], columns=["case_pk", "resolved_at"])
     fixes["resolved_at"] = pd.to_datetime(fixes["resolved_at"], utc=True)
@@ -34,13 +36,15 @@ def local(day: int, hour: int, minute: int = 0) -> dt.datetime:
 
 
 def test_calls_count_per_debtor_across_creditors_and_per_local_calendar_day() -> None:
-    out = facts([
-        (1, local(20, 0, 30), "voice_call", "no_answer"),  # today, Shanghai time
-        (2, local(20, 9, 0), "voice_call", "reached"),  # the same debtor's other case
-        (1, local(19, 23, 30), "voice_call", "no_answer"),  # yesterday evening: not today
-        (3, local(20, 9, 30), "voice_call", "no_answer"),  # another debtor
-        (1, local(20, 10, 30), "voice_call", "no_answer"),  # after the decision: not known yet
-    ])
+    out = facts(
+        [
+            (1, local(20, 0, 30), "voice_call", "no_answer"),  # today, Shanghai time
+            (2, local(20, 9, 0), "voice_call", "reached"),  # the same debtor's other case
+            (1, local(19, 23, 30), "voice_call", "no_answer"),  # yesterday evening: not today
+            (3, local(20, 9, 30), "voice_call", "no_answer"),  # another debtor
+            (1, local(20, 10, 30), "voice_call", "no_answer"),  # after the decision: not known yet
+        ]
+    )
     for pk in (1, 2):
         assert out.loc[pk, "voice_attempts_today"] == 2
         assert out.loc[pk, "voice_connected_today"] == 1
@@ -51,10 +55,17 @@ def test_calls_count_per_debtor_across_creditors_and_per_local_calendar_day() ->
 
 
 def test_failed_streak_counts_the_latest_failures_in_a_row() -> None:
-    out = facts([(1, local(10, 10), "voice_call", "failed"), (1, local(11, 10), "sms_warning", "delivered"),
-                 (1, local(12, 10), "voice_call", "failed"), (1, local(13, 10), "sms_warning", "failed"),
-                 (1, local(14, 10), "evidence_deposit", "sent"),  # contacts nobody: not an attempt
-                 (1, local(15, 10), "voice_call", "failed"), (2, local(15, 10), "voice_call", "reached")])
+    out = facts(
+        [
+            (1, local(10, 10), "voice_call", "failed"),
+            (1, local(11, 10), "sms_warning", "delivered"),
+            (1, local(12, 10), "voice_call", "failed"),
+            (1, local(13, 10), "sms_warning", "failed"),
+            (1, local(14, 10), "evidence_deposit", "sent"),  # contacts nobody: not an attempt
+            (1, local(15, 10), "voice_call", "failed"),
+            (2, local(15, 10), "voice_call", "reached"),
+        ]
+    )
     assert out.loc[1, "failed_streak"] == 3
     assert out.loc[2, "failed_streak"] == 0
 
@@ -76,7 +87,12 @@ def test_a_dispute_stays_open_until_a_supervisor_resolves_it() -> None:
 
 
 def test_actions_and_certificates_are_counted_per_case() -> None:
-    out = facts([(1, local(1, 10), "pre_check_write_off", "certificate_issued"),
-                 (1, local(2, 10), "lawyer_letter", "sent"), (1, local(3, 10), "lawyer_letter", "delivered")])
+    out = facts(
+        [
+            (1, local(1, 10), "pre_check_write_off", "certificate_issued"),
+            (1, local(2, 10), "lawyer_letter", "sent"),
+            (1, local(3, 10), "lawyer_letter", "delivered"),
+        ]
+    )
     assert out.loc[1, "certificates_issued"] == 1 and out.loc[1, "count_lawyer_letter"] == 2
     assert out.loc[2, "count_lawyer_letter"] == 0

@@ -19,8 +19,15 @@ from policies.engine import PolicyEngine
 from policies.facts import Facts, nan_to_num
 from tests.policy_cases import case, frame, local
 
-STAGES = (("new", 0), ("warning", 1), ("mediation", 2), ("agreement", 3), ("litigation", 4), ("paid", 5),
-          ("written_off", 6))
+STAGES = (
+    ("new", 0),
+    ("warning", 1),
+    ("mediation", 2),
+    ("agreement", 3),
+    ("litigation", 4),
+    ("paid", 5),
+    ("written_off", 6),
+)
 
 
 def varied_cases(engine: PolicyEngine, n: int, seed: int) -> list[dict]:
@@ -32,22 +39,34 @@ def varied_cases(engine: PolicyEngine, n: int, seed: int) -> list[dict]:
     for i in range(n):
         stage, code = STAGES[int(rng.integers(len(STAGES)))]
         overrides = {
-            "case_id": f"C{i}", "debtor_key": f"d{i}", "stage": stage, "stage_code": float(code),
+            "case_id": f"C{i}",
+            "debtor_key": f"d{i}",
+            "stage": stage,
+            "stage_code": float(code),
             "decision_ts": local(int(rng.integers(24)), int(rng.integers(60)), day=int(rng.integers(1, 28))),
-            "p_settle": float(rng.uniform(0.0005, 0.6)), "p_reach": float(rng.uniform(0, 1)),
-            "has_phone": float(rng.random() < 0.8), "last_phone_failed": float(rng.random() < 0.3),
-            "ever_reached": float(rng.random() < 0.5), "days_since_first_event": float(rng.integers(0, 400)),
-            "principal": float(rng.uniform(500, 300_000)), "in_scope": float(rng.random() < 0.7),
+            "p_settle": float(rng.uniform(0.0005, 0.6)),
+            "p_reach": float(rng.uniform(0, 1)),
+            "has_phone": float(rng.random() < 0.8),
+            "last_phone_failed": float(rng.random() < 0.3),
+            "ever_reached": float(rng.random() < 0.5),
+            "days_since_first_event": float(rng.integers(0, 400)),
+            "principal": float(rng.uniform(500, 300_000)),
+            "in_scope": float(rng.random() < 0.7),
             "annual_rate": float(rng.uniform(0.05, 0.3)) if rng.random() < 0.7 else None,
-            "interest": float(rng.uniform(0, 5000)), "penalty": float(rng.uniform(0, 2000)),
+            "interest": float(rng.uniform(0, 5000)),
+            "penalty": float(rng.uniform(0, 2000)),
             "monthly_income": float(rng.uniform(500, 20_000)) if rng.random() < 0.8 else None,
             "monthly_spend": float(rng.uniform(300, 9000)) if rng.random() < 0.7 else None,
             "other_debt": float(rng.uniform(0, 50_000)) if rng.random() < 0.6 else None,
-            "income_stability": float(rng.uniform(0, 1)), "has_property": float(rng.random() < 0.3),
-            "terminated_no_assets": float(rng.random() < 0.1), "dispute_open": float(rng.random() < 0.1),
-            "failed_streak": float(rng.integers(0, 6)), "certificates_issued": float(rng.random() < 0.05),
-            "agreement_signed": None, "days_since_last_settled": float(rng.integers(0, 90)) if rng.random() < 0.3
-            else None, "days_since_last_reached": float(rng.integers(0, 60)) if rng.random() < 0.5 else None,
+            "income_stability": float(rng.uniform(0, 1)),
+            "has_property": float(rng.random() < 0.3),
+            "terminated_no_assets": float(rng.random() < 0.1),
+            "dispute_open": float(rng.random() < 0.1),
+            "failed_streak": float(rng.integers(0, 6)),
+            "certificates_issued": float(rng.random() < 0.05),
+            "agreement_signed": None,
+            "days_since_last_settled": float(rng.integers(0, 90)) if rng.random() < 0.3 else None,
+            "days_since_last_reached": float(rng.integers(0, 60)) if rng.random() < 0.5 else None,
         }
         for channel in catalogue.contact_channels:
             overrides[f"{channel}_attempts_today"] = float(rng.integers(0, 4))
@@ -114,8 +133,11 @@ def test_a_condition_on_one_case_is_its_row_of_the_batch() -> None:
     engine = PolicyEngine(policy)
     facts = Facts.from_frame(frame(varied_cases(engine, 300, seed=17)))
     engine.decide(facts)  # the claim facts the court's flags read
-    conditions = [*(a.requires for a in policy.catalogue.actions), *(f.when for f in policy.court.flags),
-                  *(t.when for w in policy.workflows.values() for s in w.stages.values() for t in s.transitions)]
+    conditions = [
+        *(a.requires for a in policy.catalogue.actions),
+        *(f.when for f in policy.court.flags),
+        *(t.when for w in policy.workflows.values() for s in w.stages.values() for t in s.transitions),
+    ]
     together = [c.evaluate(facts) for c in conditions]
     for i in range(facts.n):
         one = facts.subset(np.array([i]))
@@ -147,6 +169,6 @@ def test_prior_estimates_of_one_case_are_its_row_of_the_batch() -> None:
     batch = engine.action_value.estimate(facts, catalogue)
     for i in range(facts.n):
         one = engine.action_value.estimate(facts.subset(np.array([i])), catalogue)
-        np.testing.assert_array_equal(one.p_settle, batch.p_settle[i:i + 1])
-        np.testing.assert_array_equal(one.value, batch.value[i:i + 1])
+        np.testing.assert_array_equal(one.p_settle, batch.p_settle[i : i + 1])
+        np.testing.assert_array_equal(one.value, batch.value[i : i + 1])
     assert np.unique(batch.p_settle.round(6)).size > 100

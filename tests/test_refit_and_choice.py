@@ -45,8 +45,9 @@ def test_the_registered_model_learnt_from_decisions_up_to_the_as_of(settings) ->
     run = client.get_run(client.get_model_version(registry.registered_name("settlement"), version).run_id)
     assert int(run.data.tags["train_rows"]) == len(frame)
     assert pd.Timestamp(run.data.tags["train_to"]) == frame["event_timestamp"].max()
-    path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="training_set.json",
-                                               tracking_uri=client.tracking_uri)
+    path = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="training_set.json", tracking_uri=client.tracking_uri
+    )
     fits = json.loads(Path(path).read_text(encoding="utf-8"))
     assert fits["registered"]["rows"] == len(frame)
     assert len(fits["evaluation"]) >= 2  # each origin's fit, with its rows and time range
@@ -59,8 +60,9 @@ def linear_world(n: int, seed: int) -> pd.DataFrame:
     values = rng.normal(size=(n, 25))
     logit = values @ rng.normal(0, 0.25, 25) - 0.3
     frame = pd.DataFrame(values, columns=[f"trace_{i}" for i in range(25)])
-    frame["event_timestamp"] = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.sort(rng.uniform(0, 400, n)),
-                                                                                       unit="D")
+    frame["event_timestamp"] = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(
+        np.sort(rng.uniform(0, 400, n)), unit="D"
+    )
     frame["label"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     frame["case_pk"] = np.arange(n)
     frame["debtor_key"] = [f"{i:032x}" for i in range(n)]
@@ -109,8 +111,14 @@ def test_each_fold_booster_is_fitted_on_its_own_past_and_cut_at_the_shared_tree_
 
     data = TrainingSet.from_frame(linear_world(3000, 3), REACHABILITY)
     folds = rolling_origins(data.times, data.labels, pd.Timedelta(days=14))
-    params = {"objective": "binary", "metric": "auc", "learning_rate": 0.1, "num_leaves": 7, "verbosity": -1,
-              "feature_pre_filter": False}
+    params = {
+        "objective": "binary",
+        "metric": "auc",
+        "learning_rate": 0.1,
+        "num_leaves": 7,
+        "verbosity": -1,
+        "feature_pre_filter": False,
+    }
     boosters, trees = fold_boosters(params, dataset_of(data), folds, 400)
     assert len(boosters) == len(folds) and 1 <= trees < 400
     for booster, fold in zip(boosters, folds, strict=True):

@@ -19,17 +19,21 @@ from training.pipeline import fit_and_evaluate, log_and_register
 
 def decisions(n: int = 4000, seed: int = 0, signal: float = 1.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "case_pk": np.arange(n),
-        "debtor_key": [f"{i:032x}" for i in range(n)],
-        "event_timestamp": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(rng.uniform(0, 540, n), unit="D"),
-        "creditor_type": rng.choice(["bank", "consumer_finance"], n, p=[0.2, 0.8]),
-        "monthly_income": rng.lognormal(8.5, 0.6, n),
-        "has_property": (rng.random(n) < 0.3).astype(float),
-        "terminated_no_assets": rng.poisson(0.3, n).astype(float),
-    })
-    logit = signal * (0.9 * np.log(frame["monthly_income"] / 5000) + frame["has_property"]
-                      - frame["terminated_no_assets"]) - 0.5
+    frame = pd.DataFrame(
+        {
+            "case_pk": np.arange(n),
+            "debtor_key": [f"{i:032x}" for i in range(n)],
+            "event_timestamp": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(rng.uniform(0, 540, n), unit="D"),
+            "creditor_type": rng.choice(["bank", "consumer_finance"], n, p=[0.2, 0.8]),
+            "monthly_income": rng.lognormal(8.5, 0.6, n),
+            "has_property": (rng.random(n) < 0.3).astype(float),
+            "terminated_no_assets": rng.poisson(0.3, n).astype(float),
+        }
+    )
+    logit = (
+        signal * (0.9 * np.log(frame["monthly_income"] / 5000) + frame["has_property"] - frame["terminated_no_assets"])
+        - 0.5
+    )
     frame["label"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     frame["decision_ts"] = frame["event_timestamp"]
     return frame.sort_values("event_timestamp").reset_index(drop=True)

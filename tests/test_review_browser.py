@@ -50,16 +50,30 @@ def site(chromium, service_world: str, tmp_path_factory) -> Iterator[dict[str, A
     env = review_env(service_world, root)
     settings = Settings.from_env(env)
     refs = open_case_refs(settings)
-    keys = {"supervisor": make_key(env, "supervisor"), "court": make_key(env, "court", "--court", "晋江市人民法院"),
-            "platform": make_key(env, "platform", "--creditor", refs[0]["creditor"])}
+    keys = {
+        "supervisor": make_key(env, "supervisor"),
+        "court": make_key(env, "court", "--court", "晋江市人民法院"),
+        "platform": make_key(env, "platform", "--creditor", refs[0]["creditor"]),
+    }
     service = Service(env, root / "service.log").start()
     try:
-        answer = httpx.post(f"{service.url}/next_best_action", json={"cases": refs}, timeout=300,
-                            headers={"Authorization": f"Bearer {keys['supervisor']}"})
+        answer = httpx.post(
+            f"{service.url}/next_best_action",
+            json={"cases": refs},
+            timeout=300,
+            headers={"Authorization": f"Bearer {keys['supervisor']}"},
+        )
         assert answer.status_code == 200, answer.text
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        yield {"url": service.url, "keys": keys, "results": answer.json()["results"], "log": root / "service.log",
-               "browser": chromium, "service_world": service_world, "platform_creditor": refs[0]["creditor"]}
+        yield {
+            "url": service.url,
+            "keys": keys,
+            "results": answer.json()["results"],
+            "log": root / "service.log",
+            "browser": chromium,
+            "service_world": service_world,
+            "platform_creditor": refs[0]["creditor"],
+        }
     finally:
         service.stop()
 
@@ -132,8 +146,11 @@ def test_a_supervisor_filters_opens_explains_overrides_and_finds_it_in_the_audit
     assert "债务人已回电，先安排调解员联系" in trail and "override" in trail
     assert "审计链完整" in page.locator("#chain").inner_text()
 
-    status_of = httpx.post(f"{site['url']}/decision_status", json={"decision_ids": [target["decision_id"]]},
-                           headers={"Authorization": f"Bearer {site['keys']['supervisor']}"}).json()
+    status_of = httpx.post(
+        f"{site['url']}/decision_status",
+        json={"decision_ids": [target["decision_id"]]},
+        headers={"Authorization": f"Bearer {site['keys']['supervisor']}"},
+    ).json()
     state = status_of["decisions"][0]
     assert (state["approval"], state["final_action"], state["may_act"]) == ("overridden", other, True)
 
@@ -150,8 +167,9 @@ def test_the_platform_sees_pending_until_a_supervisor_approves(site) -> None:
     ask = {"decision_ids": [target["decision_id"]]}
 
     def state(role: str) -> dict[str, Any]:
-        return httpx.post(f"{site['url']}/decision_status", json=ask,
-                          headers={"Authorization": f"Bearer {site['keys'][role]}"}).json()
+        return httpx.post(
+            f"{site['url']}/decision_status", json=ask, headers={"Authorization": f"Bearer {site['keys'][role]}"}
+        ).json()
 
     before = state("supervisor")["decisions"][0]
     assert (before["approval"], before["final_action"], before["may_act"]) == ("pending", None, False)

@@ -38,18 +38,38 @@ def world(service_world: str, tmp_path_factory) -> Iterator[dict[str, Any]]:
         patch.delenv("CONCORD_AUDIT_URL", raising=False)
         settings = Settings.from_env(env)
         audit = audit_engine(settings)
-        keys = {role: create_key(audit, role, **scope) for role, scope in (
-            ("supervisor", {}), ("admin", {}), ("data_scientist", {}),
-            ("platform", {"creditor": "安信消费金融有限公司"}), ("court", {"court": "晋江市人民法院"}))}
+        keys = {
+            role: create_key(audit, role, **scope)
+            for role, scope in (
+                ("supervisor", {}),
+                ("admin", {}),
+                ("data_scientist", {}),
+                ("platform", {"creditor": "安信消费金融有限公司"}),
+                ("court", {"court": "晋江市人民法院"}),
+            )
+        }
         recorded = []
         for answer in recommend_in_process(settings, keys["supervisor"]):
             payload = records(audit, kind="recommendation", decision_id=answer.decision_id)[0].payload
-            recorded.append({"decision_id": answer.decision_id, "approval": answer.approval, "answer": answer,
-                             "scores": answer.scores.model_dump(), "features": payload["features"]})
+            recorded.append(
+                {
+                    "decision_id": answer.decision_id,
+                    "approval": answer.approval,
+                    "answer": answer,
+                    "scores": answer.scores.model_dump(),
+                    "features": payload["features"],
+                }
+            )
         context = ReviewContext(settings)
         app = Starlette(routes=[Mount("/review", create_app(context))])
-        yield {"settings": settings, "keys": keys, "recorded": recorded, "app": app, "audit": audit,
-               "service_world": service_world}
+        yield {
+            "settings": settings,
+            "keys": keys,
+            "recorded": recorded,
+            "app": app,
+            "audit": audit,
+            "service_world": service_world,
+        }
         context.dispose()
         audit.dispose()
 
@@ -85,8 +105,9 @@ def test_login_sets_a_signed_httponly_strict_cookie_and_refuses_forms_without_cs
     assert browser.post("/review/login", data={"key": world["keys"]["supervisor"]}).status_code == 403
     wrong = browser.post("/review/login", data={"key": "ck_1_" + "x" * 40, "csrf": csrf_of(page.text)})
     assert wrong.status_code == 401 and "密钥无效" in wrong.text
-    done = browser.post("/review/login", data={"key": world["keys"]["supervisor"], "csrf": csrf_of(page.text)},
-                        follow_redirects=False)
+    done = browser.post(
+        "/review/login", data={"key": world["keys"]["supervisor"], "csrf": csrf_of(page.text)}, follow_redirects=False
+    )
     assert done.status_code == 303 and world["keys"]["supervisor"] not in done.headers["set-cookie"]
     assert browser.get("/review/queue").status_code == 200
     # a cookie whose signature does not match is no session at all
@@ -129,21 +150,32 @@ def test_queue_lists_pending_sensitive_recommendations_and_filters_them(world) -
     assert {r["decision_id"] for r in pending} <= ids
     assert all(d["approval"] == "pending" for d in listed["decisions"])
     one = pending[0]["answer"]
-    for name, value, keep in (("creditor", one.creditor, lambda r: r["answer"].creditor == one.creditor),
-                              ("action", one.action, lambda r: r["answer"].action == one.action),
-                              ("stage", one.stage, lambda r: r["answer"].stage == one.stage)):
-        got = api.get("/review/queue", params={name: value, "status": "all"},
-                      headers={**bearer(world, "supervisor"), "Accept": "application/json"}).json()["decisions"]
+    for name, value, keep in (
+        ("creditor", one.creditor, lambda r: r["answer"].creditor == one.creditor),
+        ("action", one.action, lambda r: r["answer"].action == one.action),
+        ("stage", one.stage, lambda r: r["answer"].stage == one.stage),
+    ):
+        got = api.get(
+            "/review/queue",
+            params={name: value, "status": "all"},
+            headers={**bearer(world, "supervisor"), "Accept": "application/json"},
+        ).json()["decisions"]
         mine = {d["decision_id"] for d in got} & {r["decision_id"] for r in recorded}
         assert mine == {r["decision_id"] for r in recorded if keep(r)}, name
     flagged = [r for r in recorded if r["answer"].risk_flags]
     if flagged:
         flag = flagged[0]["answer"].risk_flags[0]
-        got = api.get("/review/queue", params={"risk_flag": flag, "status": "all"},
-                      headers={**bearer(world, "supervisor"), "Accept": "application/json"}).json()["decisions"]
+        got = api.get(
+            "/review/queue",
+            params={"risk_flag": flag, "status": "all"},
+            headers={**bearer(world, "supervisor"), "Accept": "application/json"},
+        ).json()["decisions"]
         assert {d["decision_id"] for d in got} == {r["decision_id"] for r in recorded if flag in r["answer"].risk_flags}
-    nobody = api.get("/review/queue", params={"mediator": "no-such-mediator", "status": "all"},
-                     headers={**bearer(world, "supervisor"), "Accept": "application/json"}).json()
+    nobody = api.get(
+        "/review/queue",
+        params={"mediator": "no-such-mediator", "status": "all"},
+        headers={**bearer(world, "supervisor"), "Accept": "application/json"},
+    ).json()
     assert nobody["decisions"] == []
     page = logged_in(world).get("/review/queue", params={"creditor": one.creditor})
     assert page.status_code == 200 and one.case_id in page.text and "待审批" in page.text
@@ -165,8 +197,12 @@ def test_case_view_shows_scores_actions_rules_and_a_waterfall_that_adds_up(world
     assert all(rule in html for b in answer.blocked for rule in b.rules)
     assert "对数几率" in html and "校准前" in html  # says what the bars are, in plain words
     context = ReviewContext(world["settings"])
-    view = build(context, find_case_row(context, answer.case_id, answer.creditor),
-                 decision(context.audit, pending["decision_id"]), "en")
+    view = build(
+        context,
+        find_case_row(context, answer.case_id, answer.creditor),
+        decision(context.audit, pending["decision_id"]),
+        "en",
+    )
     assert view.recorded and {w.model for w in view.waterfalls} == {"reachability", "settlement"}
     for waterfall in view.waterfalls:
         pushes = [s.push for s in waterfall.steps[1:-1]]
@@ -202,36 +238,49 @@ def test_approve_then_override_are_recorded_once_in_the_audit_chain(world) -> No
     page = browser.get(f"/review/decisions/{first['decision_id']}")
     no_token = browser.post(f"/review/decisions/{first['decision_id']}/review", data={"verdict": "approve"})
     assert no_token.status_code == 403
-    approved = browser.post(f"/review/decisions/{first['decision_id']}/review",
-                            data={"verdict": "approve", "reason": "", "csrf": csrf_of(page.text)},
-                            follow_redirects=False)
+    approved = browser.post(
+        f"/review/decisions/{first['decision_id']}/review",
+        data={"verdict": "approve", "reason": "", "csrf": csrf_of(page.text)},
+        follow_redirects=False,
+    )
     assert approved.status_code == 303
-    again = browser.post(f"/review/decisions/{first['decision_id']}/review",
-                         data={"verdict": "approve", "csrf": csrf_of(page.text)})
+    again = browser.post(
+        f"/review/decisions/{first['decision_id']}/review", data={"verdict": "approve", "csrf": csrf_of(page.text)}
+    )
     assert again.status_code == 409 and "already approved" in again.text
     api, headers = client(world), {**bearer(world, "supervisor"), "Accept": "application/json"}
     target = next(r for r in world["recorded"] if r["approval"] == "not_required")
     url = f"/review/decisions/{target['decision_id']}/review"
     answer = target["answer"]
-    assert api.post(url, data={"verdict": "override", "action": answer.action, "reason": "x"},
-                    headers=headers).status_code == 400
+    assert (
+        api.post(url, data={"verdict": "override", "action": answer.action, "reason": "x"}, headers=headers).status_code
+        == 400
+    )
     if answer.blocked:
-        refused = api.post(url, data={"verdict": "override", "action": answer.blocked[0].action, "reason": "x"},
-                           headers=headers)
+        refused = api.post(
+            url, data={"verdict": "override", "action": answer.blocked[0].action, "reason": "x"}, headers=headers
+        )
         assert refused.status_code == 400 and answer.blocked[0].rules[0] in refused.json()["detail"]
-    other = next(name for name in ("mediator_call", "sms_warning", "wait") if name != answer.action and
-                 name not in {b.action for b in answer.blocked})
+    other = next(
+        name
+        for name in ("mediator_call", "sms_warning", "wait")
+        if name != answer.action and name not in {b.action for b in answer.blocked}
+    )
     blank = api.post(url, data={"verdict": "override", "action": other, "reason": "  "}, headers=headers)
     assert blank.status_code == 400 and "needs a reason" in blank.json()["detail"]
-    done = api.post(url, data={"verdict": "override", "action": other, "reason": "debtor called back: try a mediator"},
-                    headers=headers)
+    done = api.post(
+        url,
+        data={"verdict": "override", "action": other, "reason": "debtor called back: try a mediator"},
+        headers=headers,
+    )
     assert done.status_code == 200 and done.json()["approval"] == "overridden" and done.json()["final_action"] == other
     reviews = records(world["audit"], kind="review", decision_id=target["decision_id"])
     assert len(reviews) == 1 and reviews[0].payload["final_action"] == other
     assert reviews[0].payload["recommended_action"] == answer.action and reviews[0].actor.endswith(":supervisor")
     assert reviews[0].payload["reason"] == "debtor called back: try a mediator"
-    assert [r.payload["verdict"] for r in records(world["audit"], kind="review", decision_id=first["decision_id"])] \
-        == ["approve"]
+    assert [r.payload["verdict"] for r in records(world["audit"], kind="review", decision_id=first["decision_id"])] == [
+        "approve"
+    ]
     assert verify(world["audit"]).ok
     trail = browser.get("/review/audit", params={"kind": "review", "case_id": answer.case_id, "verify": "1"}).text
     assert "debtor called back" in trail and "审计链完整" in trail
@@ -264,11 +313,17 @@ def test_a_disputed_case_waits_until_a_supervisor_resolves_it(world) -> None:
     case = disputes[0]
     page = browser.get(f"/review/cases/{case['case_pk']}")
     assert page.status_code == 200 and 'id="resolve"' in page.text
-    assert browser.post(f"/review/cases/{case['case_pk']}/resolve",
-                        data={"note": "", "csrf": csrf_of(page.text)}).status_code == 400
-    done = browser.post(f"/review/cases/{case['case_pk']}/resolve",
-                        data={"note": "creditor confirmed the debt", "csrf": csrf_of(page.text)},
-                        follow_redirects=False)
+    assert (
+        browser.post(
+            f"/review/cases/{case['case_pk']}/resolve", data={"note": "", "csrf": csrf_of(page.text)}
+        ).status_code
+        == 400
+    )
+    done = browser.post(
+        f"/review/cases/{case['case_pk']}/resolve",
+        data={"note": "creditor confirmed the debt", "csrf": csrf_of(page.text)},
+        follow_redirects=False,
+    )
     assert done.status_code == 303
     after = client(world).get("/review/queue", headers={**bearer(world, "supervisor"), "Accept": "application/json"})
     assert case["case_pk"] not in {d["case_pk"] for d in after.json()["disputes"]}
@@ -327,8 +382,11 @@ def test_no_page_shows_a_raw_id_number_phone_or_name(world) -> None:
     browser = logged_in(world)
     pages = [browser.get(f"/review/decisions/{r['decision_id']}").text for r in world["recorded"]]
     pages += [browser.get(p).text for p in ("/review/queue?status=all", "/review/audit", "/review/funnel")]
-    disputes = client(world).get("/review/queue", headers={**bearer(world, "supervisor"),
-                                                           "Accept": "application/json"}).json()["disputes"]
+    disputes = (
+        client(world)
+        .get("/review/queue", headers={**bearer(world, "supervisor"), "Accept": "application/json"})
+        .json()["disputes"]
+    )
     pages += [browser.get(f"/review/cases/{d['case_pk']}").text for d in disputes[:5]]
     shown = "\n".join(pages)
     for column, values in personal_values(world["service_world"]).items():
@@ -360,13 +418,19 @@ def test_funnel_of_a_world_our_simulator_did_not_make(settings, tmp_path) -> Non
         row = rows[creditor]
         mine = events[events["债权机构"] == creditor]
         assert row.cases == len(group)
-        assert row.reached == mine[mine["结果"].isin(["reached", "refused", "promise_to_pay", "agreement"])][
-            "案件编号"].nunique()
+        assert (
+            row.reached
+            == mine[mine["结果"].isin(["reached", "refused", "promise_to_pay", "agreement"])]["案件编号"].nunique()
+        )
         assert row.settled == mine[mine["结果"] == "agreement"]["案件编号"].nunique()
         assert row.recovered == 0.0  # agreements promise money; only paid events recover it
         stages = furthest.loc[creditor].value_counts()
-        expected = {"warning": stages.get(1, 0), "mediation": stages.get(2, 0), "agreement": stages.get(3, 0),
-                    "closed": stages.get(7, 0)}
+        expected = {
+            "warning": stages.get(1, 0),
+            "mediation": stages.get(2, 0),
+            "agreement": stages.get(3, 0),
+            "closed": stages.get(7, 0),
+        }
         expected["new"] = len(group) - int(stages.sum())
         assert {k: v for k, v in row.by_stage.items() if v} == {k: int(v) for k, v in expected.items() if v}
     ledger.dispose()

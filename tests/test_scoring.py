@@ -18,10 +18,18 @@ def test_cases_with_an_agreement_stay_open_and_closed_ones_do_not(tmp_path: Path
     import_timeline(settings, tmp_path / "timeline")
     path = tmp_path / "later.csv"
     event = {"creditor": CREDITOR, "actor": "M001"}
-    pd.DataFrame([
-        {**event, "case_id": "B1", "at": "2026-02-01 02:00:00Z", "action": "installment_offer", "outcome": "agreement"},
-        {**event, "case_id": "A1", "at": "2026-02-10 02:00:00Z", "action": "mediator_call", "outcome": "closed"},
-    ]).to_csv(path, index=False)
+    pd.DataFrame(
+        [
+            {
+                **event,
+                "case_id": "B1",
+                "at": "2026-02-01 02:00:00Z",
+                "action": "installment_offer",
+                "outcome": "agreement",
+            },
+            {**event, "case_id": "A1", "at": "2026-02-10 02:00:00Z", "action": "mediator_call", "outcome": "closed"},
+        ]
+    ).to_csv(path, index=False)
     engine = make_engine(settings)
     try:
         report = import_file("events", path, settings, engine, received_at=None)

@@ -29,8 +29,10 @@ def every_case(settings: Settings, now: dt.datetime) -> list[dict]:
     engine = make_engine(settings)
     rows = case_rows(engine)
     engine.dispose()
-    return [{"case_pk": int(pk), "debtor_key": key, "decision_ts": now}
-            for pk, key in zip(rows["case_pk"], rows["debtor_key"], strict=True)]
+    return [
+        {"case_pk": int(pk), "debtor_key": key, "decision_ts": now}
+        for pk, key in zip(rows["case_pk"], rows["debtor_key"], strict=True)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def test_fast_scores_equal_predict_proba(world: Settings) -> None:
         fast = FastOdds(model)
         matrix = np.vstack([fast.row({k: v[i] for k, v in values.items()}) for i in range(len(entities))])
         frame = pd.DataFrame(matrix, columns=list(fast.names))
-        one_by_one = np.array([fast.probability(matrix[i:i + 1])[0] for i in range(len(matrix))])
+        one_by_one = np.array([fast.probability(matrix[i : i + 1])[0] for i in range(len(matrix))])
         np.testing.assert_allclose(one_by_one, model.predict_proba(frame)[:, 1], rtol=0, atol=1e-12)
         np.testing.assert_allclose(fast.contributions(matrix), model.contributions(frame).to_numpy(), atol=1e-12)
         assert np.unique(one_by_one).size > 20  # a real spread of scores, not a constant
@@ -66,8 +68,9 @@ def test_one_case_history_equals_the_batch_history(world: Settings) -> None:
             resolved = resolution_times(connection, int(row["case_pk"]), now)
             one = one_case_facts(int(row["case_pk"]), now.timestamp(), events, catalogue, resolved)
             assert list(one) == list(batch.columns)
-            np.testing.assert_array_equal(np.array(list(one.values())), batch.loc[i].to_numpy(float),
-                                          err_msg=str(row["case_id"]))
+            np.testing.assert_array_equal(
+                np.array(list(one.values())), batch.loc[i].to_numpy(float), err_msg=str(row["case_id"])
+            )
     engine.dispose()
 
 

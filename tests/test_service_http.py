@@ -50,20 +50,36 @@ def api(service_world: str, tmp_path_factory) -> Iterator[dict]:
     ledger = create_engine(settings.database_url)
     with ledger.connect() as connection:
         creditors = [r[0] for r in connection.execute(text("SELECT name FROM creditors ORDER BY name"))]
-        courts = [r[0] for r in connection.execute(text(
-            "SELECT court FROM cases WHERE court IS NOT NULL GROUP BY court ORDER BY COUNT(*) DESC"))]
+        courts = [
+            r[0]
+            for r in connection.execute(
+                text("SELECT court FROM cases WHERE court IS NOT NULL GROUP BY court ORDER BY COUNT(*) DESC")
+            )
+        ]
     from training.scoring import open_cases
 
     opened = open_cases(ledger, dt.datetime.now(dt.UTC))
-    keys = {"admin": make_key(env, "admin"), "supervisor": make_key(env, "supervisor"),
-            "data_scientist": make_key(env, "data_scientist"),
-            "platform": make_key(env, "platform", "--creditor", creditors[0]),
-            "court": make_key(env, "court", "--court", courts[0])}
+    keys = {
+        "admin": make_key(env, "admin"),
+        "supervisor": make_key(env, "supervisor"),
+        "data_scientist": make_key(env, "data_scientist"),
+        "platform": make_key(env, "platform", "--creditor", creditors[0]),
+        "court": make_key(env, "court", "--court", courts[0]),
+    }
     service = Service(env, root / "service.log").start()
     try:
-        yield {"url": service.url, "env": env, "keys": keys, "creditors": creditors, "courts": courts,
-               "open": opened, "ledger": ledger, "log": root / "service.log", "home": Path(env["CONCORD_HOME"]),
-               "world": Path(service_world).parent / "world"}
+        yield {
+            "url": service.url,
+            "env": env,
+            "keys": keys,
+            "creditors": creditors,
+            "courts": courts,
+            "open": opened,
+            "ledger": ledger,
+            "log": root / "service.log",
+            "home": Path(env["CONCORD_HOME"]),
+            "world": Path(service_world).parent / "world",
+        }
     finally:
         service.stop()
         ledger.dispose()
@@ -91,15 +107,25 @@ def test_health_metrics_and_openapi(api) -> None:
     assert "bentoml_service_request_total" in metrics and 'endpoint="/next_best_action"' in metrics
     document = httpx.get(api["url"] + "/openapi.json", timeout=60).json()
     assert document["openapi"] == "3.1.0"
-    assert set(document["paths"]) == {"/next_best_action", "/assign", "/explain", "/profile", "/litigation_list",
-                                      "/events", "/reload", "/decision_status"}
+    assert set(document["paths"]) == {
+        "/next_best_action",
+        "/assign",
+        "/explain",
+        "/profile",
+        "/litigation_list",
+        "/events",
+        "/reload",
+        "/decision_status",
+    }
     operation = document["paths"]["/next_best_action"]["post"]
     assert operation["security"] == [{"bearer": []}]
     assert {"200", "400", "401", "403", "404", "413", "503"} <= set(operation["responses"])
 
 
-@pytest.mark.parametrize("route", ["next_best_action", "assign", "explain", "profile", "litigation_list", "events",
-                                   "reload", "decision_status"])
+@pytest.mark.parametrize(
+    "route",
+    ["next_best_action", "assign", "explain", "profile", "litigation_list", "events", "reload", "decision_status"],
+)
 def test_every_route_wants_a_key(api, route) -> None:
     missing = post(api, route, {}, role=None)
     assert missing.status_code == 401 and "Bearer" in missing.json()["error"]
@@ -146,8 +172,12 @@ def test_refusals_name_the_field(api) -> None:
         answer = post(api, "next_best_action", body)
         assert answer.status_code == status, (body if len(str(body)) < 200 else "1001 cases", answer.text)
         assert answer.json()["field"] == field and answer.json()["error"]
-    broken = httpx.post(f"{api['url']}/next_best_action", content=b'{"case_id": ',
-                        headers={"Authorization": f"Bearer {api['keys']['admin']}"}, timeout=60)
+    broken = httpx.post(
+        f"{api['url']}/next_best_action",
+        content=b'{"case_id": ',
+        headers={"Authorization": f"Bearer {api['keys']['admin']}"},
+        timeout=60,
+    )
     assert broken.status_code == 400 and "not valid JSON" in broken.json()["error"]
     assert post(api, "explain", {"case_id": "NO-SUCH-CASE"}).status_code == 404
     assert post(api, "profile", {}).json()["field"] == "case_id"
@@ -159,13 +189,16 @@ def test_refusals_name_the_field(api) -> None:
 
 def test_one_case_is_audited_and_a_batch_agrees(api) -> None:
     open_cases = api["open"].drop_duplicates("debtor_key").head(25)
-    refs = [{"case_id": str(c), "creditor": str(k)} for c, k in zip(open_cases["case_id"], open_cases["creditor"],
-                                                                      strict=True)]
+    refs = [
+        {"case_id": str(c), "creditor": str(k)}
+        for c, k in zip(open_cases["case_id"], open_cases["creditor"], strict=True)
+    ]
     singles = [post(api, "next_best_action", ref).json()["results"][0] for ref in refs]
     batch = post(api, "next_best_action", {"cases": [*refs, {"case_id": "NO-SUCH-CASE"}]}).json()
     assert [r["case_id"] for r in batch["results"]] == [r["case_id"] for r in singles]
-    assert batch["errors"] == [{"case_id": "NO-SUCH-CASE", "creditor": None, "status": 404,
-                                "error": "no case 'NO-SUCH-CASE' in the ledger"}]
+    assert batch["errors"] == [
+        {"case_id": "NO-SUCH-CASE", "creditor": None, "status": 404, "error": "no case 'NO-SUCH-CASE' in the ledger"}
+    ]
     for one, many in zip(singles, batch["results"], strict=True):
         assert one["action"] == many["action"] and one["stage"] == many["stage"]
         assert math.isclose(one["scores"]["p_settle"], many["scores"]["p_settle"], rel_tol=1e-9)
@@ -174,17 +207,26 @@ def test_one_case_is_audited_and_a_batch_agrees(api) -> None:
     assert first["approval"] in ("pending", "not_required") and first["model_versions"]
     audit = create_engine(f"sqlite:///{api['home'] / 'audit.db'}")
     with audit.connect() as connection:
-        kind, payload = connection.execute(text("SELECT kind, payload FROM audit_records WHERE seq = :s"),
-                                           {"s": first["audit_seq"]}).one()
-        state = connection.execute(text("SELECT approval, action FROM decisions WHERE decision_id = :d"),
-                                   {"d": first["decision_id"]}).one()
+        kind, payload = connection.execute(
+            text("SELECT kind, payload FROM audit_records WHERE seq = :s"), {"s": first["audit_seq"]}
+        ).one()
+        state = connection.execute(
+            text("SELECT approval, action FROM decisions WHERE decision_id = :d"), {"d": first["decision_id"]}
+        ).one()
     audit.dispose()
     assert kind == "recommendation" and first["decision_id"] in payload and '"features"' in payload
     assert tuple(state) == (first["approval"], first["action"])
 
 
-SENSITIVE = {"contact_repair", "pre_check_write_off", "asset_preservation", "payment_order", "file_lawsuit",
-             "enforcement", "criminal_referral"}
+SENSITIVE = {
+    "contact_repair",
+    "pre_check_write_off",
+    "asset_preservation",
+    "payment_order",
+    "file_lawsuit",
+    "enforcement",
+    "criminal_referral",
+}
 
 
 def test_the_packaged_catalogue_marks_the_sensitive_actions() -> None:
@@ -196,8 +238,9 @@ def test_the_packaged_catalogue_marks_the_sensitive_actions() -> None:
 
 def test_sensitive_actions_wait_for_approval(api) -> None:
     opened = api["open"]
-    refs = [{"case_id": str(c), "creditor": str(k)} for c, k in zip(opened["case_id"], opened["creditor"],
-                                                                      strict=True)][:1000]
+    refs = [
+        {"case_id": str(c), "creditor": str(k)} for c, k in zip(opened["case_id"], opened["creditor"], strict=True)
+    ][:1000]
     results = post(api, "next_best_action", {"cases": refs}, role="supervisor").json()["results"]
     sensitive = [r for r in results if r["sensitive"]]
     assert sensitive, collections.Counter(r["action"] for r in results)
@@ -206,8 +249,9 @@ def test_sensitive_actions_wait_for_approval(api) -> None:
     assert all(r["approval"] == "not_required" for r in results if not r["sensitive"])
     audit = create_engine(f"sqlite:///{api['home'] / 'audit.db'}")
     with audit.connect() as connection:
-        pending = {r[0] for r in connection.execute(
-            text("SELECT decision_id FROM decisions WHERE approval = 'pending'"))}
+        pending = {
+            r[0] for r in connection.execute(text("SELECT decision_id FROM decisions WHERE approval = 'pending'"))
+        }
     audit.dispose()
     assert {r["decision_id"] for r in sensitive} <= pending
 
@@ -233,7 +277,8 @@ def test_litigation_list_json_and_xlsx(api) -> None:
     assert listed["court"] == court and listed["sheets"]
     workbook = post(api, "litigation_list", {"court": court, "format": "xlsx"}, role="supervisor")
     assert workbook.status_code == 200 and workbook.headers["content-type"].startswith(
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
     book = openpyxl.load_workbook(io.BytesIO(workbook.content))
     assert book.sheetnames == list(listed["sheets"])
 
@@ -243,46 +288,130 @@ def test_events_are_acknowledged_all_or_none_counted_and_imported(api) -> None:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     before = post(api, "next_best_action", {"case_id": case_id}, role="platform").json()["results"][0]
     calls = before["ranked"] and sum(1 for r in before["ranked"] if r["action"] == "voice_call")
-    bad = post(api, "events", {"events": [
-        {"case_id": case_id, "at": now.isoformat(), "action": "voice_call", "actor": "system", "outcome": "no_answer"},
-        {"case_id": "NO-SUCH-CASE", "at": now.isoformat(), "action": "voice_call", "actor": "system",
-         "outcome": "no_answer"}]}, role="platform")
+    bad = post(
+        api,
+        "events",
+        {
+            "events": [
+                {
+                    "case_id": case_id,
+                    "at": now.isoformat(),
+                    "action": "voice_call",
+                    "actor": "system",
+                    "outcome": "no_answer",
+                },
+                {
+                    "case_id": "NO-SUCH-CASE",
+                    "at": now.isoformat(),
+                    "action": "voice_call",
+                    "actor": "system",
+                    "outcome": "no_answer",
+                },
+            ]
+        },
+        role="platform",
+    )
     assert bad.status_code == 404 and bad.json()["field"] == "events[1].case_id"
-    future = post(api, "events", {"events": [{"case_id": case_id, "at": (now + dt.timedelta(days=2)).isoformat(),
-                                              "action": "sms_warning", "actor": "system", "outcome": "sent"}]},
-                  role="platform")
+    future = post(
+        api,
+        "events",
+        {
+            "events": [
+                {
+                    "case_id": case_id,
+                    "at": (now + dt.timedelta(days=2)).isoformat(),
+                    "action": "sms_warning",
+                    "actor": "system",
+                    "outcome": "sent",
+                }
+            ]
+        },
+        role="platform",
+    )
     assert future.status_code == 400 and future.json()["field"] == "events[0].at"
-    fen = post(api, "events", {"events": [{"case_id": case_id, "at": now.isoformat(), "action": "voice_call",
-                                           "actor": "system", "outcome": "no_answer"},
-                                          {"case_id": case_id, "at": now.isoformat(), "action": "voice_call",
-                                           "actor": "system", "outcome": "paid", "amount": 12.345}]},
-               role="platform")
+    fen = post(
+        api,
+        "events",
+        {
+            "events": [
+                {
+                    "case_id": case_id,
+                    "at": now.isoformat(),
+                    "action": "voice_call",
+                    "actor": "system",
+                    "outcome": "no_answer",
+                },
+                {
+                    "case_id": case_id,
+                    "at": now.isoformat(),
+                    "action": "voice_call",
+                    "actor": "system",
+                    "outcome": "paid",
+                    "amount": 12.345,
+                },
+            ]
+        },
+        role="platform",
+    )
     assert fen.status_code == 400 and fen.json()["field"] == "events[1].amount", fen.text
-    assert post(api, "events", {"events": [{"case_id": case_id, "at": "0001-01-01T00:00:00", "action": "wait",
-                                            "actor": "system", "outcome": "sent"}]}).status_code == 400
+    assert (
+        post(
+            api,
+            "events",
+            {
+                "events": [
+                    {
+                        "case_id": case_id,
+                        "at": "0001-01-01T00:00:00",
+                        "action": "wait",
+                        "actor": "system",
+                        "outcome": "sent",
+                    }
+                ]
+            },
+        ).status_code
+        == 400
+    )
     # three calls today: seconds apart, never before the Shanghai day began (were they minutes apart,
     # the daily count would miss some in the first minutes after midnight)
     today = now.astimezone(ZoneInfo("Asia/Shanghai")).replace(hour=0, minute=0, second=0)
-    events = [{"case_id": case_id, "at": max(now - dt.timedelta(seconds=i), today).isoformat(),
-               "action": "voice_call", "actor": "system", "outcome": "no_answer"} for i in range(3)]
+    events = [
+        {
+            "case_id": case_id,
+            "at": max(now - dt.timedelta(seconds=i), today).isoformat(),
+            "action": "voice_call",
+            "actor": "system",
+            "outcome": "no_answer",
+        }
+        for i in range(3)
+    ]
     acked = post(api, "events", {"events": events}, role="platform")
     assert acked.status_code == 200 and acked.json()["accepted"] == 3
     after = post(api, "next_best_action", {"case_id": case_id}, role="platform").json()["results"][0]
     audit = create_engine(f"sqlite:///{api['home'] / 'audit.db'}")
     with audit.connect() as connection:
-        seqs = [r[0] for r in connection.execute(text("SELECT seq FROM audit_records WHERE kind = 'event' AND "
-                                                      "case_id = :c"), {"c": case_id})]
-        history = connection.execute(text("SELECT payload FROM audit_records WHERE seq = :s"),
-                                     {"s": after["audit_seq"]}).scalar_one()
+        seqs = [
+            r[0]
+            for r in connection.execute(
+                text("SELECT seq FROM audit_records WHERE kind = 'event' AND case_id = :c"), {"c": case_id}
+            )
+        ]
+        history = connection.execute(
+            text("SELECT payload FROM audit_records WHERE seq = :s"), {"s": after["audit_seq"]}
+        ).scalar_one()
     audit.dispose()
     assert seqs == [e["seq"] for e in acked.json()["events"]]  # the refused requests wrote nothing
     assert '"voice_attempts_today":3.0' in history or '"voice_attempts_today":4.0' in history, calls
     deadline = dt.datetime.now() + dt.timedelta(seconds=60)
     while dt.datetime.now() < deadline:
         with api["ledger"].connect() as connection:
-            stored = connection.execute(text(
-                "SELECT COUNT(*) FROM events e JOIN cases c ON c.id = e.case_pk WHERE c.case_id = :c "
-                "AND e.action = 'voice_call' AND e.received_at IS NOT NULL"), {"c": case_id}).scalar_one()
+            stored = connection.execute(
+                text(
+                    "SELECT COUNT(*) FROM events e JOIN cases c ON c.id = e.case_pk WHERE c.case_id = :c "
+                    "AND e.action = 'voice_call' AND e.received_at IS NOT NULL"
+                ),
+                {"c": case_id},
+            ).scalar_one()
         if stored >= 3:
             break
         time.sleep(0.5)
@@ -291,8 +420,7 @@ def test_events_are_acknowledged_all_or_none_counted_and_imported(api) -> None:
 
 def test_assign_and_reload(api) -> None:
     opened = api["open"].head(30)
-    refs = [{"case_id": str(c), "creditor": str(k)} for c, k in zip(opened["case_id"], opened["creditor"],
-                                                                      strict=True)]
+    refs = [{"case_id": str(c), "creditor": str(k)} for c, k in zip(opened["case_id"], opened["creditor"], strict=True)]
     plan = post(api, "assign", {"cases": refs, "save": True}, role="supervisor").json()
     assert len(plan["assignments"]) == 30 and plan["audit_seq"] > 0
     assert all(a["mediator_id"] or a["reason"].startswith("unassigned") for a in plan["assignments"])

@@ -38,14 +38,22 @@ def test_reader_equals_feast_for_every_case(world: Settings) -> None:
     # a moment with microseconds (Feast's request data keeps whole seconds), an unknown case, no debtor
     now = dt.datetime.now(dt.UTC).replace(microsecond=987654)
     cases = every_case(world, now)
-    entities = [*cases, {"case_pk": 10**9, "debtor_key": "nobody", "decision_ts": now},
-                {"case_pk": cases[0]["case_pk"], "debtor_key": "", "decision_ts": now}]
-    expected = {k: v for k, v in online_features(world, entities, SETTLEMENT_V1, store=store).items()
-                if k not in ENTITY}
+    entities = [
+        *cases,
+        {"case_pk": 10**9, "debtor_key": "nobody", "decision_ts": now},
+        {"case_pk": cases[0]["case_pk"], "debtor_key": "", "decision_ts": now},
+    ]
+    expected = {
+        k: v for k, v in online_features(world, entities, SETTLEMENT_V1, store=store).items() if k not in ENTITY
+    }
     got = reader.read(entities)
     assert set(got) == set(expected)
-    differ = [(name, i, expected[name][i], got[name][i]) for name in expected for i in range(len(entities))
-              if not _same(expected[name][i], got[name][i])]
+    differ = [
+        (name, i, expected[name][i], got[name][i])
+        for name in expected
+        for i in range(len(entities))
+        if not _same(expected[name][i], got[name][i])
+    ]
     assert differ == []
     # one case at a time, as the service asks, gives the same as the batch
     for i in range(0, len(entities), 97):
@@ -72,8 +80,8 @@ def test_single_row_c_api_equals_booster_predict(world: Settings) -> None:
         assert fast.single is not None
         matrix = np.vstack([fast.row({k: v[i] for k, v in values.items()}) for i in range(len(entities))])
         assert np.isnan(matrix).any()  # missing values take the trees' default branches too
-        single = np.array([fast.single.predict(matrix[i:i + 1], SingleRow.NORMAL)[0] for i in range(len(matrix))])
-        contrib = np.vstack([fast.single.predict(matrix[i:i + 1], SingleRow.CONTRIB) for i in range(len(matrix))])
+        single = np.array([fast.single.predict(matrix[i : i + 1], SingleRow.NORMAL)[0] for i in range(len(matrix))])
+        contrib = np.vstack([fast.single.predict(matrix[i : i + 1], SingleRow.CONTRIB) for i in range(len(matrix))])
         np.testing.assert_array_equal(single, fast.booster.predict(matrix, num_threads=1))
         np.testing.assert_array_equal(contrib, fast.booster.predict(matrix, pred_contrib=True, num_threads=1))
         with pytest.raises(ValueError, match="one row of"):
@@ -92,16 +100,22 @@ def test_skipped_round_trips_are_feasts() -> None:
     samples = {
         ValueType.INT64: [[0], [7, -1], [2**63 - 1], [-(2**63)], [2**40, 3]],
         ValueType.STRING: [[""], ["abc", "债务人"], ["0123456789abcdef" * 4]],
-        ValueType.UNKNOWN: [[dt.datetime(2026, 11, 29, 3, 30, 15, 987654, tzinfo=dt.UTC)],
-                            [dt.datetime(2026, 11, 29, 3, 30, 15)],  # naive: UTC, as Feast reads it
-                            [dt.datetime(2026, 11, 29, 11, 30, 15, 1, tzinfo=shanghai)],
-                            [dt.datetime(1960, 1, 1, 0, 0, 0, 500000, tzinfo=dt.UTC)],
-                            [dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(2038, 1, 19, 3, 14, 8)]],
+        ValueType.UNKNOWN: [
+            [dt.datetime(2026, 11, 29, 3, 30, 15, 987654, tzinfo=dt.UTC)],
+            [dt.datetime(2026, 11, 29, 3, 30, 15)],  # naive: UTC, as Feast reads it
+            [dt.datetime(2026, 11, 29, 11, 30, 15, 1, tzinfo=shanghai)],
+            [dt.datetime(1960, 1, 1, 0, 0, 0, 500000, tzinfo=dt.UTC)],
+            [dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(2038, 1, 19, 3, 14, 8)],
+        ],
         ValueType.DOUBLE: [[0.0, -1.5, None], [1e300]],
     }
     for value_type, lists in samples.items():
         for values in lists:
             feast = [feast_value_type_to_python_type(v) for v in python_values_to_proto_values(values, value_type)]
             ours = _python(list(values), value_type)
-            assert len(ours) == len(feast) and all(_same(a, b) for a, b in zip(ours, feast, strict=True)), \
-                (value_type, values, ours, feast)
+            assert len(ours) == len(feast) and all(_same(a, b) for a, b in zip(ours, feast, strict=True)), (
+                value_type,
+                values,
+                ours,
+                feast,
+            )

@@ -23,9 +23,17 @@ def test_the_probe_times_requests_and_summarises_what_was_slow(tmp_path, monkeyp
         {"k": "req", "worker": "1", "at": 99.0, "end": 99.5, "sent": 98.0},  # outside the window
     ]
     assert probe.summary(lines, since=5, until=50) == {
-        "requests": 3, "requests_per_worker": [2, 1], "in_worker_over": 1, "queued_over": 1,
-        "gc2": 1, "gc_max_ms": 300.0, "lag_over": 1, "lag_max_ms": 290.0,
-        "spans_over": ["checkpoint audit.db"], "span_max_ms": {"checkpoint audit.db": 25.0}}
+        "requests": 3,
+        "requests_per_worker": [2, 1],
+        "in_worker_over": 1,
+        "queued_over": 1,
+        "gc2": 1,
+        "gc_max_ms": 300.0,
+        "lag_over": 1,
+        "lag_max_ms": 290.0,
+        "spans_over": ["checkpoint audit.db"],
+        "span_max_ms": {"checkpoint audit.db": 25.0},
+    }
 
 
 def test_the_probe_notes_a_request_and_echoes_its_id(tmp_path, monkeypatch):
@@ -43,8 +51,11 @@ def test_the_probe_notes_a_request_and_echoes_its_id(tmp_path, monkeypatch):
         if message["type"] == "http.response.start":
             headers.extend(message["headers"])
 
-    scope = {"type": "http", "path": "/next_best_action",
-             "headers": [(b"x-bench-id", b"1-7"), (b"x-bench-sent", f"{sent_at:.3f}".encode())]}
+    scope = {
+        "type": "http",
+        "path": "/next_best_action",
+        "headers": [(b"x-bench-id", b"1-7"), (b"x-bench-sent", f"{sent_at:.3f}".encode())],
+    }
     asyncio.run(probe.Probe(app)(scope, None, send))
     assert (b"x-bench-id", b"1-7") in headers
     [line] = probe._lines

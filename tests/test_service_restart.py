@@ -57,8 +57,13 @@ def crash_and_read_back(env: dict[str, str], log: Path) -> None:
         with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
             base = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
             while not stop.is_set():
-                event = {"case_id": case_id, "at": (base + dt.timedelta(seconds=sent)).isoformat(),
-                         "action": "sms_warning", "actor": "system", "outcome": "delivered"}
+                event = {
+                    "case_id": case_id,
+                    "at": (base + dt.timedelta(seconds=sent)).isoformat(),
+                    "action": "sms_warning",
+                    "actor": "system",
+                    "outcome": "delivered",
+                }
                 sent += 1
                 try:
                     answer = client.post("/events", json={"events": [event]})
@@ -100,10 +105,17 @@ def crash_and_read_back(env: dict[str, str], log: Path) -> None:
     ledger = create_engine(settings.database_url)
     try:
         with ledger.connect() as connection:
-            stored = {_utc(row[0]) for row in connection.execute(
-                text("SELECT e.at FROM events e JOIN cases c ON c.id = e.case_pk JOIN creditors r "
-                     "ON r.id = c.creditor_id WHERE c.case_id = :c AND r.name = :r AND e.action = 'sms_warning' "
-                     "AND e.actor = 'system'"), {"c": case_id, "r": creditor})}
+            stored = {
+                _utc(row[0])
+                for row in connection.execute(
+                    text(
+                        "SELECT e.at FROM events e JOIN cases c ON c.id = e.case_pk JOIN creditors r "
+                        "ON r.id = c.creditor_id WHERE c.case_id = :c AND r.name = :r AND e.action = 'sms_warning' "
+                        "AND e.actor = 'system'"
+                    ),
+                    {"c": case_id, "r": creditor},
+                )
+            }
     finally:
         ledger.dispose()
     missing = [e["at"] for e in acked if dt.datetime.fromisoformat(str(e["at"])) not in stored]

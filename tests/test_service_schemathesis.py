@@ -39,24 +39,51 @@ def running(service_world: str, tmp_path_factory) -> Iterator[tuple[str, str]]:
         service.stop()
 
 
-@pytest.mark.parametrize("route", ["/next_best_action", "/assign", "/explain", "/profile", "/litigation_list",
-                                   "/events", "/reload", "/decision_status"])
+@pytest.mark.parametrize(
+    "route",
+    [
+        "/next_best_action",
+        "/assign",
+        "/explain",
+        "/profile",
+        "/litigation_list",
+        "/events",
+        "/reload",
+        "/decision_status",
+    ],
+)
 def test_our_endpoints_follow_their_document(running: tuple[str, str], route: str) -> None:
     url, key = running
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert {op.path for op in operations} == {"/next_best_action", "/assign", "/explain", "/profile",
-                                              "/litigation_list", "/events", "/reload", "/decision_status"}
+    assert {op.path for op in operations} == {
+        "/next_best_action",
+        "/assign",
+        "/explain",
+        "/profile",
+        "/litigation_list",
+        "/events",
+        "/reload",
+        "/decision_status",
+    }
     operation = next(op for op in operations if op.path == route)
     calls = []
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def generated(case) -> None:
-        response = case.call_and_validate(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120,
-                                          checks=[not_a_server_error, status_code_conformance,
-                                                  content_type_conformance, response_schema_conformance])
+        response = case.call_and_validate(
+            base_url=url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=120,
+            checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance],
+        )
         calls.append(response.status_code)
 
     generated()

@@ -66,11 +66,15 @@ def test_the_thread_checkpoints_on_its_own(settings):
 
 
 def test_no_checkpointer_where_none_is_needed(settings, postgres_url):
-    memory = make_engine(settings.__class__.from_env({"CONCORD_HOME": str(settings.home),
-                                                      "CONCORD_DATABASE_URL": "sqlite://"}), migrate=False)
+    memory = make_engine(
+        settings.__class__.from_env({"CONCORD_HOME": str(settings.home), "CONCORD_DATABASE_URL": "sqlite://"}),
+        migrate=False,
+    )
     assert Checkpointer.start_for(memory) is None
-    postgres = make_engine(settings.__class__.from_env({"CONCORD_HOME": str(settings.home),
-                                                        "CONCORD_DATABASE_URL": postgres_url}), migrate=False)
+    postgres = make_engine(
+        settings.__class__.from_env({"CONCORD_HOME": str(settings.home), "CONCORD_DATABASE_URL": postgres_url}),
+        migrate=False,
+    )
     assert Checkpointer.start_for(postgres) is None
     with write_turn(postgres):  # nothing to queue for: PostgreSQL has its advisory lock
         pass
@@ -92,8 +96,14 @@ _HOLDER = textwrap.dedent("""
 
 def test_a_writer_waits_for_the_other_process_turn_then_writes(settings):
     engine = audit_engine(settings)
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, "1.0"], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, "1.0"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
         started = time.monotonic()

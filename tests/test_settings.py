@@ -19,12 +19,14 @@ def test_defaults_put_all_state_under_home(tmp_path, monkeypatch) -> None:
 
 
 def test_environment_overrides(tmp_path) -> None:
-    settings = Settings.from_env({
-        "CONCORD_HOME": str(tmp_path / "h"),
-        "CONCORD_DATABASE_URL": "postgresql+psycopg://u@db:5432/concord",
-        "CONCORD_REQUIRE_SERVICES": "1",
-        "CONCORD_PSEUDONYM_KEY": "k",
-    })
+    settings = Settings.from_env(
+        {
+            "CONCORD_HOME": str(tmp_path / "h"),
+            "CONCORD_DATABASE_URL": "postgresql+psycopg://u@db:5432/concord",
+            "CONCORD_REQUIRE_SERVICES": "1",
+            "CONCORD_PSEUDONYM_KEY": "k",
+        }
+    )
     assert settings.database_url.startswith("postgresql+psycopg://")
     assert settings.require_services and settings.pseudonym_key() == b"k"
     assert not (tmp_path / "h").exists()  # reading settings creates nothing
@@ -42,18 +44,24 @@ def test_offline_engine_limits_come_from_settings(tmp_path) -> None:
 
     from features.store.config import configure_offline_engine
 
-    settings = Settings.from_env({"CONCORD_HOME": str(tmp_path), "CONCORD_OFFLINE_MEMORY_LIMIT": "300MB",
-                                  "CONCORD_OFFLINE_THREADS": "1"})
+    settings = Settings.from_env(
+        {"CONCORD_HOME": str(tmp_path), "CONCORD_OFFLINE_MEMORY_LIMIT": "300MB", "CONCORD_OFFLINE_THREADS": "1"}
+    )
     assert settings.offline_memory_limit == "300MB" and settings.offline_threads == 1
     configure_offline_engine(settings)
-    limit, threads, spill = ibis.get_backend().raw_sql(
-        "select current_setting('memory_limit'), current_setting('threads'), "
-        "current_setting('temp_directory')").fetchall()[0]
+    limit, threads, spill = (
+        ibis.get_backend()
+        .raw_sql(
+            "select current_setting('memory_limit'), current_setting('threads'), current_setting('temp_directory')"
+        )
+        .fetchall()[0]
+    )
     assert limit.endswith("MiB") and float(limit.split()[0]) < 300 and threads == 1
     assert spill == str(tmp_path / "features" / "duckdb-spill")
     with pytest.raises(ValueError, match="CONCORD_OFFLINE_MEMORY_LIMIT='lots'"):
-        configure_offline_engine(Settings.from_env({"CONCORD_HOME": str(tmp_path),
-                                                    "CONCORD_OFFLINE_MEMORY_LIMIT": "lots"}))
+        configure_offline_engine(
+            Settings.from_env({"CONCORD_HOME": str(tmp_path), "CONCORD_OFFLINE_MEMORY_LIMIT": "lots"})
+        )
 
 
 def test_generated_key_is_kept_with_owner_only_permissions(tmp_path) -> None:

@@ -17,12 +17,28 @@ from simulator.world import World, simulate_world
 from simulator.writers import TABLES, write_world
 
 PHONE_CHANNELS = {"sms_warning", "flash_sms", "similar_case_push", "voice_call"}
-WARNING_ACTIONS = {*PHONE_CHANNELS, "contact_repair", "lawyer_letter", "asset_preservation",
-                   "pre_check_write_off", "payment_order"}
-MEDIATION_ACTIONS = {"mediator_call", "video_mediation", "online_negotiation", "installment_offer",
-                     "lawyer_letter", "payment_order", "file_lawsuit"}
-STAGE_ACTIONS = {"warning": WARNING_ACTIONS, "mediation": MEDIATION_ACTIONS,
-                 "agreement": {"notarized_agreement", "judicial_confirmation", "mediator_call"}}
+WARNING_ACTIONS = {
+    *PHONE_CHANNELS,
+    "contact_repair",
+    "lawyer_letter",
+    "asset_preservation",
+    "pre_check_write_off",
+    "payment_order",
+}
+MEDIATION_ACTIONS = {
+    "mediator_call",
+    "video_mediation",
+    "online_negotiation",
+    "installment_offer",
+    "lawyer_letter",
+    "payment_order",
+    "file_lawsuit",
+}
+STAGE_ACTIONS = {
+    "warning": WARNING_ACTIONS,
+    "mediation": MEDIATION_ACTIONS,
+    "agreement": {"notarized_agreement", "judicial_confirmation", "mediator_call"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +88,14 @@ def test_snapshot_defaults_to_90_days_before_the_end_at_local_midnight(world: Wo
     snapshot = world.truth_snapshot
     assert list(snapshot.columns) == ["case_id", "creditor", "snapshot", "step", "stage", "p_reach_14d", "p_settle_90d"]
     assert list(world.truth_actions.columns) == [
-        "case_id", "creditor", "snapshot", "action", "logging_probability", "p_reach_14d", "p_settle_90d"]
+        "case_id",
+        "creditor",
+        "snapshot",
+        "action",
+        "logging_probability",
+        "p_reach_14d",
+        "p_settle_90d",
+    ]
     assert (snapshot["snapshot"] == pd.Timestamp("2026-03-31 16:00", tz="UTC")).all()  # 2026-04-01 00:00 +08:00
     assert snapshot["case_id"].is_unique and 0.03 < len(snapshot) / len(world.cases) < 0.15
     # open: started before the snapshot, not closed before it
@@ -102,10 +125,14 @@ def test_snapshot_probabilities_match_realised_outcomes(world: World) -> None:
 
 def test_actions_averaged_with_the_logging_policy_reproduce_the_snapshot(world: World) -> None:
     actions = _actions(world)
-    weighted = actions.assign(
-        reach=actions["logging_probability"] * actions["p_reach_14d"],
-        settle=actions["logging_probability"] * actions["p_settle_90d"],
-    ).groupby("case_id")[["logging_probability", "reach", "settle"]].sum()
+    weighted = (
+        actions.assign(
+            reach=actions["logging_probability"] * actions["p_reach_14d"],
+            settle=actions["logging_probability"] * actions["p_settle_90d"],
+        )
+        .groupby("case_id")[["logging_probability", "reach", "settle"]]
+        .sum()
+    )
     snapshot = world.truth_snapshot.set_index(world.truth_snapshot["case_id"].astype(str))
     weighted = weighted.loc[snapshot.index]
     np.testing.assert_allclose(weighted["logging_probability"], 1.0, rtol=0, atol=1e-12)
@@ -134,8 +161,10 @@ def test_the_action_taken_next_predicts_what_happens(world: World) -> None:
     snapshot = world.truth_snapshot.set_index(world.truth_snapshot["case_id"].astype(str))
     # Bounds are about 3 standard errors here (0.08 for reach; 0.33 for settlement, whose
     # differences between actions are small): wrong per-action odds give a slope near 0.
-    for days, outcomes, column, low, high in ((14, REACHED_OUTCOMES, "p_reach_14d", 0.75, 1.25),
-                                              (90, SETTLED_OUTCOMES, "p_settle_90d", 0.3, 2.0)):
+    for days, outcomes, column, low, high in (
+        (14, REACHED_OUTCOMES, "p_reach_14d", 0.75, 1.25),
+        (90, SETTLED_OUTCOMES, "p_settle_90d", 0.3, 2.0),
+    ):
         label = _realised(world, taken["case_id"], days, outcomes)
         base = snapshot.loc[taken["case_id"], column].to_numpy()
         shift = taken[column].to_numpy() - base
@@ -156,8 +185,9 @@ def test_a_case_gets_rows_only_for_the_actions_its_state_allows(world: World) ->
     # no number on file and none found by a repair: nothing can be sent
     cases = world.cases.set_index(world.cases["case_id"].astype(str))
     events = world.events[world.events["at"] < _local_moment(world)]
-    repaired = set(events.loc[(events["action"] == "contact_repair") & (events["outcome"] == "delivered"),
-                              "case_id"].astype(str))
+    repaired = set(
+        events.loc[(events["action"] == "contact_repair") & (events["outcome"] == "delivered"), "case_id"].astype(str)
+    )
     warning = stage.index[stage == "warning"]
     silent = [c for c in warning if pd.isna(cases.at[c, "phone"]) and c not in repaired]
     assert len(silent) > 50
@@ -187,9 +217,13 @@ def test_in_the_contrasting_world_no_action_is_best_for_most_debtors(contrasting
     seen = set(capacity.loc[capacity["has_property"] | capacity["has_vehicle"], "id_number"].astype(str))
     cases = contrasting.cases.set_index(contrasting.cases["case_id"].astype(str)).loc[best.index]
     stage = contrasting.truth_snapshot.set_index(contrasting.truth_snapshot["case_id"].astype(str))["stage"]
-    groups = pd.DataFrame({"stage": stage.loc[best.index].astype(str).to_numpy(),
-                           "assets_seen": cases["id_number"].astype(str).isin(seen).to_numpy(),
-                           "best": best.to_numpy()})
+    groups = pd.DataFrame(
+        {
+            "stage": stage.loc[best.index].astype(str).to_numpy(),
+            "assets_seen": cases["id_number"].astype(str).isin(seen).to_numpy(),
+            "best": best.to_numpy(),
+        }
+    )
     modal = groups.groupby(["stage", "assets_seen"])["best"].agg(lambda b: b.mode()[0])
     assert modal.loc[("warning", True)] != modal.loc[("warning", False)]
     assert modal.loc[("mediation", True)] != modal.loc[("mediation", False)]
@@ -213,8 +247,9 @@ def test_an_unknown_profile_or_a_bad_key_is_refused_by_name(tmp_path: Path, monk
     with pytest.raises(ValueError, match="unknown effect profile 'gentle'"):
         simulate_world(100, seed=1, effects="gentle")
     bad = tmp_path / "profiles.yaml"
-    bad.write_text("odd:\n  mediation:\n    settle:\n      installment_offer: {intercept: 1.0, wealth: 2.0}\n",
-                   encoding="utf-8")
+    bad.write_text(
+        "odd:\n  mediation:\n    settle:\n      installment_offer: {intercept: 1.0, wealth: 2.0}\n", encoding="utf-8"
+    )
     monkeypatch.setattr(profiles, "PROFILES_FILE", bad)
     profiles._load_file.cache_clear()
     try:
@@ -250,18 +285,42 @@ def test_simulate_command_takes_snapshot_effects_and_no_propensity(tmp_path: Pat
     from serving.cli.app import app
 
     out = tmp_path / "world"
-    result = CliRunner().invoke(app, ["simulate", "--cases", "500", "--seed", "3", "--out", str(out), "--format",
-                                      "parquet", "--snapshot", "2026-02-01", "--effects", "contrasting",
-                                      "--no-propensity"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            "--cases",
+            "500",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--format",
+            "parquet",
+            "--snapshot",
+            "2026-02-01",
+            "--effects",
+            "contrasting",
+            "--no-propensity",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} == {f"{t}.parquet" for t in TABLES} | {
-        "truth.parquet", "truth_decisions.parquet", "truth_snapshot.parquet", "truth_actions.parquet"}
+        "truth.parquet",
+        "truth_decisions.parquet",
+        "truth_snapshot.parquet",
+        "truth_actions.parquet",
+    }
     assert pd.read_parquet(out / "events.parquet")["propensity"].isna().all()
     snapshot = pd.read_parquet(out / "truth_snapshot.parquet")
     assert (snapshot["snapshot"] == pd.Timestamp("2026-01-31 16:00", tz="UTC")).all()
     expected = simulate_world(500, seed=3, snapshot=dt.date(2026, 2, 1), effects="contrasting")
     expected_snapshot = expected.truth_snapshot.astype({"case_id": str, "creditor": str})
-    pd.testing.assert_frame_equal(snapshot.astype({"case_id": str, "creditor": str}), expected_snapshot,
-                                  check_dtype=False, check_categorical=False)
+    pd.testing.assert_frame_equal(
+        snapshot.astype({"case_id": str, "creditor": str}),
+        expected_snapshot,
+        check_dtype=False,
+        check_categorical=False,
+    )
     bad = CliRunner().invoke(app, ["simulate", "--cases", "50", "--out", str(tmp_path / "x"), "--effects", "gentle"])
     assert bad.exit_code == 2 and "--effects must be one of default, contrasting" in bad.output

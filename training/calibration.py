@@ -45,13 +45,22 @@ def predict_rows(booster: lgb.Booster, data: TrainingSet, rows: np.ndarray, tree
     a bounded number of rows at a time."""
     out = np.empty(len(rows))
     for start in range(0, len(rows), PREDICT_ROWS):
-        out[start:start + PREDICT_ROWS] = booster.predict(data.values[rows[start:start + PREDICT_ROWS]],
-                                                          num_iteration=trees)
+        out[start : start + PREDICT_ROWS] = booster.predict(
+            data.values[rows[start : start + PREDICT_ROWS]], num_iteration=trees
+        )
     return out
 
 
-def cross_fit(spec: ModelSpec, data: TrainingSet, rows: np.ndarray, params: dict[str, Any], dataset: lgb.Dataset,
-              groups: int, trees: int, stop_early: bool) -> CrossFit:
+def cross_fit(
+    spec: ModelSpec,
+    data: TrainingSet,
+    rows: np.ndarray,
+    params: dict[str, Any],
+    dataset: lgb.Dataset,
+    groups: int,
+    trees: int,
+    stop_early: bool,
+) -> CrossFit:
     """Cross-fit the booster of ``params`` over ``rows`` of ``dataset`` (which covers ``data``):
     at most ``trees`` trees, fewer where ``stop_early`` and the held-out group stops improving."""
     labels = data.labels[rows]
@@ -68,8 +77,13 @@ def cross_fit(spec: ModelSpec, data: TrainingSet, rows: np.ndarray, params: dict
         # LightGBM takes the indices as an array (its type hint says list; a list of millions costs memory)
         valid = [dataset.subset(cast("list[int]", rows[held]))] if stop_early else []
         callbacks: list[Callable[..., Any]] = [lgb.early_stopping(EARLY_STOPPING, verbose=False)] if stop_early else []
-        booster = lgb.train(settings, dataset.subset(cast("list[int]", rows[fitted])), num_boost_round=trees,
-                            valid_sets=valid, callbacks=callbacks)
+        booster = lgb.train(
+            settings,
+            dataset.subset(cast("list[int]", rows[fitted])),
+            num_boost_round=trees,
+            valid_sets=valid,
+            callbacks=callbacks,
+        )
         best = booster.best_iteration if stop_early and booster.best_iteration else booster.current_iteration()
         counts.append(int(best))
         raw[held] = predict_rows(booster, data, rows[held], best)

@@ -33,7 +33,7 @@ def known_share(data: TrainingSet) -> np.ndarray:
     """Share of each decision's features that have a value."""
     out = np.empty(len(data), dtype=np.float32)
     for start in range(0, len(data), CHECK_ROWS):
-        out[start:start + CHECK_ROWS] = (~np.isnan(data.values[start:start + CHECK_ROWS])).mean(axis=1)
+        out[start : start + CHECK_ROWS] = (~np.isnan(data.values[start : start + CHECK_ROWS])).mean(axis=1)
     return out
 
 
@@ -48,21 +48,26 @@ def require_features(data: TrainingSet, spec: ModelSpec, engine: Engine) -> None
         raise TrainingRefused(
             f"{what}: the rows were received {late.last_received:%Y-%m-%d}, so the history is unknown at every "
             f"decision before then; re-import history with `--historical` (nothing is lost or duplicated), run "
-            f"`concord features build`, then train again")
-    raise TrainingRefused(f"{what}; run `concord features build` (and `concord features apply`) after importing, "
-                          f"then train again")
+            f"`concord features build`, then train again"
+        )
+    raise TrainingRefused(
+        f"{what}; run `concord features build` (and `concord features apply`) after importing, then train again"
+    )
 
 
 def require_outcomes(data: TrainingSet, spec: ModelSpec, as_of: dt.datetime) -> None:
     """Refuse when one outcome is too rare among the decisions to learn from."""
     label = label_defs.LABELS[spec.label]
     positive = int(data.labels.sum())
-    for count, what in ((positive, f"followed by {spec.label} within {label.horizon.days} days"),
-                        (len(data) - positive, f"not followed by {spec.label} within {label.horizon.days} days")):
+    for count, what in (
+        (positive, f"followed by {spec.label} within {label.horizon.days} days"),
+        (len(data) - positive, f"not followed by {spec.label} within {label.horizon.days} days"),
+    ):
         if count < MIN_OUTCOME_ROWS:
             raise TrainingRefused(
                 f"only {count:,} of the {len(data):,} {spec.name} decisions up to {as_of:%Y-%m-%d} were {what}; "
-                f"a model needs at least {MIN_OUTCOME_ROWS} of each outcome: import more history or train later")
+                f"a model needs at least {MIN_OUTCOME_ROWS} of each outcome: import more history or train later"
+            )
 
 
 def no_history_to_validate(spec: ModelSpec, rows: int, as_of: dt.datetime) -> TrainingRefused:
@@ -71,14 +76,16 @@ def no_history_to_validate(spec: ModelSpec, rows: int, as_of: dt.datetime) -> Tr
     return TrainingRefused(
         f"the {rows:,} {spec.name} decisions up to {as_of:%Y-%m-%d} leave no out-of-time validation with both "
         f"outcomes (a decision is validated only by models fitted on decisions {horizon} days older, whose "
-        f"outcome was known); import more history or train later")
+        f"outcome was known); import more history or train later"
+    )
 
 
 def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
     """Hanley and McNeil's standard error of a ROC-AUC on ``positives`` and ``negatives`` rows."""
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) \
-        / max(positives * negatives, 1)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) / max(
+        positives * negatives, 1
+    )
     return float(np.sqrt(max(variance, 0.0)))
 
 
@@ -93,4 +100,5 @@ def require_skill(spec: ModelSpec, folds: pd.DataFrame, chosen: str) -> None:
         raise TrainingRefused(
             f"on the out-of-time validation ({int(folds['valid_rows'].sum()):,} {spec.name} decisions) the best "
             f"model's ROC-AUC is {auc:.3f}, no better than a constant (0.5 + {margin:.3f}); check that the features "
-            f"carry history (`--historical` imports, `concord features build`) and that the outcomes are imported")
+            f"carry history (`--historical` imports, `concord features build`) and that the outcomes are imported"
+        )

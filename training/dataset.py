@@ -84,8 +84,12 @@ def feature_columns(frame: pd.DataFrame, spec: ModelSpec) -> list[str]:
     """Model inputs: the service's numeric and boolean features, minus meta and excluded ones
     and the stored epoch timestamps (``*_ts``): every time after training lies beyond the times
     training saw, so models take their ages (``days_since_*``, ``days_past_due``) instead."""
-    return [column for column in frame.columns if _is_input(column, spec) and (
-        pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]))]
+    return [
+        column
+        for column in frame.columns
+        if _is_input(column, spec)
+        and (pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]))
+    ]
 
 
 def _is_input(name: str, spec: ModelSpec) -> bool:
@@ -103,14 +107,18 @@ def service_features(settings: Settings, spec: ModelSpec) -> list[str]:
     names: list[str] = []
     for projection in service.feature_view_projections:
         for field in projection.features:
-            if field.dtype in (Bool, Float32, Float64, Int32, Int64) and _is_input(field.name, spec) \
-                    and field.name not in names:
+            if (
+                field.dtype in (Bool, Float32, Float64, Int32, Int64)
+                and _is_input(field.name, spec)
+                and field.name not in names
+            ):
                 names.append(field.name)
     return names
 
 
-def decisions(engine: Engine, spec: ModelSpec, as_of: dt.datetime, per_case: float = 3.0,
-              seed: int = 0) -> pd.DataFrame:
+def decisions(
+    engine: Engine, spec: ModelSpec, as_of: dt.datetime, per_case: float = 3.0, seed: int = 0
+) -> pd.DataFrame:
     """Labelled decision points up to ``as_of`` (entity columns, creditor, case id, creditor
     type, label), oldest first."""
     label = label_defs.LABELS[spec.label]
@@ -124,8 +132,9 @@ def decisions(engine: Engine, spec: ModelSpec, as_of: dt.datetime, per_case: flo
     return points.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
 
 
-def training_set(settings: Settings, engine: Engine, spec: ModelSpec, as_of: dt.datetime,
-                 per_case: float = 3.0, seed: int = 0) -> TrainingSet:
+def training_set(
+    settings: Settings, engine: Engine, spec: ModelSpec, as_of: dt.datetime, per_case: float = 3.0, seed: int = 0
+) -> TrainingSet:
     """Decision points with labels and the model's features, point-in-time correct (of each
     decision: ``KEPT_COLUMNS`` and the features).
 
@@ -145,8 +154,9 @@ def training_set(settings: Settings, engine: Engine, spec: ModelSpec, as_of: dt.
     return TrainingSet(meta, values, features)
 
 
-def write_training_set(settings: Settings, spec: ModelSpec, as_of: dt.datetime, per_case: float, seed: int,
-                       folder: Path) -> None:
+def write_training_set(
+    settings: Settings, spec: ModelSpec, as_of: dt.datetime, per_case: float, seed: int, folder: Path
+) -> None:
     """Build the training set (see :func:`training_set`) into ``folder``: ``meta.parquet``,
     ``values.npy`` (float32, column-major) and ``features.json``."""
     from concord.db import make_engine
@@ -173,7 +183,7 @@ def fetch_values(settings: Settings, meta: pd.DataFrame, spec: ModelSpec) -> tup
     store = feature_store(settings)
     by_case = np.argsort(meta["case_pk"].to_numpy(), kind="stable")
     for start in range(0, len(by_case), FETCH_ROWS):
-        rows = np.sort(by_case[start:start + FETCH_ROWS])
+        rows = np.sort(by_case[start : start + FETCH_ROWS])
         entities = meta.iloc[rows][list(ENTITY_COLUMNS)].copy()
         entities["debtor_key"] = entities["debtor_key"].astype(object)  # the categories end here: Feast takes text
         part = historical_features(settings, entities, spec.feature_service, store=store)
@@ -181,7 +191,8 @@ def fetch_values(settings: Settings, meta: pd.DataFrame, spec: ModelSpec) -> tup
     return values, features
 
 
-def training_frame(settings: Settings, engine: Engine, spec: ModelSpec, as_of: dt.datetime,
-                   per_case: float = 3.0, seed: int = 0) -> pd.DataFrame:
+def training_frame(
+    settings: Settings, engine: Engine, spec: ModelSpec, as_of: dt.datetime, per_case: float = 3.0, seed: int = 0
+) -> pd.DataFrame:
     """The training set as one DataFrame (for notebooks and small worlds)."""
     return training_set(settings, engine, spec, as_of, per_case, seed).frame()

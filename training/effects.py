@@ -41,17 +41,18 @@ from training.ope import PolicyEstimates, greedy, off_policy, snips_difference
 
 Step = Callable[[str], None]
 # Candidate methods (name -> ActionEffects settings); the holdout's DR value chooses among them.
-METHODS: dict[str, dict[str, Any]] = {"pooled": {"method": "pooled"},
-                                      "pooled_unweighted": {"method": "pooled", "weight_clip": 1.0},
-                                      "per_action": {"method": "per_action"},
-                                      "dr_learner": {"method": "dr_learner"},
-                                      # one bagged refit of V, none of P (docs/policies.md, "Variance within the
-                                      # prediction budget": better rankings, recommend --all under 2 minutes);
-                                      # the odds of settling at once adjusted per action on 5 features ("A
-                                      # per-action adjustment of settling at once")
-                                      "surrogate": {"method": "surrogate", "pooled_outcomes": True, "bag": 1,
-                                                    "outcome_bag": 0, "settle_adjust": 5},
-                                      "surrogate_per_action": {"method": "surrogate"}}
+METHODS: dict[str, dict[str, Any]] = {
+    "pooled": {"method": "pooled"},
+    "pooled_unweighted": {"method": "pooled", "weight_clip": 1.0},
+    "per_action": {"method": "per_action"},
+    "dr_learner": {"method": "dr_learner"},
+    # one bagged refit of V, none of P (docs/policies.md, "Variance within the
+    # prediction budget": better rankings, recommend --all under 2 minutes);
+    # the odds of settling at once adjusted per action on 5 features ("A
+    # per-action adjustment of settling at once")
+    "surrogate": {"method": "surrogate", "pooled_outcomes": True, "bag": 1, "outcome_bag": 0, "settle_adjust": 5},
+    "surrogate_per_action": {"method": "surrogate"},
+}
 # Without a clear holdout difference (SNIPS on one world's holdout is noisy), the first of these
 # present is chosen: the surrogate uses the most information per decision (its immediate outcome).
 DEFAULT_ORDER = ("surrogate", "pooled")
@@ -90,8 +91,9 @@ def logging_propensities(model: LoggingPropensity, data: LoggedDecisions) -> tup
     return np.where(has, recorded, np.maximum(own, SUPPORT_FLOOR)), has
 
 
-def overlap_table(data: LoggedDecisions, propensity: LoggingPropensity, mu: np.ndarray, recorded: np.ndarray,
-                  fallback: dict[str, str]) -> pd.DataFrame:
+def overlap_table(
+    data: LoggedDecisions, propensity: LoggingPropensity, mu: np.ndarray, recorded: np.ndarray, fallback: dict[str, str]
+) -> pd.DataFrame:
     """Per action: decisions, settled share, recorded share, the estimated propensity of the
     action where taken (min, 5th and 50th percentile), the share of all decisions where the
     logging policy gave it at least the floor, the effective sample size of its inverse weights,
@@ -102,32 +104,47 @@ def overlap_table(data: LoggedDecisions, propensity: LoggingPropensity, mu: np.n
         taken = data.actions == name
         own = estimated[taken, j]
         w = 1.0 / mu[taken]
-        rows.append({
-            "action": name, "decisions": int(taken.sum()), "settled_share": float(data.labels[taken].mean()),
-            "recorded_share": float(recorded[taken].mean()),
-            "propensity_min": float(own.min()), "propensity_p05": float(np.percentile(own, 5)),
-            "propensity_p50": float(np.median(own)),
-            "support_share": float((estimated[:, j] >= SUPPORT_FLOOR).mean()),
-            "ess": float(w.sum() ** 2 / (w**2).sum()), "estimated_by_model": not fallback.get(name, "no history"),
-            "fallback_reason": fallback.get(name, "no history"),
-        })
+        rows.append(
+            {
+                "action": name,
+                "decisions": int(taken.sum()),
+                "settled_share": float(data.labels[taken].mean()),
+                "recorded_share": float(recorded[taken].mean()),
+                "propensity_min": float(own.min()),
+                "propensity_p05": float(np.percentile(own, 5)),
+                "propensity_p50": float(np.median(own)),
+                "support_share": float((estimated[:, j] >= SUPPORT_FLOOR).mean()),
+                "ess": float(w.sum() ** 2 / (w**2).sum()),
+                "estimated_by_model": not fallback.get(name, "no history"),
+                "fallback_reason": fallback.get(name, "no history"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def fit_model(settings: dict[str, Any], data: LoggedDecisions, mu: np.ndarray,
-              propensity: LoggingPropensity) -> ActionEffects:
+def fit_model(
+    settings: dict[str, Any], data: LoggedDecisions, mu: np.ndarray, propensity: LoggingPropensity
+) -> ActionEffects:
     """An :class:`ActionEffects` with ``settings`` fitted on ``data`` (the support of each action
     from the propensity model, the cases as cross-fitting groups)."""
     names = sorted({str(a) for a in data.actions})
     support = propensity.of(data.values, names) >= SUPPORT_FLOOR
     meta = data.meta
-    return ActionEffects(**settings).fit(data.values, data.actions, data.labels, mu, data.features, support=support,
-                                         groups=meta["case_pk"].to_numpy() if "case_pk" in meta else None,
-                                         outcomes=meta["outcome"].astype(str).to_numpy() if "outcome" in meta else None)
+    return ActionEffects(**settings).fit(
+        data.values,
+        data.actions,
+        data.labels,
+        mu,
+        data.features,
+        support=support,
+        groups=meta["case_pk"].to_numpy() if "case_pk" in meta else None,
+        outcomes=meta["outcome"].astype(str).to_numpy() if "outcome" in meta else None,
+    )
 
 
-def holdout_value(model: ActionEffects, propensity: LoggingPropensity, holdout: LoggedDecisions,
-                  mu: np.ndarray, seed: int = 0) -> tuple[PolicyEstimates, np.ndarray, np.ndarray]:
+def holdout_value(
+    model: ActionEffects, propensity: LoggingPropensity, holdout: LoggedDecisions, mu: np.ndarray, seed: int = 0
+) -> tuple[PolicyEstimates, np.ndarray, np.ndarray]:
     """DR, IPS and SNIPS of the model's greedy policy on ``holdout`` (settlement rate), the
     model's estimates there and the policy (decisions x actions)."""
     actions = propensity.actions_
@@ -151,8 +168,13 @@ def _weighted_log_loss(q: np.ndarray, holdout: LoggedDecisions, actions: tuple[s
     return float(-(w * (y * np.log(p[keep]) + (1 - y) * np.log(1 - p[keep]))).sum() / w.sum())
 
 
-def choose(table: pd.DataFrame, policies: dict[str, np.ndarray], propensity: LoggingPropensity,
-           holdout: LoggedDecisions, mu: np.ndarray) -> str:
+def choose(
+    table: pd.DataFrame,
+    policies: dict[str, np.ndarray],
+    propensity: LoggingPropensity,
+    holdout: LoggedDecisions,
+    mu: np.ndarray,
+) -> str:
     """The candidate with the highest holdout SNIPS value, if it beats the default method
     (``DEFAULT_ORDER``'s first candidate present) by more than noise (the paired bootstrap 95 %
     interval of the difference above 0); else the default. Records the difference in ``table``."""
@@ -162,8 +184,10 @@ def choose(table: pd.DataFrame, policies: dict[str, np.ndarray], propensity: Log
     reward = holdout.labels.astype(float)
     for method in policies:
         diff = snips_difference(policies[method], policies[default], logged, mu, reward)
-        table.loc[table["method"] == method, ["snips_minus_default", "snips_minus_default_low"]] = (diff.value,
-                                                                                                   diff.low)
+        table.loc[table["method"] == method, ["snips_minus_default", "snips_minus_default_low"]] = (
+            diff.value,
+            diff.low,
+        )
     beats = table.loc[table["method"] == best, "snips_minus_default_low"].iloc[0] > 0
     return best if beats else default
 
@@ -177,27 +201,37 @@ def split(data: LoggedDecisions) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
     return fit_rows, holdout_rows, start
 
 
-def fit_effects(data: LoggedDecisions, params: dict[str, Any] | None = None, step: Step | None = None,
-                methods: tuple[str, ...] = tuple(METHODS)) -> EffectsResult:
+def fit_effects(
+    data: LoggedDecisions,
+    params: dict[str, Any] | None = None,
+    step: Step | None = None,
+    methods: tuple[str, ...] = tuple(METHODS),
+) -> EffectsResult:
     """Propensities, out-of-time choice of method, refit (see the module doc).
 
     Raises :class:`~training.checks.TrainingRefused` when the decisions cannot give a model."""
     params = dict(params or {})
     if len(data) == 0:
-        raise TrainingRefused("action_effects: the ledger has no events whose 90-day window has closed; "
-                              "import more history or move --as-of later")
+        raise TrainingRefused(
+            "action_effects: the ledger has no events whose 90-day window has closed; "
+            "import more history or move --as-of later"
+        )
     settled = int(data.labels.sum())
     if settled < MIN_SETTLED or len(data) - settled < MIN_SETTLED:
-        raise TrainingRefused(f"action_effects: {settled} of {len(data):,} decisions settled within 90 days; "
-                              f"at least {MIN_SETTLED} of each outcome are needed")
+        raise TrainingRefused(
+            f"action_effects: {settled} of {len(data):,} decisions settled within 90 days; "
+            f"at least {MIN_SETTLED} of each outcome are needed"
+        )
     if step:
         step(f"action_effects: the logging policy's propensities over {len(data):,} decisions")
     propensity = LoggingPropensity().fit(data.values, data.actions, data.features)
     mu, recorded = logging_propensities(propensity, data)
     fit_rows, holdout_rows, holdout_from = split(data)
     if len(fit_rows) == 0 or len(holdout_rows) == 0:
-        raise TrainingRefused("action_effects: the history is too short for an out-of-time check (the decisions "
-                              "before the newest fifth must be more than 90 days older than it)")
+        raise TrainingRefused(
+            "action_effects: the history is too short for an out-of-time check (the decisions "
+            "before the newest fifth must be more than 90 days older than it)"
+        )
     past, holdout = data.rows(fit_rows), data.rows(holdout_rows)
     past_mu, holdout_mu = mu[fit_rows], mu[holdout_rows]
     candidates, fitted, policies = [], {}, {}
@@ -211,9 +245,14 @@ def fit_effects(data: LoggedDecisions, params: dict[str, Any] | None = None, ste
         value, q, pi = holdout_value(model, propensity, holdout, holdout_mu)
         fitted[method] = (model, value)
         policies[method] = pi
-        candidates.append({"method": method, **value.as_dict(),
-                           "weighted_log_loss": _weighted_log_loss(q, holdout, propensity.actions_, holdout_mu),
-                           "supported_actions": len(model.supported_)})
+        candidates.append(
+            {
+                "method": method,
+                **value.as_dict(),
+                "weighted_log_loss": _weighted_log_loss(q, holdout, propensity.actions_, holdout_mu),
+                "supported_actions": len(model.supported_),
+            }
+        )
     table = pd.DataFrame(candidates)
     # Chosen by SNIPS, not DR: DR's direct term would let each candidate's own outcome model grade
     # its own policy, and a model that extrapolates optimistically to actions seldom logged in a
@@ -232,17 +271,28 @@ def fit_effects(data: LoggedDecisions, params: dict[str, Any] | None = None, ste
     frame = pd.DataFrame(holdout.values, columns=data.features)
     frame["action"], frame["mu"], frame["label"] = holdout.actions, holdout_mu, holdout.labels
     return EffectsResult(
-        model=model, evaluation_model=fitted[chosen][0], chosen=chosen, candidates=table,
-        overlap=overlap_table(data, propensity, mu, recorded, model.fallback_), holdout=frame,
-        features=list(data.features), rows=len(data), time_range=(times.iloc[0], times.iloc[-1]),
-        holdout_from=holdout_from, policy_value=fitted[chosen][1],
+        model=model,
+        evaluation_model=fitted[chosen][0],
+        chosen=chosen,
+        candidates=table,
+        overlap=overlap_table(data, propensity, mu, recorded, model.fallback_),
+        holdout=frame,
+        features=list(data.features),
+        rows=len(data),
+        time_range=(times.iloc[0], times.iloc[-1]),
+        holdout_from=holdout_from,
+        policy_value=fitted[chosen][1],
         logging_value=float(holdout.labels.mean()),
-        extra={"recorded_propensity_share": round(float(recorded.mean()), 4),
-               "propensity_trees": getattr(propensity, "trees_", 0)})
+        extra={
+            "recorded_propensity_share": round(float(recorded.mean()), 4),
+            "propensity_trees": getattr(propensity, "trees_", 0),
+        },
+    )
 
 
-def prepare_effects(settings: Settings, as_of: dt.datetime, params: dict[str, Any] | None = None,
-                    step: Step | None = None) -> EffectsResult:
+def prepare_effects(
+    settings: Settings, as_of: dt.datetime, params: dict[str, Any] | None = None, step: Step | None = None
+) -> EffectsResult:
     """Build the decisions up to ``as_of`` and fit (nothing registered)."""
     if step:
         step("action_effects: reading the logged decisions and their features")

@@ -55,13 +55,15 @@ def load_events(engine: Engine, until: dt.datetime | None = None) -> pd.DataFram
     """Every event (``case_pk, debtor_key, at, action, outcome, propensity``), UTC, by case and time;
     only those at or before ``until`` when given."""
     events, cases = ledger.table(ledger.Event), ledger.table(ledger.Case)
-    query = (select(events.c.case_pk, cases.c.debtor_key, events.c.at, events.c.action, events.c.outcome,
-                    events.c.propensity).join(cases, cases.c.id == events.c.case_pk))
+    query = select(
+        events.c.case_pk, cases.c.debtor_key, events.c.at, events.c.action, events.c.outcome, events.c.propensity
+    ).join(cases, cases.c.id == events.c.case_pk)
     if until is not None:
         query = query.where(events.c.at <= until)
     with engine.connect() as connection:
-        frame = pd.DataFrame(connection.execute(query).all(),
-                             columns=["case_pk", "debtor_key", "at", "action", "outcome", "propensity"])
+        frame = pd.DataFrame(
+            connection.execute(query).all(), columns=["case_pk", "debtor_key", "at", "action", "outcome", "propensity"]
+        )
     frame["at"] = pd.to_datetime(frame["at"], utc=True)
     frame["propensity"] = pd.to_numeric(frame["propensity"], errors="coerce").astype(np.float64)
     for name in ("action", "outcome"):
@@ -70,8 +72,9 @@ def load_events(engine: Engine, until: dt.datetime | None = None) -> pd.DataFram
     return frame.sort_values(["case_pk", "at"], kind="stable").reset_index(drop=True)
 
 
-def decision_rows(events: pd.DataFrame, as_of: dt.datetime, max_rows: int = MAX_DECISIONS,
-                  seed: int = 0) -> pd.DataFrame:
+def decision_rows(
+    events: pd.DataFrame, as_of: dt.datetime, max_rows: int = MAX_DECISIONS, seed: int = 0
+) -> pd.DataFrame:
     """The logged decisions whose 90-day window closed by ``as_of``, labelled, oldest first."""
     label = label_defs.SETTLEMENT
     stamp = pd.Timestamp(as_of)

@@ -42,14 +42,20 @@ class Evaluation:
         labels, times = data.labels, data.times
         rows = []
         for fold, p_lgbm, p_base in zip(self.folds, self.lightgbm, self.baseline, strict=True):
-            rows.append({
-                "cut": fold.cut, "train_rows": len(fold.train), "train_from": times.iloc[fold.train[0]],
-                "train_to": times.iloc[fold.train[-1]], "valid_rows": len(fold.valid),
-                "valid_from": times.iloc[fold.valid[0]], "valid_to": times.iloc[fold.valid[-1]],
-                "base_rate": float(labels[fold.valid].mean()),
-                "auc_lightgbm": float(roc_auc_score(labels[fold.valid], p_lgbm)),
-                "auc_baseline": float(roc_auc_score(labels[fold.valid], p_base)),
-            })
+            rows.append(
+                {
+                    "cut": fold.cut,
+                    "train_rows": len(fold.train),
+                    "train_from": times.iloc[fold.train[0]],
+                    "train_to": times.iloc[fold.train[-1]],
+                    "valid_rows": len(fold.valid),
+                    "valid_from": times.iloc[fold.valid[0]],
+                    "valid_to": times.iloc[fold.valid[-1]],
+                    "base_rate": float(labels[fold.valid].mean()),
+                    "auc_lightgbm": float(roc_auc_score(labels[fold.valid], p_lgbm)),
+                    "auc_baseline": float(roc_auc_score(labels[fold.valid], p_base)),
+                }
+            )
         return pd.DataFrame(rows)
 
     def pooled(self, data: TrainingSet) -> pd.DataFrame:
@@ -58,14 +64,18 @@ class Evaluation:
         rows = np.concatenate([fold.valid for fold in self.folds])
         labels = data.labels[rows]
         groups = data.meta["creditor_type"].to_numpy()[rows]
-        return pd.concat([
-            scores_by(labels, np.concatenate(self.lightgbm), groups).assign(estimator="lightgbm"),
-            scores_by(labels, np.concatenate(self.baseline), groups).assign(estimator="baseline"),
-        ], ignore_index=True)
+        return pd.concat(
+            [
+                scores_by(labels, np.concatenate(self.lightgbm), groups).assign(estimator="lightgbm"),
+                scores_by(labels, np.concatenate(self.baseline), groups).assign(estimator="baseline"),
+            ],
+            ignore_index=True,
+        )
 
 
-def fold_boosters(params: dict, dataset: lgb.Dataset, folds: list[Fold], max_trees: int
-                  ) -> tuple[list[lgb.Booster], int]:
+def fold_boosters(
+    params: dict, dataset: lgb.Dataset, folds: list[Fold], max_trees: int
+) -> tuple[list[lgb.Booster], int]:
     """One booster per fold, fitted on the fold's training rows, and their tree count: where the
     mean validation ROC-AUC over the folds stopped improving (at most ``max_trees``).
 
@@ -79,9 +89,14 @@ def fold_boosters(params: dict, dataset: lgb.Dataset, folds: list[Fold], max_tre
         # LightGBM takes the indices as an array (its type hint says list; a list of millions costs memory)
         train = dataset.subset(cast("list[int]", fold.train))
         valid = dataset.subset(cast("list[int]", fold.valid))
-        booster = lgb.train(params, train, num_boost_round=max_trees, valid_sets=[valid], valid_names=["valid"],
-                            callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False),
-                                       lgb.record_evaluation(record)])
+        booster = lgb.train(
+            params,
+            train,
+            num_boost_round=max_trees,
+            valid_sets=[valid],
+            valid_names=["valid"],
+            callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False), lgb.record_evaluation(record)],
+        )
         curves.append(np.asarray(record["valid"]["auc"], dtype=float))
         kept.append(lgb.Booster(model_str=booster.model_to_string(num_iteration=-1)))  # the trees alone
         del booster, train, valid
@@ -97,24 +112,29 @@ def mean_curve_best(curves: list[np.ndarray]) -> int:
     return int(np.argmax(padded.mean(axis=0))) + 1
 
 
-def evaluate(spec: ModelSpec, data: TrainingSet, folds: list[Fold], params: dict[str, Any], dataset: lgb.Dataset,
-             max_trees: int = MAX_TREES) -> Evaluation:
+def evaluate(
+    spec: ModelSpec,
+    data: TrainingSet,
+    folds: list[Fold],
+    params: dict[str, Any],
+    dataset: lgb.Dataset,
+    max_trees: int = MAX_TREES,
+) -> Evaluation:
     """Fit the gradient-boosted model (``params``; its tree count chosen on the folds' mean
     validation curve; calibrated by cross-fitting over two groups of the fold's debtors, as the
     registered model is over three) and the baseline on each fold's past, and predict its
     validation rows."""
     odds = odds_for(spec, params, int(np.mean([len(f.train) for f in folds])))
-    boosters, trees = fold_boosters({**odds.booster_params(data.features), "metric": "auc"}, dataset, folds,
-                                    max_trees)
+    boosters, trees = fold_boosters({**odds.booster_params(data.features), "metric": "auc"}, dataset, folds, max_trees)
     models = []
     for booster, fold in zip(boosters, folds, strict=True):
         crossed = cross_fit(spec, data, fold.train, params, dataset, 2, trees, stop_early=False)
         models.append(CalibratedOdds(**odds.get_params()).assemble(booster, crossed.calibrator, data.features))
-    lightgbm = [model.predict_proba(data.frame_of(fold.valid))[:, 1] for model, fold in zip(models, folds,
-                                                                                             strict=True)]
+    lightgbm = [model.predict_proba(data.frame_of(fold.valid))[:, 1] for model, fold in zip(models, folds, strict=True)]
     baseline = [fit_baseline(spec, data, fold.train) for fold in folds]
-    predictions = [model.predict_proba(data.frame_of(fold.valid))[:, 1] for model, fold in zip(baseline, folds,
-                                                                                                 strict=True)]
+    predictions = [
+        model.predict_proba(data.frame_of(fold.valid))[:, 1] for model, fold in zip(baseline, folds, strict=True)
+    ]
     return Evaluation(folds, lightgbm, predictions, models[-1], baseline[-1], trees)
 
 

@@ -54,18 +54,33 @@ def load_history(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
     events this needs a fraction of the memory of one list of rows."""
     cases, creditors, events = ledger.table(ledger.Case), ledger.table(ledger.Creditor), ledger.table(ledger.Event)
     with engine.connect() as connection:
-        case_frame = _read_frame(connection, select(
-            cases.c.id.label("case_pk"), creditors.c.name.label("creditor"), cases.c.case_id,
-            cases.c.debtor_key, creditors.c.kind.label("creditor_type"))
-            .join(creditors, creditors.c.id == cases.c.creditor_id))
-        event_frame = _read_frame(connection, select(events.c.case_pk, events.c.at, events.c.action,
-                                                     events.c.outcome), timestamps=("at",),
-                                  categorical=("action", "outcome"))
+        case_frame = _read_frame(
+            connection,
+            select(
+                cases.c.id.label("case_pk"),
+                creditors.c.name.label("creditor"),
+                cases.c.case_id,
+                cases.c.debtor_key,
+                creditors.c.kind.label("creditor_type"),
+            ).join(creditors, creditors.c.id == cases.c.creditor_id),
+        )
+        event_frame = _read_frame(
+            connection,
+            select(events.c.case_pk, events.c.at, events.c.action, events.c.outcome),
+            timestamps=("at",),
+            categorical=("action", "outcome"),
+        )
     return case_frame, event_frame.sort_values(["case_pk", "at"], kind="stable").reset_index(drop=True)
 
 
-def _read_frame(connection: Connection, statement: Select, *, timestamps: tuple[str, ...] = (),
-                categorical: tuple[str, ...] = (), partition_rows: int = 500_000) -> pd.DataFrame:
+def _read_frame(
+    connection: Connection,
+    statement: Select,
+    *,
+    timestamps: tuple[str, ...] = (),
+    categorical: tuple[str, ...] = (),
+    partition_rows: int = 500_000,
+) -> pd.DataFrame:
     """A query's rows as a DataFrame, read ``partition_rows`` at a time, the ``timestamps``
     columns as UTC and the ``categorical`` ones as categories."""
     columns = list(statement.selected_columns.keys())
@@ -79,8 +94,7 @@ def _read_frame(connection: Connection, statement: Select, *, timestamps: tuple[
             part[name] = part[name].astype("category")
         parts.append(part)
     if not parts:
-        return pd.DataFrame({c: pd.Series(dtype="datetime64[ns, UTC]" if c in timestamps else object)
-                             for c in columns})
+        return pd.DataFrame({c: pd.Series(dtype="datetime64[ns, UTC]" if c in timestamps else object) for c in columns})
     for name in categorical:  # one vocabulary for all partitions, so that concat keeps the dtype
         vocabulary = sorted(set().union(*(part[name].cat.categories for part in parts)))
         for part in parts:
@@ -93,8 +107,9 @@ def _first(events: pd.DataFrame, outcomes: tuple[str, ...]) -> pd.Series:
     return hits.groupby("case_pk")["at"].min()
 
 
-def decision_times(cases: pd.DataFrame, events: pd.DataFrame, label: Label, as_of: dt.datetime,
-                   per_case: float = 3.0, seed: int = 0) -> pd.DataFrame:
+def decision_times(
+    cases: pd.DataFrame, events: pd.DataFrame, label: Label, as_of: dt.datetime, per_case: float = 3.0, seed: int = 0
+) -> pd.DataFrame:
     """Sample decision times: about ``per_case`` per case while it was open and uncensored.
 
     Returns the entity rows Feast joins on (``case_pk``, ``debtor_key``, ``event_timestamp``,
@@ -112,10 +127,12 @@ def decision_times(cases: pd.DataFrame, events: pd.DataFrame, label: Label, as_o
     counts = np.maximum(1, rng.poisson(per_case * days / max(days.mean(), 1e-9)))
     repeated = life.loc[life.index.repeat(counts)]
     offsets = rng.random(len(repeated)) * (repeated["end"] - repeated["start"]).dt.total_seconds().to_numpy()
-    points = pd.DataFrame({
-        "case_pk": repeated.index.to_numpy(),
-        "event_timestamp": (repeated["start"] + pd.to_timedelta(offsets, unit="s")).dt.floor("s").to_numpy(),
-    })
+    points = pd.DataFrame(
+        {
+            "case_pk": repeated.index.to_numpy(),
+            "event_timestamp": (repeated["start"] + pd.to_timedelta(offsets, unit="s")).dt.floor("s").to_numpy(),
+        }
+    )
     points = points[_since_last_event(points, events) <= DORMANT_AFTER.total_seconds()]
     points = points.merge(cases, on="case_pk", how="inner")
     points["decision_ts"] = pd.to_datetime(points.pop("event_timestamp"), utc=True)

@@ -56,17 +56,26 @@ class PolicyEstimates:
     max_weight: float
 
     def as_dict(self, prefix: str = "") -> dict[str, float]:
-        out: dict[str, float] = {f"{prefix}ess": round(self.ess, 1), f"{prefix}decisions": self.decisions,
-                                 f"{prefix}max_weight": round(self.max_weight, 2)}
+        out: dict[str, float] = {
+            f"{prefix}ess": round(self.ess, 1),
+            f"{prefix}decisions": self.decisions,
+            f"{prefix}max_weight": round(self.max_weight, 2),
+        }
         for name in ESTIMATORS:
             estimate: Estimate = getattr(self, name)
-            out.update({f"{prefix}{name}": estimate.value, f"{prefix}{name}_low": estimate.low,
-                        f"{prefix}{name}_high": estimate.high})
+            out.update(
+                {
+                    f"{prefix}{name}": estimate.value,
+                    f"{prefix}{name}_low": estimate.low,
+                    f"{prefix}{name}_high": estimate.high,
+                }
+            )
         return out
 
 
-def _terms(pi: np.ndarray, logged: np.ndarray, mu: np.ndarray, reward: np.ndarray,
-           q: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _terms(
+    pi: np.ndarray, logged: np.ndarray, mu: np.ndarray, reward: np.ndarray, q: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = np.arange(len(logged))
     w = pi[rows, logged] / mu
     if q is None:
@@ -79,8 +88,15 @@ def _terms(pi: np.ndarray, logged: np.ndarray, mu: np.ndarray, reward: np.ndarra
     return w, w * reward, direct + w * residual
 
 
-def off_policy(pi: np.ndarray, logged: np.ndarray, mu: np.ndarray, reward: np.ndarray,
-               q: np.ndarray | None = None, boot: int = 500, seed: int = 0) -> PolicyEstimates:
+def off_policy(
+    pi: np.ndarray,
+    logged: np.ndarray,
+    mu: np.ndarray,
+    reward: np.ndarray,
+    q: np.ndarray | None = None,
+    boot: int = 500,
+    seed: int = 0,
+) -> PolicyEstimates:
     """IPS, SNIPS and DR of ``pi`` ((decisions, actions) probabilities) from decisions that took
     ``logged`` (action index) with probability ``mu`` and earned ``reward``; ``q`` (decisions,
     actions) is the outcome model's estimate (DR equals IPS without it)."""
@@ -112,8 +128,16 @@ def off_policy(pi: np.ndarray, logged: np.ndarray, mu: np.ndarray, reward: np.nd
     return PolicyEstimates(estimates[0], estimates[1], estimates[2], ess=ess, decisions=n, max_weight=float(w.max()))
 
 
-def dr_difference(pi_a: np.ndarray, pi_b: np.ndarray, logged: np.ndarray, mu: np.ndarray, reward: np.ndarray,
-                  q: np.ndarray, boot: int = 500, seed: int = 0) -> Estimate:
+def dr_difference(
+    pi_a: np.ndarray,
+    pi_b: np.ndarray,
+    logged: np.ndarray,
+    mu: np.ndarray,
+    reward: np.ndarray,
+    q: np.ndarray,
+    boot: int = 500,
+    seed: int = 0,
+) -> Estimate:
     """DR(pi_a) - DR(pi_b) on the same decisions, with a paired bootstrap 95 % interval."""
     _, _, a = _terms(pi_a, logged, mu, reward, q)
     _, _, b = _terms(pi_b, logged, mu, reward, q)
@@ -123,8 +147,15 @@ def dr_difference(pi_a: np.ndarray, pi_b: np.ndarray, logged: np.ndarray, mu: np
     return Estimate(float(diff.mean()), float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5)))
 
 
-def snips_difference(pi_a: np.ndarray, pi_b: np.ndarray, logged: np.ndarray, mu: np.ndarray, reward: np.ndarray,
-                     boot: int = 500, seed: int = 0) -> Estimate:
+def snips_difference(
+    pi_a: np.ndarray,
+    pi_b: np.ndarray,
+    logged: np.ndarray,
+    mu: np.ndarray,
+    reward: np.ndarray,
+    boot: int = 500,
+    seed: int = 0,
+) -> Estimate:
     """SNIPS(pi_a) - SNIPS(pi_b) on the same decisions, with a paired bootstrap 95 % interval."""
     rows = np.arange(len(logged))
     w_a, w_b = pi_a[rows, logged] / mu, pi_b[rows, logged] / mu

@@ -25,8 +25,9 @@ class Fold:
     valid: np.ndarray
 
 
-def rolling_origins(times: pd.Series, labels: np.ndarray, horizon: pd.Timedelta, folds: int = 3,
-                    validation_share: float = 0.3) -> list[Fold]:
+def rolling_origins(
+    times: pd.Series, labels: np.ndarray, horizon: pd.Timedelta, folds: int = 3, validation_share: float = 0.3
+) -> list[Fold]:
     """The folds of decisions ordered by ``times`` (oldest first); a fold without enough of
     each outcome in its training or validation rows is left out."""
     count = len(times)
@@ -39,8 +40,10 @@ def rolling_origins(times: pd.Series, labels: np.ndarray, horizon: pd.Timedelta,
         cut = stamps[start]
         closed = int(stamps.searchsorted(cut - horizon, side="right"))
         train, valid = np.arange(closed), np.arange(start, stop)
-        enough = all(min(int(labels[rows].sum()), len(rows) - int(labels[rows].sum())) >= MIN_CLASS_ROWS
-                     for rows in (train, valid))
+        enough = all(
+            min(int(labels[rows].sum()), len(rows) - int(labels[rows].sum())) >= MIN_CLASS_ROWS
+            for rows in (train, valid)
+        )
         if enough:
             out.append(Fold(cut, train, valid))
     return out

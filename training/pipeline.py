@@ -38,13 +38,27 @@ from training.tracking import log_and_register
 from training.tuning import MAX_TREES, Budget, dataset_of, search
 
 Step = Callable[[str], None]
-__all__ = ["ENTITY_COLUMNS", "META_COLUMNS", "TrainingResult", "feature_columns", "fit_and_evaluate",
-           "log_and_register", "prepare", "train", "training_frame"]
+__all__ = [
+    "ENTITY_COLUMNS",
+    "META_COLUMNS",
+    "TrainingResult",
+    "feature_columns",
+    "fit_and_evaluate",
+    "log_and_register",
+    "prepare",
+    "train",
+    "training_frame",
+]
 
 
-def fit_and_evaluate(spec: ModelSpec, frame: pd.DataFrame | TrainingSet, params: dict[str, Any] | None = None,
-                     budget: Budget | None = None, as_of: dt.datetime | None = None,
-                     step: Step | None = None) -> TrainingResult:
+def fit_and_evaluate(
+    spec: ModelSpec,
+    frame: pd.DataFrame | TrainingSet,
+    params: dict[str, Any] | None = None,
+    budget: Budget | None = None,
+    as_of: dt.datetime | None = None,
+    step: Step | None = None,
+) -> TrainingResult:
     """Search settings, evaluate out of time against the baseline, choose, refit on every decision.
 
     ``params`` fixes the gradient-boosted settings instead of searching them (``n_estimators``
@@ -77,17 +91,34 @@ def fit_and_evaluate(spec: ModelSpec, frame: pd.DataFrame | TrainingSet, params:
     holdout["p_model"] = holdout[f"p_{chosen}"]
     times = data.times
     return TrainingResult(
-        spec=spec, model=refitted.lightgbm if chosen == "lightgbm" else refitted.baseline,
-        baseline=refitted.baseline, lightgbm=refitted.lightgbm, chosen=chosen, features=data.features,
-        metrics=metrics, folds=table, holdout=holdout,
+        spec=spec,
+        model=refitted.lightgbm if chosen == "lightgbm" else refitted.baseline,
+        baseline=refitted.baseline,
+        lightgbm=refitted.lightgbm,
+        chosen=chosen,
+        features=data.features,
+        metrics=metrics,
+        folds=table,
+        holdout=holdout,
         evaluation_model=evaluation.last_lightgbm if chosen == "lightgbm" else evaluation.last_baseline,
-        tuned=tuned, refit_rows=refitted.rows, refit_range=(times.iloc[0], times.iloc[-1]),
-        refit_trees=refitted.trees, validation_trees=evaluation.trees,
-        profile=feature_profile(data.values, data.features))
+        tuned=tuned,
+        refit_rows=refitted.rows,
+        refit_range=(times.iloc[0], times.iloc[-1]),
+        refit_trees=refitted.trees,
+        validation_trees=evaluation.trees,
+        profile=feature_profile(data.values, data.features),
+    )
 
 
-def prepare(settings: Settings, engine: Engine, model: str, as_of: dt.datetime, params: dict[str, Any] | None = None,
-            step: Step | None = None, budget: Budget | None = None) -> TrainingResult:
+def prepare(
+    settings: Settings,
+    engine: Engine,
+    model: str,
+    as_of: dt.datetime,
+    params: dict[str, Any] | None = None,
+    step: Step | None = None,
+    budget: Budget | None = None,
+) -> TrainingResult:
     """Train one model up to ``as_of`` without registering it.
 
     Raises :class:`~training.checks.TrainingRefused` when the training set cannot give a
@@ -104,9 +135,15 @@ def prepare(settings: Settings, engine: Engine, model: str, as_of: dt.datetime, 
     return result
 
 
-def train(settings: Settings, engine: Engine, model: str, as_of: dt.datetime | None = None,
-          params: dict[str, Any] | None = None, step: Step | None = None,
-          budget: Budget | None = None) -> tuple[TrainingResult, str]:
+def train(
+    settings: Settings,
+    engine: Engine,
+    model: str,
+    as_of: dt.datetime | None = None,
+    params: dict[str, Any] | None = None,
+    step: Step | None = None,
+    budget: Budget | None = None,
+) -> tuple[TrainingResult, str]:
     """Train one model end to end and register it as challenger; returns (result, version)."""
     as_of = as_of or dt.datetime.now(dt.UTC)
     result = prepare(settings, engine, model, as_of, params, step, budget)

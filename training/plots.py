@@ -41,8 +41,9 @@ def plots(result: TrainingResult, folder: Path) -> list[Path]:
         plt.close("all")
     fig, ax = plt.subplots(figsize=(5, 5))
     for column, label in (("p_model", "model"), ("p_baseline", "baseline")):
-        observed, predicted = calibration_curve(result.holdout["label"], result.holdout[column], n_bins=10,
-                                                strategy="quantile")
+        observed, predicted = calibration_curve(
+            result.holdout["label"], result.holdout[column], n_bins=10, strategy="quantile"
+        )
         ax.plot(predicted, observed, marker="o", label=label)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
     ax.set(xlabel="predicted probability", ylabel="observed rate", title=f"{result.spec.name}: calibration")
@@ -56,8 +57,11 @@ def plots(result: TrainingResult, folder: Path) -> list[Path]:
         gains = np.cumsum(ordered) / max(ordered.sum(), 1)
         ax.plot(np.arange(1, len(gains) + 1) / len(gains), gains, label=label)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    ax.set(xlabel="share of cases worked, best first", ylabel="share of positives found",
-           title=f"{result.spec.name}: cumulative gains (lift)")
+    ax.set(
+        xlabel="share of cases worked, best first",
+        ylabel="share of positives found",
+        title=f"{result.spec.name}: cumulative gains (lift)",
+    )
     ax.legend()
     paths.append(folder / "lift.png")
     fig.savefig(paths[-1], bbox_inches="tight", dpi=110)

@@ -37,8 +37,9 @@ class Refit:
     group_trees: list[int]
 
 
-def refit(spec: ModelSpec, data: TrainingSet, params: dict[str, Any], dataset: lgb.Dataset,
-          trees: int | None = None) -> Refit:
+def refit(
+    spec: ModelSpec, data: TrainingSet, params: dict[str, Any], dataset: lgb.Dataset, trees: int | None = None
+) -> Refit:
     """Fit the gradient-boosted model and the baseline on every decision of ``data``
     (``dataset``: the same rows, binned); ``trees`` caps the tree count (a count given by hand)."""
     every = np.arange(len(data))

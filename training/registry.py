@@ -67,17 +67,39 @@ def version_by_alias(client: Any, model: str, alias: str) -> Any | None:
         return None
 
 
-def record_alias_change(engine: Engine, model: str, alias: str, version: str | None, previous: str | None,
-                        reason: str, evidence: dict[str, Any] | None = None) -> None:
+def record_alias_change(
+    engine: Engine,
+    model: str,
+    alias: str,
+    version: str | None,
+    previous: str | None,
+    reason: str,
+    evidence: dict[str, Any] | None = None,
+) -> None:
     """Append one alias change to the ledger's history."""
     with engine.begin() as connection:
-        connection.execute(insert(ledger.table(ledger.ModelAliasChange)).values(
-            model_name=registered_name(model), alias=alias, version=version, previous_version=previous,
-            changed_at=ledger.utcnow(), reason=reason, evidence=json.dumps(evidence or {}, default=str)))
+        connection.execute(
+            insert(ledger.table(ledger.ModelAliasChange)).values(
+                model_name=registered_name(model),
+                alias=alias,
+                version=version,
+                previous_version=previous,
+                changed_at=ledger.utcnow(),
+                reason=reason,
+                evidence=json.dumps(evidence or {}, default=str),
+            )
+        )
 
 
-def set_alias(client: Any, engine: Engine, model: str, alias: str, version: str, reason: str,
-              evidence: dict[str, Any] | None = None) -> None:
+def set_alias(
+    client: Any,
+    engine: Engine,
+    model: str,
+    alias: str,
+    version: str,
+    reason: str,
+    evidence: dict[str, Any] | None = None,
+) -> None:
     """Give ``version`` the alias in MLflow and record the change."""
     current = version_by_alias(client, model, alias)
     client.set_registered_model_alias(registered_name(model), alias, str(version))
@@ -90,7 +112,9 @@ def history(engine: Engine, model: str) -> pd.DataFrame:
     with engine.connect() as connection:
         rows = connection.execute(
             select(table.c.changed_at, table.c.alias, table.c.version, table.c.previous_version, table.c.reason)
-            .where(table.c.model_name == registered_name(model)).order_by(table.c.id)).all()
+            .where(table.c.model_name == registered_name(model))
+            .order_by(table.c.id)
+        ).all()
     return pd.DataFrame(rows, columns=["changed_at", "alias", "version", "previous_version", "reason"])
 
 
@@ -109,8 +133,9 @@ def holdout_of(client: Any, version: Any) -> pd.DataFrame:
     """The out-of-time holdout a version was evaluated on (features, label, creditor type)."""
     import mlflow
 
-    path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="holdout/holdout.parquet",
-                                               tracking_uri=client.tracking_uri)
+    path = mlflow.artifacts.download_artifacts(
+        run_id=version.run_id, artifact_path="holdout/holdout.parquet", tracking_uri=client.tracking_uri
+    )
     return pd.read_parquet(path)
 
 
@@ -139,8 +164,9 @@ def artifact_json(client: Any, version: Any, name: str) -> dict[str, Any] | None
 
     if name not in {artifact.path for artifact in client.list_artifacts(version.run_id)}:
         return None
-    path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=name,
-                                               tracking_uri=client.tracking_uri)
+    path = mlflow.artifacts.download_artifacts(
+        run_id=version.run_id, artifact_path=name, tracking_uri=client.tracking_uri
+    )
     with open(path, encoding="utf-8") as handle:
         loaded: dict[str, Any] = json.load(handle)
     return loaded
@@ -170,8 +196,9 @@ def promote(settings: Settings, engine: Engine, model: str) -> Decision:
     challenger = version_by_alias(client, model, CHALLENGER)
     champion = version_by_alias(client, model, CHAMPION)
     if challenger is None:
-        return Decision(False, f"{registered_name(model)} has no challenger to promote",
-                        champion and str(champion.version), None)
+        return Decision(
+            False, f"{registered_name(model)} has no challenger to promote", champion and str(champion.version), None
+        )
     if champion is not None and str(champion.version) == str(challenger.version):
         return Decision(False, "the challenger already is the champion", str(champion.version), str(challenger.version))
     if champion is None:
@@ -189,17 +216,26 @@ def promote(settings: Settings, engine: Engine, model: str) -> Decision:
     if not (auc_ok and brier_ok):
         why = []
         if not auc_ok:
-            why.append(f"ROC-AUC {figures['challenger']['roc_auc']:.4f} is more than {AUC_TOLERANCE} below "
-                       f"the champion's {figures['champion']['roc_auc']:.4f}")
+            why.append(
+                f"ROC-AUC {figures['challenger']['roc_auc']:.4f} is more than {AUC_TOLERANCE} below "
+                f"the champion's {figures['champion']['roc_auc']:.4f}"
+            )
         if not brier_ok:
-            why.append(f"Brier {figures['challenger']['brier']:.4f} is worse than the champion's "
-                       f"{figures['champion']['brier']:.4f}")
+            why.append(
+                f"Brier {figures['challenger']['brier']:.4f} is worse than the champion's "
+                f"{figures['champion']['brier']:.4f}"
+            )
         return Decision(False, "; ".join(why), str(champion.version), str(challenger.version), figures)
     set_alias(client, engine, model, CHAMPION, str(challenger.version), "challenger beat champion on holdout", figures)
     client.delete_registered_model_alias(registered_name(model), CHALLENGER)
     record_alias_change(engine, model, CHALLENGER, None, str(challenger.version), "promoted to champion")
-    return Decision(True, "challenger beat the champion on the same holdout", str(champion.version),
-                    str(challenger.version), figures)
+    return Decision(
+        True,
+        "challenger beat the champion on the same holdout",
+        str(champion.version),
+        str(challenger.version),
+        figures,
+    )
 
 
 def champion_lineage(engine: Engine, model: str) -> list[str]:

@@ -34,8 +34,9 @@ def open_cases(engine: Engine, as_of: dt.datetime) -> pd.DataFrame:
     cases, events = label_defs.load_history(engine)
     table = ledger.table(ledger.Case)
     with engine.connect() as connection:
-        received = pd.DataFrame(connection.execute(select(table.c.id, table.c.received_at)).all(),
-                                columns=["case_pk", "received_at"])
+        received = pd.DataFrame(
+            connection.execute(select(table.c.id, table.c.received_at)).all(), columns=["case_pk", "received_at"]
+        )
     received["received_at"] = pd.to_datetime(received["received_at"], utc=True)
     past = events[events["at"] <= as_of_ts]
     started = past.groupby("case_pk")["at"].min().rename("first_event")
@@ -81,8 +82,11 @@ def score_and_compare(settings: Settings, engine: Engine, as_of: dt.datetime) ->
         profile = registry.artifact_json(client, version, "feature_profile.json")
         if profile is not None:
             reports.append(drift_report(profile, features, model).assign(version=str(version.version)))
-    drift = pd.concat(reports, ignore_index=True) if reports else pd.DataFrame(
-        columns=["model", "feature", "present_training", "present_scoring", "psi", "flag", "version"])
+    drift = (
+        pd.concat(reports, ignore_index=True)
+        if reports
+        else pd.DataFrame(columns=["model", "feature", "present_training", "present_scoring", "psi", "flag", "version"])
+    )
     return out.drop(columns=["case_pk"]), drift
 
 
@@ -100,6 +104,7 @@ def log_drift(settings: Settings, drift: pd.DataFrame, as_of: dt.datetime, path:
     with mlflow.start_run(run_name=f"score-{as_of:%Y%m%dT%H%M%S}"):
         mlflow.set_tags({"kind": "scoring", "as_of": as_of.isoformat()})
         for model, rows in drift.groupby("model"):
-            mlflow.log_metrics({f"{model}.psi_max": float(rows["psi"].max()),
-                                f"{model}.flagged": float((rows["flag"] != "").sum())})
+            mlflow.log_metrics(
+                {f"{model}.psi_max": float(rows["psi"].max()), f"{model}.flagged": float((rows["flag"] != "").sum())}
+            )
         mlflow.log_artifact(str(path))

@@ -51,8 +51,11 @@ def feature_profile(values: np.ndarray, features: list[str], max_rows: int = 500
         column = np.asarray(values[rows, j], dtype=np.float64)
         present = column[~np.isnan(column)]
         edges = _edges(present) if len(present) else []
-        profile["features"][name] = {"present": float(len(present) / max(len(column), 1)), "edges": edges,
-                                     "shares": _shares(column, edges)}
+        profile["features"][name] = {
+            "present": float(len(present) / max(len(column), 1)),
+            "edges": edges,
+            "shares": _shares(column, edges),
+        }
     return profile
 
 
@@ -83,8 +86,16 @@ def drift_report(profile: dict[str, Any], frame: pd.DataFrame, model: str) -> pd
         value = psi(seen["shares"], now)
         if not flag and value > PSI_SHIFT:
             flag = "distribution moved"
-        rows.append({"model": model, "feature": name, "present_training": round(seen["present"], 4),
-                     "present_scoring": round(present, 4), "psi": round(value, 4), "flag": flag})
+        rows.append(
+            {
+                "model": model,
+                "feature": name,
+                "present_training": round(seen["present"], 4),
+                "present_scoring": round(present, 4),
+                "psi": round(value, 4),
+                "flag": flag,
+            }
+        )
     return pd.DataFrame(rows, columns=["model", "feature", "present_training", "present_scoring", "psi", "flag"])
 
 
@@ -92,15 +103,17 @@ def presence_warnings(report: pd.DataFrame) -> list[str]:
     """One sentence per model naming the features that appeared or disappeared since training."""
     advice = {
         "absent in training, present now": "the model never learnt what they mean: retrain it on history that "
-                                           "has them (imported with `--historical`)",
+        "has them (imported with `--historical`)",
         "present in training, absent now": "the model learnt from them and now goes without: check the latest "
-                                           "imports and `concord features build`",
+        "imports and `concord features build`",
     }
     out = []
     for model, rows in report.groupby("model", sort=False):
         for flag, fix in advice.items():
             names = rows.loc[rows["flag"] == flag, "feature"].tolist()
             if names:
-                out.append(f"{model}: {len(names)} feature(s) {flag} ({', '.join(names[:8])}"
-                           f"{', ...' if len(names) > 8 else ''}); {fix}")
+                out.append(
+                    f"{model}: {len(names)} feature(s) {flag} ({', '.join(names[:8])}"
+                    f"{', ...' if len(names) > 8 else ''}); {fix}"
+                )
     return out

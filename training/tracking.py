@@ -35,8 +35,9 @@ FIGURES = ("roc_auc", "pr_auc", "brier", "ece", "top_decile_lift", "base_rate", 
 
 def _git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -44,10 +45,17 @@ def _git_commit() -> str:
 def fits(result: TrainingResult) -> dict[str, Any]:
     """Rows and time ranges of both fits: each evaluation origin's and the refit's."""
     return {
-        "registered": {"estimator": result.chosen, "rows": result.refit_rows, "trees": result.refit_trees,
-                       "from": str(result.refit_range[0]), "to": str(result.refit_range[1])},
-        "evaluation": [{k: (str(v) if isinstance(v, pd.Timestamp) else v) for k, v in row.items()}
-                       for row in result.folds.to_dict(orient="records")],
+        "registered": {
+            "estimator": result.chosen,
+            "rows": result.refit_rows,
+            "trees": result.refit_trees,
+            "from": str(result.refit_range[0]),
+            "to": str(result.refit_range[1]),
+        },
+        "evaluation": [
+            {k: (str(v) if isinstance(v, pd.Timestamp) else v) for k, v in row.items()}
+            for row in result.folds.to_dict(orient="records")
+        ],
     }
 
 
@@ -131,13 +139,23 @@ def _log_model(estimator: Any, name: str, registered: str | None = None) -> Any:
 
     sample = pd.DataFrame([[0.0] * len(estimator.feature_names_in_)], columns=list(estimator.feature_names_in_))
     return mlflow.sklearn.log_model(
-        estimator, name=name, signature=infer_signature(sample, estimator.predict_proba(sample)[:, 1]),
-        input_example=sample, pyfunc_predict_fn="predict_proba", registered_model_name=registered,
-        **sklearn_model_options(estimator))
+        estimator,
+        name=name,
+        signature=infer_signature(sample, estimator.predict_proba(sample)[:, 1]),
+        input_example=sample,
+        pyfunc_predict_fn="predict_proba",
+        registered_model_name=registered,
+        **sklearn_model_options(estimator),
+    )
 
 
-def log_and_register(settings: Settings, engine: Engine, result: TrainingResult, extra: dict[str, Any] | None = None,
-                     step: Step | None = None) -> str:
+def log_and_register(
+    settings: Settings,
+    engine: Engine,
+    result: TrainingResult,
+    extra: dict[str, Any] | None = None,
+    step: Step | None = None,
+) -> str:
     """Log the run to MLflow, register the model and give it the ``challenger`` alias; returns the version."""
     import mlflow
 
@@ -145,19 +163,34 @@ def log_and_register(settings: Settings, engine: Engine, result: TrainingResult,
     client = registry.configure(settings)
     holdout_from, holdout_to = result.holdout["event_timestamp"].min(), result.holdout["event_timestamp"].max()
     with mlflow.start_run(run_name=f"{result.spec.name}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}") as run:
-        mlflow.set_tags({
-            "model": result.spec.name, "label": result.spec.label, "feature_service": result.spec.feature_service,
-            "git_commit": _git_commit(), "estimator": result.chosen,
-            "train_rows": str(result.refit_rows), "train_from": str(result.refit_range[0]),
-            "train_to": str(result.refit_range[1]), "evaluation_origins": str(len(result.folds)),
-            "holdout_rows": str(len(result.holdout)), "holdout_from": str(holdout_from), "holdout_to": str(holdout_to),
-            **{k: str(v) for k, v in extra.items()},
-        })
-        mlflow.log_params({**{f"tuned.{k}": v for k, v in result.tuned.params.items()},
-                           "search_trees": result.tuned.trees, "validation_trees": result.validation_trees,
-                           "refit_trees": result.refit_trees,
-                           "search_trials": result.tuned.trials, "search_seconds": round(result.tuned.seconds, 1),
-                           "monotone": json.dumps(result.spec.monotone)})
+        mlflow.set_tags(
+            {
+                "model": result.spec.name,
+                "label": result.spec.label,
+                "feature_service": result.spec.feature_service,
+                "git_commit": _git_commit(),
+                "estimator": result.chosen,
+                "train_rows": str(result.refit_rows),
+                "train_from": str(result.refit_range[0]),
+                "train_to": str(result.refit_range[1]),
+                "evaluation_origins": str(len(result.folds)),
+                "holdout_rows": str(len(result.holdout)),
+                "holdout_from": str(holdout_from),
+                "holdout_to": str(holdout_to),
+                **{k: str(v) for k, v in extra.items()},
+            }
+        )
+        mlflow.log_params(
+            {
+                **{f"tuned.{k}": v for k, v in result.tuned.params.items()},
+                "search_trees": result.tuned.trees,
+                "validation_trees": result.validation_trees,
+                "refit_trees": result.refit_trees,
+                "search_trials": result.tuned.trials,
+                "search_seconds": round(result.tuned.seconds, 1),
+                "monotone": json.dumps(result.spec.monotone),
+            }
+        )
         _log_figures(result)
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch)
@@ -167,9 +200,15 @@ def log_and_register(settings: Settings, engine: Engine, result: TrainingResult,
                 mlflow.log_artifact(str(path), artifact_path="plots")
             documents = {
                 "report.md": report_markdown(result, extra),
-                "training_set.json": json.dumps({"feature_service": result.spec.feature_service,
-                                                 "features": result.features, **fits(result),
-                                                 **{k: str(v) for k, v in extra.items()}}, indent=2),
+                "training_set.json": json.dumps(
+                    {
+                        "feature_service": result.spec.feature_service,
+                        "features": result.features,
+                        **fits(result),
+                        **{k: str(v) for k, v in extra.items()},
+                    },
+                    indent=2,
+                ),
                 "feature_profile.json": json.dumps(result.profile),
                 "folds.csv": result.folds.to_csv(index=False),
                 "search.csv": pd.DataFrame(result.tuned.history).to_csv(index=False),
@@ -185,6 +224,7 @@ def log_and_register(settings: Settings, engine: Engine, result: TrainingResult,
         _log_model(result.evaluation_model, "evaluation_model")
         info = _log_model(result.model, "model", registry.registered_name(result.spec.name))
         version = str(info.registered_model_version)
-        registry.set_alias(client, engine, result.spec.name, registry.CHALLENGER, version,
-                           f"trained in run {run.info.run_id}")
+        registry.set_alias(
+            client, engine, result.spec.name, registry.CHALLENGER, version, f"trained in run {run.info.run_id}"
+        )
     return version

@@ -74,18 +74,35 @@ def dataset_of(data: TrainingSet, rows: np.ndarray | None = None) -> lgb.Dataset
     """A LightGBM dataset over the training set (or ``rows`` of it), binned once for every trial."""
     values = data.values if rows is None else data.values[rows]
     labels = data.labels if rows is None else data.labels[rows]
-    return lgb.Dataset(values, labels, feature_name=data.features, free_raw_data=False,
-                       params={"feature_pre_filter": False, "verbosity": -1})
+    return lgb.Dataset(
+        values,
+        labels,
+        feature_name=data.features,
+        free_raw_data=False,
+        params={"feature_pre_filter": False, "verbosity": -1},
+    )
 
 
-def validate(spec: ModelSpec, params: dict[str, Any], dataset: lgb.Dataset, folds: list[Fold],
-             names: list[str], max_trees: int = MAX_TREES) -> tuple[float, int]:
+def validate(
+    spec: ModelSpec,
+    params: dict[str, Any],
+    dataset: lgb.Dataset,
+    folds: list[Fold],
+    names: list[str],
+    max_trees: int = MAX_TREES,
+) -> tuple[float, int]:
     """Mean validation ROC-AUC over the folds at the best tree count, and that count."""
     rows = int(np.mean([len(f.train) for f in folds]))
     odds = odds_for(spec, params, rows)
-    found = lgb.cv({**odds.booster_params(names), "metric": "auc"}, dataset, num_boost_round=max_trees,
-                   folds=[(f.train, f.valid) for f in folds], stratified=False, shuffle=False,
-                   callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)])
+    found = lgb.cv(
+        {**odds.booster_params(names), "metric": "auc"},
+        dataset,
+        num_boost_round=max_trees,
+        folds=[(f.train, f.valid) for f in folds],
+        stratified=False,
+        shuffle=False,
+        callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
+    )
     curve = np.asarray(found["valid auc-mean"])
     best = int(np.argmax(curve))
     return float(curve[best]), best + 1
@@ -100,8 +117,9 @@ def search_sample(data: TrainingSet, limit: int = SEARCH_ROWS, seed: int = 0) ->
     return np.flatnonzero(keep[codes])
 
 
-def search(spec: ModelSpec, data: TrainingSet, horizon: pd.Timedelta, budget: Budget,
-           fixed: dict[str, Any] | None = None) -> Tuned:
+def search(
+    spec: ModelSpec, data: TrainingSet, horizon: pd.Timedelta, budget: Budget, fixed: dict[str, Any] | None = None
+) -> Tuned:
     """Choose the gradient-boosted model's settings on time-ordered validation.
 
     With ``fixed`` settings (a caller comparing settings by hand) there is no search: those
@@ -111,8 +129,11 @@ def search(spec: ModelSpec, data: TrainingSet, horizon: pd.Timedelta, budget: Bu
 
     started = time.perf_counter()
     rows = search_sample(data, seed=budget.seed)
-    sample = data if rows is None else TrainingSet(data.meta.iloc[rows].reset_index(drop=True), data.values[rows],
-                                                   data.features)
+    sample = (
+        data
+        if rows is None
+        else TrainingSet(data.meta.iloc[rows].reset_index(drop=True), data.values[rows], data.features)
+    )
     folds = rolling_origins(sample.times, sample.labels, horizon)
     if not folds:  # the sample lost a fold's rare outcome: search on everything
         sample, folds = data, rolling_origins(data.times, data.labels, horizon)
@@ -126,8 +147,7 @@ def search(spec: ModelSpec, data: TrainingSet, horizon: pd.Timedelta, budget: Bu
 
     def objective(trial: optuna.Trial) -> float:
         params = {}
-        for name in ("learning_rate", "num_leaves", "min_child_share", "colsample_bytree", "subsample",
-                     "reg_lambda"):
+        for name in ("learning_rate", "num_leaves", "min_child_share", "colsample_bytree", "subsample", "reg_lambda"):
             low, high = getattr(space, name)
             suggest = trial.suggest_int if isinstance(low, int) else trial.suggest_float
             params[name] = suggest(name, low, high, log=name in space.log)
@@ -140,7 +160,16 @@ def search(spec: ModelSpec, data: TrainingSet, horizon: pd.Timedelta, budget: Bu
     study.enqueue_trial(dict(spec.params))
     study.optimize(objective, n_trials=budget.trials, timeout=budget.seconds)
     best = study.best_trial
-    history = [{"number": t.number, "auc": t.value, "trees": t.user_attrs.get("trees"), **t.params}
-               for t in study.trials if t.value is not None]
-    return Tuned(dict(best.params), int(best.user_attrs["trees"]), float(best.value or 0.0), len(study.trials),
-                 time.perf_counter() - started, history)
+    history = [
+        {"number": t.number, "auc": t.value, "trees": t.user_attrs.get("trees"), **t.params}
+        for t in study.trials
+        if t.value is not None
+    ]
+    return Tuned(
+        dict(best.params),
+        int(best.user_attrs["trees"]),
+        float(best.value or 0.0),
+        len(study.trials),
+        time.perf_counter() - started,
+        history,
+    )

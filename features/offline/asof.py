@@ -209,8 +209,9 @@ def latest_by_own_time(src: SortedSource) -> np.ndarray:
     return by_own[best_rank]
 
 
-def snapshot_table(frame: pd.DataFrame, as_of_s: float, shape: Callable[[pd.DataFrame], pd.DataFrame],
-                   schema: pa.Schema) -> pa.Table:
+def snapshot_table(
+    frame: pd.DataFrame, as_of_s: float, shape: Callable[[pd.DataFrame], pd.DataFrame], schema: pa.Schema
+) -> pa.Table:
     """Latest snapshot (by its as_of date) among those known, at each availability time, per
     debtor; ``shape`` turns the chosen snapshot rows into the feature columns."""
     src = sort_source(frame, "debtor_key", date_seconds(frame["as_of"]), as_of_s)

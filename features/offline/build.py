@@ -102,8 +102,9 @@ class _Writer:
             # writes for ~5 % more bytes than the defaults.
             strings = [f.name for f in self.schema if pa.types.is_string(f.type)]
             stats = [self.schema.names[0], TIMESTAMP_FIELD]
-            self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd", use_dictionary=strings,
-                                           write_statistics=stats)
+            self.writer = pq.ParquetWriter(
+                self.tmp, self.schema, compression="zstd", use_dictionary=strings, write_statistics=stats
+            )
         # Row groups of 100,000 rows: a parquet reader (DuckDB's, pyarrow's) decodes a row group at
         # a time, so this bounds what one reading thread holds.
         self.writer.write_table(table.select(self.schema.names).cast(self.schema), row_group_size=ROW_GROUP_ROWS)
@@ -255,8 +256,14 @@ class _TableOutput:
         self.latest.abort()
 
 
-def build_offline_tables(settings: Settings, as_of: dt.datetime | None = None, *, engine: Engine | None = None,
-                         chunk_cases: int = CHUNK_CASES, workers: int | None = None) -> dict[str, Path]:
+def build_offline_tables(
+    settings: Settings,
+    as_of: dt.datetime | None = None,
+    *,
+    engine: Engine | None = None,
+    chunk_cases: int = CHUNK_CASES,
+    workers: int | None = None,
+) -> dict[str, Path]:
     """Write the five offline feature tables from the ledger, known at ``as_of`` (default now).
 
     Returns the parquet path of each table by name (``contact_repair``, ``repayment_capacity``,
@@ -284,7 +291,8 @@ def build_offline_tables(settings: Settings, as_of: dt.datetime | None = None, *
     url = engine.url.render_as_string(hide_password=False)
     parallel = workers > 1 and len(ranges) >= PARALLEL_MIN_CHUNKS and ":memory:" not in url
     pool: ProcessPoolExecutor | _Inline = (
-        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if parallel else _Inline(engine))
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if parallel else _Inline(engine)
+    )
     worker_settings = dataclasses.replace(settings, database_url=url)
     outputs = {name: _TableOutput(settings, name, entity) for name, _, _, entity in _WHOLE_TABLES}
     outputs["case_state"] = _TableOutput(settings, "case_state", "case_pk")

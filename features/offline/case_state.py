@@ -67,12 +67,21 @@ def _event_codes(action_values: np.ndarray, outcome_values: np.ndarray) -> dict[
     rank = np.where(outcome.isin("paid"), 5, rank)
     rank = np.where(action.isin("pre_check_write_off") & outcome.isin("certificate_issued"), 6, rank)
     rank = np.where(action.isin("close"), 7, rank)
-    return {"attempt": attempt, "reached": reached, "settled": settled, "rank": rank.astype(np.int64),
-            "delivered": outcome.isin("delivered"), "promise": outcome.isin("promise_to_pay"),
-            "disputed": outcome.isin("disputed"), "opted_out": outcome.isin("opted_out"),
-            "refused": outcome.isin("refused"), "failed": outcome.isin("failed"),
-            "through": outcome.isin(("delivered", "sent", "no_answer")),
-            "paid": outcome.isin(("paid", "partial_paid")), **masks}
+    return {
+        "attempt": attempt,
+        "reached": reached,
+        "settled": settled,
+        "rank": rank.astype(np.int64),
+        "delivered": outcome.isin("delivered"),
+        "promise": outcome.isin("promise_to_pay"),
+        "disputed": outcome.isin("disputed"),
+        "opted_out": outcome.isin("opted_out"),
+        "refused": outcome.isin("refused"),
+        "failed": outcome.isin("failed"),
+        "through": outcome.isin(("delivered", "sent", "no_answer")),
+        "paid": outcome.isin(("paid", "partial_paid")),
+        **masks,
+    }
 
 
 def build_case_state(cases: pd.DataFrame, events: pd.DataFrame, as_of_s: float) -> pa.Table:
@@ -121,8 +130,9 @@ def build_case_state(cases: pd.DataFrame, events: pd.DataFrame, as_of_s: float) 
     kind = cases["creditor_kind"].fillna("other").to_numpy(dtype=object)
     product = cases["product"].to_numpy(dtype=object)
     principal, interest, penalty, fees = (as_float(cases[c]) for c in ("principal", "interest", "penalty", "fees"))
-    kind_code = np.select([kind == c for c in CREDITOR_TYPES], range(len(CREDITOR_TYPES)),
-                          CREDITOR_TYPES.index("other"))
+    kind_code = np.select(
+        [kind == c for c in CREDITOR_TYPES], range(len(CREDITOR_TYPES)), CREDITOR_TYPES.index("other")
+    )
     out["creditor_type"] = vocabulary_column(CREDITOR_TYPES, kind_code[q_case])
     for c in CREDITOR_TYPES:
         out[f"creditor_{c}"] = (kind == c).astype(np.int32)[q_case]
@@ -162,10 +172,15 @@ def build_case_state(cases: pd.DataFrame, events: pd.DataFrame, as_of_s: float) 
     attempts, reached = codes["attempt"], codes["reached"]
     out["reached_7d"] = counter.window(reached, ends[7])
     out["reached_30d"] = counter.window(reached, ends[30])
-    for name, mask in (("attempts_total", attempts), ("reached_total", reached),
-                       ("promises_total", codes["promise"]), ("settled_total", codes["settled"]),
-                       ("disputed_total", codes["disputed"]), ("opted_out_total", codes["opted_out"]),
-                       ("refused_total", codes["refused"])):
+    for name, mask in (
+        ("attempts_total", attempts),
+        ("reached_total", reached),
+        ("promises_total", codes["promise"]),
+        ("settled_total", codes["settled"]),
+        ("disputed_total", codes["disputed"]),
+        ("opted_out_total", codes["opted_out"]),
+        ("refused_total", codes["refused"]),
+    ):
         out[name] = counter.total(mask)
     out["ever_reached"] = (np.asarray(out["reached_total"]) > 0).astype(np.int32)
 
@@ -176,8 +191,11 @@ def build_case_state(cases: pd.DataFrame, events: pd.DataFrame, as_of_s: float) 
     before = np.where(block_start > 0, running[np.maximum(block_start - 1, 0)], 0)
     out["paid_amount_total"] = take(running - before, found, 0).astype(np.float64) / 100
 
-    for name, mask in (("last_reached_ts", reached), ("last_attempt_ts", attempts),
-                       ("last_settled_ts", codes["settled"])):
+    for name, mask in (
+        ("last_reached_ts", reached),
+        ("last_attempt_ts", attempts),
+        ("last_settled_ts", codes["settled"]),
+    ):
         latest = grouped_cummax(s_case, np.where(mask[order], s_at + 1, 0).astype(np.int64)) - 1
         value = take(latest, found, -1).astype(np.float64)
         out[name] = np.where(value >= 0, value, np.nan)
@@ -200,4 +218,3 @@ def build_case_state(cases: pd.DataFrame, events: pd.DataFrame, as_of_s: float) 
     out["first_event_ts"] = np.where(found.found, first, np.nan)
 
     return to_arrow(out, SCHEMAS["case_state"]())
-

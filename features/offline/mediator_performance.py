@@ -60,8 +60,11 @@ def build_mediator_performance(events: pd.DataFrame, as_of_s: float) -> pa.Table
     out: dict[str, object] = {"mediator_id": np.asarray(labels, dtype=object)[q_med], TIMESTAMP_FIELD: q_time}
     everything = np.ones(len(med), dtype=bool)
     outcomes = Vocabulary(outcome)
-    subsets = {"cases": everything, "reached_cases": outcomes.isin(REACHED_OUTCOMES),
-               "settled_cases": outcomes.isin(SETTLED_OUTCOMES)}
+    subsets = {
+        "cases": everything,
+        "reached_cases": outcomes.isin(REACHED_OUTCOMES),
+        "settled_cases": outcomes.isin(SETTLED_OUTCOMES),
+    }
     # Pair = (mediator, case): encode as one integer, remember its mediator.
     pair_codes, pair_index = np.unique(med * np.int64(1 << 40) + case_pk, return_inverse=True)
     pair_med = pair_codes >> np.int64(40)
@@ -71,15 +74,22 @@ def build_mediator_performance(events: pd.DataFrame, as_of_s: float) -> pa.Table
         np.minimum.at(first, p, avail[mask])
         seen = np.isfinite(first)
         out[f"mediator_{name}_total"] = ActiveCounter(pair_med[seen], first[seen], query).total(
-            np.ones(int(seen.sum()), dtype=bool))
+            np.ones(int(seen.sum()), dtype=bool)
+        )
         m_pair, m_start, m_end = _distinct_active(p, avail[mask], window_end(at[mask], avail[mask], 30))
         out[f"mediator_{name}_30d"] = ActiveCounter(pair_med[m_pair], m_start, query).window(
-            np.ones(len(m_pair), dtype=bool), m_end)
+            np.ones(len(m_pair), dtype=bool), m_end
+        )
     out["mediator_actions_30d"] = ActiveCounter(med, avail, query).window(everything, window_end(at, avail, 30))
-    counts = {name: np.asarray(out[name], dtype=np.float64)
-              for name in ("mediator_settled_cases_total", "mediator_cases_total", "mediator_settled_cases_30d",
-                           "mediator_cases_30d")}
+    counts = {
+        name: np.asarray(out[name], dtype=np.float64)
+        for name in (
+            "mediator_settled_cases_total",
+            "mediator_cases_total",
+            "mediator_settled_cases_30d",
+            "mediator_cases_30d",
+        )
+    }
     out["mediator_settle_rate"] = ratio(counts["mediator_settled_cases_total"], counts["mediator_cases_total"])
     out["mediator_settle_rate_30d"] = ratio(counts["mediator_settled_cases_30d"], counts["mediator_cases_30d"])
     return to_arrow(out, SCHEMAS["mediator_performance"]())
-

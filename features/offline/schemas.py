@@ -24,8 +24,16 @@ CHANNELS: dict[str, tuple[str, ...]] = {
     "sms": ("sms_warning", "flash_sms", "similar_case_push"),
     "voice": ("voice_call",),
     "mediator": ("mediator_call", "video_mediation", "online_negotiation", "installment_offer"),
-    "legal": ("lawyer_letter", "asset_preservation", "payment_order", "file_lawsuit", "pre_check_write_off",
-              "judicial_confirmation", "notarized_agreement", "enforcement"),
+    "legal": (
+        "lawyer_letter",
+        "asset_preservation",
+        "payment_order",
+        "file_lawsuit",
+        "pre_check_write_off",
+        "judicial_confirmation",
+        "notarized_agreement",
+        "enforcement",
+    ),
     "repair": ("contact_repair",),
 }
 CREDITOR_TYPES = ("bank", "consumer_finance", "other")
@@ -46,20 +54,32 @@ def _schema(entity: tuple[str, pa.DataType], features: list[tuple[str, pa.DataTy
 def contact_repair_columns() -> list[tuple[str, pa.DataType]]:
     """Feature columns of ``contact_repair`` with their Arrow types."""
     return [
-        ("checks_total", _I32), ("checks_active", _I32), ("checks_suspended", _I32), ("checks_vacant", _I32),
-        ("checks_unknown", _I32), ("repaired_numbers_total", _I32), ("repair_successes", _I32),
+        ("checks_total", _I32),
+        ("checks_active", _I32),
+        ("checks_suspended", _I32),
+        ("checks_vacant", _I32),
+        ("checks_unknown", _I32),
+        ("repaired_numbers_total", _I32),
+        ("repair_successes", _I32),
         *[(f"last_status_{s}", _I32) for s in PHONE_STATUS_VALUES],
-        ("last_check_ts", _F64), ("last_repair_ts", _F64),
+        ("last_check_ts", _F64),
+        ("last_repair_ts", _F64),
     ]
 
 
 def repayment_capacity_columns() -> list[tuple[str, pa.DataType]]:
     """Feature columns of ``repayment_capacity``."""
     return [
-        ("monthly_income", _F64), ("income_stability", _F64),
+        ("monthly_income", _F64),
+        ("income_stability", _F64),
         *[(f"employment_{e}", _I32) for e in EMPLOYMENT_VALUES],
-        ("social_insurance_months", _F64), ("has_property", _I32), ("has_vehicle", _I32),
-        ("other_debt", _F64), ("monthly_spend", _F64), ("debt_to_income", _F64), ("spend_to_income", _F64),
+        ("social_insurance_months", _F64),
+        ("has_property", _I32),
+        ("has_vehicle", _I32),
+        ("other_debt", _F64),
+        ("monthly_spend", _F64),
+        ("debt_to_income", _F64),
+        ("spend_to_income", _F64),
         ("capacity_as_of_ts", _F64),
     ]
 
@@ -67,8 +87,12 @@ def repayment_capacity_columns() -> list[tuple[str, pa.DataType]]:
 def litigation_columns() -> list[tuple[str, pa.DataType]]:
     """Feature columns of ``litigation``."""
     return [
-        ("defendant_cases", _I32), ("enforcement_cases", _I32), ("terminated_no_assets", _I32),
-        ("dishonest_listed", _I32), ("consumption_restricted", _I32), ("litigation_as_of_ts", _F64),
+        ("defendant_cases", _I32),
+        ("enforcement_cases", _I32),
+        ("terminated_no_assets", _I32),
+        ("dishonest_listed", _I32),
+        ("consumption_restricted", _I32),
+        ("litigation_as_of_ts", _F64),
     ]
 
 
@@ -80,30 +104,61 @@ def success_label(channel: str) -> str:
 
 def case_state_columns() -> list[tuple[str, pa.DataType]]:
     """Feature columns of ``case_state``."""
-    windowed = [(f"{ch}_{kind}_{w}d", _I32) for ch in CHANNELS for kind in ("attempts", success_label(ch))
-                for w in WINDOWS_DAYS]
+    windowed = [
+        (f"{ch}_{kind}_{w}d", _I32) for ch in CHANNELS for kind in ("attempts", success_label(ch)) for w in WINDOWS_DAYS
+    ]
     return [
-        ("creditor_type", _STR), *[(f"creditor_{c}", _I32) for c in CREDITOR_TYPES],
-        *[(f"product_{p}", _I32) for p in PRODUCT_TYPES], ("debtor_company", _I32),
-        ("principal", _F64), ("interest", _F64), ("penalty", _F64), ("fees", _F64), ("total_claim", _F64),
-        ("annual_rate", _F64), ("in_scope", _I32), ("has_phone", _I32), ("overdue_since_ts", _I64),
-        ("has_last_payment", _I32), ("last_payment_gap_days", _F64),
-        ("stage", _STR), ("stage_code", _I32),
+        ("creditor_type", _STR),
+        *[(f"creditor_{c}", _I32) for c in CREDITOR_TYPES],
+        *[(f"product_{p}", _I32) for p in PRODUCT_TYPES],
+        ("debtor_company", _I32),
+        ("principal", _F64),
+        ("interest", _F64),
+        ("penalty", _F64),
+        ("fees", _F64),
+        ("total_claim", _F64),
+        ("annual_rate", _F64),
+        ("in_scope", _I32),
+        ("has_phone", _I32),
+        ("overdue_since_ts", _I64),
+        ("has_last_payment", _I32),
+        ("last_payment_gap_days", _F64),
+        ("stage", _STR),
+        ("stage_code", _I32),
         *windowed,
-        ("reached_7d", _I32), ("reached_30d", _I32), ("attempts_total", _I32), ("reached_total", _I32),
-        ("ever_reached", _I32), ("promises_total", _I32), ("settled_total", _I32), ("disputed_total", _I32),
-        ("opted_out_total", _I32), ("paid_amount_total", _F64), ("last_reached_ts", _F64), ("last_attempt_ts", _F64),
-        ("refused_total", _I32), ("promise_open", _I32), ("first_event_ts", _F64), ("last_settled_ts", _F64),
-        ("phone_failed_total", _I32), ("phone_through_total", _I32), ("last_phone_failed", _I32),
+        ("reached_7d", _I32),
+        ("reached_30d", _I32),
+        ("attempts_total", _I32),
+        ("reached_total", _I32),
+        ("ever_reached", _I32),
+        ("promises_total", _I32),
+        ("settled_total", _I32),
+        ("disputed_total", _I32),
+        ("opted_out_total", _I32),
+        ("paid_amount_total", _F64),
+        ("last_reached_ts", _F64),
+        ("last_attempt_ts", _F64),
+        ("refused_total", _I32),
+        ("promise_open", _I32),
+        ("first_event_ts", _F64),
+        ("last_settled_ts", _F64),
+        ("phone_failed_total", _I32),
+        ("phone_through_total", _I32),
+        ("last_phone_failed", _I32),
     ]
 
 
 def mediator_performance_columns() -> list[tuple[str, pa.DataType]]:
     """Feature columns of ``mediator_performance``."""
     return [
-        ("mediator_cases_total", _I32), ("mediator_cases_30d", _I32), ("mediator_reached_cases_total", _I32),
-        ("mediator_reached_cases_30d", _I32), ("mediator_settled_cases_total", _I32),
-        ("mediator_settled_cases_30d", _I32), ("mediator_actions_30d", _I32), ("mediator_settle_rate", _F64),
+        ("mediator_cases_total", _I32),
+        ("mediator_cases_30d", _I32),
+        ("mediator_reached_cases_total", _I32),
+        ("mediator_reached_cases_30d", _I32),
+        ("mediator_settled_cases_total", _I32),
+        ("mediator_settled_cases_30d", _I32),
+        ("mediator_actions_30d", _I32),
+        ("mediator_settle_rate", _F64),
         ("mediator_settle_rate_30d", _F64),
     ]
 

@@ -15,8 +15,17 @@ SETTLEMENT_V1 = "settlement_v1"
 
 SERVICE_VIEWS: dict[str, tuple[str, ...]] = {
     REACHABILITY_V1: ("contact_repair", "case_state", "case_ages", "litigation", "contact_ages", "litigation_ages"),
-    SETTLEMENT_V1: ("case_state", "repayment_capacity", "litigation", "case_ages", "contact_repair", "debt_ratios",
-                    "contact_ages", "capacity_ages", "litigation_ages"),
+    SETTLEMENT_V1: (
+        "case_state",
+        "repayment_capacity",
+        "litigation",
+        "case_ages",
+        "contact_repair",
+        "debt_ratios",
+        "contact_ages",
+        "capacity_ages",
+        "litigation_ages",
+    ),
 }
 _DESCRIPTIONS = {
     REACHABILITY_V1: "Reachability model v1: can the debtor be reached on a working channel soon?",

@@ -23,7 +23,7 @@ def offline_source(settings: Settings, table: str) -> FileSource:
         path=str(offline_path(settings, table)),
         timestamp_field=TIMESTAMP_FIELD,
         description=f"features/offline/build.py offline table {table}: one row per entity and change point; "
-                    f"{TIMESTAMP_FIELD} = when the values became known (UTC).",
+        f"{TIMESTAMP_FIELD} = when the values became known (UTC).",
     )
 
 
@@ -40,7 +40,12 @@ def decision_request() -> RequestSource:
     """
     return RequestSource(
         name="decision_request",
-        schema=[Field(name=DECISION_TS, dtype=UnixTimestamp,
-                      description="When the decision is taken (UTC); ages are measured up to it.")],
+        schema=[
+            Field(
+                name=DECISION_TS,
+                dtype=UnixTimestamp,
+                description="When the decision is taken (UTC); ages are measured up to it.",
+            )
+        ],
         description="Request-time data for the case_ages on-demand view.",
     )

@@ -24,21 +24,38 @@ from features.offline import schemas
 from features.repo.entities import all_entities
 from features.repo.sources import decision_request, offline_sources
 
-_ARROW_TO_FEAST: dict[pa.DataType, FeastType] = {pa.int32(): Int32, pa.int64(): Int64, pa.float64(): Float64,
-                                                 pa.string(): String}
+_ARROW_TO_FEAST: dict[pa.DataType, FeastType] = {
+    pa.int32(): Int32,
+    pa.int64(): Int64,
+    pa.float64(): Float64,
+    pa.string(): String,
+}
 
 # view name -> (entity name, column list, description)
 _STORED = {
-    "contact_repair": ("debtor", schemas.contact_repair_columns,
-                       "Phone-status checks and lost-contact repairs of the debtor, cumulative."),
-    "repayment_capacity": ("debtor", schemas.repayment_capacity_columns,
-                           "The debtor's latest known repayment-capacity snapshot."),
+    "contact_repair": (
+        "debtor",
+        schemas.contact_repair_columns,
+        "Phone-status checks and lost-contact repairs of the debtor, cumulative.",
+    ),
+    "repayment_capacity": (
+        "debtor",
+        schemas.repayment_capacity_columns,
+        "The debtor's latest known repayment-capacity snapshot.",
+    ),
     "litigation": ("debtor", schemas.litigation_columns, "The debtor's latest known court-data snapshot."),
-    "case_state": ("case", schemas.case_state_columns,
-                   "Amounts, creditor, product, stage and contact history (by channel, 1/7/30 days) of the case."),
-    "mediator_performance": ("mediator", schemas.mediator_performance_columns,
-                             "Cases worked, reached and settled by the mediator, cumulative and last 30 days."),
+    "case_state": (
+        "case",
+        schemas.case_state_columns,
+        "Amounts, creditor, product, stage and contact history (by channel, 1/7/30 days) of the case.",
+    ),
+    "mediator_performance": (
+        "mediator",
+        schemas.mediator_performance_columns,
+        "Cases worked, reached and settled by the mediator, cumulative and last 30 days.",
+    ),
 }
+
 
 def age_name(column: str) -> str:
     """The age feature of an epoch timestamp: ``overdue_since_ts`` -> ``days_past_due``, any
@@ -48,16 +65,20 @@ def age_name(column: str) -> str:
 
 # on-demand age view -> (stored view, its epoch timestamps whose age at decision_ts is a feature)
 AGE_VIEWS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "case_ages": ("case_state", ("overdue_since_ts", "last_reached_ts", "last_attempt_ts", "first_event_ts",
-                                 "last_settled_ts")),
+    "case_ages": (
+        "case_state",
+        ("overdue_since_ts", "last_reached_ts", "last_attempt_ts", "first_event_ts", "last_settled_ts"),
+    ),
     "contact_ages": ("contact_repair", ("last_check_ts", "last_repair_ts")),
     "capacity_ages": ("repayment_capacity", ("capacity_as_of_ts",)),
     "litigation_ages": ("litigation", ("litigation_as_of_ts",)),
 }
 
 
-RATIO_INPUTS = {"case_state": ("total_claim", "paid_amount_total"),
-                "repayment_capacity": ("monthly_income", "other_debt")}
+RATIO_INPUTS = {
+    "case_state": ("total_claim", "paid_amount_total"),
+    "repayment_capacity": ("monthly_income", "other_debt"),
+}
 RATIO_FEATURES = ("paid_share", "claim_to_income", "other_debt_to_claim")
 
 
@@ -104,8 +125,7 @@ def ages(inputs: dict[str, list[Any]]) -> dict[str, list[float | None]]:
             continue
         then = (seconds(v) for v in values)
         name = "days_past_due" if source == "overdue_since_ts" else "days_since_" + source[: -len("_ts")]
-        out[name] = [
-            None if t is None or s is None else (t - s) / 86400.0 for t, s in zip(now, then, strict=True)]
+        out[name] = [None if t is None or s is None else (t - s) / 86400.0 for t, s in zip(now, then, strict=True)]
     return out
 
 

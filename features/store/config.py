@@ -65,8 +65,9 @@ def redis_connection_string(url: str) -> str:
     return ",".join(parts)
 
 
-def store_config(settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bool = False,
-                 serving: bool = False) -> dict[str, Any]:
+def store_config(
+    settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bool = False, serving: bool = False
+) -> dict[str, Any]:
     """The feature store configuration as plain data (what ``feature_store.yaml`` holds).
 
     Project ``concord`` by default (tests sharing one Redis pass their own); file registry and
@@ -83,13 +84,19 @@ def store_config(settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bo
         if bulk:
             online["type"] = "features.online_write.BulkRedisOnlineStore"
     else:
-        online = {"type": "features.online_write.BulkSqliteOnlineStore" if bulk else "sqlite",
-                  "path": str(home / "online.db")}
+        online = {
+            "type": "features.online_write.BulkSqliteOnlineStore" if bulk else "sqlite",
+            "path": str(home / "online.db"),
+        }
     return {
         "project": project,
         "provider": "local",
-        "registry": {"registry_type": "file", "path": str(home / "registry.db"), "cache_ttl_seconds": 60,
-                     **({"cache_mode": "thread"} if serving else {})},
+        "registry": {
+            "registry_type": "file",
+            "path": str(home / "registry.db"),
+            "cache_ttl_seconds": 60,
+            **({"cache_mode": "thread"} if serving else {}),
+        },
         "online_store": online,
         "offline_store": {"type": "duckdb"},
         "entity_key_serialization_version": 3,
@@ -97,8 +104,9 @@ def store_config(settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bo
     }
 
 
-def repo_config(settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bool = False,
-                serving: bool = False) -> RepoConfig:
+def repo_config(
+    settings: Settings, project: str = DEFAULT_PROJECT, *, bulk: bool = False, serving: bool = False
+) -> RepoConfig:
     """Feast RepoConfig of :func:`store_config`."""
     return RepoConfig(repo_path=repo_dir(settings), **store_config(settings, project, bulk=bulk, serving=serving))
 
@@ -108,9 +116,11 @@ def write_feature_store_yaml(settings: Settings, project: str = DEFAULT_PROJECT)
     folder = repo_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "feature_store.yaml"
-    text = ("# Written by features/store/config.py from the Concord settings, for the `feast` CLI to inspect.\n"
-            "# Apply definitions with `concord features apply`, not `feast apply`.\n"
-            + yaml.safe_dump(store_config(settings, project), sort_keys=False))
+    text = (
+        "# Written by features/store/config.py from the Concord settings, for the `feast` CLI to inspect.\n"
+        "# Apply definitions with `concord features apply`, not `feast apply`.\n"
+        + yaml.safe_dump(store_config(settings, project), sort_keys=False)
+    )
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     path.chmod(0o600)  # a Redis URL may carry a password
@@ -137,16 +147,21 @@ def configure_offline_engine(settings: Settings) -> None:
     import ibis
 
     spill = features_dir(settings) / "duckdb-spill"
-    wanted = {"memory_limit": settings.offline_memory_limit, "temp_directory": str(spill),
-              "threads": settings.offline_threads or os.cpu_count() or 1}
+    wanted = {
+        "memory_limit": settings.offline_memory_limit,
+        "temp_directory": str(spill),
+        "threads": settings.offline_threads or os.cpu_count() or 1,
+    }
     if wanted == _offline_engine:
         return
     try:
         backend = ibis.duckdb.connect(**wanted)
     except duckdb.Error as exc:
-        raise ValueError(f"CONCORD_OFFLINE_MEMORY_LIMIT={settings.offline_memory_limit!r} or "
-                         f"CONCORD_OFFLINE_THREADS={settings.offline_threads!r} is not accepted by DuckDB: "
-                         f"{exc}") from exc
+        raise ValueError(
+            f"CONCORD_OFFLINE_MEMORY_LIMIT={settings.offline_memory_limit!r} or "
+            f"CONCORD_OFFLINE_THREADS={settings.offline_threads!r} is not accepted by DuckDB: "
+            f"{exc}"
+        ) from exc
     spill.mkdir(parents=True, exist_ok=True)
     ibis.set_backend(backend)
     # ibis 12 calls DuckDB 2's deprecated fetch_arrow_table(); nothing for a Concord user to act on.

@@ -34,8 +34,7 @@ class Materialized:
     seconds: float
 
 
-def latest_rows(path: Path, entity: str, start: dt.datetime, end: dt.datetime,
-                batch_rows: int = 1_000_000) -> pa.Table:
+def latest_rows(path: Path, entity: str, start: dt.datetime, end: dt.datetime, batch_rows: int = 1_000_000) -> pa.Table:
     """The last row (by ``event_timestamp``) of every entity with a row in (start, end], read
     from an offline parquet table batch by batch: memory stays about one batch plus one row
     per entity."""
@@ -51,8 +50,14 @@ def latest_rows(path: Path, entity: str, start: dt.datetime, end: dt.datetime,
     return best if best is not None else file.schema_arrow.empty_table()
 
 
-def materialize(settings: Settings, end: dt.datetime | None = None, project: str = DEFAULT_PROJECT, *,
-                store: FeatureStore | None = None, workers: int | None = None) -> dict[str, Materialized]:
+def materialize(
+    settings: Settings,
+    end: dt.datetime | None = None,
+    project: str = DEFAULT_PROJECT,
+    *,
+    store: FeatureStore | None = None,
+    workers: int | None = None,
+) -> dict[str, Materialized]:
     """Load the online store incrementally: for each stored view, the latest row per entity
     among those stamped after its last materialised end (or 2000-01-01) up to ``end``
     (default now); then record the interval in the registry, as ``feast materialize`` does.
@@ -86,8 +91,9 @@ def materialize(settings: Settings, end: dt.datetime | None = None, project: str
     return done
 
 
-def _materialize_view(store: FeatureStore, writer: OnlineWriter, view: FeatureView, end_utc: dt.datetime,
-                      companion: Path | None) -> Materialized | None:
+def _materialize_view(
+    store: FeatureStore, writer: OnlineWriter, view: FeatureView, end_utc: dt.datetime, companion: Path | None
+) -> Materialized | None:
     start = utc(view.most_recent_end_time) if view.most_recent_end_time else EARLIEST
     if start >= end_utc:
         return None

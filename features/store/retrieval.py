@@ -34,7 +34,8 @@ HISTORICAL_BATCH_ROWS = 200_000  # entity rows per get_historical_features call 
 
 
 _SERVICES: weakref.WeakKeyDictionary[FeatureStore, dict[str, tuple[object, FeatureService]]] = (
-    weakref.WeakKeyDictionary())
+    weakref.WeakKeyDictionary()
+)
 
 
 def feature_service(store: FeatureStore, name: str) -> FeatureService:
@@ -68,12 +69,16 @@ def normalise_entity_df(entity_df: pd.DataFrame) -> pd.DataFrame:
     """
     missing = [c for c in (*ENTITY_COLUMNS, TIMESTAMP_FIELD) if c not in entity_df.columns]
     if missing:
-        raise ValueError(f"The entity DataFrame lacks column(s) {', '.join(missing)}; it needs case_pk, "
-                         f"debtor_key, event_timestamp and optionally decision_ts.")
-    frame = pd.DataFrame({
-        "case_pk": entity_df["case_pk"].astype("int64").to_numpy(),
-        "debtor_key": entity_df["debtor_key"].fillna("").astype(str).to_numpy(),
-    })
+        raise ValueError(
+            f"The entity DataFrame lacks column(s) {', '.join(missing)}; it needs case_pk, "
+            f"debtor_key, event_timestamp and optionally decision_ts."
+        )
+    frame = pd.DataFrame(
+        {
+            "case_pk": entity_df["case_pk"].astype("int64").to_numpy(),
+            "debtor_key": entity_df["debtor_key"].fillna("").astype(str).to_numpy(),
+        }
+    )
     frame[TIMESTAMP_FIELD] = _timestamps(entity_df[TIMESTAMP_FIELD]).reset_index(drop=True)
     if DECISION_TS in entity_df.columns:
         decision = _timestamps(entity_df[DECISION_TS]).reset_index(drop=True)
@@ -83,8 +88,14 @@ def normalise_entity_df(entity_df: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def historical_features(settings: Settings, entity_df: pd.DataFrame, service_name: str,
-                        project: str = DEFAULT_PROJECT, *, store: FeatureStore | None = None) -> pd.DataFrame:
+def historical_features(
+    settings: Settings,
+    entity_df: pd.DataFrame,
+    service_name: str,
+    project: str = DEFAULT_PROJECT,
+    *,
+    store: FeatureStore | None = None,
+) -> pd.DataFrame:
     """Point-in-time training features of a FeatureService for every entity row.
 
     ``entity_df`` has ``case_pk``, ``debtor_key``, ``event_timestamp`` and optionally
@@ -109,14 +120,15 @@ def historical_features(settings: Settings, entity_df: pd.DataFrame, service_nam
         # Batches of neighbouring cases: the join's memory grows with entity rows x feature rows
         # per entity, and DuckDB skips the row groups (written in case order) outside a batch.
         for start in range(0, len(round_rows), HISTORICAL_BATCH_ROWS):
-            batch = round_rows.iloc[start:start + HISTORICAL_BATCH_ROWS]
+            batch = round_rows.iloc[start : start + HISTORICAL_BATCH_ROWS]
             parts.append(store.get_historical_features(entity_df=batch, features=service).to_df())
     # An on-demand feature (python mode) missing in every row of a batch comes back as a column
     # of None (object): give each declared float feature its float dtype in every batch, so the
     # result's types do not depend on how the rows were batched.
     floats = {f.name for p in service.feature_view_projections for f in p.features if f.dtype in (Float32, Float64)}
-    parts = [part.astype({c: "float64" for c in part.columns if c in floats and part[c].dtype == object})
-             for part in parts]
+    parts = [
+        part.astype({c: "float64" for c in part.columns if c in floats and part[c].dtype == object}) for part in parts
+    ]
     carried = entity_df[[c for c in entity_df.columns if c not in keys]].reset_index(drop=True)
     if not parts:
         out = pd.concat([frame, carried], axis=1)
@@ -144,13 +156,20 @@ def online_entity_rows(entity_rows: Iterable[dict[str, Any]]) -> list[dict[str, 
             decision = dt.datetime.fromtimestamp(decision, dt.UTC)
         elif not isinstance(decision, dt.datetime):
             decision = pd.Timestamp(decision).to_pydatetime()
-        rows.append({"case_pk": int(row["case_pk"]), "debtor_key": row.get("debtor_key") or "",
-                     DECISION_TS: utc(decision)})
+        rows.append(
+            {"case_pk": int(row["case_pk"]), "debtor_key": row.get("debtor_key") or "", DECISION_TS: utc(decision)}
+        )
     return rows
 
 
-def online_features(settings: Settings, entity_rows: Sequence[dict[str, Any]], service_name: str,
-                    project: str = DEFAULT_PROJECT, *, store: FeatureStore | None = None) -> dict[str, list[Any]]:
+def online_features(
+    settings: Settings,
+    entity_rows: Sequence[dict[str, Any]],
+    service_name: str,
+    project: str = DEFAULT_PROJECT,
+    *,
+    store: FeatureStore | None = None,
+) -> dict[str, list[Any]]:
     """Serving features of a FeatureService: a dict of column name -> list (one value per
     entity row, None where unknown), entity columns included.
 
@@ -178,7 +197,8 @@ def case_entities(settings: Settings, case_pks: Sequence[int] | None = None, *, 
                 frame = pd.read_sql_query(text("SELECT id AS case_pk, debtor_key FROM cases ORDER BY id"), conn)
             else:
                 query = text("SELECT id AS case_pk, debtor_key FROM cases WHERE id IN :ids").bindparams(
-                    bindparam("ids", expanding=True))
+                    bindparam("ids", expanding=True)
+                )
                 frame = pd.read_sql_query(query, conn, params={"ids": [int(pk) for pk in case_pks]})
     finally:
         if own:

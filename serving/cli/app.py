@@ -44,8 +44,11 @@ def db_upgrade() -> None:
     console.print(f"ledger ready at {engine.url.render_as_string(hide_password=True)}")
 
 
-features_app = typer.Typer(help="The Feast feature store: offline tables, registry, online store.",
-                           no_args_is_help=True, pretty_exceptions_enable=False)
+features_app = typer.Typer(
+    help="The Feast feature store: offline tables, registry, online store.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 features_app.command("build")(features.build_command)
 features_app.command("apply")(features.apply_command)
 features_app.command("materialize")(features.materialize_command)

@@ -23,18 +23,23 @@ def doctor_command() -> None:
     console.print("Personal data and what protects it:", highlight=False)
     for place in personal_data_places(settings):
         state = "" if place.path is None or place.path.exists() else " (not created yet)"
-        console.print(f"  {place.what}: {place.where}{state}\n    holds {place.holds}", highlight=False,
-                      soft_wrap=True)
+        console.print(f"  {place.what}: {place.where}{state}\n    holds {place.holds}", highlight=False, soft_wrap=True)
     checked, problems = check_modes(settings)
     if not problems:
-        console.print(f"Modes: all {checked:,} files and folders under {settings.home} are readable by their "
-                      f"owner only.", highlight=False, soft_wrap=True)
+        console.print(
+            f"Modes: all {checked:,} files and folders under {settings.home} are readable by their owner only.",
+            highlight=False,
+            soft_wrap=True,
+        )
         return
     for problem in problems[:SHOWN_PROBLEMS]:
         errors.print(problem.sentence(), highlight=False, soft_wrap=True)
     if len(problems) > SHOWN_PROBLEMS:
         errors.print(f"... and {len(problems) - SHOWN_PROBLEMS:,} more.", highlight=False)
-    errors.print(f"{len(problems):,} of {checked:,} files and folders under {settings.home} are readable by others "
-                 f"than their owner: run chmod -R go-rwx '{settings.home}' to fix them all.", highlight=False,
-                 soft_wrap=True)
+    errors.print(
+        f"{len(problems):,} of {checked:,} files and folders under {settings.home} are readable by others "
+        f"than their owner: run chmod -R go-rwx '{settings.home}' to fix them all.",
+        highlight=False,
+        soft_wrap=True,
+    )
     raise typer.Exit(1)

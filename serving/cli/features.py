@@ -26,8 +26,9 @@ def build_command(
     import pyarrow.parquet as pq
 
     for name, path in paths.items():
-        console.print(f"{name}: {pq.ParquetFile(path).metadata.num_rows:,} rows -> {path}", soft_wrap=True,
-                      highlight=False)
+        console.print(
+            f"{name}: {pq.ParquetFile(path).metadata.num_rows:,} rows -> {path}", soft_wrap=True, highlight=False
+        )
     console.print(f"built in {time.perf_counter() - started:.1f} s", highlight=False)
 
 
@@ -39,8 +40,9 @@ def apply_command() -> None:
     settings = get_settings()
     names = apply(settings)
     console.print(f"applied: {', '.join(names)}", soft_wrap=True, highlight=False)
-    console.print(f"feature_store.yaml for the feast CLI: {write_feature_store_yaml(settings)}", soft_wrap=True,
-                  highlight=False)
+    console.print(
+        f"feature_store.yaml for the feast CLI: {write_feature_store_yaml(settings)}", soft_wrap=True, highlight=False
+    )
 
 
 def materialize_command(
@@ -57,14 +59,18 @@ def materialize_command(
     if not done:
         console.print("online store already up to date")
     for view, run in done.items():
-        console.print(f"{view}: {run.entities:,} entities, {run.start:%Y-%m-%d %H:%M} -> {run.end:%Y-%m-%d %H:%M} UTC "
-                      f"({run.seconds:.1f} s)", highlight=False)
+        console.print(
+            f"{view}: {run.entities:,} entities, {run.start:%Y-%m-%d %H:%M} -> {run.end:%Y-%m-%d %H:%M} UTC "
+            f"({run.seconds:.1f} s)",
+            highlight=False,
+        )
 
 
 def profile_command(
     case_id: Annotated[str, typer.Argument(help="the creditor's case number (案件编号)")],
-    creditor: Annotated[str | None, typer.Option(
-        help="creditor name, when several creditors use this case number")] = None,
+    creditor: Annotated[
+        str | None, typer.Option(help="creditor name, when several creditors use this case number")
+    ] = None,
 ) -> None:
     """Show the debtor profile of a case: reachability, capacity, litigation, last events (masked identifiers only)."""
     from concord.settings import get_settings

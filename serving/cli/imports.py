@@ -21,8 +21,15 @@ if TYPE_CHECKING:
     from ingestion.lateness import Lateness
 
 
-def import_one(table: str, file: Path, sheet: str | None, report: Path | None, *, quiet: bool = False,
-                received_at: dt.datetime | str | None = "now") -> object:
+def import_one(
+    table: str,
+    file: Path,
+    sheet: str | None,
+    report: Path | None,
+    *,
+    quiet: bool = False,
+    received_at: dt.datetime | str | None = "now",
+) -> object:
     """Run one import with a progress bar; write its report; print its summary."""
     from concord.db import make_engine
     from concord.settings import get_settings
@@ -49,8 +56,16 @@ def import_one(table: str, file: Path, sheet: str | None, report: Path | None, *
 
         rejected: list = []
         try:
-            result = import_file(table, file, settings, engine, sheet=sheet, progress=progress, rejected_rows=rejected,
-                                 received_at=received_at)
+            result = import_file(
+                table,
+                file,
+                settings,
+                engine,
+                sheet=sheet,
+                progress=progress,
+                rejected_rows=rejected,
+                received_at=received_at,
+            )
             late = _history_received_late(engine, table, result.batch_id) if received_at is not None else None
         except ContractError as error:
             fail(f"{error} Nothing was imported.")
@@ -102,12 +117,16 @@ def import_command(
     table: Annotated[str, typer.Argument(help="cases, contact_checks, events, capacity, litigation or mediators")],
     file: Annotated[Path, typer.Argument(help="CSV, xlsx or parquet file in the contract shape")],
     sheet: Annotated[str | None, typer.Option(help="sheet of an xlsx workbook (default: the first)")] = None,
-    report: Annotated[Path | None, typer.Option(
-        help="where to write the JSON report (default: under CONCORD_HOME/imports)")] = None,
-    historical: Annotated[bool, typer.Option(
-        "--historical", help="a backfill of history: rows count as known when they happened")] = False,
-    received_at: Annotated[str | None, typer.Option(
-        help="when these rows reached us, when replaying a feed (default: now; naive = Asia/Shanghai)")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="where to write the JSON report (default: under CONCORD_HOME/imports)")
+    ] = None,
+    historical: Annotated[
+        bool, typer.Option("--historical", help="a backfill of history: rows count as known when they happened")
+    ] = False,
+    received_at: Annotated[
+        str | None,
+        typer.Option(help="when these rows reached us, when replaying a feed (default: now; naive = Asia/Shanghai)"),
+    ] = None,
 ) -> None:
     """Import a contract file into the case ledger; print a summary, write a report.
 

@@ -64,17 +64,24 @@ def train_effects(settings: Settings, engine: Engine, cut: dt.datetime | None, p
         + ", ".join(f"{row.method} SNIPS {row.snips:.4f}" for row in result.candidates.itertuples())
         + f"), refitted on {result.rows:,} decisions up to {result.time_range[1]:%Y-%m-%d}; its policy on the "
         f"holdout: settlement rate {value.dr.value:.4f} [{value.dr.low:.4f}, {value.dr.high:.4f}] (DR), the logging "
-        f"policy's {result.logging_value:.4f}", soft_wrap=True, highlight=False)
+        f"policy's {result.logging_value:.4f}",
+        soft_wrap=True,
+        highlight=False,
+    )
     fallback = [f"{name} ({why})" for name, why in result.model.fallback_.items() if why]
-    console.print(f"estimated: {', '.join(result.model.supported_)}; left to the prior: "
-                  f"{'; '.join(fallback) or 'none'}", soft_wrap=True, highlight=False)
+    console.print(
+        f"estimated: {', '.join(result.model.supported_)}; left to the prior: {'; '.join(fallback) or 'none'}",
+        soft_wrap=True,
+        highlight=False,
+    )
     client = registry.configure(settings)
     if promote_first and registry.version_by_alias(client, EFFECTS_MODEL, registry.CHAMPION) is None:
         console.print(f"action_effects: {promote_effects(settings, engine).reason}", soft_wrap=True)
 
 
-def train_models(settings: Settings, engine: Engine, names: tuple[str, ...], cut: dt.datetime | None,
-                 promote_first: bool) -> None:
+def train_models(
+    settings: Settings, engine: Engine, names: tuple[str, ...], cut: dt.datetime | None, promote_first: bool
+) -> None:
     """Train every model named; register them only if none is refused (else exit 1)."""
     import datetime as dt
 
@@ -99,8 +106,9 @@ def train_models(settings: Settings, engine: Engine, names: tuple[str, ...], cut
     for result in results:
         name = result.spec.name
         with console.status(f"{name}: logging to MLflow") as status:
-            version = log_and_register(settings, engine, result, {"as_of": as_of.isoformat()},
-                                       step=lambda text: status.update(text))
+            version = log_and_register(
+                settings, engine, result, {"as_of": as_of.isoformat()}, step=lambda text: status.update(text)
+            )
         _print_training(result, version)
         client = registry.configure(settings)
         if promote_first and registry.version_by_alias(client, name, registry.CHAMPION) is None:
@@ -117,7 +125,9 @@ def _print_training(result: TrainingResult, version: str) -> None:
         f"up to {result.refit_range[1]:%Y-%m-%d}; out of time over {len(result.folds)} origins ROC-AUC {auc:.4f} "
         f"+/- {spread:.4f} (baseline {result.auc('baseline')[0]:.4f}), Brier {overall['brier']:.4f}, "
         f"ECE {overall['ece']:.4f}, top-decile lift {overall['top_decile_lift']:.2f}",
-        soft_wrap=True, highlight=False)
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def _print_decision(model: str, decision: Decision) -> None:
@@ -126,16 +136,22 @@ def _print_decision(model: str, decision: Decision) -> None:
         if side in figures:
             f = figures[side]
             if "dr" in f:
-                console.print(f"  {side}: policy settlement rate {f['dr']:.4f} (DR, 95 % interval {f['dr_low']:.4f} "
-                              f"to {f['dr_high']:.4f}), effective sample size {f['ess']:,.0f}", highlight=False)
+                console.print(
+                    f"  {side}: policy settlement rate {f['dr']:.4f} (DR, 95 % interval {f['dr_low']:.4f} "
+                    f"to {f['dr_high']:.4f}), effective sample size {f['ess']:,.0f}",
+                    highlight=False,
+                )
                 continue
-            console.print(f"  {side}: ROC-AUC {f['roc_auc']:.4f}, Brier {f['brier']:.4f}, ECE {f['ece']:.4f}, "
-                          f"rows {f['rows']:,}", highlight=False)
+            console.print(
+                f"  {side}: ROC-AUC {f['roc_auc']:.4f}, Brier {f['brier']:.4f}, ECE {f['ece']:.4f}, rows {f['rows']:,}",
+                highlight=False,
+            )
     console.print(f"{model}: {decision.reason}", soft_wrap=True, highlight=False)
 
 
 def promote_command(
-        model: Annotated[str, typer.Option(help="reachability, settlement, all or action_effects")] = "all") -> None:
+    model: Annotated[str, typer.Option(help="reachability, settlement, all or action_effects")] = "all",
+) -> None:
     """Make the challenger champion if it beats the champion on the same holdout; else refuse."""
     from concord.db import make_engine
     from concord.settings import get_settings
@@ -183,9 +199,12 @@ def history_command(model: Annotated[str, typer.Option(help="reachability, settl
         if frame.empty:
             console.print("  no alias changes yet")
         for row in frame.itertuples(index=False):
-            console.print(f"  {row.changed_at:%Y-%m-%d %H:%M:%S} UTC  {row.alias:<10} -> "
-                          f"{row.version or '(removed)'}  (was {row.previous_version or '-'}): {row.reason}",
-                          highlight=False, soft_wrap=True)
+            console.print(
+                f"  {row.changed_at:%Y-%m-%d %H:%M:%S} UTC  {row.alias:<10} -> "
+                f"{row.version or '(removed)'}  (was {row.previous_version or '-'}): {row.reason}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def score_command(
@@ -209,7 +228,10 @@ def score_command(
     write_csv(frame, out)  # owner only, formula-like text neutralised
     report = write_csv(drift, out.with_name(f"{out.stem}.drift.csv"))
     log_drift(settings, drift, when, report)
-    console.print(f"scored {len(frame):,} open cases into {out}; features against training: {report}",
-                  soft_wrap=True, highlight=False)
+    console.print(
+        f"scored {len(frame):,} open cases into {out}; features against training: {report}",
+        soft_wrap=True,
+        highlight=False,
+    )
     for sentence in presence_warnings(drift):
         errors.print(f"[bold yellow]warning:[/] {sentence}.", highlight=False, soft_wrap=True)

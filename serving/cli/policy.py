@@ -102,8 +102,11 @@ def recommend_command(
     assert out is not None
     frame = recommend_all(settings, engine, moment, policy_engine, scorer)
     _write({"recommendations": frame}, out)
-    console.print(f"{len(frame):,} open cases at {moment:%Y-%m-%d %H:%M} UTC -> {out} "
-                  f"(policy {policy_engine.policy.version})", soft_wrap=True, highlight=False)
+    console.print(
+        f"{len(frame):,} open cases at {moment:%Y-%m-%d %H:%M} UTC -> {out} (policy {policy_engine.policy.version})",
+        soft_wrap=True,
+        highlight=False,
+    )
     _print_counts(frame, "stage", "action", "recommended actions by stage")
 
 
@@ -119,38 +122,61 @@ def _print_counts(frame: pd.DataFrame, rows: str, columns: str, title: str) -> N
 def _print_one(answer: Any) -> None:
     from rich.table import Table
 
-    console.print(f"case {answer.case_id} ({answer.creditor}): workflow {answer.workflow}, stage {answer.stage}",
-                  highlight=False)
-    console.print(f"recommended: [bold]{answer.action}[/], expected value {answer.expected_value:,.2f} CNY"
-                  f"{' (needs review)' if answer.needs_review else ''}; recoverable claim "
-                  f"{answer.recoverable_claim:,.2f} CNY", highlight=False)
+    console.print(
+        f"case {answer.case_id} ({answer.creditor}): workflow {answer.workflow}, stage {answer.stage}", highlight=False
+    )
+    console.print(
+        f"recommended: [bold]{answer.action}[/], expected value {answer.expected_value:,.2f} CNY"
+        f"{' (needs review)' if answer.needs_review else ''}; recoverable claim "
+        f"{answer.recoverable_claim:,.2f} CNY",
+        highlight=False,
+    )
     table = Table(title="eligible actions, best first")
     for column in ("action", "expected value (CNY)", "95 % interval (CNY)", "P(settle 90d)", "cost (CNY)", "source"):
         table.add_column(column)
     for ranked in answer.ranked:
-        interval = ("" if ranked.value_low is None else f"{ranked.value_low:,.2f} to {ranked.value_high:,.2f}")
-        table.add_row(ranked.action, f"{ranked.expected_value:,.2f}", interval, f"{ranked.p_settle:.4f}",
-                      f"{ranked.cost_cny:,.2f}", ranked.source)
+        interval = "" if ranked.value_low is None else f"{ranked.value_low:,.2f} to {ranked.value_high:,.2f}"
+        table.add_row(
+            ranked.action,
+            f"{ranked.expected_value:,.2f}",
+            interval,
+            f"{ranked.p_settle:.4f}",
+            f"{ranked.cost_cny:,.2f}",
+            ranked.source,
+        )
     console.print(table)
     if answer.explored:
-        console.print(f"explored: drawn at random (share {answer.epsilon:.0%}); the best by value was "
-                      f"{answer.greedy_action}", highlight=False)
+        console.print(
+            f"explored: drawn at random (share {answer.epsilon:.0%}); the best by value was {answer.greedy_action}",
+            highlight=False,
+        )
     console.print(f"propensity (record it with the action): {answer.propensity:.4f}", highlight=False)
     why = answer.explanation
     if why is not None:
-        console.print(f"why {why.chosen} and not {why.runner_up}: {why.value_difference:+,.2f} CNY, P(settle) "
-                      f"{why.p_settle_difference:+.4f}; {why.note}", highlight=False, soft_wrap=True)
+        console.print(
+            f"why {why.chosen} and not {why.runner_up}: {why.value_difference:+,.2f} CNY, P(settle) "
+            f"{why.p_settle_difference:+.4f}; {why.note}",
+            highlight=False,
+            soft_wrap=True,
+        )
         for item in why.features:
             shown = "unknown" if item.value is None else f"{item.value:.4g}"
-            console.print(f"  {item.feature} = {shown}: {item.log_odds:+.3f} log-odds for {why.chosen}",
-                          highlight=False)
+            console.print(
+                f"  {item.feature} = {shown}: {item.log_odds:+.3f} log-odds for {why.chosen}", highlight=False
+            )
     for blocked in answer.blocked:
-        console.print(f"blocked {blocked.action}: {'; '.join(blocked.rules)} ({'; '.join(blocked.reasons)})",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"blocked {blocked.action}: {'; '.join(blocked.rules)} ({'; '.join(blocked.reasons)})",
+            highlight=False,
+            soft_wrap=True,
+        )
     plan = answer.installment
     if plan.term_months:
-        console.print(f"installment plan: {plan.term_months} months x {plan.monthly_cny:,.0f} CNY ({plan.status}, "
-                      f"covers {plan.covers:.0%}; capacity {plan.capacity_cny:,.0f} CNY a month)", highlight=False)
+        console.print(
+            f"installment plan: {plan.term_months} months x {plan.monthly_cny:,.0f} CNY ({plan.status}, "
+            f"covers {plan.covers:.0%}; capacity {plan.capacity_cny:,.0f} CNY a month)",
+            highlight=False,
+        )
     else:
         console.print(f"installment plan: none ({plan.status})", highlight=False)
     for flags, label in ((answer.flags, "flags"), (answer.risk_flags, "risk flags")):
@@ -158,17 +184,22 @@ def _print_one(answer: Any) -> None:
             console.print(f"{label}: {', '.join(flags)}", highlight=False)
     for reason in answer.reasons:
         shown = "unknown" if reason.value is None else f"{reason.value:.4g}"
-        console.print(f"reason ({reason.model}): {reason.feature} = {shown} -> {reason.log_odds:+.3f} log-odds",
-                      highlight=False)
-    console.print(f"policy {answer.policy_version}; values {answer.action_value}; models "
-                  f"{', '.join(f'{k} v{v}' for k, v in answer.model_versions.items())}", highlight=False)
+        console.print(
+            f"reason ({reason.model}): {reason.feature} = {shown} -> {reason.log_odds:+.3f} log-odds", highlight=False
+        )
+    console.print(
+        f"policy {answer.policy_version}; values {answer.action_value}; models "
+        f"{', '.join(f'{k} v{v}' for k, v in answer.model_versions.items())}",
+        highlight=False,
+    )
 
 
 def assign_command(
     out: Annotated[Path, typer.Option(help="CSV (or .xlsx) of the cases and their mediators")],
     as_of: AsOfOption = None,
-    rebalance: Annotated[bool, typer.Option(help="reassign every open case, not only those without a mediator")]
-    = False,
+    rebalance: Annotated[
+        bool, typer.Option(help="reassign every open case, not only those without a mediator")
+    ] = False,
     save: Annotated[bool, typer.Option(help="record the assignments in the ledger")] = False,
     policy: PolicyOption = None,
 ) -> None:
@@ -186,8 +217,12 @@ def assign_command(
         _write({"assignments": cases}, out)
         _write({"mediators": plan.mediators}, out.with_suffix(".mediators.csv"))
     assigned = plan.cases[plan.cases["mediator_id"] != ""]
-    console.print(f"{len(assigned):,} of {len(plan.cases):,} cases assigned, expected recovery "
-                  f"{assigned['expected_recovery'].sum():,.2f} CNY -> {out}", highlight=False, soft_wrap=True)
+    console.print(
+        f"{len(assigned):,} of {len(plan.cases):,} cases assigned, expected recovery "
+        f"{assigned['expected_recovery'].sum():,.2f} CNY -> {out}",
+        highlight=False,
+        soft_wrap=True,
+    )
     for reason, count in plan.cases.loc[plan.cases["mediator_id"] == "", "reason"].value_counts().items():
         console.print(f"  {count:,} {reason}", highlight=False, soft_wrap=True)
     if save:
@@ -231,8 +266,9 @@ def policy_check_command(policy: PolicyOption = None) -> None:
     for workflow in loaded.workflows.values():
         console.print(f"  workflow {workflow.name} ({workflow.zh}): {' -> '.join(workflow.order)}", highlight=False)
     console.print(f"  guardrails: {', '.join(loaded.guardrails.ids())}", highlight=False, soft_wrap=True)
-    console.print(f"  actions: {len(loaded.catalogue.actions)}; default workflow {loaded.choice.default}",
-                  highlight=False)
+    console.print(
+        f"  actions: {len(loaded.catalogue.actions)}; default workflow {loaded.choice.default}", highlight=False
+    )
 
 
 def resolve_dispute_command(

@@ -31,8 +31,11 @@ def prepare_service() -> None:
     try:
         done = sync_events(settings, ledger, store)
         if done.events:
-            console.print(f"imported {done.imported:,} acknowledged events into the ledger "
-                          f"({done.unchanged:,} already there, {done.rejected:,} rejected)", highlight=False)
+            console.print(
+                f"imported {done.imported:,} acknowledged events into the ledger "
+                f"({done.unchanged:,} already there, {done.rejected:,} rejected)",
+                highlight=False,
+            )
     finally:
         ledger.dispose()
         store.dispose()
@@ -43,8 +46,9 @@ def serve_command(
     port: Annotated[int, typer.Option(help="port to listen on", min=1, max=65535)] = 3000,
     workers: Annotated[int, typer.Option(help="worker processes (each loads the models once)", min=1, max=32)] = 1,
     threads: Annotated[int, typer.Option(help="requests each worker runs at once", min=1, max=64)] = 4,
-    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
-                                             help="log every request (method, path, status, time)")] = True,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="log every request (method, path, status, time)")
+    ] = True,
 ) -> None:
     """Start the next-best-action service (BentoML) on HOST:PORT, after migrating the databases."""
     prepare_service()
@@ -59,12 +63,24 @@ def serve_command(
 
     os.environ.setdefault("BENTOML_HOME", str(get_settings().home / "bentoml"))
     os.environ["BENTOML_CONFIG_OPTIONS"] = " ".join([os.environ.get("BENTOML_CONFIG_OPTIONS", ""), *options]).strip()
-    console.print(f"serving on http://{host}:{port} (OpenAPI at /openapi.json, readiness at /readyz)",
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"serving on http://{host}:{port} (OpenAPI at /openapi.json, readiness at /readyz)",
+        highlight=False,
+        soft_wrap=True,
+    )
     sys.stdout.flush()
     bentoml = Path(sys.executable).with_name("bentoml")
-    command = [str(bentoml), "serve", "serving.service:NextBestAction", "--host", host, "--port", str(port),
-               "--working-dir", str(ROOT)]
+    command = [
+        str(bentoml),
+        "serve",
+        "serving.service:NextBestAction",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--working-dir",
+        str(ROOT),
+    ]
     os.execv(command[0], command)  # the service takes this process over: signals reach it directly
 
 
@@ -88,8 +104,12 @@ def keys_create_command(
         principal = authenticate(engine, raw)
         assert principal is not None
         with engine.begin() as connection:
-            audit.append(connection, "key", {"key_id": principal.key_id, "role": role, "creditor": creditor,
-                                              "court": court, "event": "created"}, actor="cli")
+            audit.append(
+                connection,
+                "key",
+                {"key_id": principal.key_id, "role": role, "creditor": creditor, "court": court, "event": "created"},
+                actor="cli",
+            )
     finally:
         engine.dispose()
     scope = f" for creditor '{creditor}'" if creditor else (f" for court '{court}'" if court else "")
@@ -145,6 +165,10 @@ def events_sync_command() -> None:
     finally:
         ledger.dispose()
         store.dispose()
-    console.print(f"{done.events:,} acknowledged events read: imported {done.imported:,}, unchanged "
-                  f"{done.unchanged:,}, rejected {done.rejected:,}; the ledger has every event through audit "
-                  f"record {done.through_seq:,}", highlight=False, soft_wrap=True)
+    console.print(
+        f"{done.events:,} acknowledged events read: imported {done.imported:,}, unchanged "
+        f"{done.unchanged:,}, rejected {done.rejected:,}; the ledger has every event through audit "
+        f"record {done.through_seq:,}",
+        highlight=False,
+        soft_wrap=True,
+    )

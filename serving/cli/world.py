@@ -64,8 +64,14 @@ def _print_calibration(frame: object) -> None:
     for column in ("metric", "creditor_type", "measured", "target", "tolerance", "ok"):
         table.add_column(column)
     for row in frame.itertuples(index=False):  # type: ignore[attr-defined]
-        table.add_row(str(row.metric), str(row.creditor_type), f"{row.measured:.3f}", f"{row.target:.3f}",
-                      f"{row.tolerance:.3f}", "yes" if row.ok else "NO")
+        table.add_row(
+            str(row.metric),
+            str(row.creditor_type),
+            f"{row.measured:.3f}",
+            f"{row.target:.3f}",
+            f"{row.tolerance:.3f}",
+            "yes" if row.ok else "NO",
+        )
     console.print(table)
 
 
@@ -88,8 +94,14 @@ def demo_command(
         console.print(f"simulating a demo world of {cases:,} cases (seed {seed}) into {folder}", soft_wrap=True)
         write_world(simulate_world(cases, seed, end=DEMO_END), folder, "csv")
     for name in IMPORT_ORDER:
-        import_one(name, folder / f"{name}.csv", None, settings.home / "imports" / f"demo-{name}.json", quiet=True,
-                    received_at=None)
+        import_one(
+            name,
+            folder / f"{name}.csv",
+            None,
+            settings.home / "imports" / f"demo-{name}.json",
+            quiet=True,
+            received_at=None,
+        )
     console.print(f"demo ledger: {settings.database_url}", soft_wrap=True, highlight=False)
 
     from concord.db import make_engine
@@ -132,8 +144,13 @@ def _serve_demo(creditor: str, host: str, port: int) -> None:
         admin, platform = create_key(store, ADMIN), create_key(store, PLATFORM, creditor=creditor)
     finally:
         store.dispose()
-    console.print(f"demo keys (shown once): admin {admin}\n  platform of {creditor}: {platform}", highlight=False,
-                  soft_wrap=True)
-    console.print(f"try: curl -s -H 'Authorization: Bearer {platform}' -d '{{\"case_id\": \"CASE_ID\"}}' "
-                  f"http://{host}:{port}/next_best_action   (README: every endpoint)", highlight=False, soft_wrap=True)
+    console.print(
+        f"demo keys (shown once): admin {admin}\n  platform of {creditor}: {platform}", highlight=False, soft_wrap=True
+    )
+    console.print(
+        f"try: curl -s -H 'Authorization: Bearer {platform}' -d '{{\"case_id\": \"CASE_ID\"}}' "
+        f"http://{host}:{port}/next_best_action   (README: every endpoint)",
+        highlight=False,
+        soft_wrap=True,
+    )
     serve_command(host=host, port=port)

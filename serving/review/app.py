@@ -60,14 +60,23 @@ class ReviewApp:
         root = request.scope.get("root_path", "")
         policy = self.ctx().policy
         values.update(
-            lang=lang, t=lambda key: text(key, lang), root=root, csrf=access.csrf_token(request),
-            feature=lambda n: words.feature_name(n, lang), lang_url=lambda other: _lang_url(request, other),
+            lang=lang,
+            t=lambda key: text(key, lang),
+            root=root,
+            csrf=access.csrf_token(request),
+            feature=lambda n: words.feature_name(n, lang),
+            lang_url=lambda other: _lang_url(request, other),
             stage_name=lambda s: words.policy_stage_name(policy, s, lang),
             workflow_name=lambda w: words.workflow_name(policy, w, lang),
-            funnel_stage=lambda s: words.stage_name(s, lang), outcome=lambda o: words.outcome_name(o, lang),
-            num=words.number, action_name=lambda a: words.action_name(policy, a, lang), when=case_view.local_time,
-            flag_name=lambda f: words.flag_name(policy, f, lang), path=request.url.path,
-            signed_in=bool(request.session.get("key_id")))
+            funnel_stage=lambda s: words.stage_name(s, lang),
+            outcome=lambda o: words.outcome_name(o, lang),
+            num=words.number,
+            action_name=lambda a: words.action_name(policy, a, lang),
+            when=case_view.local_time,
+            flag_name=lambda f: words.flag_name(policy, f, lang),
+            path=request.url.path,
+            signed_in=bool(request.session.get("key_id")),
+        )
         response = self.templates.TemplateResponse(request, name, values, status_code=code)
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Frame-Options"] = "DENY"
@@ -84,8 +93,9 @@ class ReviewApp:
             return RedirectResponse(f"{root}/login", status_code=303)
         if not who.may_review:
             if who.via == "bearer" or _wants_json(request):
-                return JSONResponse({"detail": f"the review page is for supervisors; this key's role is {who.role}"},
-                                    status_code=403)
+                return JSONResponse(
+                    {"detail": f"the review page is for supervisors; this key's role is {who.role}"}, status_code=403
+                )
             return self.page(request, "error.html", 403, message=text("forbidden", self.lang(request)) + who.role)
         return who
 
@@ -141,15 +151,26 @@ class ReviewApp:
         chosen = {name: request.query_params.get(name) or None for name in store.FILTERS}
         status = request.query_params.get("status") or "pending"
         rows = store.queue(context.audit, context.ledger, status, **chosen)
-        disputes = context.cached(("disputes", chosen["creditor"]), DISPUTES_SECONDS,
-                                  lambda: store.open_disputes(context.ledger, chosen["creditor"]))
+        disputes = context.cached(
+            ("disputes", chosen["creditor"]),
+            DISPUTES_SECONDS,
+            lambda: store.open_disputes(context.ledger, chosen["creditor"]),
+        )
         if _wants_json(request):
             return JSONResponse({"decisions": [_plain(r) for r in rows], "disputes": [_plain(d) for d in disputes]})
         options = store.filter_values(context.audit)
         options["risk_flag"] = [flag.id for flag in context.policy.court.flags]
         options["mediator"] = store.mediator_ids(context.ledger)
-        return self.page(request, "queue.html", rows=rows, disputes=disputes, chosen=chosen, status=status,
-                         options=options, statuses=list(store.STATUSES))
+        return self.page(
+            request,
+            "queue.html",
+            rows=rows,
+            disputes=disputes,
+            chosen=chosen,
+            status=status,
+            options=options,
+            statuses=list(store.STATUSES),
+        )
 
     # -- one case -------------------------------------------------------------------------
     async def decision_page(self, request: Request) -> Response:
@@ -173,12 +194,19 @@ class ReviewApp:
             return self.refuse(request, who, "no such case", 404)
         return self.case_page(request, case, store.latest_decision(context.audit, case["case_id"], case["creditor"]))
 
-    def case_page(self, request: Request, case: dict[str, Any], decision: dict[str, Any] | None,
-                  error: str | None = None, status: int = 200) -> Response:
+    def case_page(
+        self,
+        request: Request,
+        case: dict[str, Any],
+        decision: dict[str, Any] | None,
+        error: str | None = None,
+        status: int = 200,
+    ) -> Response:
         view = case_view.build(self.ctx(), case, decision, self.lang(request))
         actions = [a.name for a in self.ctx().policy.catalogue.actions]
-        return self.page(request, "case.html", status, view=view, actions=actions, error=error,
-                         done=request.query_params.get("done"))
+        return self.page(
+            request, "case.html", status, view=view, actions=actions, error=error, done=request.query_params.get("done")
+        )
 
     async def review(self, request: Request) -> Response:
         """Approve or override a recommendation (the form's ``verdict``)."""
@@ -216,8 +244,14 @@ class ReviewApp:
         blocked = {b["action"]: tuple(b.get("rules", ())) for b in case_view._answer_of(payload).get("blocked", [])}
         verdict = store.Review(values.get("verdict", ""), values.get("action"), values.get("reason", ""))
         try:
-            state = store.review(context.audit, decision_id, verdict, who.actor,
-                                 actions=tuple(context.policy.catalogue.names), blocked=blocked)
+            state = store.review(
+                context.audit,
+                decision_id,
+                verdict,
+                who.actor,
+                actions=tuple(context.policy.catalogue.names),
+                blocked=blocked,
+            )
         except store.ReviewRefused as refused:
             if who.via == "bearer" or _wants_json(request):
                 return JSONResponse({"detail": str(refused)}, status_code=refused.status)
@@ -259,8 +293,9 @@ class ReviewApp:
         creditor = request.query_params.get("creditor") or None
         rows = self.ctx().cached(("funnel", creditor), FUNNEL_SECONDS, lambda: funnel(self.ctx().ledger, creditor))
         if _wants_json(request):
-            return JSONResponse([{**r.__dict__, "reach_rate": r.reach_rate, "settle_rate": r.settle_rate}
-                                 for r in rows])
+            return JSONResponse(
+                [{**r.__dict__, "reach_rate": r.reach_rate, "settle_rate": r.settle_rate} for r in rows]
+            )
         return self.page(request, "funnel.html", rows=rows)
 
     async def audit_page(self, request: Request) -> Response:
@@ -269,13 +304,24 @@ class ReviewApp:
             return who
         query = request.query_params
         kind = query.get("kind") or None
-        found = records(self.ctx().audit, kind=kind, case_id=query.get("case_id") or None,
-                        decision_id=query.get("decision_id") or None, limit=200)
+        found = records(
+            self.ctx().audit,
+            kind=kind,
+            case_id=query.get("case_id") or None,
+            decision_id=query.get("decision_id") or None,
+            limit=200,
+        )
         found.reverse()  # newest first
         if _wants_json(request):
             return JSONResponse([_plain(e.__dict__) for e in found])
-        return self.page(request, "audit.html", entries=found, kind=kind or "", case_id=query.get("case_id") or "",
-                         chain=verify(self.ctx().audit) if query.get("verify") else None)
+        return self.page(
+            request,
+            "audit.html",
+            entries=found,
+            kind=kind or "",
+            case_id=query.get("case_id") or "",
+            chain=verify(self.ctx().audit) if query.get("verify") else None,
+        )
 
 
 def _wants_json(request: Request) -> bool:
@@ -298,17 +344,29 @@ def create_app(context: ReviewContext | None = None, mount_path: str = "/review"
     handlers = ReviewApp(context)
     secret = _LazySecret(handlers)
     routes = [
-        Route("/", handlers.home), Route("/login", handlers.login, methods=["GET", "POST"]),
-        Route("/logout", handlers.logout, methods=["POST"]), Route("/queue", handlers.queue),
+        Route("/", handlers.home),
+        Route("/login", handlers.login, methods=["GET", "POST"]),
+        Route("/logout", handlers.logout, methods=["POST"]),
+        Route("/queue", handlers.queue),
         Route("/decisions/{decision_id}", handlers.decision_page),
         Route("/decisions/{decision_id}/review", handlers.review, methods=["POST"]),
         Route("/cases/{case_pk:int}", handlers.case_by_pk),
         Route("/cases/{case_pk:int}/resolve", handlers.resolve, methods=["POST"]),
-        Route("/models", handlers.models), Route("/models/{model}/{name}", handlers.plot),
-        Route("/funnel", handlers.funnel_page), Route("/audit", handlers.audit_page),
+        Route("/models", handlers.models),
+        Route("/models/{model}/{name}", handlers.plot),
+        Route("/funnel", handlers.funnel_page),
+        Route("/audit", handlers.audit_page),
     ]
-    middleware = [Middleware(SessionMiddleware, secret_key=secret, session_cookie=access.SESSION_COOKIE,  # type: ignore[arg-type]
-                             max_age=access.SESSION_SECONDS, same_site="strict", path=mount_path)]
+    middleware = [
+        Middleware(
+            SessionMiddleware,
+            secret_key=secret,  # type: ignore[arg-type]
+            session_cookie=access.SESSION_COOKIE,
+            max_age=access.SESSION_SECONDS,
+            same_site="strict",
+            path=mount_path,
+        )
+    ]
     app = Starlette(routes=routes, middleware=middleware)
     app.state.review = handlers
     return app

@@ -61,16 +61,28 @@ def find_case_row(context: ReviewContext, case_id: str, creditor: str) -> dict[s
 def case_by_pk(context: ReviewContext, case_pk: int) -> dict[str, Any] | None:
     """The case's ledger row by its key, masked (no name), or None."""
     with context.ledger.connect() as connection:
-        row = connection.execute(text("SELECT c.case_id, cr.name AS creditor FROM cases c JOIN creditors cr "
-                                      "ON cr.id = c.creditor_id WHERE c.id = :pk"), {"pk": int(case_pk)}).first()
+        row = connection.execute(
+            text(
+                "SELECT c.case_id, cr.name AS creditor FROM cases c JOIN creditors cr "
+                "ON cr.id = c.creditor_id WHERE c.id = :pk"
+            ),
+            {"pk": int(case_pk)},
+        ).first()
     return find_case_row(context, str(row.case_id), str(row.creditor)) if row else None
 
 
 def _events(context: ReviewContext, case_pk: int) -> list[dict[str, Any]]:
     with context.ledger.connect() as connection:
-        return [dict(r._mapping) for r in connection.execute(text(
-            "SELECT at, action, actor, outcome, CAST(amount AS FLOAT) AS amount FROM events "
-            "WHERE case_pk = :pk ORDER BY at DESC, id DESC"), {"pk": case_pk}).fetchmany(EVENTS_SHOWN)]
+        return [
+            dict(r._mapping)
+            for r in connection.execute(
+                text(
+                    "SELECT at, action, actor, outcome, CAST(amount AS FLOAT) AS amount FROM events "
+                    "WHERE case_pk = :pk ORDER BY at DESC, id DESC"
+                ),
+                {"pk": case_pk},
+            ).fetchmany(EVENTS_SHOWN)
+        ]
 
 
 def recorded_recommendation(context: ReviewContext, decision_id: str) -> dict[str, Any] | None:
@@ -141,12 +153,25 @@ def build(context: ReviewContext, case: dict[str, Any], decision: dict[str, Any]
         waterfalls.append(explained)
         if scores.get(column) is None:
             scores[column] = explained.probability
-    reviews = [r for r in records(context.audit, kind="review", case_id=str(case["case_id"]), limit=50)
-               if r.creditor == case["creditor"]]
+    reviews = [
+        r
+        for r in records(context.audit, kind="review", case_id=str(case["case_id"]), limit=50)
+        if r.creditor == case["creditor"]
+    ]
     disputes = store.open_disputes(context.ledger, case_pk=int(case["case_pk"]))
-    return CaseView(case=case, decision=decision, answer=answer, scores=scores, features=features,
-                    waterfalls=waterfalls, events=_events(context, int(case["case_pk"])), reviews=reviews,
-                    dispute=disputes[0] if disputes else None, recorded=recorded, notes=notes)
+    return CaseView(
+        case=case,
+        decision=decision,
+        answer=answer,
+        scores=scores,
+        features=features,
+        waterfalls=waterfalls,
+        events=_events(context, int(case["case_pk"])),
+        reviews=reviews,
+        dispute=disputes[0] if disputes else None,
+        recorded=recorded,
+        notes=notes,
+    )
 
 
 def local_time(value: Any) -> str:

@@ -24,8 +24,15 @@ T = TypeVar("T")
 class ReviewContext:
     """Lazily made, shared resources of the page (thread-safe)."""
 
-    def __init__(self, settings: Settings, *, ledger: Engine | None = None, audit: Engine | None = None,
-                 policy: Any = None, feature_store: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        ledger: Engine | None = None,
+        audit: Engine | None = None,
+        policy: Any = None,
+        feature_store: Any = None,
+    ) -> None:
         self.settings = settings
         self._ledger, self._audit, self._policy, self._store = ledger, audit, policy, feature_store
         self._own: list[Engine] = []  # engines made here (the service's are the service's to close)

@@ -60,8 +60,9 @@ def _shown(value: Any) -> str:
     return f"{number:,.2f}" if abs(number) >= 1 else f"{number:.3f}"
 
 
-def waterfall(model_name: str, version: str, model: Any, features: pd.DataFrame, lang: str = "zh",
-              shown: int = SHOWN) -> Waterfall:
+def waterfall(
+    model_name: str, version: str, model: Any, features: pd.DataFrame, lang: str = "zh", shown: int = SHOWN
+) -> Waterfall:
     """The waterfall of ``model`` (a fitted ``CalibratedOdds`` or ``LogisticOdds``) on the one row
     of ``features`` (which holds at least the model's columns; missing ones count as unknown)."""
     columns = [str(c) for c in model.feature_names_in_]
@@ -72,7 +73,8 @@ def waterfall(model_name: str, version: str, model: Any, features: pd.DataFrame,
     order = pushes.abs().sort_values(ascending=False, kind="stable").index
     top, rest = list(order[:shown]), list(order[shown:])
     items: list[tuple[str, str, float, str]] = [
-        (feature_name(name, lang), _shown(row.iloc[0][name]), float(pushes[name]), name) for name in top]
+        (feature_name(name, lang), _shown(row.iloc[0][name]), float(pushes[name]), name) for name in top
+    ]
     if rest:
         items.append((text("others", lang) + f" ({len(rest)})", "", float(pushes[rest].sum()), ""))
     raw = bias + float(pushes.sum())
@@ -88,17 +90,25 @@ def waterfall(model_name: str, version: str, model: Any, features: pd.DataFrame,
     def x_of(v: float) -> float:
         return round((v - low) / (high - low) * WIDTH, 1)
 
-    steps = [Step(text("start", lang), "", bias, 0.0, min(x_of(0.0), x_of(bias)),
-                  abs(x_of(bias) - x_of(0.0)), "total")]
+    steps = [Step(text("start", lang), "", bias, 0.0, min(x_of(0.0), x_of(bias)), abs(x_of(bias) - x_of(0.0)), "total")]
     running = bias
     for label, value, push, name in items:
         a, b = x_of(running), x_of(running + push)
-        steps.append(Step(label, value, push, running, min(a, b), max(abs(b - a), 1.0), "up" if push >= 0 else "down",
-                          name))
+        steps.append(
+            Step(label, value, push, running, min(a, b), max(abs(b - a), 1.0), "up" if push >= 0 else "down", name)
+        )
         running += push
-    steps.append(Step(text("raw_score", lang), "", raw, 0.0, min(x_of(0.0), x_of(raw)),
-                      abs(x_of(raw) - x_of(0.0)), "total"))
-    return Waterfall(model=model_name, version=version, bias=bias, raw_score=raw,
-                     raw_probability=float(1.0 / (1.0 + math.exp(-raw))), probability=probability,
-                     calibrated=getattr(model, "calibrator_", None) is not None, steps=tuple(steps),
-                     zero_x=x_of(0.0))
+    steps.append(
+        Step(text("raw_score", lang), "", raw, 0.0, min(x_of(0.0), x_of(raw)), abs(x_of(raw) - x_of(0.0)), "total")
+    )
+    return Waterfall(
+        model=model_name,
+        version=version,
+        bias=bias,
+        raw_score=raw,
+        raw_probability=float(1.0 / (1.0 + math.exp(-raw))),
+        probability=probability,
+        calibrated=getattr(model, "calibrator_", None) is not None,
+        steps=tuple(steps),
+        zero_x=x_of(0.0),
+    )

@@ -68,12 +68,19 @@ class ChampionFigures:
                 if len(parts) == 3 and parts[0] == "model" and parts[2] in FIGURES:
                     groups.setdefault(parts[1], {})[parts[2]] = float(value)
             names = {Path(a.path).name for a in client.list_artifacts(version.run_id, "plots")}
-            out.append(ChampionCard(
-                model=model, version=str(version.version), run_id=version.run_id,
-                estimator=run.data.tags.get("estimator", ""), trained_to=run.data.tags.get("train_to", "")[:10],
-                auc_mean=metrics.get("model.auc_mean"), auc_std=metrics.get("model.auc_std"),
-                groups=dict(sorted(groups.items(), key=lambda item: (item[0] != "all", item[0]))),
-                plots=tuple(name for name in PLOTS if name in names)))
+            out.append(
+                ChampionCard(
+                    model=model,
+                    version=str(version.version),
+                    run_id=version.run_id,
+                    estimator=run.data.tags.get("estimator", ""),
+                    trained_to=run.data.tags.get("train_to", "")[:10],
+                    auc_mean=metrics.get("model.auc_mean"),
+                    auc_std=metrics.get("model.auc_std"),
+                    groups=dict(sorted(groups.items(), key=lambda item: (item[0] != "all", item[0]))),
+                    plots=tuple(name for name in PLOTS if name in names),
+                )
+            )
         return out
 
     def plot(self, model: str, name: str) -> bytes | None:
@@ -95,8 +102,9 @@ class ChampionFigures:
         if name not in {Path(a.path).name for a in client.list_artifacts(version.run_id, "plots")}:
             return None
         with tempfile.TemporaryDirectory() as scratch:
-            path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=f"plots/{name}",
-                                                       dst_path=scratch, tracking_uri=client.tracking_uri)
+            path = mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path=f"plots/{name}", dst_path=scratch, tracking_uri=client.tracking_uri
+            )
             data = Path(path).read_bytes()
         with self._lock:
             self._plots[key] = data

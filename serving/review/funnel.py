@@ -58,7 +58,8 @@ def _stage_sql() -> str:
         "WHEN e.outcome IN ('agreement', 'partial_paid') OR (e.action IN :agreement_actions "
         "AND e.outcome NOT IN ('failed', 'refused', 'disputed')) THEN 3 "
         "WHEN e.outcome IN :reached OR e.outcome = 'promise_to_pay' THEN 2 "
-        "WHEN e.action IN :attempts THEN 1 ELSE 0 END")
+        "WHEN e.action IN :attempts THEN 1 ELSE 0 END"
+    )
 
 
 def funnel(engine: Engine, creditor: str | None = None, as_of: dt.datetime | None = None) -> list[CreditorFunnel]:
@@ -83,14 +84,29 @@ def funnel(engine: Engine, creditor: str | None = None, as_of: dt.datetime | Non
         GROUP BY cr.name, COALESCE(p.stage_rank, 0)
     """
     attempts = sorted({action for actions in CHANNELS.values() for action in actions})
-    query = text(sql).bindparams(*(bindparam(name, expanding=True) for name in (
-        "litigation_actions", "litigation_outcomes", "agreement_actions", "reached", "settled", "attempts")))
+    query = text(sql).bindparams(
+        *(
+            bindparam(name, expanding=True)
+            for name in (
+                "litigation_actions",
+                "litigation_outcomes",
+                "agreement_actions",
+                "reached",
+                "settled",
+                "attempts",
+            )
+        )
+    )
     if as_of is not None:  # typed: the ledger's own timestamp format on every backend
         query = query.bindparams(bindparam("as_of", type_=UTCDateTime()))
     params: dict[str, object] = {
-        "litigation_actions": list(_LITIGATION_ACTIONS), "litigation_outcomes": list(_LITIGATION_OUTCOMES),
-        "agreement_actions": list(_AGREEMENT_ACTIONS), "reached": list(REACHED_OUTCOMES),
-              "settled": list(SETTLED_OUTCOMES), "attempts": attempts}
+        "litigation_actions": list(_LITIGATION_ACTIONS),
+        "litigation_outcomes": list(_LITIGATION_OUTCOMES),
+        "agreement_actions": list(_AGREEMENT_ACTIONS),
+        "reached": list(REACHED_OUTCOMES),
+        "settled": list(SETTLED_OUTCOMES),
+        "attempts": attempts,
+    }
     if creditor is not None:
         params["creditor"] = creditor
     if as_of is not None:

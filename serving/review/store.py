@@ -22,8 +22,11 @@ from concord.ledger import Decision, UTCDateTime, table, utcnow
 
 QUEUE_LIMIT = 200
 SCAN_LIMIT = 5000  # decisions read to filter by mediator, which lives in the ledger
-STATUSES = {"pending": ("pending",), "reviewed": ("approved", "overridden"),
-            "all": ("pending", "approved", "overridden", "not_required")}
+STATUSES = {
+    "pending": ("pending",),
+    "reviewed": ("approved", "overridden"),
+    "all": ("pending", "approved", "overridden", "not_required"),
+}
 FILTERS = ("creditor", "stage", "action", "risk_flag", "mediator")
 REASON_LIMIT = 2000  # characters
 
@@ -55,8 +58,10 @@ def queue(audit: Engine, ledger: Engine, status: str = "pending", **filters: str
     order = decisions.c.created_at.asc() if status == "pending" else decisions.c.created_at.desc()
     mediator = filters.get("mediator")
     with audit.connect() as connection:
-        rows = [dict(row._mapping) for row in
-                connection.execute(query.order_by(order).limit(SCAN_LIMIT if mediator else QUEUE_LIMIT))]
+        rows = [
+            dict(row._mapping)
+            for row in connection.execute(query.order_by(order).limit(SCAN_LIMIT if mediator else QUEUE_LIMIT))
+        ]
     current = current_mediators(ledger, [(r["case_id"], r["creditor"]) for r in rows if not r["mediator"]])
     for row in rows:
         row["mediator"] = row["mediator"] or current.get((row["case_id"], row["creditor"]), "")
@@ -80,8 +85,9 @@ def current_mediators(ledger: Engine, cases: list[tuple[str, str]]) -> dict[tupl
     wanted = set(cases)
     with ledger.connect() as connection:
         rows = connection.execute(sql, {"ids": sorted({case_id for case_id, _ in cases})}).all()
-    return {(r.case_id, r.creditor): str(r.assigned or r.acted or "") for r in rows
-            if (r.case_id, r.creditor) in wanted}
+    return {
+        (r.case_id, r.creditor): str(r.assigned or r.acted or "") for r in rows if (r.case_id, r.creditor) in wanted
+    }
 
 
 def filter_values(audit: Engine) -> dict[str, list[str]]:
@@ -91,8 +97,10 @@ def filter_values(audit: Engine) -> dict[str, list[str]]:
     with audit.connect() as connection:
         for name in ("creditor", "stage", "action"):
             column = decisions.c[name]
-            out[name] = [str(v) for (v,) in connection.execute(
-                select(column).where(column.is_not(None)).distinct().order_by(column))]
+            out[name] = [
+                str(v)
+                for (v,) in connection.execute(select(column).where(column.is_not(None)).distinct().order_by(column))
+            ]
     return out
 
 
@@ -114,9 +122,12 @@ def latest_decision(audit: Engine, case_id: str, creditor: str) -> dict[str, Any
     """The case's most recent decision, or None."""
     decisions = table(Decision)
     with audit.connect() as connection:
-        row = connection.execute(select(decisions).where(decisions.c.case_id == case_id,
-                                                         decisions.c.creditor == creditor)
-                                 .order_by(decisions.c.created_at.desc()).limit(1)).first()
+        row = connection.execute(
+            select(decisions)
+            .where(decisions.c.case_id == case_id, decisions.c.creditor == creditor)
+            .order_by(decisions.c.created_at.desc())
+            .limit(1)
+        ).first()
     return dict(row._mapping) if row else None
 
 
@@ -129,8 +140,15 @@ class Review:
     reason: str
 
 
-def review(audit: Engine, decision_id: str, verdict: Review, actor: str, *, actions: tuple[str, ...],
-           blocked: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+def review(
+    audit: Engine,
+    decision_id: str,
+    verdict: Review,
+    actor: str,
+    *,
+    actions: tuple[str, ...],
+    blocked: dict[str, tuple[str, ...]],
+) -> dict[str, Any]:
     """Record ``verdict`` on the decision (approval and final action) and append it to the audit
     trail, in one transaction; returns the decision's new state.
 
@@ -157,8 +175,10 @@ def review(audit: Engine, decision_id: str, verdict: Review, actor: str, *, acti
         if final == current["action"]:
             raise ReviewRefused("an override must choose another action than the one recommended; approve it instead")
         if final in blocked:
-            raise ReviewRefused(f"{final} is blocked for this case by the rule {', '.join(blocked[final])}; "
-                                "a compliance rule cannot be overridden here")
+            raise ReviewRefused(
+                f"{final} is blocked for this case by the rule {', '.join(blocked[final])}; "
+                "a compliance rule cannot be overridden here"
+            )
         if not reason:
             raise ReviewRefused("an override needs a reason: say why the recommended action is wrong")
         approval = "overridden"
@@ -168,18 +188,36 @@ def review(audit: Engine, decision_id: str, verdict: Review, actor: str, *, acti
         raise ReviewRefused(f"the reason is longer than {REASON_LIMIT} characters")
     now = utcnow()
     decisions = table(Decision)
-    payload = {"decision_id": decision_id, "verdict": verdict.verdict, "recommended_action": current["action"],
-               "final_action": final, "reason": reason, "approval_before": current["approval"],
-               "approval": approval, "stage": current["stage"], "sensitive": bool(current["sensitive"]),
-               "recommended_at": _iso(current["created_at"]), "reviewed_at": now.isoformat()}
+    payload = {
+        "decision_id": decision_id,
+        "verdict": verdict.verdict,
+        "recommended_action": current["action"],
+        "final_action": final,
+        "reason": reason,
+        "approval_before": current["approval"],
+        "approval": approval,
+        "stage": current["stage"],
+        "sensitive": bool(current["sensitive"]),
+        "recommended_at": _iso(current["created_at"]),
+        "reviewed_at": now.isoformat(),
+    }
     with audit.begin() as connection:
         # The audit append goes first: on SQLite it takes the writer's lock before anything is read.
-        append(connection, "review", payload, decision_id=decision_id, case_id=current["case_id"],
-               creditor=current["creditor"], actor=actor, at=now)
+        append(
+            connection,
+            "review",
+            payload,
+            decision_id=decision_id,
+            case_id=current["case_id"],
+            creditor=current["creditor"],
+            actor=actor,
+            at=now,
+        )
         changed = connection.execute(
-            update(decisions).where(decisions.c.decision_id == decision_id,
-                                    decisions.c.approval == current["approval"])
-            .values(approval=approval, final_action=final, reviewed_at=now)).rowcount
+            update(decisions)
+            .where(decisions.c.decision_id == decision_id, decisions.c.approval == current["approval"])
+            .values(approval=approval, final_action=final, reviewed_at=now)
+        ).rowcount
         if changed != 1:  # another supervisor was quicker: the append rolls back with this
             raise ReviewRefused(_already(decision(audit, decision_id) or current), 409)
     return {**current, "approval": approval, "final_action": final, "reviewed_at": now}
@@ -190,8 +228,10 @@ def _iso(value: Any) -> str | None:
 
 
 def _already(current: dict[str, Any]) -> str:
-    return (f"this recommendation was already {current['approval']} "
-            f"({current.get('final_action') or current['action']}); reload the page")
+    return (
+        f"this recommendation was already {current['approval']} "
+        f"({current.get('final_action') or current['action']}); reload the page"
+    )
 
 
 def open_disputes(ledger: Engine, creditor: str | None = None, case_pk: int | None = None) -> list[dict[str, Any]]:
@@ -215,8 +255,7 @@ def open_disputes(ledger: Engine, creditor: str | None = None, case_pk: int | No
         params["case_pk"] = int(case_pk)
         where += " AND e.case_pk = :case_pk"
     # typed: Feast registers a global sqlite3 adapter that would bind a bare datetime as epoch seconds
-    query = text(sql.format(creditor=where)).bindparams(
-        bindparam("never", type_=UTCDateTime()))
+    query = text(sql.format(creditor=where)).bindparams(bindparam("never", type_=UTCDateTime()))
     with ledger.connect() as connection:
         rows = connection.execute(query, params).fetchmany(QUEUE_LIMIT)
     return [dict(row._mapping) for row in rows]
@@ -234,14 +273,34 @@ def resolve(ledger: Engine, audit: Engine, case: dict[str, Any], actor: str, not
         raise ReviewRefused(f"the note is longer than {REASON_LIMIT} characters")
     now = utcnow()
     with audit.begin() as connection:
-        append(connection, "review", {"verdict": "resolve_dispute", "note": note, "resolved_at": now.isoformat()},
-               case_id=str(case["case_id"]), creditor=str(case["creditor"]), actor=actor, at=now)
+        append(
+            connection,
+            "review",
+            {"verdict": "resolve_dispute", "note": note, "resolved_at": now.isoformat()},
+            case_id=str(case["case_id"]),
+            creditor=str(case["creditor"]),
+            actor=actor,
+            at=now,
+        )
         # The audit record commits only once the ledger has the resolution.
         resolve_dispute(ledger, int(case["case_pk"]), actor, note, at=now)
 
 
-LABEL_COLUMNS = ("decision_id", "case_id", "creditor", "stage", "sensitive", "recommended_at", "reviewed_at",
-                 "verdict", "recommended_action", "final_action", "reason", "reviewer", "audit_seq")
+LABEL_COLUMNS = (
+    "decision_id",
+    "case_id",
+    "creditor",
+    "stage",
+    "sensitive",
+    "recommended_at",
+    "reviewed_at",
+    "verdict",
+    "recommended_action",
+    "final_action",
+    "reason",
+    "reviewer",
+    "audit_seq",
+)
 
 
 def review_labels(audit: Engine) -> list[dict[str, Any]]:
