@@ -1,7 +1,7 @@
 """Action-effect models: P(settled within the horizon | this action is taken now), per case and action,
 and the logging policy's propensities, both learnt from logged decisions.
 
-:class:`ActionEffects` fits one of two methods on the logged decisions (features before the
+:class:`ActionEffects` fits one of four methods on the logged decisions (features before the
 decision, the action taken, its 0/1 outcome, the probability the logging policy chose it with):
 
 - ``pooled``: one LightGBM model with the action as a categorical treatment feature (an S-learner);
