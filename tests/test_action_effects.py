@@ -243,6 +243,20 @@ def test_the_best_constant_is_chosen_by_the_outcome_model_not_by_the_rewards_it_
     assert np.mean(winner_bias) > 0  # what choosing by the estimates would have done
 
 
+def logged(data: LoggedDecisions) -> dict:
+    """``ActionEffects.fit``'s arguments from a test world's logged decisions (its own propensities,
+    the cases as groups, the immediate outcomes)."""
+    return {
+        "X": data.values,
+        "actions": data.actions,
+        "y": data.labels,
+        "propensity": data.propensity,
+        "features": data.features,
+        "groups": data.meta["case_pk"].to_numpy(),
+        "outcomes": data.meta["outcome"].to_numpy(),
+    }
+
+
 def _outcome_world(n: int = 6000, seed: int = 5) -> LoggedDecisions:
     """A call reaches debtors with a working line (40 %) far more often than an SMS (10 %) and a
     letter reaches the propertied (30 %) more than others (5 %); a reached debtor settles within 90
@@ -277,15 +291,7 @@ def test_the_effect_learners_rank_actions_by_what_they_do_for_each_group(setting
     from models.effects import ActionEffects
 
     data = _outcome_world()
-    model = ActionEffects(**settings, n_estimators=60, members=2).fit(
-        data.values,
-        data.actions,
-        data.labels,
-        data.propensity,
-        data.features,
-        groups=data.meta["case_pk"].to_numpy(),
-        outcomes=data.meta["outcome"].to_numpy(),
-    )
+    model = ActionEffects(**settings, n_estimators=60, members=2).fit(**logged(data))
     grid = np.array([[0, 7000, 1, 30], [1, 7000, 0, 30]], dtype=np.float32)  # a working line; property, no line
     p = model.predict_actions(grid, ["voice_call", "sms_warning", "lawyer_letter"])
     assert np.isfinite(p).all() and ((p > 0) & (p < 1)).all()
@@ -324,13 +330,7 @@ def test_the_surrogate_gives_intervals_that_narrow_with_more_history(pooled: boo
     for n in (3000, 24_000):
         data = _outcome_world(n=n, seed=6)
         model = ActionEffects(method="surrogate", pooled_outcomes=pooled, n_estimators=60, members=4).fit(
-            data.values,
-            data.actions,
-            data.labels,
-            data.propensity,
-            data.features,
-            groups=data.meta["case_pk"].to_numpy(),
-            outcomes=data.meta["outcome"].to_numpy(),
+            **logged(data)
         )
         assert all(len(model.members_[key]) == 4 for key in model.members_ if not key.startswith("bag:"))
         width = []
@@ -369,15 +369,7 @@ def test_a_bagged_surrogate_estimates_from_the_mean_of_its_refits() -> None:
     for bag in (0, 2):
         fitted[bag] = ActionEffects(
             method="surrogate", pooled_outcomes=True, n_estimators=60, members=2, bag=bag, outcome_bag=bag // 2
-        ).fit(
-            data.values,
-            data.actions,
-            data.labels,
-            data.propensity,
-            data.features,
-            groups=data.meta["case_pk"].to_numpy(),
-            outcomes=data.meta["outcome"].to_numpy(),
-        )
+        ).fit(**logged(data))
     single, bagged = fitted[0], fitted[2]
     names = ["voice_call", "sms_warning", "lawyer_letter"]
     p_single, p_bagged = single.predict_actions(grid, names), bagged.predict_actions(grid, names)
@@ -453,15 +445,7 @@ def test_the_surrogate_counts_a_settlement_now_in_full() -> None:
     for settled_value in (True, False):
         fitted[settled_value] = ActionEffects(
             method="surrogate", pooled_outcomes=True, n_estimators=60, members=2, settled_value=settled_value
-        ).fit(
-            data.values,
-            data.actions,
-            data.labels,
-            data.propensity,
-            data.features,
-            groups=data.meta["case_pk"].to_numpy(),
-            outcomes=data.meta["outcome"].to_numpy(),
-        )
+        ).fit(**logged(data))
     model, learnt = fitted[True], fitted[False]
     assert "paid" in model.outcomes_ and "paid" not in learnt.outcomes_ and OTHER in learnt.outcomes_
     settling = [model.outcomes_.index(name) for name in ("agreement", "paid")]
@@ -531,15 +515,7 @@ def test_the_settle_adjustment_keeps_an_actions_interaction_with_a_trait_for_a_r
     ).astype(np.float32)
     gap = {}
     for k in (0, 3):
-        model = ActionEffects(method="surrogate", pooled_outcomes=True, members=2, settle_adjust=k).fit(
-            data.values,
-            data.actions,
-            data.labels,
-            data.propensity,
-            data.features,
-            groups=data.meta["case_pk"].to_numpy(),
-            outcomes=data.meta["outcome"].to_numpy(),
-        )
+        model = ActionEffects(method="surrogate", pooled_outcomes=True, members=2, settle_adjust=k).fit(**logged(data))
         code = model.actions_.index("installment_offer")
         booster, rows = outcome_rows(model.models_, "installment_offer", code, grid)
         proba = adjusted(np.asarray(booster.predict(rows)).reshape(len(grid), -1), grid, code, model._adjust())

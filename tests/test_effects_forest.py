@@ -54,20 +54,12 @@ def test_the_surrogate_predicts_a_batch_through_forests_as_through_lightgbm(monk
     the wanted rows only, whichever path a batch takes."""
     from models import effects_prepared
     from models.effects import ActionEffects
-    from tests.test_action_effects import _outcome_world
+    from tests.test_action_effects import _outcome_world, logged
 
     data = _outcome_world(n=6000, seed=9)
     model = ActionEffects(
         method="surrogate", pooled_outcomes=True, n_estimators=60, members=0, bag=1, outcome_bag=0, settle_adjust=2
-    ).fit(
-        data.values,
-        data.actions,
-        data.labels,
-        data.propensity,
-        data.features,
-        groups=data.meta["case_pk"].to_numpy(),
-        outcomes=data.meta["outcome"].to_numpy(),
-    )
+    ).fit(**logged(data))
     grid = (np.random.default_rng(1).random((3000, 4)) * np.array([1, 9000, 1, 90])).astype(np.float32)
     grid[::7, 1] = np.nan
     names = ["voice_call", "sms_warning", "lawyer_letter", "close"]

@@ -65,18 +65,10 @@ def test_the_prepared_surrogate_predicts_as_the_booster_by_booster_path() -> Non
     """Without bagged refits, the prepared boosters give the same odds as the models they come from
     (for the wanted rows only, NaN elsewhere and for actions left to the prior)."""
     from models.effects import ActionEffects
-    from tests.test_action_effects import _outcome_world
+    from tests.test_action_effects import _outcome_world, logged
 
     data = _outcome_world(n=6000, seed=9)
-    model = ActionEffects(method="surrogate", pooled_outcomes=True, n_estimators=60, members=2).fit(
-        data.values,
-        data.actions,
-        data.labels,
-        data.propensity,
-        data.features,
-        groups=data.meta["case_pk"].to_numpy(),
-        outcomes=data.meta["outcome"].to_numpy(),
-    )
+    model = ActionEffects(method="surrogate", pooled_outcomes=True, n_estimators=60, members=2).fit(**logged(data))
     assert model.prepared_
     grid = (np.random.default_rng(1).random((300, 4)) * np.array([1, 9000, 1, 90])).astype(np.float32)
     names = ["voice_call", "sms_warning", "lawyer_letter", "close"]

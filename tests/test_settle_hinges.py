@@ -69,17 +69,11 @@ def test_the_surrogate_passes_its_knots_to_the_adjustment() -> None:
     """``ActionEffects(settle_knots=3)``: the fitted adjustment has three hinges per feature, and the
     estimates stay probabilities."""
     from models.effects import ActionEffects
-    from tests.test_action_effects import _rare_interaction_world
+    from tests.test_action_effects import _rare_interaction_world, logged
 
     data = _rare_interaction_world(n=6000)
     model = ActionEffects(method="surrogate", pooled_outcomes=True, members=0, settle_adjust=2, settle_knots=3).fit(
-        data.values,
-        data.actions,
-        data.labels,
-        data.propensity,
-        data.features,
-        groups=data.meta["case_pk"].to_numpy(),
-        outcomes=data.meta["outcome"].to_numpy(),
+        **logged(data)
     )
     adjust = model._adjust()
     assert adjust is not None and adjust.knots == (-0.25, 0.0, 0.25)
